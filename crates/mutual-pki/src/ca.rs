@@ -1,0 +1,316 @@
+//! Certificate authorities: self-signed roots, intermediates in one step, and Vault's
+//! three-step intermediate flow (generate a CSR, sign it with the parent, set the signed
+//! certificate).
+
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{
+    cert,
+    csr::ParsedCsr,
+    key::{KeyType, PrivateKey},
+    serial::Serial,
+    PkiError,
+};
+
+/// URLs put into certificates a CA issues (Vault's `config/urls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Urls {
+    /// AIA caIssuers: where the issuing CA's certificate can be fetched.
+    pub issuing_certificates: Vec<String>,
+    /// CRL distribution points.
+    pub crl_distribution_points: Vec<String>,
+}
+
+/// What a new CA's certificate should say.
+#[derive(Debug, Clone)]
+pub struct RootRequest {
+    /// Subject CN, e.g. `Local Root CA`.
+    pub common_name: String,
+    /// Subject O values.
+    pub organization: Vec<String>,
+    /// Subject OU values.
+    pub ou: Vec<String>,
+    /// Key type and size.
+    pub key_type: KeyType,
+    /// Lifetime.
+    pub ttl: Duration,
+    /// pathLenConstraint, when wanted.
+    pub path_len: Option<u8>,
+}
+
+impl Default for RootRequest {
+    fn default() -> Self {
+        RootRequest {
+            common_name: String::new(),
+            organization: vec![],
+            ou: vec![],
+            key_type: KeyType::EcP256,
+            ttl: Duration::from_secs(87_600 * 3600),
+            path_len: None,
+        }
+    }
+}
+
+/// A CA's certificate and key.
+#[derive(Debug)]
+pub struct CaMaterial {
+    /// The CA certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The CA certificate, PEM.
+    pub cert_pem: String,
+    /// The CA's private key.
+    pub key: PrivateKey,
+}
+
+/// A CA able to sign: its certificate, key and the URLs it stamps into what it signs.
+pub struct SigningCa<'a> {
+    /// DER of the CA certificate.
+    pub cert_der: &'a [u8],
+    /// The CA's key.
+    pub key: &'a PrivateKey,
+    /// URLs for AIA and CRL distribution points.
+    pub urls: &'a Urls,
+}
+
+impl SigningCa<'_> {
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &rcgen::KeyPair>, PkiError> {
+        Issuer::from_ca_cert_der(&self.cert_der.into(), self.key.pair())
+            .map_err(|e| PkiError::invalid(format!("CA certificate unreadable: {e}")))
+    }
+
+    /// notAfter of the CA certificate.
+    pub fn not_after(&self) -> Result<OffsetDateTime, PkiError> {
+        Ok(cert::facts(self.cert_der)?.not_after)
+    }
+}
+
+fn ca_params(
+    subject: DistinguishedName,
+    ttl: Duration,
+    path_len: Option<u8>,
+    now: OffsetDateTime,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject;
+    params.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // Vault backdates by 30 s so that clocks a little behind still accept the certificate.
+    params.not_before = now - Duration::from_secs(30);
+    params.not_after = now + ttl;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(Serial::random().as_bytes()));
+    params
+}
+
+fn subject(cn: &str, organization: &[String], ou: &[String]) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    for o in organization {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    for u in ou {
+        dn.push(DnType::OrganizationalUnitName, u.as_str());
+    }
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+/// Creates a self-signed root CA.
+pub fn generate_root(req: &RootRequest, now: OffsetDateTime) -> Result<CaMaterial, PkiError> {
+    if req.common_name.trim().is_empty() {
+        return Err(PkiError::invalid("a CA needs a common name"));
+    }
+    let key = req.key_type.generate()?;
+    let params = ca_params(
+        subject(&req.common_name, &req.organization, &req.ou),
+        req.ttl,
+        req.path_len,
+        now,
+    );
+    let cert = params.self_signed(key.pair())?;
+    Ok(CaMaterial {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key,
+    })
+}
+
+/// Step 1 of Vault's flow: a new key and a CSR for an intermediate CA.
+pub fn generate_intermediate_csr(req: &RootRequest) -> Result<(String, PrivateKey), PkiError> {
+    if req.common_name.trim().is_empty() {
+        return Err(PkiError::invalid("a CA needs a common name"));
+    }
+    let key = req.key_type.generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject(&req.common_name, &req.organization, &req.ou);
+    let csr = params.serialize_request(key.pair())?;
+    let pem = csr.pem()?;
+    Ok((pem, key))
+}
+
+/// Step 2 of Vault's flow: the parent signs an intermediate's CSR. The subject is taken from
+/// the CSR; the lifetime never exceeds the parent's.
+pub fn sign_intermediate(
+    parent: &SigningCa<'_>,
+    csr: &ParsedCsr,
+    ttl: Duration,
+    path_len: Option<u8>,
+    now: OffsetDateTime,
+) -> Result<CaMaterialCert, PkiError> {
+    let mut dn = DistinguishedName::new();
+    for (short, value) in &csr.subject_attrs {
+        let t = match short.as_str() {
+            "CN" => DnType::CommonName,
+            "C" => DnType::CountryName,
+            "L" => DnType::LocalityName,
+            "ST" => DnType::StateOrProvinceName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            _ => continue,
+        };
+        dn.push(t, value.as_str());
+    }
+    if csr.common_name.is_empty() {
+        return Err(PkiError::invalid(
+            "the intermediate's CSR has no common name",
+        ));
+    }
+    let mut params = ca_params(dn, ttl, path_len, now);
+    let parent_not_after = parent.not_after()?;
+    if params.not_after > parent_not_after {
+        params.not_after = parent_not_after;
+    }
+    params.use_authority_key_identifier_extension = true;
+    crate::issue::add_urls(&mut params, parent.urls);
+    let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.public_key_der)
+        .map_err(|e| PkiError::invalid(format!("CSR public key unusable: {e}")))?;
+    let cert = params.signed_by(&spki, &parent.issuer()?)?;
+    Ok(CaMaterialCert {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+    })
+}
+
+/// A signed CA certificate without its key (the key stays with whoever made the CSR).
+#[derive(Debug, Clone)]
+pub struct CaMaterialCert {
+    /// DER.
+    pub cert_der: Vec<u8>,
+    /// PEM.
+    pub cert_pem: String,
+}
+
+/// Step 3 of Vault's flow: accept a signed certificate for a key generated in step 1, after
+/// checking that it is a CA certificate for that very key.
+pub fn set_signed(cert_pem: &str, key: PrivateKey) -> Result<CaMaterial, PkiError> {
+    let ders = cert::pem_certs(cert_pem.as_bytes())?;
+    let der = ders[0].clone();
+    let facts = cert::facts(&der)?;
+    if !facts.is_ca {
+        return Err(PkiError::invalid(format!(
+            "\"{}\" is not a CA certificate (basicConstraints CA:TRUE missing)",
+            facts.subject
+        )));
+    }
+    check_key_matches(&der, &key)?;
+    Ok(CaMaterial {
+        cert_pem: cert::to_pem(&der),
+        cert_der: der,
+        key,
+    })
+}
+
+/// Checks that a certificate carries the public half of `key`.
+pub fn check_key_matches(cert_der: &[u8], key: &PrivateKey) -> Result<(), PkiError> {
+    use x509_parser::prelude::FromDer;
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(cert_der)
+        .map_err(|e| PkiError::invalid(format!("unreadable certificate: {e}")))?;
+    if c.public_key().raw != key.public_key_der().as_slice() {
+        return Err(PkiError::invalid(format!(
+            "the key does not match the certificate \"{}\"",
+            cert::dn_string(c.subject())
+        )));
+    }
+    Ok(())
+}
+
+/// Creates an intermediate signed by `parent` in one step.
+pub fn generate_intermediate(
+    parent: &SigningCa<'_>,
+    req: &RootRequest,
+    now: OffsetDateTime,
+) -> Result<CaMaterial, PkiError> {
+    let (csr_pem, key) = generate_intermediate_csr(req)?;
+    let csr = crate::csr::parse(csr_pem.as_bytes())?;
+    let signed = sign_intermediate(parent, &csr, req.ttl, req.path_len, now)?;
+    set_signed(&signed.cert_pem, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_intermediates_have_ca_profiles() {
+        let now = OffsetDateTime::now_utc();
+        let root = generate_root(
+            &RootRequest {
+                common_name: "Local Root CA".into(),
+                ..RootRequest::default()
+            },
+            now,
+        )
+        .unwrap();
+        let f = cert::facts(&root.cert_der).unwrap();
+        assert!(f.is_ca && f.self_issued);
+        assert_eq!(f.key_usage, ["keyCertSign", "cRLSign"]);
+        assert!(f.subject_key_id.is_some());
+        let urls = Urls {
+            issuing_certificates: vec!["http://127.0.0.1:8200/v1/pki/ca".into()],
+            crl_distribution_points: vec!["http://127.0.0.1:8200/v1/pki/crl".into()],
+        };
+        let parent = SigningCa {
+            cert_der: &root.cert_der,
+            key: &root.key,
+            urls: &urls,
+        };
+        let alice = generate_intermediate(
+            &parent,
+            &RootRequest {
+                common_name: "Alice Intermediate Authority".into(),
+                key_type: KeyType::EcP384,
+                ttl: Duration::from_secs(100 * 87_600 * 3600),
+                ..RootRequest::default()
+            },
+            now,
+        )
+        .unwrap();
+        let fa = cert::facts(&alice.cert_der).unwrap();
+        assert_eq!(fa.issuer, "CN=Local Root CA");
+        assert_eq!(fa.authority_key_id, f.subject_key_id);
+        assert_eq!(fa.not_after, f.not_after, "capped at the parent's notAfter");
+        assert_eq!(fa.crl_urls, urls.crl_distribution_points);
+        assert_eq!(fa.issuing_urls, urls.issuing_certificates);
+    }
+
+    #[test]
+    fn set_signed_refuses_a_foreign_key() {
+        let now = OffsetDateTime::now_utc();
+        let req = RootRequest {
+            common_name: "X".into(),
+            ..RootRequest::default()
+        };
+        let root = generate_root(&req, now).unwrap();
+        let other = KeyType::EcP256.generate().unwrap();
+        let err = set_signed(&root.cert_pem, other).unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
+    }
+}

@@ -1,0 +1,340 @@
+//! Key types and key pairs: RSA 2048/3072/4096, EC P-256/P-384, Ed25519, all generated and
+//! parsed through rcgen on aws-lc-rs.
+
+use std::fmt;
+
+use rcgen::{KeyPair, RsaKeySize, SignatureAlgorithm};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::PkiError;
+
+/// A key type mutual can generate, with its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    /// RSA with 2048, 3072 or 4096 bits.
+    Rsa(u32),
+    /// ECDSA on P-256.
+    EcP256,
+    /// ECDSA on P-384.
+    EcP384,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyType {
+    /// Builds a key type from Vault's `key_type` and `key_bits` (0 means the type's default:
+    /// RSA 2048, EC P-256).
+    pub fn from_parts(kind: &str, bits: u32) -> Result<KeyType, PkiError> {
+        match (kind.to_ascii_lowercase().as_str(), bits) {
+            ("rsa", 0) => Ok(KeyType::Rsa(2048)),
+            ("rsa", b @ (2048 | 3072 | 4096)) => Ok(KeyType::Rsa(b)),
+            ("rsa", b) => Err(PkiError::UnsupportedKey(format!(
+                "RSA with {b} bits (use 2048, 3072 or 4096)"
+            ))),
+            ("ec" | "ecdsa", 0 | 256) => Ok(KeyType::EcP256),
+            ("ec" | "ecdsa", 384) => Ok(KeyType::EcP384),
+            ("ec" | "ecdsa", b) => Err(PkiError::UnsupportedKey(format!(
+                "EC with {b} bits (use 256 or 384)"
+            ))),
+            ("ed25519", 0 | 256) => Ok(KeyType::Ed25519),
+            ("ed25519", b) => Err(PkiError::UnsupportedKey(format!(
+                "ed25519 has a fixed size, not {b} bits"
+            ))),
+            (other, _) => Err(PkiError::UnsupportedKey(format!(
+                "key type \"{other}\" (use rsa, ec or ed25519)"
+            ))),
+        }
+    }
+
+    /// Vault's name of the type: `rsa`, `ec`, `ed25519`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyType::Rsa(_) => "rsa",
+            KeyType::EcP256 | KeyType::EcP384 => "ec",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+
+    /// Size in bits as Vault reports `key_bits`.
+    pub fn bits(&self) -> u32 {
+        match self {
+            KeyType::Rsa(b) => *b,
+            KeyType::EcP256 | KeyType::Ed25519 => 256,
+            KeyType::EcP384 => 384,
+        }
+    }
+
+    /// The signature algorithm a key of this type signs with.
+    pub fn signature_algorithm(&self) -> &'static SignatureAlgorithm {
+        match self {
+            KeyType::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+            KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+
+    /// Generates a new key pair of this type.
+    pub fn generate(&self) -> Result<PrivateKey, PkiError> {
+        let pair = match self {
+            KeyType::Rsa(bits) => {
+                let size = match bits {
+                    2048 => RsaKeySize::_2048,
+                    3072 => RsaKeySize::_3072,
+                    4096 => RsaKeySize::_4096,
+                    b => {
+                        return Err(PkiError::UnsupportedKey(format!("RSA with {b} bits")));
+                    }
+                };
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)?
+            }
+            other => KeyPair::generate_for(other.signature_algorithm())?,
+        };
+        Ok(PrivateKey {
+            pair,
+            key_type: *self,
+        })
+    }
+
+    /// The description of a public key of this type.
+    pub fn key_kind(&self) -> KeyKind {
+        match self {
+            KeyType::Rsa(bits) => KeyKind::Rsa { bits: *bits },
+            KeyType::EcP256 => KeyKind::Ec { curve: Curve::P256 },
+            KeyType::EcP384 => KeyKind::Ec { curve: Curve::P384 },
+            KeyType::Ed25519 => KeyKind::Ed25519,
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.key_kind(), f)
+    }
+}
+
+/// Named elliptic curves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Curve {
+    /// NIST P-256 (secp256r1).
+    P256,
+    /// NIST P-384 (secp384r1).
+    P384,
+    /// NIST P-521 (secp521r1); accepted in CSRs, never generated.
+    P521,
+}
+
+/// What a public key is, read from a SubjectPublicKeyInfo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum KeyKind {
+    /// RSA with its modulus size.
+    Rsa {
+        /// Modulus size in bits.
+        bits: u32,
+    },
+    /// ECDSA on a named curve.
+    Ec {
+        /// The curve.
+        curve: Curve,
+    },
+    /// Ed25519.
+    Ed25519,
+    /// Anything else (DSA, unknown curves, …), with the algorithm's OID.
+    Other {
+        /// Dotted OID of the key algorithm or curve.
+        oid: String,
+    },
+}
+
+impl KeyKind {
+    /// Vault's name of the type: `rsa`, `ec`, `ed25519`, or `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyKind::Rsa { .. } => "rsa",
+            KeyKind::Ec { .. } => "ec",
+            KeyKind::Ed25519 => "ed25519",
+            KeyKind::Other { .. } => "other",
+        }
+    }
+
+    /// Size in bits as Vault reports `key_bits` (0 when unknown).
+    pub fn bits(&self) -> u32 {
+        match self {
+            KeyKind::Rsa { bits } => *bits,
+            KeyKind::Ec { curve: Curve::P256 } | KeyKind::Ed25519 => 256,
+            KeyKind::Ec { curve: Curve::P384 } => 384,
+            KeyKind::Ec { curve: Curve::P521 } => 521,
+            KeyKind::Other { .. } => 0,
+        }
+    }
+
+    /// Reads the key kind from a DER SubjectPublicKeyInfo.
+    pub fn from_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> KeyKind {
+        use x509_parser::public_key::PublicKey;
+        let alg = spki.algorithm.algorithm.to_id_string();
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => KeyKind::Rsa {
+                bits: rsa.key_size() as u32,
+            },
+            Ok(PublicKey::EC(_)) => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string())
+                    .unwrap_or_default();
+                match curve.as_str() {
+                    "1.2.840.10045.3.1.7" => KeyKind::Ec { curve: Curve::P256 },
+                    "1.3.132.0.34" => KeyKind::Ec { curve: Curve::P384 },
+                    "1.3.132.0.35" => KeyKind::Ec { curve: Curve::P521 },
+                    _ => KeyKind::Other { oid: curve },
+                }
+            }
+            _ if alg == "1.3.101.112" => KeyKind::Ed25519,
+            _ => KeyKind::Other { oid: alg },
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Rsa { bits } => write!(f, "RSA {bits}"),
+            KeyKind::Ec { curve } => match curve {
+                Curve::P256 => f.write_str("EC P-256"),
+                Curve::P384 => f.write_str("EC P-384"),
+                Curve::P521 => f.write_str("EC P-521"),
+            },
+            KeyKind::Ed25519 => f.write_str("Ed25519"),
+            KeyKind::Other { oid } => write!(f, "unsupported key ({oid})"),
+        }
+    }
+}
+
+/// A private key with its type. The PEM it writes is PKCS#8.
+pub struct PrivateKey {
+    pair: KeyPair,
+    key_type: KeyType,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({})", self.key_type)
+    }
+}
+
+impl PrivateKey {
+    /// Reads a private key from PEM: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
+    /// (`EC PRIVATE KEY`).
+    pub fn from_pem(pem_text: &str) -> Result<PrivateKey, PkiError> {
+        use rustls_pki_types::{pem::PemObject, PrivateKeyDer};
+        let der = PrivateKeyDer::from_pem_slice(pem_text.as_bytes())
+            .map_err(|e| PkiError::invalid(format!("no private key found in PEM ({e})")))?;
+        let pair = KeyPair::try_from(&der)
+            .map_err(|e| PkiError::invalid(format!("unreadable private key: {e}")))?;
+        let key_type = key_type_of(&pair)?;
+        Ok(PrivateKey { pair, key_type })
+    }
+
+    /// Reads a PKCS#8 DER private key.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<PrivateKey, PkiError> {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()));
+        let pair = KeyPair::try_from(&der)
+            .map_err(|e| PkiError::invalid(format!("unreadable private key: {e}")))?;
+        let key_type = key_type_of(&pair)?;
+        Ok(PrivateKey { pair, key_type })
+    }
+
+    /// The key's type and size.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// PKCS#8 PEM of the private key.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.pair.serialize_pem())
+    }
+
+    /// PKCS#8 DER of the private key.
+    pub fn to_der(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.pair.serialize_der())
+    }
+
+    /// DER SubjectPublicKeyInfo of the public half.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        use rcgen::PublicKeyData;
+        self.pair.subject_public_key_info()
+    }
+
+    /// The rcgen key pair, for signing.
+    pub fn pair(&self) -> &KeyPair {
+        &self.pair
+    }
+}
+
+fn key_type_of(pair: &KeyPair) -> Result<KeyType, PkiError> {
+    let spki_der = {
+        use rcgen::PublicKeyData;
+        pair.subject_public_key_info()
+    };
+    let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<
+        x509_parser::error::X509Error,
+    >>::from_der(&spki_der)
+    .map_err(|_| PkiError::invalid("unreadable public key"))?;
+    match KeyKind::from_spki(&spki) {
+        KeyKind::Rsa { bits } => Ok(KeyType::Rsa(bits)),
+        KeyKind::Ec { curve: Curve::P256 } => Ok(KeyType::EcP256),
+        KeyKind::Ec { curve: Curve::P384 } => Ok(KeyType::EcP384),
+        KeyKind::Ed25519 => Ok(KeyType::Ed25519),
+        other => Err(PkiError::UnsupportedKey(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_type_generates_and_round_trips() {
+        for kt in [
+            KeyType::Rsa(2048),
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Ed25519,
+        ] {
+            let key = kt.generate().unwrap();
+            let pem = key.to_pem();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{kt}");
+            let back = PrivateKey::from_pem(&pem).unwrap();
+            assert_eq!(back.key_type(), kt);
+            assert_eq!(back.public_key_der(), key.public_key_der());
+        }
+    }
+
+    #[test]
+    fn vault_key_type_names() {
+        let cases: &[(&str, u32, Result<KeyType, ()>)] = &[
+            ("rsa", 0, Ok(KeyType::Rsa(2048))),
+            ("rsa", 4096, Ok(KeyType::Rsa(4096))),
+            ("RSA", 3072, Ok(KeyType::Rsa(3072))),
+            ("rsa", 1024, Err(())),
+            ("ec", 0, Ok(KeyType::EcP256)),
+            ("ec", 384, Ok(KeyType::EcP384)),
+            ("ec", 521, Err(())),
+            ("ed25519", 0, Ok(KeyType::Ed25519)),
+            ("dsa", 0, Err(())),
+        ];
+        for (kind, bits, want) in cases {
+            assert_eq!(
+                KeyType::from_parts(kind, *bits).map_err(|_| ()),
+                *want,
+                "{kind}/{bits}"
+            );
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The CA's operations over a store: create roots and intermediates, issue and sign under a
+//! role, revoke, build CRLs. The command line and the HTTP server both call these, so a
+//! certificate comes out the same whichever door the request came through.
+
+use std::time::Duration;
+
+use mutual_pki::{
+    ca::{self, RootRequest, SigningCa},
+    cert,
+    crl::{self, Reason},
+    csr::ParsedCsr,
+    issue,
+    key::{KeyType, PrivateKey},
+    role::{CheckContext, IssueRequest, Refusal, RequestKey},
+    serial::Serial,
+    PkiError,
+};
+use time::OffsetDateTime;
+
+use crate::{CaRecord, NewCa, NewCert, RevokeOutcome, Store, StoreError};
+
+/// Vault's default max lease TTL (32 days), the last bound on a leaf's lifetime when its role
+/// sets none.
+pub const SYSTEM_MAX_TTL: Duration = Duration::from_secs(768 * 3600);
+
+/// How long a CRL is valid before its nextUpdate (Vault's default `crl` expiry: 72h).
+pub const CRL_VALIDITY: Duration = Duration::from_secs(72 * 3600);
+
+/// Why an operation of the authority failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    /// The store failed or the thing asked for is missing.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The role refused the request.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Bad input bytes or an unsupported key.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// A freshly issued (or signed) certificate and everything a caller needs with it.
+#[derive(Debug)]
+pub struct Issued {
+    /// Serial.
+    pub serial: Serial,
+    /// Subject CN.
+    pub common_name: String,
+    /// The leaf, DER.
+    pub cert_der: Vec<u8>,
+    /// The leaf, PEM.
+    pub cert_pem: String,
+    /// The issuing CA's certificate, PEM (Vault's `issuing_ca`).
+    pub issuing_ca_pem: String,
+    /// The issuing CA and every CA above it up to the root, PEM, nearest first (Vault's
+    /// `ca_chain`).
+    pub ca_chain_pem: Vec<String>,
+    /// The generated key, for `issue` (None for `sign`).
+    pub key: Option<PrivateKey>,
+    /// notAfter of the leaf.
+    pub not_after: OffsetDateTime,
+    /// Name of the issuing CA.
+    pub ca_name: String,
+    /// Warnings from the role check.
+    pub warnings: Vec<String>,
+}
+
+impl Issued {
+    /// The leaf followed by the issuing chain up to, not including, the self-signed root: what
+    /// a server or client presents.
+    pub fn presented_chain_pem(&self) -> String {
+        let mut out = self.cert_pem.clone();
+        for pem in &self.ca_chain_pem {
+            let self_signed = cert::pem_certs(pem.as_bytes())
+                .ok()
+                .and_then(|d| cert::facts(&d[0]).ok())
+                .is_some_and(|f| f.self_issued);
+            if !self_signed {
+                out.push_str(pem);
+            }
+        }
+        out
+    }
+}
+
+impl CaRecord {
+    /// This CA as a signer.
+    pub fn signer(&self) -> SigningCa<'_> {
+        SigningCa {
+            cert_der: &self.cert_der,
+            key: &self.key,
+            urls: &self.urls,
+        }
+    }
+
+    /// This CA and the CAs above it, PEM, nearest first.
+    pub fn chain_with_self(&self) -> Vec<String> {
+        let mut out = vec![self.cert_pem.clone()];
+        if let Ok(ders) = cert::pem_certs(self.chain_pem.as_bytes()) {
+            out.extend(ders.iter().map(|d| cert::to_pem(d)));
+        }
+        out
+    }
+}
+
+impl Store {
+    /// Creates the root CA `name` (self-signed).
+    pub async fn init_root(
+        &self,
+        name: &str,
+        req: &RootRequest,
+    ) -> Result<CaRecord, AuthorityError> {
+        if self.get_ca(name).await.is_ok() {
+            return Err(StoreError::Duplicate {
+                kind: "CA",
+                name: name.to_string(),
+            }
+            .into());
+        }
+        let material = ca::generate_root(req, OffsetDateTime::now_utc())?;
+        self.put_ca(&NewCa {
+            name,
+            cert_pem: &material.cert_pem,
+            key: &material.key,
+            parent: None,
+            chain_pem: "",
+        })
+        .await?;
+        Ok(self.get_ca(name).await?)
+    }
+
+    /// Creates the intermediate CA `name`, signed by `parent`, in one step.
+    pub async fn create_intermediate(
+        &self,
+        name: &str,
+        parent: &str,
+        req: &RootRequest,
+    ) -> Result<CaRecord, AuthorityError> {
+        if self.get_ca(name).await.is_ok() {
+            return Err(StoreError::Duplicate {
+                kind: "CA",
+                name: name.to_string(),
+            }
+            .into());
+        }
+        let parent_ca = self.get_ca(parent).await?;
+        let material =
+            ca::generate_intermediate(&parent_ca.signer(), req, OffsetDateTime::now_utc())?;
+        let chain: String = parent_ca.chain_with_self().concat();
+        self.put_ca(&NewCa {
+            name,
+            cert_pem: &material.cert_pem,
+            key: &material.key,
+            parent: Some(parent),
+            chain_pem: &chain,
+        })
+        .await?;
+        Ok(self.get_ca(name).await?)
+    }
+
+    /// Issues a certificate with a new key under `role_name`.
+    pub async fn issue(
+        &self,
+        role_name: &str,
+        req: &IssueRequest,
+    ) -> Result<Issued, AuthorityError> {
+        let role = self.get_role(role_name).await?;
+        let ca = self.get_ca(&role.issuer).await?;
+        let ctx = self.context(&ca)?;
+        let checked = role.check(req, &ctx)?;
+        let key_type = KeyType::from_parts(
+            if role.key_type == "any" {
+                "rsa"
+            } else {
+                &role.key_type
+            },
+            role.key_bits,
+        )?;
+        let key = key_type.generate()?;
+        let serial = Serial::random();
+        let der = issue::sign_leaf(
+            &ca.signer(),
+            &checked,
+            &key.public_key_der(),
+            &key_type.key_kind(),
+            &serial,
+        )?;
+        self.finish(&ca, role.no_store, serial, der, Some(key), checked.warnings)
+            .await
+    }
+
+    /// Signs a CSR under `role_name`. Fields of `req` override the CSR's as Vault does:
+    /// the CN comes from the request, else from the CSR (`use_csr_common_name`); SANs from
+    /// the CSR are added when `use_csr_sans`.
+    pub async fn sign(
+        &self,
+        role_name: &str,
+        csr: &ParsedCsr,
+        req: &IssueRequest,
+    ) -> Result<Issued, AuthorityError> {
+        let role = self.get_role(role_name).await?;
+        let ca = self.get_ca(&role.issuer).await?;
+        let ctx = self.context(&ca)?;
+        let mut req = req.clone();
+        if req.common_name.is_empty() && role.use_csr_common_name {
+            req.common_name = csr.common_name.clone();
+        }
+        if role.use_csr_sans {
+            req.alt_names.extend(csr.dns_names.iter().cloned());
+            req.alt_names.extend(csr.emails.iter().cloned());
+            req.ip_sans
+                .extend(csr.ip_addresses.iter().map(|ip| ip.to_string()));
+            req.uri_sans.extend(csr.uris.iter().cloned());
+        }
+        req.key = RequestKey::Csr(csr.key.clone());
+        let checked = role.check(&req, &ctx)?;
+        let serial = Serial::random();
+        let der = issue::sign_leaf(
+            &ca.signer(),
+            &checked,
+            &csr.public_key_der,
+            &csr.key,
+            &serial,
+        )?;
+        self.finish(&ca, role.no_store, serial, der, None, checked.warnings)
+            .await
+    }
+
+    fn context(&self, ca: &CaRecord) -> Result<CheckContext, AuthorityError> {
+        Ok(CheckContext {
+            now: OffsetDateTime::now_utc(),
+            ca_name: ca.name.clone(),
+            ca_not_after: cert::facts(&ca.cert_der)?.not_after,
+            system_max_ttl: SYSTEM_MAX_TTL,
+        })
+    }
+
+    async fn finish(
+        &self,
+        ca: &CaRecord,
+        no_store: bool,
+        serial: Serial,
+        der: Vec<u8>,
+        key: Option<PrivateKey>,
+        warnings: Vec<String>,
+    ) -> Result<Issued, AuthorityError> {
+        let facts = cert::facts(&der)?;
+        let pem = cert::to_pem(&der);
+        let common_name = facts.common_name.clone().unwrap_or_default();
+        if !no_store {
+            // The certificate is handed out only after this commit (and its fsync) returns.
+            self.record_cert(&NewCert {
+                serial: &serial,
+                ca: &ca.name,
+                common_name: &common_name,
+                not_before: facts.not_before,
+                not_after: facts.not_after,
+                cert_pem: &pem,
+            })
+            .await?;
+        }
+        Ok(Issued {
+            serial,
+            common_name,
+            cert_der: der,
+            cert_pem: pem,
+            issuing_ca_pem: ca.cert_pem.clone(),
+            ca_chain_pem: ca.chain_with_self(),
+            key,
+            not_after: facts.not_after,
+            ca_name: ca.name.clone(),
+            warnings,
+        })
+    }
+
+    /// Revokes a certificate by serial.
+    pub async fn revoke_serial(
+        &self,
+        serial: &Serial,
+        reason: Reason,
+    ) -> Result<RevokeOutcome, AuthorityError> {
+        Ok(self
+            .revoke(serial, reason, OffsetDateTime::now_utc())
+            .await?)
+    }
+
+    /// Builds and signs the current CRL of a CA (DER), with the next CRL number.
+    pub async fn build_crl(&self, ca_name: &str) -> Result<Vec<u8>, AuthorityError> {
+        let ca = self.get_ca(ca_name).await?;
+        let entries = self.revoked(ca_name).await?;
+        let number = self.next_crl_number(ca_name).await?;
+        Ok(crl::build(
+            &ca.signer(),
+            number,
+            &entries,
+            OffsetDateTime::now_utc(),
+            CRL_VALIDITY,
+        )?)
+    }
+}

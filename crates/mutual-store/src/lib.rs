@@ -1,0 +1,31 @@
+//! `mutual-store`: where mutual keeps its CAs, roles, and issued and revoked certificates.
+//!
+//! The embedded default is one SQLite file (`mutual.db`) in a data directory, in WAL mode with
+//! full fsync, so that a certificate handed to a caller is on disk. CA private keys are
+//! encrypted at rest with AES-256-GCM under a key-encryption key kept apart from the database
+//! (the `kek` file beside it, mode 0600, or `MUTUAL_KEK`): a copy of the database alone holds no
+//! usable key. This crate knows nothing of HTTP or TLS; the rules of what may be issued live in
+//! `mutual-pki`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mutual_store::StoreError> {
+//! let store = mutual_store::Store::open(std::path::Path::new("./mutual-data")).await?;
+//! for ca in store.list_cas().await? {
+//!     println!("{}", ca.name);
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod authority;
+mod error;
+mod kek;
+mod model;
+mod sqlite;
+
+pub use authority::{AuthorityError, Issued, CRL_VALIDITY, SYSTEM_MAX_TTL};
+pub use error::StoreError;
+pub use kek::Kek;
+pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
+pub use sqlite::Store;

@@ -1,0 +1,477 @@
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use mutual_pki::{
+    ca::Urls,
+    crl::{Reason, RevokedEntry},
+    key::PrivateKey,
+    role::Role,
+    serial::Serial,
+};
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Row, SqlitePool,
+};
+use time::OffsetDateTime;
+
+use crate::{
+    error::map_db, CaRecord, CertFilter, CertRecord, Kek, NewCa, NewCert, RevokeOutcome, StoreError,
+};
+
+const DB_FILE: &str = "mutual.db";
+const FORMAT: &str = "mutual-store-1";
+const BUSY_SECS: u64 = 10;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cas (
+        name TEXT PRIMARY KEY,
+        cert_pem TEXT NOT NULL,
+        key_sealed BLOB NOT NULL,
+        parent TEXT,
+        chain_pem TEXT NOT NULL DEFAULT '',
+        urls TEXT NOT NULL DEFAULT '{}',
+        crl_number INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS certs (
+        serial TEXT PRIMARY KEY,
+        ca TEXT NOT NULL,
+        common_name TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        cert_pem TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        reason INTEGER)",
+    "CREATE INDEX IF NOT EXISTS certs_revoked ON certs(ca, serial) WHERE revoked_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS certs_not_after ON certs(not_after)",
+    "CREATE INDEX IF NOT EXISTS certs_ca ON certs(ca, serial)",
+];
+
+/// The SQLite store in a data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    kek: std::sync::Arc<Kek>,
+    dir: PathBuf,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    map_db(e, BUSY_SECS)
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Store {
+    async fn connect(path: &Path, create: bool) -> Result<SqlitePool, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(db_err)?
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A certificate returned to a caller must survive a crash: fsync every commit.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(BUSY_SECS))
+            .foreign_keys(true);
+        SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(BUSY_SECS + 5))
+            .connect_with(opts)
+            .await
+            .map_err(db_err)
+    }
+
+    /// Creates a new store in `dir` (made with mode 0700 if missing), with a new
+    /// key-encryption key.
+    pub async fn create(dir: &Path) -> Result<Store, StoreError> {
+        let db = dir.join(DB_FILE);
+        if db.exists() {
+            return Err(StoreError::AlreadyExists(dir.to_path_buf()));
+        }
+        create_private_dir(dir)?;
+        let kek = if dir.join("kek").exists() && std::env::var("MUTUAL_KEK").is_err() {
+            Kek::load(dir)?
+        } else {
+            Kek::create(dir)?
+        };
+        let pool = Self::connect(&db, true).await?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
+        }
+        sqlx::query(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?), ('kek_check', ?)",
+        )
+        .bind(FORMAT)
+        .bind(hex::encode(kek.seal("kek-check", b"mutual")))
+        .execute(&pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Store {
+            pool,
+            kek: std::sync::Arc::new(kek),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens the store in `dir`, checking that it is one and that the key-encryption key
+    /// matches it.
+    pub async fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(StoreError::NotAStore(dir.to_path_buf()));
+        }
+        let pool = Self::connect(&db, false).await?;
+        let format: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'format'")
+                .fetch_optional(&pool)
+                .await
+                .map_err(|e| match db_err(e) {
+                    StoreError::Db(m) if m.contains("no such table") => {
+                        StoreError::Corrupt("it has no mutual tables".into())
+                    }
+                    other => other,
+                })?;
+        if format.as_deref() != Some(FORMAT) {
+            return Err(StoreError::Corrupt(format!(
+                "unknown store format {format:?} (expected {FORMAT})"
+            )));
+        }
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
+        }
+        let kek = Kek::load(dir)?;
+        let check: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'kek_check'")
+                .fetch_optional(&pool)
+                .await
+                .map_err(db_err)?;
+        let sealed = check.and_then(|c| hex::decode(c).ok()).unwrap_or_default();
+        kek.open("kek-check", &sealed).map_err(|_| {
+            StoreError::Kek(
+                "the key-encryption key does not open this store (wrong kek file or MUTUAL_KEK)"
+                    .into(),
+            )
+        })?;
+        Ok(Store {
+            pool,
+            kek: std::sync::Arc::new(kek),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores a new CA; its key is sealed first.
+    pub async fn put_ca(&self, ca: &NewCa<'_>) -> Result<(), StoreError> {
+        let sealed = self.kek.seal(ca.name, &ca.key.to_der());
+        let res = sqlx::query(
+            "INSERT INTO cas (name, cert_pem, key_sealed, parent, chain_pem, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ca.name)
+        .bind(ca.cert_pem)
+        .bind(sealed)
+        .bind(ca.parent)
+        .bind(ca.chain_pem)
+        .bind(ts(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                Err(StoreError::Duplicate {
+                    kind: "CA",
+                    name: ca.name.to_string(),
+                })
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    /// A CA with its key opened.
+    pub async fn get_ca(&self, name: &str) -> Result<CaRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, cert_pem, key_sealed, parent, chain_pem, urls FROM cas WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "CA",
+            name: name.to_string(),
+        })?;
+        self.ca_from_row(&row)
+    }
+
+    fn ca_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<CaRecord, StoreError> {
+        let name: String = row.get("name");
+        let cert_pem: String = row.get("cert_pem");
+        let sealed: Vec<u8> = row.get("key_sealed");
+        let der = self.kek.open(&name, &sealed)?;
+        let key = PrivateKey::from_pkcs8_der(&der)
+            .map_err(|e| StoreError::Corrupt(format!("key of CA \"{name}\": {e}")))?;
+        let cert_der = mutual_pki::cert::pem_certs(cert_pem.as_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
+            .remove(0);
+        let urls: String = row.get("urls");
+        Ok(CaRecord {
+            name,
+            cert_pem,
+            cert_der,
+            key,
+            parent: row.get("parent"),
+            chain_pem: row.get("chain_pem"),
+            urls: serde_json::from_str(&urls).unwrap_or_default(),
+        })
+    }
+
+    /// Every CA, by name.
+    pub async fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, cert_pem, key_sealed, parent, chain_pem, urls FROM cas ORDER BY created_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| self.ca_from_row(r)).collect()
+    }
+
+    /// Sets the URLs a CA stamps into what it issues.
+    pub async fn set_urls(&self, name: &str, urls: &Urls) -> Result<(), StoreError> {
+        let body = serde_json::to_string(urls).map_err(|e| StoreError::Db(e.to_string()))?;
+        let done = sqlx::query("UPDATE cas SET urls = ? WHERE name = ?")
+            .bind(body)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                kind: "CA",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the next CRL number of a CA (1, 2, …), atomically.
+    pub async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE cas SET crl_number = crl_number + 1 WHERE name = ? RETURNING crl_number",
+        )
+        .bind(ca)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        n.map(|n| n as u64).ok_or_else(|| StoreError::NotFound {
+            kind: "CA",
+            name: ca.to_string(),
+        })
+    }
+
+    /// Creates or replaces a role.
+    pub async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
+        let body = serde_json::to_string(role).map_err(|e| StoreError::Db(e.to_string()))?;
+        sqlx::query("INSERT INTO roles (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body")
+            .bind(&role.name)
+            .bind(body)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A role by name.
+    pub async fn get_role(&self, name: &str) -> Result<Role, StoreError> {
+        let body: String = sqlx::query_scalar("SELECT body FROM roles WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "role",
+                name: name.to_string(),
+            })?;
+        serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("role \"{name}\": {e}")))
+    }
+
+    /// Every role, by name.
+    pub async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, body FROM roles ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(name, body)| {
+                serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("role \"{name}\": {e}")))
+            })
+            .collect()
+    }
+
+    /// Deletes a role; true when it existed.
+    pub async fn delete_role(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM roles WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records an issued certificate. Returns once the row is committed and synced.
+    pub async fn record_cert(&self, cert: &NewCert<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(cert.serial.to_hex())
+        .bind(cert.ca)
+        .bind(cert.common_name)
+        .bind(ts(cert.not_before))
+        .bind(ts(cert.not_after))
+        .bind(cert.cert_pem)
+        .bind(ts(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A recorded certificate by serial.
+    pub async fn get_cert(&self, serial: &Serial) -> Result<CertRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM certs WHERE serial = ?")
+            .bind(serial.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "certificate",
+                name: serial.to_string(),
+            })?;
+        Ok(cert_from_row(&row))
+    }
+
+    /// Lists certificates, ordered by serial, paged by `filter.after` and `filter.limit`.
+    pub async fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
+        let mut sql = String::from("SELECT * FROM certs WHERE 1 = 1");
+        if filter.ca.is_some() {
+            sql.push_str(" AND ca = ?");
+        }
+        if filter.expiring_before.is_some() {
+            sql.push_str(" AND revoked_at IS NULL AND not_after < ?");
+        }
+        if filter.revoked_only {
+            sql.push_str(" AND revoked_at IS NOT NULL");
+        }
+        if filter.after.is_some() {
+            sql.push_str(" AND serial > ?");
+        }
+        sql.push_str(" ORDER BY serial");
+        if filter.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", filter.limit));
+        }
+        let mut q = sqlx::query(&sql);
+        if let Some(ca) = &filter.ca {
+            q = q.bind(ca);
+        }
+        if let Some(t) = filter.expiring_before {
+            q = q.bind(ts(t));
+        }
+        if let Some(after) = &filter.after {
+            q = q.bind(after);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        Ok(rows.iter().map(cert_from_row).collect())
+    }
+
+    /// Revokes a certificate. Revoking twice changes nothing and says so.
+    pub async fn revoke(
+        &self,
+        serial: &Serial,
+        reason: Reason,
+        at: OffsetDateTime,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let updated: Option<String> = sqlx::query_scalar(
+            "UPDATE certs SET revoked_at = ?, reason = ? WHERE serial = ? AND revoked_at IS NULL RETURNING ca",
+        )
+        .bind(ts(at))
+        .bind(reason.code())
+        .bind(serial.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if let Some(ca) = updated {
+            return Ok(RevokeOutcome::Revoked { ca, at });
+        }
+        let existing = self.get_cert(serial).await?;
+        Ok(RevokeOutcome::AlreadyRevoked {
+            ca: existing.ca,
+            at: existing.revoked_at.unwrap_or(at),
+        })
+    }
+
+    /// The revoked certificates of a CA, for its CRL.
+    pub async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT serial, revoked_at, reason FROM certs WHERE ca = ? AND revoked_at IS NOT NULL ORDER BY serial",
+        )
+        .bind(ca)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(serial, at, reason)| {
+                Some(RevokedEntry {
+                    serial: Serial::parse(&serial).ok()?,
+                    revoked_at: from_ts(at),
+                    reason: Reason::from_code(reason.unwrap_or(0)),
+                })
+            })
+            .collect())
+    }
+}
+
+fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> CertRecord {
+    let serial: String = row.get("serial");
+    let revoked_at: Option<i64> = row.get("revoked_at");
+    let reason: Option<i64> = row.get("reason");
+    CertRecord {
+        serial: Serial::parse(&serial).unwrap_or_else(|_| Serial::from_bytes(&[0])),
+        ca: row.get("ca"),
+        common_name: row.get("common_name"),
+        not_before: from_ts(row.get("not_before")),
+        not_after: from_ts(row.get("not_after")),
+        revoked_at: revoked_at.map(from_ts),
+        reason: revoked_at.map(|_| Reason::from_code(reason.unwrap_or(0))),
+        cert_pem: row.get("cert_pem"),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))
+}

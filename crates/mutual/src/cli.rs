@@ -1,0 +1,369 @@
+//! Every flag of the `mutual` command line, its help text and its parsing, in one place.
+
+use std::path::PathBuf;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    mutual_pki::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// mutual makes mutual TLS between services boring: a certificate authority, an mTLS data
+/// path and a doctor that says why a certificate is refused.
+#[derive(Debug, Parser)]
+#[command(name = "mutual", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Data directory of the embedded store.
+    #[arg(
+        long,
+        global = true,
+        env = "MUTUAL_DATA",
+        default_value = "./mutual-data"
+    )]
+    pub data: PathBuf,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificate authorities: init, intermediate, list, cert, urls.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Roles: the rules that bound what a CA issues.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Issue a certificate with a new key under a role.
+    Issue(IssueArgs),
+    /// Sign a CSR under a role's rules.
+    Sign(SignArgs),
+    /// Revoke a certificate by serial (colon hex or plain hex).
+    Revoke(RevokeArgs),
+    /// Write a CA's current CRL.
+    Crl(CrlArgs),
+    /// Inventory of issued certificates.
+    Certs(CertsArgs),
+    /// Readable summary of a certificate or chain (a file, or - for stdin).
+    Inspect(InspectArgs),
+    /// Verify a chain against a CA file; on failure say exactly why.
+    Verify(VerifyArgs),
+}
+
+/// `mutual ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the store (if needed) and a root CA named `root`.
+    Init(CaInitArgs),
+    /// Create an intermediate CA signed by its parent.
+    Intermediate(CaIntermediateArgs),
+    /// List the CAs of the store.
+    List,
+    /// Print a CA's certificate (PEM, one certificate).
+    Cert {
+        /// CA name.
+        name: String,
+    },
+    /// Set the AIA (issuing) and CRL distribution point URLs put into issued certificates.
+    Urls(CaUrlsArgs),
+}
+
+/// Key flags shared by CA creation.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// Key type.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
+    pub key_type: KeyTypeArg,
+    /// Key size: 2048, 3072 or 4096 for RSA; 256 or 384 for EC (default: 2048 / 256).
+    #[arg(long)]
+    pub key_bits: Option<u32>,
+}
+
+/// Key types on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum KeyTypeArg {
+    /// ECDSA (P-256 or P-384).
+    Ec,
+    /// RSA (2048, 3072, 4096).
+    Rsa,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyTypeArg {
+    /// Vault's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyTypeArg::Ec => "ec",
+            KeyTypeArg::Rsa => "rsa",
+            KeyTypeArg::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// `mutual ca init`
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// Common name of the root.
+    #[arg(long, default_value = "Local Root CA")]
+    pub name: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Lifetime of the root.
+    #[arg(long, default_value = "87600h", value_parser = duration)]
+    pub ttl: Duration,
+    /// pathLenConstraint of the root (default: none).
+    #[arg(long)]
+    pub path_len: Option<u8>,
+}
+
+/// `mutual ca intermediate`
+#[derive(Debug, Args)]
+pub struct CaIntermediateArgs {
+    /// Short name of the new CA in the store (e.g. `alice`).
+    pub ca: String,
+    /// Common name of the intermediate (e.g. "Alice Intermediate Authority").
+    #[arg(long)]
+    pub name: String,
+    /// The CA that signs it.
+    #[arg(long, default_value = "root")]
+    pub parent: String,
+    /// Lifetime (capped at the parent's).
+    #[arg(long, default_value = "43800h", value_parser = duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// pathLenConstraint (default: none).
+    #[arg(long)]
+    pub path_len: Option<u8>,
+}
+
+/// `mutual ca urls`
+#[derive(Debug, Args)]
+pub struct CaUrlsArgs {
+    /// CA name.
+    pub name: String,
+    /// URL where the CA's certificate can be fetched (AIA caIssuers); repeatable.
+    #[arg(long = "issuing")]
+    pub issuing: Vec<String>,
+    /// CRL distribution point URL; repeatable.
+    #[arg(long = "crl")]
+    pub crl: Vec<String>,
+}
+
+/// `mutual role …`
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create or replace a role (Vault semantics).
+    Set(RoleSetArgs),
+    /// List roles.
+    List,
+    /// Show a role.
+    Show {
+        /// Role name.
+        name: String,
+    },
+}
+
+/// `mutual role set`
+#[derive(Debug, Args)]
+pub struct RoleSetArgs {
+    /// Role name.
+    pub name: String,
+    /// The CA that signs under this role.
+    #[arg(long)]
+    pub ca: String,
+    /// Domains names may be drawn from (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_domains: Vec<String>,
+    /// Allow subdomains of the allowed domains.
+    #[arg(long)]
+    pub allow_subdomains: bool,
+    /// Allow the allowed domains themselves.
+    #[arg(long)]
+    pub allow_bare_domains: bool,
+    /// Allow globs (`*`) in allowed domains.
+    #[arg(long)]
+    pub allow_glob_domains: bool,
+    /// Allow `localhost`.
+    #[arg(long)]
+    pub allow_localhost: bool,
+    /// Allow IP SANs.
+    #[arg(long)]
+    pub allow_ip_sans: bool,
+    /// Allow any name at all.
+    #[arg(long)]
+    pub allow_any_name: bool,
+    /// Allow wildcard names (`*.example.com`).
+    #[arg(long)]
+    pub allow_wildcards: bool,
+    /// Names must be valid host names.
+    #[arg(long)]
+    pub enforce_hostnames: bool,
+    /// Globs that URI SANs must match, e.g. `spiffe://example.org/ns/*/sa/*`.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_uri_sans: Vec<String>,
+    /// Longest lifetime of a certificate.
+    #[arg(long, value_parser = duration)]
+    pub max_ttl: Option<Duration>,
+    /// Default lifetime.
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+    /// Key type of generated keys and required of CSRs (`any` accepts any in CSRs).
+    #[arg(long, default_value = "ec", value_parser = ["ec", "rsa", "ed25519", "any"])]
+    pub key_type: String,
+    /// Key size (RSA: minimum for CSRs).
+    #[arg(long, default_value_t = 0)]
+    pub key_bits: u32,
+    /// Certificates are for servers (extendedKeyUsage serverAuth).
+    #[arg(long)]
+    pub server: bool,
+    /// Certificates are for clients (extendedKeyUsage clientAuth).
+    #[arg(long)]
+    pub client: bool,
+    /// Common name not required.
+    #[arg(long)]
+    pub no_require_cn: bool,
+    /// Subject OU values (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub ou: Vec<String>,
+    /// Subject O values (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub organization: Vec<String>,
+}
+
+/// `mutual issue`
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Common name.
+    pub cn: String,
+    /// Role to issue under.
+    #[arg(long)]
+    pub role: String,
+    /// DNS SAN; repeatable.
+    #[arg(long = "san")]
+    pub san: Vec<String>,
+    /// IP SAN; repeatable.
+    #[arg(long = "ip")]
+    pub ip: Vec<String>,
+    /// URI SAN (SPIFFE ID); repeatable.
+    #[arg(long = "uri")]
+    pub uri: Vec<String>,
+    /// Lifetime (capped at the role's max_ttl).
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+    /// Do not copy the CN into the DNS SANs.
+    #[arg(long)]
+    pub exclude_cn_from_sans: bool,
+    /// Directory for CN.crt and CN.key.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Also write a PKCS#12 file (key + chain) for Java and browsers.
+    #[arg(long)]
+    pub p12: Option<PathBuf>,
+    /// Password of the PKCS#12 file.
+    #[arg(long, env = "MUTUAL_P12_PASSWORD", default_value = "changeit")]
+    pub p12_password: String,
+}
+
+/// `mutual sign`
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// CSR file (PEM or DER), or - for stdin.
+    pub csr: PathBuf,
+    /// Role to sign under.
+    #[arg(long)]
+    pub role: String,
+    /// Lifetime.
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+    /// Common name (default: the CSR's).
+    #[arg(long)]
+    pub cn: Option<String>,
+    /// Where to write the certificate and chain (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `mutual revoke`
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Serial, `3a:9f:…` or `3a9f…`.
+    pub serial: String,
+    /// Reason: keyCompromise, superseded, cessationOfOperation, …
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+}
+
+/// `mutual crl`
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// CA whose CRL to write.
+    #[arg(long, default_value = "root")]
+    pub ca: String,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// PEM instead of DER.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+/// `mutual certs`
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Only this CA's certificates.
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// Only valid certificates expiring within this duration (e.g. 7d).
+    #[arg(long, value_parser = duration)]
+    pub expiring: Option<Duration>,
+    /// Only revoked certificates.
+    #[arg(long)]
+    pub revoked: bool,
+}
+
+/// `mutual inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Certificate or chain file (PEM or DER), or - for stdin.
+    pub target: String,
+}
+
+/// `mutual verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Certificate to verify (leaf first; intermediates after it are used as untrusted).
+    pub cert: PathBuf,
+    /// Trusted CAs (every certificate in the file is a trust anchor).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// More untrusted intermediates.
+    #[arg(long)]
+    pub untrusted: Option<PathBuf>,
+    /// Required purpose.
+    #[arg(long, value_enum)]
+    pub purpose: Option<PurposeArg>,
+    /// Host name or IP the certificate must be valid for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// CRL files (PEM or DER); every certificate of the chain must be covered; repeatable.
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+}
+
+/// Purposes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PurposeArg {
+    /// TLS client (clientAuth).
+    Client,
+    /// TLS server (serverAuth).
+    Server,
+}

@@ -1,0 +1,165 @@
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use mutual_pki::{ca::RootRequest, ca::Urls, cert, key::KeyType};
+use mutual_store::Store;
+use serde_json::json;
+
+use crate::{
+    cli::{CaCommand, KeyArgs},
+    output,
+};
+
+fn key_type(k: &KeyArgs) -> Result<KeyType> {
+    Ok(KeyType::from_parts(
+        k.key_type.name(),
+        k.key_bits.unwrap_or(0),
+    )?)
+}
+
+pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
+    match cmd {
+        CaCommand::Init(a) => {
+            let key_type = key_type(&a.key)?;
+            let store = match Store::open(data).await {
+                Ok(s) => s,
+                Err(mutual_store::StoreError::NotAStore(_)) => Store::create(data).await?,
+                Err(e) => return Err(e.into()),
+            };
+            let ca = store
+                .init_root(
+                    "root",
+                    &RootRequest {
+                        common_name: a.name.clone(),
+                        key_type,
+                        ttl: a.ttl,
+                        path_len: a.path_len,
+                        ..RootRequest::default()
+                    },
+                )
+                .await?;
+            report_ca(json, "created root CA", &ca)?;
+            if !json {
+                println!("  store        {}", data.display());
+            }
+            Ok(())
+        }
+        CaCommand::Intermediate(a) => {
+            let key_type = key_type(&a.key)?;
+            let store = super::open(data).await?;
+            let ca = store
+                .create_intermediate(
+                    &a.ca,
+                    &a.parent,
+                    &RootRequest {
+                        common_name: a.name.clone(),
+                        key_type,
+                        ttl: a.ttl,
+                        path_len: a.path_len,
+                        ..RootRequest::default()
+                    },
+                )
+                .await?;
+            report_ca(json, "created intermediate CA", &ca)
+        }
+        CaCommand::List => {
+            let store = super::open(data).await?;
+            let cas = store.list_cas().await?;
+            let mut rows = Vec::new();
+            let mut items = Vec::new();
+            for ca in &cas {
+                let f = cert::facts(&ca.cert_der)?;
+                items.push(ca_json(ca, &f));
+                rows.push(vec![
+                    ca.name.clone(),
+                    f.common_name.clone().unwrap_or_default(),
+                    f.key.to_string(),
+                    output::short_time(f.not_after),
+                    ca.parent.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            if json {
+                output::json(&items)
+            } else {
+                output::table(&["NAME", "COMMON NAME", "KEY", "EXPIRES", "PARENT"], &rows);
+                Ok(())
+            }
+        }
+        CaCommand::Cert { name } => {
+            let store = super::open(data).await?;
+            let ca = store.get_ca(&name).await?;
+            if json {
+                output::json(&json!({ "name": ca.name, "certificate": ca.cert_pem }))
+            } else {
+                print!("{}", ca.cert_pem);
+                Ok(())
+            }
+        }
+        CaCommand::Urls(a) => {
+            if a.issuing.is_empty() && a.crl.is_empty() {
+                bail!(crate::cmd::UsageError(
+                    "give --issuing URL and/or --crl URL".into()
+                ));
+            }
+            for url in a.issuing.iter().chain(&a.crl) {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("\"{url}\" is not an http:// or https:// URL");
+                }
+            }
+            let store = super::open(data).await?;
+            let urls = Urls {
+                issuing_certificates: a.issuing,
+                crl_distribution_points: a.crl,
+            };
+            store.set_urls(&a.name, &urls).await?;
+            if json {
+                output::json(
+                    &json!({ "name": a.name, "issuing_certificates": urls.issuing_certificates, "crl_distribution_points": urls.crl_distribution_points }),
+                )
+            } else {
+                println!(
+                    "URLs of CA {} set; certificates it issues from now on carry them",
+                    a.name
+                );
+                for u in &urls.issuing_certificates {
+                    println!("  issuing      {u}");
+                }
+                for u in &urls.crl_distribution_points {
+                    println!("  crl          {u}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn ca_json(ca: &mutual_store::CaRecord, f: &cert::CertFacts) -> serde_json::Value {
+    json!({
+        "name": ca.name,
+        "common_name": f.common_name,
+        "subject": f.subject,
+        "issuer": f.issuer,
+        "parent": ca.parent,
+        "key": f.key.to_string(),
+        "serial_number": f.serial.to_string(),
+        "not_after": output::rfc3339(f.not_after),
+        "urls": ca.urls,
+        "certificate": ca.cert_pem,
+    })
+}
+
+fn report_ca(json: bool, what: &str, ca: &mutual_store::CaRecord) -> Result<()> {
+    let f = cert::facts(&ca.cert_der)?;
+    if json {
+        return output::json(&ca_json(ca, &f));
+    }
+    println!("{what} {} ({})", ca.name, f.subject);
+    println!("  key          {}", f.key);
+    println!("  valid until  {}", output::short_time(f.not_after));
+    println!("  serial       {}", f.serial);
+    if let Some(p) = &ca.parent {
+        println!("  signed by    {p} ({})", f.issuer);
+    }
+    println!("  certificate  mutual ca cert {}", ca.name);
+    Ok(())
+}

@@ -1,0 +1,132 @@
+use std::{io::Write, path::Path};
+
+use anyhow::Result;
+use mutual_pki::{crl::Reason, serial::Serial};
+use mutual_store::{CertFilter, RevokeOutcome};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::{
+    cli::{CertsArgs, CrlArgs, RevokeArgs},
+    files, output,
+};
+
+pub async fn revoke(data: &Path, json: bool, a: RevokeArgs) -> Result<()> {
+    let serial = Serial::parse(&a.serial)?;
+    let reason: Reason = a.reason.parse().map_err(anyhow::Error::msg)?;
+    let store = super::open(data).await?;
+    let cert = store.get_cert(&serial).await?;
+    let outcome = store.revoke_serial(&serial, reason).await?;
+    let (ca, at, fresh) = match outcome {
+        RevokeOutcome::Revoked { ca, at } => (ca, at, true),
+        RevokeOutcome::AlreadyRevoked { ca, at } => (ca, at, false),
+    };
+    if json {
+        return output::json(&json!({
+            "serial_number": serial.to_string(),
+            "common_name": cert.common_name,
+            "ca": ca,
+            "revocation_time": at.unix_timestamp(),
+            "revocation_time_rfc3339": output::rfc3339(at),
+            "reason": reason.to_string(),
+            "already_revoked": !fresh,
+        }));
+    }
+    if fresh {
+        println!(
+            "revoked {} ({}) of CA {} at {} (reason: {reason})",
+            serial,
+            cert.common_name,
+            ca,
+            output::short_time(at)
+        );
+    } else {
+        println!(
+            "{} ({}) was already revoked at {}; nothing changed",
+            serial,
+            cert.common_name,
+            output::short_time(at)
+        );
+    }
+    println!("  new CRL      mutual crl --ca {ca} --out {ca}.crl");
+    Ok(())
+}
+
+pub async fn crl(data: &Path, json: bool, a: CrlArgs) -> Result<()> {
+    let store = super::open(data).await?;
+    let der = store.build_crl(&a.ca).await?;
+    let bytes = if a.pem {
+        mutual_pki::crl::to_pem(&der).into_bytes()
+    } else {
+        der.clone()
+    };
+    let revoked = store.revoked(&a.ca).await?.len();
+    match &a.out {
+        Some(path) => {
+            files::write_public(path, &bytes)?;
+            if json {
+                output::json(
+                    &json!({ "ca": a.ca, "file": path.display().to_string(), "revoked": revoked, "format": if a.pem { "pem" } else { "der" } }),
+                )
+            } else {
+                println!(
+                    "CRL of CA {} written to {} ({} revoked, {})",
+                    a.ca,
+                    path.display(),
+                    revoked,
+                    if a.pem { "PEM" } else { "DER" }
+                );
+                Ok(())
+            }
+        }
+        None if json => output::json(
+            &json!({ "ca": a.ca, "revoked": revoked, "crl": mutual_pki::crl::to_pem(&der) }),
+        ),
+        None => {
+            std::io::stdout().write_all(&bytes)?;
+            Ok(())
+        }
+    }
+}
+
+pub async fn list(data: &Path, json: bool, a: CertsArgs) -> Result<()> {
+    let store = super::open(data).await?;
+    if let Some(ca) = &a.ca {
+        store.get_ca(ca).await?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let filter = CertFilter {
+        ca: a.ca.clone(),
+        expiring_before: a.expiring.map(|d| now + d),
+        revoked_only: a.revoked,
+        ..CertFilter::default()
+    };
+    let mut certs = store.list_certs(&filter).await?;
+    certs.sort_by_key(|c| c.not_after);
+    if json {
+        return output::json(&certs);
+    }
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            let status = match (c.revoked_at, c.not_after < now) {
+                (Some(at), _) => format!(
+                    "revoked {} ({})",
+                    output::short_time(at),
+                    c.reason.unwrap_or_default()
+                ),
+                (None, true) => "expired".to_string(),
+                (None, false) => "valid".to_string(),
+            };
+            vec![
+                c.serial.to_string(),
+                c.ca.clone(),
+                c.common_name.clone(),
+                output::short_time(c.not_after),
+                status,
+            ]
+        })
+        .collect();
+    output::table(&["SERIAL", "CA", "COMMON NAME", "EXPIRES", "STATUS"], &rows);
+    Ok(())
+}

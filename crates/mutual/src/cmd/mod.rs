@@ -1,0 +1,48 @@
+//! One function per command; each opens the store, calls the library, prints.
+
+mod ca;
+mod certs;
+#[cfg(any())]
+mod inspect;
+mod issue;
+mod role;
+
+use std::path::Path;
+
+use anyhow::Result;
+use mutual_store::Store;
+
+use crate::cli::{Cli, Command};
+
+/// An error in how the command was called (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    let data = cli.data.as_path();
+    match cli.command {
+        Command::Ca(c) => ca::run(data, json, c).await,
+        Command::Role(c) => role::run(data, json, c).await,
+        Command::Issue(a) => issue::issue(data, json, a).await,
+        Command::Sign(a) => issue::sign(data, json, a).await,
+        Command::Revoke(a) => certs::revoke(data, json, a).await,
+        Command::Crl(a) => certs::crl(data, json, a).await,
+        Command::Certs(a) => certs::list(data, json, a).await,
+        Command::Inspect(_) | Command::Verify(_) => todo!(),
+    }
+}
+
+/// Opens the store of `--data`.
+pub async fn open(data: &Path) -> Result<Store> {
+    Ok(Store::open(data).await?)
+}

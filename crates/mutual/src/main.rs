@@ -1,0 +1,43 @@
+//! `mutual`: the command line. Wiring only: flags are parsed in [`cli`], work is done by the
+//! `mutual-*` crates, and every failure becomes one line on stderr with exit code 1
+//! (2 for bad usage, as clap reports it).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod files;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mutual: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(cmd::run(cli));
+    if let Err(err) = result {
+        eprintln!("mutual: {}", one_line(&err));
+        std::process::exit(err.downcast_ref::<cmd::UsageError>().map_or(1, |_| 2));
+    }
+}
+
+/// The error and its context chain on one line: `reading --cert a.crt: no such file`.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
