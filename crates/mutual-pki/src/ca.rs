@@ -79,8 +79,22 @@ pub struct SigningCa<'a> {
     pub urls: &'a Urls,
 }
 
-impl SigningCa<'_> {
-    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &rcgen::KeyPair>, PkiError> {
+/// A CA ready to sign many certificates: its certificate parsed once.
+pub struct PreparedCa<'a> {
+    pub(crate) issuer: Issuer<'static, &'a rcgen::KeyPair>,
+    pub(crate) urls: &'a Urls,
+}
+
+impl<'a> SigningCa<'a> {
+    /// Parses the CA certificate once, for signing many leaves.
+    pub fn prepare(&self) -> Result<PreparedCa<'a>, PkiError> {
+        Ok(PreparedCa {
+            issuer: self.issuer()?,
+            urls: self.urls,
+        })
+    }
+
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &'a rcgen::KeyPair>, PkiError> {
         Issuer::from_ca_cert_der(&self.cert_der.into(), self.key.pair())
             .map_err(|e| PkiError::invalid(format!("CA certificate unreadable: {e}")))
     }

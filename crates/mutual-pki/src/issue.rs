@@ -7,7 +7,7 @@ use rcgen::{
 };
 
 use crate::{
-    ca::{SigningCa, Urls},
+    ca::{PreparedCa, SigningCa, Urls},
     key::KeyKind,
     role::Checked,
     serial::Serial,
@@ -52,6 +52,17 @@ pub(crate) fn add_urls(params: &mut CertificateParams, urls: &Urls) {
 /// check decided. Returns the certificate's DER.
 pub fn sign_leaf(
     ca: &SigningCa<'_>,
+    checked: &Checked,
+    public_key_der: &[u8],
+    key: &KeyKind,
+    serial: &Serial,
+) -> Result<Vec<u8>, PkiError> {
+    sign_leaf_prepared(&ca.prepare()?, checked, public_key_der, key, serial)
+}
+
+/// [`sign_leaf`] with a CA whose certificate was parsed once ([`SigningCa::prepare`]).
+pub fn sign_leaf_prepared(
+    ca: &PreparedCa<'_>,
     checked: &Checked,
     public_key_der: &[u8],
     key: &KeyKind,
@@ -107,6 +118,6 @@ pub fn sign_leaf(
     add_urls(&mut params, ca.urls);
     let spki = rcgen::SubjectPublicKeyInfo::from_der(public_key_der)
         .map_err(|e| PkiError::invalid(format!("public key unusable: {e}")))?;
-    let cert = params.signed_by(&spki, &ca.issuer()?)?;
+    let cert = params.signed_by(&spki, &ca.issuer)?;
     Ok(cert.der().to_vec())
 }
