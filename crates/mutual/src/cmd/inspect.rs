@@ -26,12 +26,7 @@ pub async fn inspect(json: bool, a: InspectArgs) -> Result<()> {
     if json {
         return output::json(&reports);
     }
-    for (i, r) in reports.iter().enumerate() {
-        if i > 0 {
-            println!();
-        }
-        print!("{r}");
-    }
+    print!("{}", inspect::render(&reports));
     Ok(())
 }
 
@@ -74,7 +69,7 @@ pub async fn verify(json: bool, a: VerifyArgs) -> Result<()> {
     match verify::verify(&input) {
         Ok(v) => {
             let path: Vec<String> = v
-                .path
+                .path()
                 .iter()
                 .filter_map(|d| cert::facts(d).ok().map(|f| f.subject))
                 .collect();

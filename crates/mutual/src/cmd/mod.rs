@@ -2,7 +2,6 @@
 
 mod ca;
 mod certs;
-#[cfg(any())]
 mod inspect;
 mod issue;
 mod role;
@@ -38,7 +37,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => certs::revoke(data, json, a).await,
         Command::Crl(a) => certs::crl(data, json, a).await,
         Command::Certs(a) => certs::list(data, json, a).await,
-        Command::Inspect(_) | Command::Verify(_) => todo!(),
+        Command::Inspect(a) => inspect::inspect(json, a).await,
+        Command::Verify(a) => inspect::verify(json, a).await,
     }
 }
 
