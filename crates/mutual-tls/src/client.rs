@@ -1,0 +1,533 @@
+//! The client side: a [`ClientTls`] built from files that connects, sends HTTP requests, and
+//! explains a refusal — of the server's certificate by us, or of ours by the server, including
+//! the TLS 1.3 refusal that only arrives at the first read.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use mutual_pki::diagnosis::Diagnosis;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::explain::{is_certificate_alert, CertificateRefused};
+use crate::load::{crls_from_files, provider, Identity, LoadError, TrustStore};
+use crate::verifier::{ConnServerVerifier, Observed, RecordingResolver};
+
+/// Builds a [`ClientTls`] from files.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTlsBuilder {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    crls: Vec<PathBuf>,
+    accept_any_server: bool,
+    tls12_only: bool,
+    tls13_only: bool,
+}
+
+impl ClientTlsBuilder {
+    /// The CAs the server's certificate must chain to.
+    pub fn ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(path.into());
+        self
+    }
+    /// Our chain, leaf first.
+    pub fn cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cert = Some(path.into());
+        self
+    }
+    /// Our private key.
+    pub fn key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key = Some(path.into());
+        self
+    }
+    /// A CRL for the server's chain; when any is given, every certificate must be covered.
+    pub fn crl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.crls.push(path.into());
+        self
+    }
+    /// Offer TLS 1.2 only.
+    pub fn tls12_only(mut self) -> Self {
+        self.tls12_only = true;
+        self
+    }
+    /// Offer TLS 1.3 only.
+    pub fn tls13_only(mut self) -> Self {
+        self.tls13_only = true;
+        self
+    }
+    /// Risky switches.
+    pub fn dangerous(self) -> crate::danger::DangerousClientTlsBuilder {
+        crate::danger::DangerousClientTlsBuilder(self)
+    }
+    pub(crate) fn set_accept_any_server(mut self) -> Self {
+        self.accept_any_server = true;
+        self
+    }
+
+    /// Reads the files and builds the client.
+    pub fn build(self) -> Result<ClientTls, LoadError> {
+        let trust = match (&self.ca, self.accept_any_server) {
+            (Some(ca), false) => Some(TrustStore::from_file(ca)?),
+            (_, true) => None,
+            (None, false) => return Err(LoadError::Config("--ca is required".into())),
+        };
+        let identity = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some(Identity::from_files(c, k)?),
+            (None, None) => None,
+            _ => {
+                return Err(LoadError::Config(
+                    "--cert and --key go together: give both or neither".into(),
+                ))
+            }
+        };
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+            match (self.tls12_only, self.tls13_only) {
+                (true, false) => vec![&rustls::version::TLS12],
+                (false, true) => vec![&rustls::version::TLS13],
+                _ => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+            };
+        Ok(ClientTls {
+            trust,
+            identity,
+            crls: crls_from_files(&self.crls)?,
+            versions,
+        })
+    }
+}
+
+/// An mTLS client configuration. Cheap to share.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    trust: Option<TrustStore>,
+    identity: Option<Identity>,
+    crls: Vec<Vec<u8>>,
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
+}
+
+/// Why a call failed, said so that a human can act on it.
+#[derive(Debug)]
+pub enum CallError {
+    /// The URL is not `https://HOST[:PORT][/PATH]`.
+    BadUrl(String),
+    /// No TCP connection.
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// We refused the server's certificate.
+    ServerCertificate(Diagnosis),
+    /// The server refused our certificate (or our lack of one).
+    CertificateRefused(CertificateRefused),
+    /// Another TLS failure.
+    Handshake(String),
+    /// The HTTP exchange failed after the handshake.
+    Http(String),
+}
+
+impl CallError {
+    /// A stable code for `--json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::BadUrl(_) => "bad_url",
+            CallError::Connect { .. } => "connect",
+            CallError::ServerCertificate(d) => d.code(),
+            CallError::CertificateRefused(_) => "certificate_refused",
+            CallError::Handshake(_) => "handshake",
+            CallError::Http(_) => "http",
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::BadUrl(u) => write!(f, "bad URL \"{u}\": expected https://HOST[:PORT][/PATH]"),
+            CallError::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
+            CallError::ServerCertificate(d) => {
+                write!(f, "the server's certificate is not trusted: {d}")
+            }
+            CallError::CertificateRefused(c) => write!(f, "{c}"),
+            CallError::Handshake(d) => write!(f, "TLS handshake failed: {d}"),
+            CallError::Http(d) => write!(f, "HTTP exchange failed: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// `https://host:port/path` taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host name or IP address (no brackets).
+    pub host: String,
+    /// Port (443 by default).
+    pub port: u16,
+    /// Path and query, `/` by default.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses `https://HOST[:PORT][/PATH]`.
+    pub fn parse(url: &str) -> Result<Target, CallError> {
+        let bad = || CallError::BadUrl(url.to_string());
+        let rest = url.strip_prefix("https://").ok_or_else(bad)?;
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(bad)?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None => 443,
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Target { host, port, path })
+    }
+}
+
+/// An HTTP answer with what the TLS layer saw.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: http::StatusCode,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+    /// The negotiated TLS version (`TLSv1_3`, …).
+    pub version: String,
+    /// What the handshake showed.
+    pub observed: Observed,
+}
+
+/// An open mTLS connection and what its handshake showed.
+pub struct Connection {
+    /// The TLS stream.
+    pub stream: tokio_rustls::client::TlsStream<TcpStream>,
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl Connection {
+    /// What the handshake showed: the server's chain, the CAs it asked for.
+    pub fn observed(&self) -> Observed {
+        self.observed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The negotiated TLS version.
+    pub fn version(&self) -> String {
+        self.stream
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default()
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ClientTls {
+    /// A builder; give it at least `ca`, and `cert` + `key` to present an identity.
+    pub fn builder() -> ClientTlsBuilder {
+        ClientTlsBuilder::default()
+    }
+
+    /// The client for a CA bundle, a chain and a key.
+    pub fn from_files(
+        ca: impl Into<PathBuf>,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Result<ClientTls, LoadError> {
+        ClientTls::builder().ca(ca).cert(cert).key(key).build()
+    }
+
+    /// Warnings about the CA file.
+    pub fn warnings(&self) -> Vec<String> {
+        self.trust
+            .as_ref()
+            .map(|t| t.warnings.clone())
+            .unwrap_or_default()
+    }
+
+    /// Our identity, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    fn config(&self, observed: Arc<Mutex<Observed>>) -> Result<ClientConfig, CallError> {
+        let provider = provider();
+        let verifier = Arc::new(ConnServerVerifier {
+            trust: self.trust.clone(),
+            crls: self.crls.clone(),
+            provider: provider.clone(),
+            observed: observed.clone(),
+        });
+        let resolver = Arc::new(RecordingResolver {
+            certified: self.identity.as_ref().map(|i| i.certified.clone()),
+            observed,
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.versions)
+            .map_err(|e| CallError::Handshake(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
+    }
+
+    /// Connects and completes the handshake. Under TLS 1.3 the server may still refuse our
+    /// certificate after this returns: that refusal surfaces at the first read (see
+    /// [`ClientTls::get`] and friends, which explain it).
+    pub async fn connect(&self, host: &str, port: u16) -> Result<Connection, CallError> {
+        self.connect_observed(host, port).await.1
+    }
+
+    /// Connects and completes the handshake, and returns what the handshake showed (the
+    /// server's chain, the CAs it asked for) even when it failed. For `doctor` and `inspect`.
+    pub async fn probe(&self, host: &str, port: u16) -> (Observed, Result<Connection, CallError>) {
+        let (observed, result) = self.connect_observed(host, port).await;
+        let seen = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (seen, result)
+    }
+
+    async fn connect_observed(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> (Arc<Mutex<Observed>>, Result<Connection, CallError>) {
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let result = self.connect_with(host, port, observed.clone()).await;
+        (observed, result)
+    }
+
+    async fn connect_with(
+        &self,
+        host: &str,
+        port: u16,
+        observed: Arc<Mutex<Observed>>,
+    ) -> Result<Connection, CallError> {
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(source)) => return Err(CallError::Connect { addr, source }),
+            Err(_) => {
+                return Err(CallError::Connect {
+                    addr,
+                    source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+                })
+            }
+        };
+        let config = self.config(observed.clone())?;
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| CallError::BadUrl(host.to_string()))?;
+        let connect = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Err(_) => Err(CallError::Handshake("the server did not finish the handshake in time".into())),
+            Ok(Ok(stream)) => Ok(Connection { stream, observed }),
+            Ok(Err(e)) => Err(self.classify(&e, &observed)),
+        }
+    }
+
+    /// Turns an IO error of the handshake or of the first exchange into the explanation.
+    fn classify(&self, err: &io::Error, observed: &Arc<Mutex<Observed>>) -> CallError {
+        let seen = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(d) = seen.server_refused {
+            return CallError::ServerCertificate(d);
+        }
+        let rustls_err = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        match rustls_err {
+            Some(rustls::Error::AlertReceived(alert))
+                if seen.asked_for.is_some() && is_certificate_alert(*alert) =>
+            {
+                let sent = self
+                    .identity
+                    .as_ref()
+                    .map(|i| i.chain.clone())
+                    .unwrap_or_default();
+                CallError::CertificateRefused(CertificateRefused::new(
+                    *alert,
+                    &sent,
+                    seen.asked_for,
+                    OffsetDateTime::now_utc(),
+                ))
+            }
+            Some(e) => CallError::Handshake(e.to_string()),
+            None => CallError::Handshake(err.to_string()),
+        }
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Reply, CallError> {
+        self.request(url, http::Method::GET, &[], Bytes::new()).await
+    }
+
+    /// Sends one HTTP/1.1 request over a new connection and reads the whole answer.
+    pub async fn request(
+        &self,
+        url: &str,
+        method: http::Method,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Reply, CallError> {
+        let target = Target::parse(url)?;
+        let conn = self.connect(&target.host, target.port).await?;
+        let version = conn.version();
+        let observed = conn.observed.clone();
+        let io_error = Arc::new(Mutex::new(None));
+        let io = RecordingIo {
+            inner: conn.stream,
+            error: io_error.clone(),
+        };
+        let late = |e: &dyn fmt::Display| {
+            let recorded = io_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match recorded {
+                Some(err) => self.classify(&err, &observed),
+                None => CallError::Http(e.to_string()),
+            }
+        };
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .map_err(|e| late(&e))?;
+        let driver = tokio::spawn(connection);
+        let host_header = if target.port == 443 {
+            target.host.clone()
+        } else {
+            format!("{}:{}", target.host, target.port)
+        };
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&target.path)
+            .header(http::header::HOST, host_header);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| CallError::Http(e.to_string()))?;
+        let response = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = driver.await;
+                return Err(late(&e));
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| late(&e))?.to_bytes();
+        drop(sender);
+        driver.abort();
+        let observed = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            version,
+            observed,
+        })
+    }
+}
+
+/// Remembers the first IO error, so that a TLS alert that hyper reports as "connection
+/// closed" can still be explained.
+struct RecordingIo<T> {
+    inner: T,
+    error: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl<T> RecordingIo<T> {
+    fn record<R>(&self, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if let Poll::Ready(Err(e)) = &r {
+            let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                let copy = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(re) => io::Error::new(e.kind(), re.clone()),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                *slot = Some(copy);
+            }
+        }
+        r
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for RecordingIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.record(r)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for RecordingIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record(r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.record(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = Target::parse("https://localhost:3000/?name=Alice").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("localhost", 3000, "/?name=Alice"));
+        let t = Target::parse("https://[::1]:8443").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 8443, "/"));
+        let t = Target::parse("https://example.com?x=1").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (443, "/?x=1"));
+        assert!(Target::parse("http://x").is_err());
+        assert!(Target::parse("https://x:notaport/").is_err());
+    }
+}

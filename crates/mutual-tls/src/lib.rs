@@ -1,0 +1,53 @@
+//! `mutual-tls`: the library a Rust service embeds to serve or call over mutual TLS and to
+//! authorize peers by identity.
+//!
+//! It builds rustls configurations from files ([`ServerTls`], [`ClientTls`]: TLS 1.2 and 1.3,
+//! aws-lc-rs, every certificate of the CA file a trust anchor, CRLs for the whole chain),
+//! verifies client certificates at least as strictly as `openssl verify -auth_level 2
+//! -crl_check_all -purpose sslclient` (through `mutual_pki::verify`), reads a [`PeerIdentity`]
+//! from the verified chain, decides with [`Policy`] / [`Matcher`] (pure, parsed once), and
+//! authorizes HTTP requests with [`AuthorizeLayer`]. Every refusal explains itself: the
+//! server logs a [`Refusal`], the client returns a [`CallError`] that names the CAs the server
+//! asked for and the CAs its certificate chains to. It is not a CA (`mutual-pki`) nor a proxy.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mutual_tls::{http, AuthorizeLayer, Policy, ServerTls};
+//! let tls = ServerTls::from_files("ca.crt", "www.crt", "www.key")?;
+//! let hello = http::service_fn(|req| async move {
+//!     let who = http::peer_of(&req).map(|p| p.name().to_string()).unwrap_or_default();
+//!     Ok(http::text(::http::StatusCode::OK, format!("Hello {who}\n")))
+//! });
+//! let svc = tower::ServiceBuilder::new()
+//!     .layer(AuthorizeLayer::new(Policy::parse(["cn=alice.example.com"])?))
+//!     .service(hello);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! http::serve(listener, tls, svc).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod danger;
+pub mod explain;
+pub mod http;
+pub mod identity;
+pub mod layer;
+pub mod load;
+pub mod matcher;
+pub mod policy;
+pub mod refusal;
+pub mod server;
+mod verifier;
+
+pub use client::{CallError, ClientTls, ClientTlsBuilder, Reply, Target};
+pub use explain::CertificateRefused;
+pub use identity::PeerIdentity;
+pub use layer::{Authorize, AuthorizeLayer};
+pub use load::{Identity, LoadError, TrustStore};
+pub use matcher::{Matcher, MatcherError};
+pub use policy::{Denial, Permit, Policy};
+pub use refusal::Refusal;
+pub use server::{Accepted, ServerMaterial, ServerTls, ServerTlsBuilder};
+pub use verifier::Observed;

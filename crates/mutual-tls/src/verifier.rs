@@ -1,0 +1,301 @@
+//! The rustls verifiers: client certificates checked by `mutual_pki::verify` (OpenSSL's checks
+//! in OpenSSL's order, then webpki's), server certificates likewise, and a per-connection slot
+//! where the reason of a refusal waits for the code that logs or explains it.
+
+use std::sync::{Arc, Mutex};
+
+use mutual_pki::diagnosis::{Diagnosis, Purpose};
+use mutual_pki::verify::{verify, VerifyInput};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use time::OffsetDateTime;
+
+use crate::identity::PeerIdentity;
+use crate::load::TrustStore;
+use crate::policy::Policy;
+use crate::refusal::Refusal;
+
+pub(crate) fn to_time(now: UnixTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+}
+
+fn chain_of(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
+    std::iter::once(end_entity)
+        .chain(intermediates)
+        .map(|c| c.as_ref().to_vec())
+        .collect()
+}
+
+/// What the server checks a client's chain against; shared by all connections of a config.
+#[derive(Debug)]
+pub(crate) struct ClientChecker {
+    pub trust: TrustStore,
+    pub crls: Vec<Vec<u8>>,
+    pub handshake_policy: Option<Arc<Policy>>,
+    pub hints: Vec<DistinguishedName>,
+    pub provider: Arc<CryptoProvider>,
+}
+
+impl ClientChecker {
+    pub fn new(
+        trust: TrustStore,
+        crls: Vec<Vec<u8>>,
+        handshake_policy: Option<Arc<Policy>>,
+        provider: Arc<CryptoProvider>,
+    ) -> ClientChecker {
+        let hints = trust.roots.subjects();
+        ClientChecker {
+            trust,
+            crls,
+            handshake_policy,
+            hints,
+            provider,
+        }
+    }
+
+    /// Verifies a client chain (leaf first) and applies the handshake policy.
+    pub fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+        let input = VerifyInput {
+            chain,
+            trusted: &self.trust.anchors,
+            purpose: Some(Purpose::Client),
+            name: None,
+            crls: &self.crls,
+            now,
+        };
+        let (subject, issuer) = mutual_pki::cert::facts(&chain[0])
+            .map(|f| (f.subject, f.issuer))
+            .unwrap_or_else(|_| ("<unreadable>".into(), "<unreadable>".into()));
+        if let Err(diagnosis) = verify(&input) {
+            return Err(Refusal::Certificate {
+                subject,
+                issuer,
+                diagnosis,
+            });
+        }
+        let peer = PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
+            subject: subject.clone(),
+            issuer: issuer.clone(),
+            diagnosis: Diagnosis::CertificateUnparsable { detail: e.0 },
+        })?;
+        if let Some(policy) = &self.handshake_policy {
+            policy
+                .authorize(&Arc::new(peer.clone()))
+                .map_err(Refusal::NotAllowed)?;
+        }
+        Ok(peer)
+    }
+}
+
+/// The outcome of one handshake's certificate checks, read after the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct ServerSlot {
+    pub refusal: Option<Refusal>,
+    pub peer: Option<PeerIdentity>,
+}
+
+/// The client-certificate verifier of one connection.
+#[derive(Debug)]
+pub(crate) struct ConnClientVerifier {
+    pub checker: Arc<ClientChecker>,
+    pub slot: Arc<Mutex<ServerSlot>>,
+}
+
+impl ClientCertVerifier for ConnClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.checker.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let chain = chain_of(end_entity, intermediates);
+        let result = self.checker.check(&chain, to_time(now));
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(peer) => {
+                slot.peer = Some(peer);
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(refusal) => {
+                let err = refusal.to_rustls();
+                slot.refusal = Some(refusal);
+                Err(err)
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.checker.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.checker.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.checker
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What the client saw of one connection: the server's chain, the CAs it asked for, and why
+/// we refused its certificate, if we did.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// The chain the server presented, leaf first (DER).
+    pub server_chain: Vec<Vec<u8>>,
+    /// The CAs named in the server's CertificateRequest; `None` when it asked for no
+    /// certificate.
+    pub asked_for: Option<Vec<String>>,
+    /// Why we refused the server's certificate, if we did.
+    pub server_refused: Option<Diagnosis>,
+}
+
+/// The server-certificate verifier of one client connection. Without a trust store it accepts
+/// any certificate (used only by `inspect` and `doctor` to see what a server presents).
+#[derive(Debug)]
+pub(crate) struct ConnServerVerifier {
+    pub trust: Option<TrustStore>,
+    pub crls: Vec<Vec<u8>>,
+    pub provider: Arc<CryptoProvider>,
+    pub observed: Arc<Mutex<Observed>>,
+}
+
+impl ServerCertVerifier for ConnServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain = chain_of(end_entity, intermediates);
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        observed.server_chain = chain.clone();
+        let Some(trust) = &self.trust else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let name = match server_name {
+            ServerName::DnsName(d) => d.as_ref().to_string(),
+            ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+            _ => String::new(),
+        };
+        let input = VerifyInput {
+            chain: &chain,
+            trusted: &trust.anchors,
+            purpose: Some(Purpose::Server),
+            name: (!name.is_empty()).then_some(name.as_str()),
+            crls: &self.crls,
+            now: to_time(now),
+        };
+        match verify(&input) {
+            Ok(_) => Ok(ServerCertVerified::assertion()),
+            Err(d) => {
+                let err = Refusal::Certificate {
+                    subject: String::new(),
+                    issuer: String::new(),
+                    diagnosis: d.clone(),
+                }
+                .to_rustls();
+                observed.server_refused = Some(d);
+                Err(err)
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The client-certificate resolver of one client connection: records the CAs the server asks
+/// for, and always presents our certificate (as curl does), so the server can say why it is
+/// refused instead of seeing none.
+#[derive(Debug)]
+pub(crate) struct RecordingResolver {
+    pub certified: Option<Arc<rustls::sign::CertifiedKey>>,
+    pub observed: Arc<Mutex<Observed>>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordingResolver {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let names = root_hint_subjects
+            .iter()
+            .map(|d| crate::explain::dn_from_der(d))
+            .collect();
+        self.observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .asked_for = Some(names);
+        self.certified.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
