@@ -154,7 +154,9 @@ impl CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::BadUrl(u) => write!(f, "bad URL \"{u}\": expected https://HOST[:PORT][/PATH]"),
+            CallError::BadUrl(u) => {
+                write!(f, "bad URL \"{u}\": expected https://HOST[:PORT][/PATH]")
+            }
             CallError::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
             CallError::ServerCertificate(d) => {
                 write!(f, "the server's certificate is not trusted: {d}")
@@ -238,7 +240,10 @@ pub struct Connection {
 impl Connection {
     /// What the handshake showed: the server's chain, the CAs it asked for.
     pub fn observed(&self) -> Observed {
-        self.observed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The negotiated TLS version.
@@ -356,7 +361,9 @@ impl ClientTls {
             .map_err(|_| CallError::BadUrl(host.to_string()))?;
         let connect = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Err(_) => Err(CallError::Handshake("the server did not finish the handshake in time".into())),
+            Err(_) => Err(CallError::Handshake(
+                "the server did not finish the handshake in time".into(),
+            )),
             Ok(Ok(stream)) => Ok(Connection { stream, observed }),
             Ok(Err(e)) => Err(self.classify(&e, &observed)),
         }
@@ -368,7 +375,9 @@ impl ClientTls {
         if let Some(d) = seen.server_refused {
             return CallError::ServerCertificate(d);
         }
-        let rustls_err = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        let rustls_err = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
         match rustls_err {
             Some(rustls::Error::AlertReceived(alert))
                 if seen.asked_for.is_some() && is_certificate_alert(*alert) =>
@@ -392,7 +401,8 @@ impl ClientTls {
 
     /// `GET url`.
     pub async fn get(&self, url: &str) -> Result<Reply, CallError> {
-        self.request(url, http::Method::GET, &[], Bytes::new()).await
+        self.request(url, http::Method::GET, &[], Bytes::new())
+            .await
     }
 
     /// Sends one HTTP/1.1 request over a new connection and reads the whole answer.
@@ -522,9 +532,15 @@ mod tests {
     #[test]
     fn targets_parse() {
         let t = Target::parse("https://localhost:3000/?name=Alice").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("localhost", 3000, "/?name=Alice"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("localhost", 3000, "/?name=Alice")
+        );
         let t = Target::parse("https://[::1]:8443").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 8443, "/"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("::1", 8443, "/")
+        );
         let t = Target::parse("https://example.com?x=1").unwrap();
         assert_eq!((t.port, t.path.as_str()), (443, "/?x=1"));
         assert!(Target::parse("http://x").is_err());

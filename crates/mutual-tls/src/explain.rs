@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn alert_names_follow_the_rfc() {
         assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
-        assert_eq!(alert_name(AlertDescription::BadCertificate), "bad_certificate");
+        assert_eq!(
+            alert_name(AlertDescription::BadCertificate),
+            "bad_certificate"
+        );
         assert_eq!(alert_name(AlertDescription::AccessDenied), "access_denied");
         assert_eq!(
             alert_name(AlertDescription::CertificateRequired),

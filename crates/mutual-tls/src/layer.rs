@@ -91,7 +91,11 @@ where
         let decision: Result<Permit, _> = self.policy.load().authorize(&peer);
         match decision {
             Ok(permit) => {
-                tracing::debug!(peer.cn = peer.name(), rule = permit.rule(), decision = "allow");
+                tracing::debug!(
+                    peer.cn = peer.name(),
+                    rule = permit.rule(),
+                    decision = "allow"
+                );
                 req.extensions_mut().insert(permit);
                 // Take the service that was driven to readiness, leave a fresh clone behind.
                 let clone = self.inner.clone();

@@ -84,18 +84,26 @@ impl Identity {
         let key_bytes = read(key, "--key")?;
         let key_der = {
             use rustls_pki_types::pem::PemObject;
-            PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|_| invalid(key, "--key", "no private key found in PEM (PKCS#8, PKCS#1 or SEC1)"))?
+            PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
+                invalid(
+                    key,
+                    "--key",
+                    "no private key found in PEM (PKCS#8, PKCS#1 or SEC1)",
+                )
+            })?
         };
-        let ders: Vec<CertificateDer<'static>> =
-            chain.iter().map(|d| CertificateDer::from(d.clone())).collect();
-        let certified = CertifiedKey::from_der(ders, key_der, &provider()).map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => LoadError::KeyMismatch {
-                cert: cert.to_path_buf(),
-                key: key.to_path_buf(),
-            },
-            other => invalid(key, "--key", format!("unusable private key: {other}")),
-        })?;
+        let ders: Vec<CertificateDer<'static>> = chain
+            .iter()
+            .map(|d| CertificateDer::from(d.clone()))
+            .collect();
+        let certified =
+            CertifiedKey::from_der(ders, key_der, &provider()).map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => LoadError::KeyMismatch {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                },
+                other => invalid(key, "--key", format!("unusable private key: {other}")),
+            })?;
         Ok(Identity {
             chain,
             certified: Arc::new(certified),
@@ -141,8 +149,8 @@ impl TrustStore {
         let mut roots = RootCertStore::empty();
         let mut subjects = Vec::new();
         for (i, der) in anchors.iter().enumerate() {
-            let facts = mutual_pki::cert::facts(der)
-                .map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            let facts =
+                mutual_pki::cert::facts(der).map_err(|e| format!("certificate {}: {e}", i + 1))?;
             roots
                 .add(CertificateDer::from(der.clone()))
                 .map_err(|e| format!("certificate {} ({}): {e}", i + 1, facts.subject))?;

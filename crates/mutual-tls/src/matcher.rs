@@ -81,17 +81,15 @@ impl FromStr for Matcher {
         };
         let rule = match (kind.to_ascii_lowercase().as_str(), op) {
             ("cn", "=") => Rule::Cn(value.to_string()),
-            ("cn", "~") => Rule::CnRegex(
-                Regex::new(value).map_err(|e| {
-                    err(
-                        value_col,
-                        format!(
-                            "bad regular expression: {}",
-                            e.to_string().lines().last().unwrap_or("")
-                        ),
-                    )
-                })?,
-            ),
+            ("cn", "~") => Rule::CnRegex(Regex::new(value).map_err(|e| {
+                err(
+                    value_col,
+                    format!(
+                        "bad regular expression: {}",
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                )
+            })?),
             // A `*` in a DNS glob stays within one label: match on `/`-separated labels.
             ("dns", "=") => Rule::Dns(glob(&value.replace('.', "/"), true)?),
             ("uri", "=") => Rule::Uri(glob(value, false)?),
@@ -106,12 +104,7 @@ impl FromStr for Matcher {
                     format!("\"{k}\" takes \"=\"; only cn has a regex form (cn~)"),
                 ))
             }
-            _ => {
-                return Err(err(
-                    1,
-                    format!("unknown kind \"{kind}\": expected {KINDS}"),
-                ))
-            }
+            _ => return Err(err(1, format!("unknown kind \"{kind}\": expected {KINDS}"))),
         };
         Ok(Matcher {
             source: s.to_string(),

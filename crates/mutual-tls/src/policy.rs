@@ -131,7 +131,10 @@ mod tests {
             "you cannot be here bob.example.com: only cn=alice.example.com or ou=ops may call"
         );
         assert_eq!(
-            Policy::new(vec![]).authorize(&alice).unwrap_err().to_string(),
+            Policy::new(vec![])
+                .authorize(&alice)
+                .unwrap_err()
+                .to_string(),
             "you cannot be here alice.example.com: no one may call"
         );
         assert!(Policy::any().authorize(&bob).is_ok());

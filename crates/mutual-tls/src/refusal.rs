@@ -115,14 +115,15 @@ impl fmt::Display for Refusal {
                 }
             ),
             Refusal::Certificate {
-                subject,
-                diagnosis,
-                ..
+                subject, diagnosis, ..
             } => write!(f, "refused client certificate \"{subject}\": {diagnosis}"),
             Refusal::NotAllowed(d) => write!(f, "{d}"),
             Refusal::Handshake { detail } => write!(f, "handshake failed: {detail}"),
             Refusal::Timeout { seconds } => {
-                write!(f, "the client did not finish the handshake within {seconds}s")
+                write!(
+                    f,
+                    "the client did not finish the handshake within {seconds}s"
+                )
             }
         }
     }

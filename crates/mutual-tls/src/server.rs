@@ -126,7 +126,8 @@ impl ServerTlsBuilder {
             p.clone()
                 .ok_or_else(|| LoadError::Config(format!("{flag} is required")))
         };
-        let identity = Identity::from_files(&need(&self.cert, "--cert")?, &need(&self.key, "--key")?)?;
+        let identity =
+            Identity::from_files(&need(&self.cert, "--cert")?, &need(&self.key, "--key")?)?;
         let trust = TrustStore::from_file(&need(&self.ca, "--ca")?)?;
         let crls = crls_from_files(&self.crls)?;
         Ok(ServerMaterial::new(
@@ -271,9 +272,11 @@ impl ServerTls {
                 detail: "server shutting down".into(),
             })?;
         let slot = Arc::new(Mutex::new(ServerSlot::default()));
-        let config = self.config(Arc::clone(&slot)).map_err(|e| Refusal::Handshake {
-            detail: e.to_string(),
-        })?;
+        let config = self
+            .config(Arc::clone(&slot))
+            .map_err(|e| Refusal::Handshake {
+                detail: e.to_string(),
+            })?;
         let accept = tokio_rustls::TlsAcceptor::from(config)
             .accept(tcp)
             .into_fallible();

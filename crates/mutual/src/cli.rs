@@ -55,6 +55,14 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Verify a chain against a CA file; on failure say exactly why.
     Verify(VerifyArgs),
+    /// Serve over mTLS (hello) or plain HTTP (echo, a backend for the proxy).
+    #[command(subcommand)]
+    Serve(ServeCommand),
+    /// mTLS HTTP client; when refused, it says why instead of `bad certificate`.
+    Curl(CurlArgs),
+    /// Diagnose an mTLS endpoint: what it presents, which client CAs it accepts, and whether
+    /// the given identity would be accepted and why not.
+    Doctor(DoctorArgs),
 }
 
 /// `mutual ca …`
@@ -366,4 +374,113 @@ pub enum PurposeArg {
     Client,
     /// TLS server (serverAuth).
     Server,
+}
+
+/// `mutual serve …`
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// The hello service over mTLS: answers `Hello <name>` (`?name=`, default `World`).
+    Hello(ServeHelloArgs),
+    /// A plain HTTP backend that answers with the request's method, path and headers (JSON).
+    Echo(ServeEchoArgs),
+}
+
+/// Where a refused identity is refused.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DenyAt {
+    /// After the handshake: HTTP 403 with a body naming the caller.
+    Http,
+    /// In the TLS handshake itself (alert access_denied), logged with the peer's identity.
+    Handshake,
+}
+
+/// `mutual serve hello`
+#[derive(Debug, Args)]
+pub struct ServeHelloArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// CAs that client certificates must chain to (every certificate is a trust anchor).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The server's certificate chain (leaf first).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// CRL files; when given, every certificate of a client's chain must be covered. Repeatable.
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+    /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
+    /// any match allows. Default: any verified client.
+    #[arg(long)]
+    pub allow: Vec<String>,
+    /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
+    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    pub deny_at: DenyAt,
+    /// How long a client may take to finish the handshake.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub handshake_timeout: Duration,
+    /// How many handshakes may run at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_handshakes: usize,
+}
+
+/// `mutual serve echo`
+#[derive(Debug, Args)]
+pub struct ServeEchoArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// `mutual curl`
+#[derive(Debug, Args)]
+pub struct CurlArgs {
+    /// `https://HOST[:PORT][/PATH]`.
+    pub url: String,
+    /// Our certificate chain (leaf first).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Our private key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// CAs the server's certificate must chain to.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// HTTP method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    pub method: String,
+    /// Request header `Name: value`; repeatable.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Request body (`@FILE` reads a file); `-d` as in curl (`--data` is the store's flag).
+    #[arg(short = 'd', long = "body")]
+    pub body: Option<String>,
+    /// Print the TLS details and the response status and headers on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Offer TLS 1.2 only.
+    #[arg(long = "tls1.2", conflicts_with = "tls13")]
+    pub tls12: bool,
+    /// Offer TLS 1.3 only.
+    #[arg(long = "tls1.3")]
+    pub tls13: bool,
+}
+
+/// `mutual doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// `https://HOST[:PORT][/PATH]`.
+    pub url: String,
+    /// The identity to check against the endpoint: certificate chain.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The identity's private key.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// CAs the server's certificate should chain to.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }

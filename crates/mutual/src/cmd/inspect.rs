@@ -14,14 +14,12 @@ use crate::{
 };
 
 pub async fn inspect(json: bool, a: InspectArgs) -> Result<()> {
-    if a.target.starts_with("https://") {
-        bail!(crate::cmd::UsageError(
-            "inspecting a live server (https://) needs the TLS layer; give a file or - instead"
-                .into()
-        ));
-    }
-    let bytes = files::read(std::path::Path::new(&a.target), "certificate")?;
-    let chain = cert::certs_from_bytes(&bytes)?;
+    let chain = if a.target.starts_with("https://") {
+        crate::cmd::doctor::presented_chain(&a.target).await?
+    } else {
+        let bytes = files::read(std::path::Path::new(&a.target), "certificate")?;
+        cert::certs_from_bytes(&bytes)?
+    };
     let reports = inspect::describe(&chain, OffsetDateTime::now_utc())?;
     if json {
         return output::json(&reports);

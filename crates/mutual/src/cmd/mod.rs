@@ -2,9 +2,12 @@
 
 mod ca;
 mod certs;
+mod curl;
+mod doctor;
 mod inspect;
 mod issue;
 mod role;
+mod serve;
 
 use std::path::Path;
 
@@ -39,6 +42,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Certs(a) => certs::list(data, json, a).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
+        Command::Serve(c) => serve::run(c).await,
+        Command::Curl(a) => curl::run(json, a).await,
+        Command::Doctor(a) => doctor::run(json, a).await,
     }
 }
 

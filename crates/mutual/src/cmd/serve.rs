@@ -1,0 +1,205 @@
+//! `mutual serve hello` (the hello service over mTLS) and `mutual serve echo` (a plain HTTP
+//! backend that reflects request headers).
+
+use std::convert::Infallible;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use mutual_tls::{http as mhttp, AuthorizeLayer, Policy, ServerTls};
+use tokio::net::TcpListener;
+
+use crate::cli::{DenyAt, ServeCommand, ServeEchoArgs, ServeHelloArgs};
+use crate::cmd::UsageError;
+
+/// Logs to stderr, human-readable; `MUTUAL_LOG` sets the filter (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTUAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn run(c: ServeCommand) -> Result<()> {
+    init_logging();
+    match c {
+        ServeCommand::Hello(a) => hello(a).await,
+        ServeCommand::Echo(a) => echo(a).await,
+    }
+}
+
+async fn bind(listen: &str) -> Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))
+}
+
+async fn hello(a: ServeHelloArgs) -> Result<()> {
+    let policy = if a.allow.is_empty() {
+        None
+    } else {
+        Some(Policy::parse(&a.allow).map_err(|e| UsageError(format!("--allow: {e}")))?)
+    };
+    let mut builder = ServerTls::builder()
+        .ca(&a.ca)
+        .cert(&a.cert)
+        .key(&a.key)
+        .handshake_timeout(a.handshake_timeout)
+        .max_handshakes(a.max_handshakes);
+    for crl in &a.crl {
+        builder = builder.crl(crl);
+    }
+    if let (Some(p), DenyAt::Handshake) = (&policy, a.deny_at) {
+        builder = builder.deny_at_handshake(p.clone());
+    }
+    let tls = builder.build()?;
+    for w in tls.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let listener = bind(&a.listen).await?;
+    let addr = listener.local_addr()?;
+    let trust = tls.material().trust().subjects.join(", ");
+    eprintln!("mutual: serving hello on https://{addr} (client certificates from: {trust})");
+    if let Some(p) = &policy {
+        eprintln!("mutual: allowing {p} (refused at {:?})", a.deny_at);
+    }
+    reload_on_sighup(tls.clone());
+
+    let hello = mhttp::service_fn(|req: Request<Incoming>| async move {
+        let name = query_param(req.uri().query().unwrap_or(""), "name")
+            .unwrap_or_else(|| "World".to_string());
+        Ok::<_, Infallible>(mhttp::text(StatusCode::OK, format!("Hello {name}\n")))
+    });
+    match (policy, a.deny_at) {
+        (Some(p), DenyAt::Http) => {
+            let svc = tower::ServiceBuilder::new()
+                .layer(AuthorizeLayer::new(p))
+                .service(hello);
+            mhttp::serve(listener, tls, svc).await?
+        }
+        _ => mhttp::serve(listener, tls, hello).await?,
+    }
+    Ok(())
+}
+
+fn reload_on_sighup(tls: ServerTls) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = tls.reload();
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = tls;
+}
+
+/// The first value of a query parameter, percent-decoded (`+` is a space).
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn echo(a: ServeEchoArgs) -> Result<()> {
+    let listener = bind(&a.listen).await?;
+    eprintln!("mutual: serving echo on http://{}", listener.local_addr()?);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(reflect(&req))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+/// The request's method, path and headers as JSON; repeated headers are joined with `, `.
+fn reflect<B>(req: &Request<B>) -> Response<Full<Bytes>> {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in req.headers() {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|old| {
+                if let serde_json::Value::String(s) = old {
+                    s.push_str(", ");
+                    s.push_str(&v);
+                }
+            })
+            .or_insert(serde_json::Value::String(v));
+    }
+    let body = serde_json::json!({
+        "method": req.method().as_str(),
+        "path": req.uri().to_string(),
+        "headers": headers,
+    });
+    let mut res = Response::new(Full::new(Bytes::from(format!("{body:#}\n"))));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_names() {
+        assert_eq!(query_param("name=Alice", "name").as_deref(), Some("Alice"));
+        assert_eq!(
+            query_param("x=1&name=Jo+Doe", "name").as_deref(),
+            Some("Jo Doe")
+        );
+        assert_eq!(
+            query_param("name=%41l%69ce", "name").as_deref(),
+            Some("Alice")
+        );
+        assert_eq!(query_param("name=100%", "name").as_deref(), Some("100%"));
+        assert_eq!(query_param("", "name"), None);
+    }
+}
