@@ -86,6 +86,29 @@ impl Server {
         }
     }
 
+    /// Waits (bounded) until at least `n` log lines contain every needle.
+    #[track_caller]
+    pub fn wait_log_count(&self, needles: &[&str], n: usize) {
+        let start = Instant::now();
+        loop {
+            let count = self
+                .log()
+                .iter()
+                .filter(|l| needles.iter().all(|x| l.contains(x)))
+                .count();
+            if count >= n {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!(
+                    "fewer than {n} log lines with {needles:?} in:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
     }
