@@ -1,0 +1,183 @@
+//! What the proxy does to request headers before forwarding: strip every identity header a
+//! caller could forge and every hop-by-hop header, then set `x-forwarded-*` and the verified
+//! identity. Pure: a function of a header map and the connection's facts.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
+
+/// Headers that carry a client identity; a caller's copies are always removed.
+pub const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-client-cert",
+    "client-cert",
+    "client-cert-chain",
+    "l5d-client-id",
+];
+
+/// Prefixes of identity headers set by other proxies (Traefik, nginx/Apache conventions).
+pub const IDENTITY_PREFIXES: &[&str] = &["x-forwarded-tls-client-cert", "ssl-client-"];
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// True when a header name carries a client identity.
+pub fn is_identity(name: &str) -> bool {
+    IDENTITY_HEADERS.contains(&name) || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Removes hop-by-hop headers and those named by `Connection` (for responses).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+/// Removes identity headers, hop-by-hop headers and those named by `Connection`.
+pub fn strip(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity(k.as_str()))
+        .cloned()
+        .collect();
+    for n in forged {
+        headers.remove(n);
+    }
+}
+
+/// The facts about the connection that go to the backend.
+#[derive(Debug, Clone)]
+pub struct Forwarded<'a> {
+    /// The caller's address.
+    pub client: IpAddr,
+    /// The host the caller asked for.
+    pub host: Option<&'a str>,
+    /// The XFCC element, when forwarding identity.
+    pub xfcc: Option<&'a str>,
+    /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`.
+    pub client_cert: Option<(&'a str, &'a str)>,
+}
+
+/// Strips, then sets `x-forwarded-for`, `-proto`, `-host` and the identity headers. Values
+/// that are not valid header text are left out rather than failing the request.
+pub fn prepare(headers: &mut HeaderMap, f: &Forwarded<'_>) {
+    strip(headers);
+    let set = |headers: &mut HeaderMap, name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set(headers, "x-forwarded-for", &f.client.to_string());
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
+    if let Some(h) = f.host {
+        set(headers, "x-forwarded-host", h);
+    }
+    if let Some(x) = f.xfcc {
+        set(headers, "x-forwarded-client-cert", x);
+    }
+    if let Some((cert, chain)) = f.client_cert {
+        set(headers, "client-cert", cert);
+        if !chain.is_empty() {
+            set(headers, "client-cert-chain", chain);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn forged_identity_never_passes() {
+        let cases: &[(&str, bool)] = &[
+            ("x-forwarded-client-cert", true),
+            ("X-Forwarded-Client-Cert", true),
+            ("client-cert", true),
+            ("client-cert-chain", true),
+            ("x-forwarded-tls-client-cert", true),
+            ("x-forwarded-tls-client-cert-info", true),
+            ("ssl-client-subject-dn", true),
+            ("ssl-client-verify", true),
+            ("l5d-client-id", true),
+            ("x-request-id", false),
+            ("client-certainty", false),
+        ];
+        for (name, stripped) in cases {
+            let mut m = map(&[(name, "By=evil;Subject=\"CN=admin\"")]);
+            strip(&mut m);
+            assert_eq!(m.is_empty(), *stripped, "{name}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut m = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+        ]);
+        strip(&mut m);
+        assert_eq!(m.len(), 1);
+        assert!(m.contains_key("accept"));
+    }
+
+    #[test]
+    fn prepare_sets_forwarded_and_identity() {
+        let mut m = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-client-cert", "Subject=\"CN=admin\""),
+        ]);
+        prepare(
+            &mut m,
+            &Forwarded {
+                client: "127.0.0.1".parse().unwrap(),
+                host: Some("www.example.com"),
+                xfcc: Some("Hash=ab;Subject=\"CN=alice.example.com\""),
+                client_cert: Some((":AQ==:", "")),
+            },
+        );
+        assert_eq!(m["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(m["x-forwarded-proto"], "https");
+        assert_eq!(m["x-forwarded-host"], "www.example.com");
+        assert_eq!(m.get_all("x-forwarded-client-cert").iter().count(), 1);
+        assert_eq!(m["x-forwarded-client-cert"], "Hash=ab;Subject=\"CN=alice.example.com\"");
+        assert_eq!(m["client-cert"], ":AQ==:");
+        assert!(!m.contains_key("client-cert-chain"));
+    }
+}

@@ -1,0 +1,259 @@
+//! `mutual-proxy`: the authorizing mTLS reverse proxy and the mTLS tunnel of `mutual`.
+//!
+//! The proxy terminates mTLS (HTTP/1.1 and HTTP/2 by ALPN) in front of an unmodified HTTP
+//! backend, picks a route by Host and path prefix (the Host held to the TLS server name),
+//! authorizes the caller by the route's identity matchers — refusing with a 403 that names the
+//! caller and the rule, or in the handshake — strips every identity header a caller sends and
+//! forwards the verified identity as Envoy's `x-forwarded-client-cert`. Configuration, routing,
+//! XFCC and header rules are pure modules ([`config`], [`route`], [`xfcc`], [`headers`]);
+//! sockets live in [`server`], [`service`], [`admin`] and [`tunnel`]. Reload is build,
+//! validate, swap: a bad new configuration is refused and the old one keeps serving. It is not
+//! a CA (`mutual-pki`) nor the verification library (`mutual-tls`), which it uses.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mutual_proxy::ProxyError> {
+//! let proxy = mutual_proxy::Proxy::load(mutual_proxy::Source::File("proxy.toml".into()))?;
+//! let running = proxy.start().await?;
+//! println!("listening on {:?}", running.listeners);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod headers;
+pub mod metrics;
+pub mod reload;
+pub mod route;
+pub mod server;
+pub mod service;
+pub mod tls;
+pub mod tunnel;
+pub mod upstream;
+pub mod xfcc;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use config::{Config, ConfigError, FileConfig};
+use metrics::Metrics;
+use tls::TlsMaterial;
+use upstream::Upstream;
+
+/// Why the proxy cannot start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A certificate, key, CA or CRL file cannot be used.
+    #[error("listener {listen}: {source}")]
+    Load {
+        /// The listener.
+        listen: SocketAddr,
+        /// Why.
+        source: mutual_tls::LoadError,
+    },
+    /// A file or socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The new configuration changes what only a restart can change.
+    #[error("{0}; restart the proxy to apply it")]
+    NeedsRestart(String),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A TOML file, read again on each reload.
+    File(PathBuf),
+    /// A configuration made from command-line flags; reload reads its files again.
+    Fixed(Box<FileConfig>),
+}
+
+impl Source {
+    fn read(&self) -> Result<Config, ProxyError> {
+        match self {
+            Source::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ProxyError::Io {
+                    what: format!("reading --config {}", path.display()),
+                    source,
+                })?;
+                Ok(FileConfig::parse(&text)?.check()?)
+            }
+            Source::Fixed(f) => Ok(f.check()?),
+        }
+    }
+}
+
+/// Everything a configuration needs at run time, built off to the side and swapped whole.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The checked configuration.
+    pub config: Config,
+    /// Per listener (same order): certificate, CAs, CRLs.
+    pub listeners: Vec<Arc<TlsMaterial>>,
+    /// Per upstream (same order): servers and pools.
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+impl Runtime {
+    /// Loads every file of `config`; upstreams that did not change keep their pools and health.
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ProxyError> {
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| {
+                TlsMaterial::load(l)
+                    .map(Arc::new)
+                    .map_err(|source| ProxyError::Load { listen: l.listen, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                previous
+                    .and_then(|p| p.upstreams.iter().find(|o| o.config.name == u.name && o.same_as(u)))
+                    .filter(|o| o.config.balance == u.balance)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Upstream::new(u.clone())))
+            })
+            .collect();
+        Ok(Runtime {
+            config,
+            listeners,
+            upstreams,
+        })
+    }
+}
+
+/// The proxy: its configuration source, the runtime in use, and counters.
+#[derive(Debug)]
+pub struct Proxy {
+    source: Source,
+    runtime: ArcSwap<Runtime>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// Addresses a started proxy listens on.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The mTLS listeners, in configuration order.
+    pub listeners: Vec<SocketAddr>,
+    /// The admin listener.
+    pub admin: Option<SocketAddr>,
+}
+
+impl Proxy {
+    /// Reads and checks the configuration and loads its files.
+    pub fn load(source: Source) -> Result<Arc<Proxy>, ProxyError> {
+        let runtime = Runtime::build(source.read()?, None)?;
+        Ok(Arc::new(Proxy {
+            source,
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The runtime in use now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Whether to write one log line per request.
+    pub fn access_log(&self) -> bool {
+        self.runtime.load().config.access_log
+    }
+
+    /// Warnings about the CA files (a CA with its own issuer widens the trust).
+    pub fn warnings(&self) -> Vec<String> {
+        self.runtime()
+            .listeners
+            .iter()
+            .flat_map(|m| m.trust.warnings.clone())
+            .collect()
+    }
+
+    /// Build, validate, swap: on error the old runtime keeps serving and the error says why.
+    pub fn reload(&self) -> Result<(), ProxyError> {
+        let result = (|| {
+            let config = self.source.read()?;
+            let old = self.runtime();
+            let was: Vec<SocketAddr> = old.config.listeners.iter().map(|l| l.listen).collect();
+            let now: Vec<SocketAddr> = config.listeners.iter().map(|l| l.listen).collect();
+            if was != now || old.config.admin != config.admin {
+                return Err(ProxyError::NeedsRestart(format!(
+                    "the listen addresses change from {was:?} to {now:?}"
+                )));
+            }
+            Runtime::build(config, Some(&old))
+        })();
+        match result {
+            Ok(rt) => {
+                self.runtime.store(Arc::new(rt));
+                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "reload refused; the previous configuration keeps serving");
+                Err(e)
+            }
+        }
+    }
+
+    /// Binds every listener and the admin listener, and serves in background tasks, with
+    /// reload on SIGHUP and on file change.
+    pub async fn start(self: &Arc<Self>) -> Result<Running, ProxyError> {
+        let rt = self.runtime();
+        let mut listeners = Vec::new();
+        for (i, l) in rt.config.listeners.iter().enumerate() {
+            let sock = tokio::net::TcpListener::bind(l.listen).await.map_err(|source| ProxyError::Io {
+                what: format!("listening on {}", l.listen),
+                source,
+            })?;
+            listeners.push(sock.local_addr().unwrap_or(l.listen));
+            tokio::spawn(server::serve_listener(Arc::clone(self), i, sock));
+        }
+        let admin = match rt.config.admin {
+            None => None,
+            Some(a) => {
+                let sock = tokio::net::TcpListener::bind(a).await.map_err(|source| ProxyError::Io {
+                    what: format!("listening on admin {a}"),
+                    source,
+                })?;
+                let at = sock.local_addr().unwrap_or(a);
+                tokio::spawn(admin::serve_admin(Arc::clone(self), sock));
+                Some(at)
+            }
+        };
+        reload::watch(Arc::clone(self));
+        Ok(Running { listeners, admin })
+    }
+
+    /// The files whose change triggers a reload.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Source::File(p) = &self.source {
+            files.push(p.clone());
+        }
+        for l in &self.runtime().config.listeners {
+            files.extend([l.ca.clone(), l.cert.clone(), l.key.clone()]);
+            files.extend(l.crls.iter().cloned());
+        }
+        files
+    }
+}

@@ -1,0 +1,54 @@
+//! Reload triggers: SIGHUP, and a change of any watched file (the configuration, certificates,
+//! keys, CAs, CRLs). Files are polled once a second through their symlinks, so the symlink
+//! swap that Kubernetes uses for secrets is seen like an edit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::Proxy;
+
+type Stamp = Vec<(PathBuf, Option<(u64, SystemTime, u64)>)>;
+
+fn stamp(files: &[PathBuf]) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok();
+            (
+                f.clone(),
+                m.map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.ino())),
+            )
+        })
+        .collect()
+}
+
+/// Starts the reload triggers in background tasks.
+pub fn watch(proxy: Arc<Proxy>) {
+    let p = Arc::clone(&proxy);
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload on file change only");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let _ = p.reload();
+        }
+    });
+    tokio::spawn(async move {
+        let mut seen = stamp(&proxy.watched_files());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = stamp(&proxy.watched_files());
+            if now != seen {
+                tracing::info!("a watched file changed: reloading");
+                let _ = proxy.reload();
+                // Remember what failed too, so that a bad file is reported once, not each second.
+                seen = stamp(&proxy.watched_files());
+            }
+        }
+    });
+}

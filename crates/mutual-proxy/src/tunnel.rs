@@ -1,0 +1,175 @@
+//! Client mode: plaintext in on a local port, mTLS out to one upstream with our certificate,
+//! so that an application that cannot do mTLS calls mTLS services. The identity is read again
+//! on SIGHUP and when its files change.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mutual_tls::ClientTls;
+use tokio::net::TcpListener;
+
+use crate::ProxyError;
+
+/// What the tunnel needs.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    /// Local plaintext address.
+    pub listen: SocketAddr,
+    /// Upstream host (also the TLS server name).
+    pub host: String,
+    /// Upstream port.
+    pub port: u16,
+    /// CAs the upstream's certificate must chain to.
+    pub ca: PathBuf,
+    /// Our chain.
+    pub cert: PathBuf,
+    /// Our key.
+    pub key: PathBuf,
+}
+
+/// Parses `https://HOST:PORT` (port 443 when absent).
+pub fn parse_upstream(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("\"{url}\": the upstream is https://HOST:PORT"))?;
+    let auth = rest.trim_end_matches('/');
+    if auth.contains('/') || auth.is_empty() {
+        return Err(format!("\"{url}\": the upstream has no path"));
+    }
+    if let Some(v6) = auth.strip_prefix('[') {
+        let (h, p) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": unclosed ["))?;
+        let port = match p.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("\"{url}\": bad port"))?,
+            None => 443,
+        };
+        return Ok((h.to_string(), port));
+    }
+    match auth.rsplit_once(':') {
+        Some((h, p)) => Ok((h.to_string(), p.parse().map_err(|_| format!("\"{url}\": bad port"))?)),
+        None => Ok((auth.to_string(), 443)),
+    }
+}
+
+/// A running tunnel.
+#[derive(Debug)]
+pub struct Tunnel {
+    config: TunnelConfig,
+    client: ArcSwap<ClientTls>,
+}
+
+impl Tunnel {
+    /// Loads the identity and CAs.
+    pub fn load(config: TunnelConfig) -> Result<Arc<Tunnel>, ProxyError> {
+        let client = Self::client(&config)?;
+        Ok(Arc::new(Tunnel {
+            config,
+            client: ArcSwap::from_pointee(client),
+        }))
+    }
+
+    fn client(c: &TunnelConfig) -> Result<ClientTls, ProxyError> {
+        ClientTls::from_files(&c.ca, &c.cert, &c.key).map_err(|source| ProxyError::Load {
+            listen: c.listen,
+            source,
+        })
+    }
+
+    /// Reads the identity again; on error the old one stays.
+    pub fn reload(&self) -> Result<(), ProxyError> {
+        match Self::client(&self.config) {
+            Ok(c) => {
+                self.client.store(Arc::new(c));
+                tracing::info!("tunnel identity reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reload refused; keeping the previous identity");
+                Err(e)
+            }
+        }
+    }
+
+    /// Binds and serves in a background task; returns the bound address.
+    pub async fn start(self: &Arc<Self>) -> Result<SocketAddr, ProxyError> {
+        let listener = TcpListener::bind(self.config.listen).await.map_err(|source| ProxyError::Io {
+            what: format!("listening on {}", self.config.listen),
+            source,
+        })?;
+        let addr = listener.local_addr().unwrap_or(self.config.listen);
+        let t = Arc::clone(self);
+        tokio::spawn(async move { t.accept_loop(listener).await });
+        let t = Arc::clone(self);
+        tokio::spawn(async move {
+            let files = [t.config.ca.clone(), t.config.cert.clone(), t.config.key.clone()];
+            let stamp = |f: &[PathBuf]| -> Vec<Option<std::time::SystemTime>> {
+                f.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+            };
+            let mut seen = stamp(&files);
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            loop {
+                let tick = tokio::time::sleep(Duration::from_secs(1));
+                match hup.as_mut() {
+                    Some(h) => {
+                        tokio::select! {
+                            _ = h.recv() => { let _ = t.reload(); }
+                            _ = tick => {}
+                        }
+                    }
+                    None => tick.await,
+                }
+                let now = stamp(&files);
+                if now != seen {
+                    let _ = t.reload();
+                    seen = now;
+                }
+            }
+        });
+        Ok(addr)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (mut tcp, remote) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let client = self.client.load_full();
+            let (host, port) = (self.config.host.clone(), self.config.port);
+            tokio::spawn(async move {
+                match client.connect(&host, port).await {
+                    Ok(mut conn) => {
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut tcp, &mut conn.stream).await {
+                            tracing::info!(peer.addr = %remote, upstream = %format!("{host}:{port}"), error = %e, "tunnel closed with an error");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer.addr = %remote, upstream = %format!("{host}:{port}"), error = %e, "cannot reach the upstream");
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls() {
+        assert_eq!(parse_upstream("https://localhost:3000").unwrap(), ("localhost".into(), 3000));
+        assert_eq!(parse_upstream("https://www.example.com/").unwrap(), ("www.example.com".into(), 443));
+        assert_eq!(parse_upstream("https://[::1]:8443").unwrap(), ("::1".into(), 8443));
+        for bad in ["http://x:1", "https://x:y", "https://x:1/path", "https://"] {
+            assert!(parse_upstream(bad).is_err(), "{bad}");
+        }
+    }
+}
