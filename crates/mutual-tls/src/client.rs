@@ -128,9 +128,9 @@ pub enum CallError {
         source: io::Error,
     },
     /// We refused the server's certificate.
-    ServerCertificate(Diagnosis),
+    ServerCertificate(Box<Diagnosis>),
     /// The server refused our certificate (or our lack of one).
-    CertificateRefused(CertificateRefused),
+    CertificateRefused(Box<CertificateRefused>),
     /// Another TLS failure.
     Handshake(String),
     /// The HTTP exchange failed after the handshake.
@@ -373,7 +373,7 @@ impl ClientTls {
     fn classify(&self, err: &io::Error, observed: &Arc<Mutex<Observed>>) -> CallError {
         let seen = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(d) = seen.server_refused {
-            return CallError::ServerCertificate(d);
+            return CallError::ServerCertificate(Box::new(d));
         }
         let rustls_err = err
             .get_ref()
@@ -387,12 +387,12 @@ impl ClientTls {
                     .as_ref()
                     .map(|i| i.chain.clone())
                     .unwrap_or_default();
-                CallError::CertificateRefused(CertificateRefused::new(
+                CallError::CertificateRefused(Box::new(CertificateRefused::new(
                     *alert,
                     &sent,
                     seen.asked_for,
                     OffsetDateTime::now_utc(),
-                ))
+                )))
             }
             Some(e) => CallError::Handshake(e.to_string()),
             None => CallError::Handshake(err.to_string()),

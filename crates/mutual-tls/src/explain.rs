@@ -23,15 +23,17 @@ pub fn dn_from_der(der: &[u8]) -> String {
 pub fn alert_name(alert: AlertDescription) -> String {
     let debug = format!("{alert:?}");
     let mut out = String::new();
-    for (i, c) in debug.chars().enumerate() {
+    let mut previous_upper = true;
+    for c in debug.chars() {
         if c.is_ascii_uppercase() {
-            if i > 0 && !debug[..i].ends_with(|p: char| p.is_ascii_uppercase()) {
+            if !previous_upper {
                 out.push('_');
             }
             out.push(c.to_ascii_lowercase());
         } else {
             out.push(c);
         }
+        previous_upper = c.is_ascii_uppercase();
     }
     out
 }

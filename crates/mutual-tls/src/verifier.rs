@@ -58,6 +58,7 @@ impl ClientChecker {
     }
 
     /// Verifies a client chain (leaf first) and applies the handshake policy.
+    #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
     pub fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
         let input = VerifyInput {
             chain,
