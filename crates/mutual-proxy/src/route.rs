@@ -55,21 +55,15 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 }
 
 /// Picks the route for `host` + `path` on a connection made for `sni`. `routes` are in the
-/// order [`crate::config`] sorted them (longest prefix first).
+/// order [`crate::config`] sorted them (longest prefix first). A named host's route is served
+/// only on a connection made for that name; a `*` route takes any Host (it is authorized per
+/// request all the same, so no name can borrow another's permission).
 pub fn select<'r>(
     routes: &'r [RouteConfig],
     sni: Option<&str>,
     host: &str,
     path: &str,
 ) -> Result<(usize, &'r RouteConfig), NoRoute> {
-    if let Some(sni) = sni {
-        if !host.eq_ignore_ascii_case(sni) {
-            return Err(NoRoute::Misdirected {
-                host: host.into(),
-                sni: sni.into(),
-            });
-        }
-    }
     let mut named_without_sni = false;
     for (i, r) in routes.iter().enumerate() {
         if !prefix_matches(&r.path, path) {
@@ -79,11 +73,19 @@ pub fn select<'r>(
             return Ok((i, r));
         }
         if r.host == host {
-            if sni.is_none() {
-                named_without_sni = true;
-                continue;
+            match sni {
+                None => {
+                    named_without_sni = true;
+                    continue;
+                }
+                Some(s) if !s.eq_ignore_ascii_case(host) => {
+                    return Err(NoRoute::Misdirected {
+                        host: host.into(),
+                        sni: s.into(),
+                    })
+                }
+                Some(_) => return Ok((i, r)),
             }
-            return Ok((i, r));
         }
     }
     if named_without_sni {
@@ -164,6 +166,7 @@ mod tests {
             (None, "api.example.com", "/", Ok("*/")),
             (None, "127.0.0.1", "/x", Ok("*/")),
             (Some("other.example.com"), "other.example.com", "/", Ok("*/")),
+            (Some("localhost"), "127.0.0.1", "/", Ok("*/")),
         ];
         for (sni, host, path, want) in cases {
             let got = name(select(&t, *sni, host, path)).map_err(|e| e.to_string());

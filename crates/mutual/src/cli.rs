@@ -63,6 +63,10 @@ pub enum Command {
     /// Diagnose an mTLS endpoint: what it presents, which client CAs it accepts, and whether
     /// the given identity would be accepted and why not.
     Doctor(DoctorArgs),
+    /// Authorizing mTLS reverse proxy in front of a plain HTTP backend.
+    Proxy(ProxyArgs),
+    /// Client mode: plaintext in on a local port, mTLS out with our certificate.
+    Tunnel(TunnelArgs),
 }
 
 /// `mutual ca …`
@@ -483,4 +487,111 @@ pub struct DoctorArgs {
     /// CAs the server's certificate should chain to.
     #[arg(long)]
     pub ca: Option<PathBuf>,
+}
+
+/// `mutual proxy`: `--config FILE`, or one listener and one backend from flags.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// TOML configuration (listeners, routes, upstreams, admin); excludes the flags below.
+    #[arg(long, conflicts_with_all = ["backend", "ca", "cert", "key", "crl", "allow"])]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for mTLS (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    /// The plain HTTP backend, `http://HOST:PORT`.
+    #[arg(long, required_unless_present = "config")]
+    pub backend: Option<String>,
+    /// CAs that client certificates must chain to.
+    #[arg(long, required_unless_present = "config")]
+    pub ca: Option<PathBuf>,
+    /// The proxy's certificate chain (leaf first).
+    #[arg(long, required_unless_present = "config")]
+    pub cert: Option<PathBuf>,
+    /// The proxy's private key.
+    #[arg(long, required_unless_present = "config")]
+    pub key: Option<PathBuf>,
+    /// CRL files; when given, every certificate of a client's chain must be covered. Repeatable.
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+    /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
+    /// any match allows. Default: any verified client.
+    #[arg(long)]
+    pub allow: Vec<String>,
+    /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
+    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    pub deny_at: DenyAt,
+    /// Admin listener for /metrics, /ready and /live (plain HTTP; keep it on loopback).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Access-log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Write no line per request.
+    #[arg(long)]
+    pub no_access_log: bool,
+    /// How long a client may take to finish the handshake.
+    #[arg(long, default_value = "10s")]
+    pub handshake_timeout: String,
+    /// How long a keep-alive connection may stay idle.
+    #[arg(long, default_value = "60s")]
+    pub idle_timeout: String,
+    /// How long the backend may take to answer (504 beyond).
+    #[arg(long, default_value = "30s")]
+    pub request_timeout: String,
+    /// Concurrent connections; more are closed at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Request header bytes (431 beyond; at least 8192).
+    #[arg(long, default_value_t = 16_384)]
+    pub max_header_bytes: usize,
+    /// Request body bytes (413 beyond).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Also send RFC 9440 Client-Cert and Client-Cert-Chain to the backend.
+    #[arg(long)]
+    pub client_cert_headers: bool,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `mutual tunnel`
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// Local plaintext address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The mTLS service, `https://HOST:PORT`.
+    #[arg(long)]
+    pub upstream: String,
+    /// CAs the upstream's certificate must chain to.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Our certificate chain (leaf first).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Our private key.
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// `mutual demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the store, certificates and logs in this directory (default: a temporary one,
+    /// removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Leave the last services running until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Key type of every CA and certificate of the story.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
+    pub key_type: KeyTypeArg,
 }

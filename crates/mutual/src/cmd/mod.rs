@@ -6,8 +6,10 @@ mod curl;
 mod doctor;
 mod inspect;
 mod issue;
+mod proxy;
 mod role;
 mod serve;
+mod tunnel;
 
 use std::path::Path;
 
@@ -45,6 +47,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(c) => serve::run(c).await,
         Command::Curl(a) => curl::run(json, a).await,
         Command::Doctor(a) => doctor::run(json, a).await,
+        Command::Proxy(a) => proxy::run(a).await,
+        Command::Tunnel(a) => tunnel::run(a).await,
     }
 }
 

@@ -1,0 +1,485 @@
+//! `mutual proxy` and `mutual tunnel` with the real `curl` in front of `mutual serve echo`:
+//! Alice reaches the backend and the backend sees an XFCC naming her; a forged XFCC never
+//! reaches it; Bob gets a 403 naming him; no certificate is refused; HTTP/2 works; a route for
+//! another Host is not reachable; limits, unreachable and hanging backends; reload.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Story;
+
+/// A process we started, killed by its own PID when dropped; its output lines are kept.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    port: u16,
+}
+
+impl Proc {
+    /// Starts `mutual ARGS` in `dir` and waits for the line naming `scheme://127.0.0.1:PORT`.
+    fn start(dir: &Path, args: &[&str], scheme: &str) -> Proc {
+        let mut child = Command::new(common::bin())
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("MUTUAL_LOG", "info")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mutual");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<u16>();
+        let needle = format!("{scheme}://127.0.0.1:");
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let (sink, tx, needle) = (lines.clone(), tx.clone(), needle.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(i) = line.find(&needle) {
+                        let port: String = line[i + needle.len()..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit())
+                            .collect();
+                        if let Ok(p) = port.parse() {
+                            let _ = tx.send(p);
+                        }
+                    }
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("mutual {args:?} did not start: {:?}", lines.lock().unwrap());
+            }
+        };
+        Proc { child, lines, port }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) until the log holds `text`.
+    fn wait_log(&self, text: &str) -> bool {
+        for _ in 0..100 {
+            if self.log().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    code: i32,
+    status: String,
+    body: String,
+}
+
+/// Runs curl with a client identity (`who` = alice, bob, or "" for none).
+fn curl(s: &Story, who: &str, url: &str, extra: &[&str]) -> Reply {
+    let mut args: Vec<String> = vec![
+        "-sS".into(),
+        "--max-time".into(),
+        "20".into(),
+        "--cacert".into(),
+        "certs/root.pem".into(),
+        "-o".into(),
+        "body.out".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+    ];
+    if !who.is_empty() {
+        args.extend([
+            "--cert".into(),
+            format!("certs/{who}.example.com.crt"),
+            "--key".into(),
+            format!("certs/{who}.example.com.key"),
+        ]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.push(url.into());
+    let _ = std::fs::remove_file(s.path("body.out"));
+    let out = Command::new("curl")
+        .current_dir(s.dir.path())
+        .args(&args)
+        .output()
+        .expect("running curl");
+    Reply {
+        code: out.status.code().unwrap_or(-1),
+        status: String::from_utf8_lossy(&out.stdout).into_owned(),
+        body: std::fs::read_to_string(s.path("body.out")).unwrap_or_default(),
+    }
+}
+
+fn echo(s: &Story) -> Proc {
+    Proc::start(
+        s.dir.path(),
+        &["serve", "echo", "--listen", "127.0.0.1:0"],
+        "http",
+    )
+}
+
+fn proxy(s: &Story, backend: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+        "--ca",
+        "certs/root.pem",
+        "--cert",
+        "certs/www.example.com.crt",
+        "--key",
+        "certs/www.example.com.key",
+    ];
+    args.extend_from_slice(extra);
+    Proc::start(s.dir.path(), &args, "https")
+}
+
+fn xfcc_of(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["headers"]["x-forwarded-client-cert"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn alice_passes_bob_is_named_forgery_dropped_no_certificate_refused() {
+    let s = Story::build("ec");
+    let e = echo(&s);
+    let backend = format!("http://127.0.0.1:{}", e.port);
+    let p = proxy(
+        &s,
+        &backend,
+        &[
+            "--allow",
+            "cn=alice.example.com",
+            "--max-body-bytes",
+            "1024",
+            "--max-header-bytes",
+            "8192",
+        ],
+    );
+    let url = format!("https://localhost:{}/hello?x=1", p.port);
+
+    let r = curl(
+        &s,
+        "alice",
+        &url,
+        &[
+            "-H",
+            "X-Forwarded-Client-Cert: By=spiffe://evil;Subject=\"CN=admin\"",
+            "-H",
+            "ssl-client-verify: SUCCESS",
+            "-H",
+            "l5d-client-id: admin.example.com",
+            "-H",
+            "client-cert: :AAAA:",
+        ],
+    );
+    assert_eq!((r.code, r.status.as_str()), (0, "200"), "{}", r.body);
+    let xfcc = xfcc_of(&r.body);
+    assert!(xfcc.contains("Subject=\"CN=alice.example.com\""), "{xfcc}");
+    assert!(xfcc.contains("DNS=alice.example.com"), "{xfcc}");
+    assert!(xfcc.starts_with("Hash="), "{xfcc}");
+    for forged in [
+        "evil",
+        "admin",
+        "ssl-client-verify",
+        "l5d-client-id",
+        "\"client-cert\":",
+    ] {
+        assert!(
+            !r.body.contains(forged),
+            "{forged} reached the backend: {}",
+            r.body
+        );
+    }
+    assert!(
+        r.body.contains("\"x-forwarded-proto\": \"https\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("\"x-forwarded-for\": \"127.0.0.1\""),
+        "{}",
+        r.body
+    );
+
+    let r = curl(
+        &s,
+        "alice",
+        &url,
+        &["--http2", "-w", "%{http_code} %{http_version}"],
+    );
+    assert_eq!(r.status, "200 2", "{}", r.body);
+    assert!(xfcc_of(&r.body).contains("CN=alice.example.com"));
+
+    let r = curl(&s, "bob", &url, &[]);
+    assert_eq!(r.status, "403");
+    assert!(
+        r.body.contains("you cannot be here bob.example.com"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("cn=alice.example.com"), "{}", r.body);
+
+    let r = curl(&s, "", &url, &[]);
+    assert_ne!(r.code, 0, "a caller without a certificate got {}", r.status);
+    assert!(p.wait_log("no client certificate arrived"), "{}", p.log());
+
+    let big = "x".repeat(4096);
+    let r = curl(&s, "alice", &url, &["-d", &big]);
+    assert_eq!(r.status, "413", "{}", r.body);
+    let huge = format!("x-big: {}", "y".repeat(20_000));
+    let r = curl(&s, "alice", &url, &["-H", &huge]);
+    assert_eq!(r.status, "431", "{}", r.body);
+    // The proxy keeps serving after the bad requests.
+    assert_eq!(curl(&s, "alice", &url, &[]).status, "200");
+    assert!(p.log().contains("decision=\"deny\""), "{}", p.log());
+}
+
+#[test]
+fn unreachable_and_hanging_backends_and_tunnel() {
+    let s = Story::build("ec");
+    // Nothing listens on a port we bound and closed.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = proxy(&s, &format!("http://127.0.0.1:{closed}"), &[]);
+    let r = curl(&s, "alice", &format!("https://localhost:{}/", p.port), &[]);
+    assert_eq!(r.status, "502", "{}", r.body);
+    assert!(r.body.contains("is unreachable"), "{}", r.body);
+
+    // A backend that accepts and never answers.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Ok((c, _)) = hang.accept() {
+            kept.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let p2 = proxy(
+        &s,
+        &format!("http://127.0.0.1:{hang_port}"),
+        &["--request-timeout", "1s"],
+    );
+    let r = curl(&s, "alice", &format!("https://localhost:{}/", p2.port), &[]);
+    assert_eq!(r.status, "504", "{}", r.body);
+    assert!(r.body.contains("did not answer within 1s"), "{}", r.body);
+    drop(p2);
+    let _ = held.join();
+
+    // The tunnel: plaintext in, mTLS (as Alice) out to the proxy in front of echo.
+    let e = echo(&s);
+    let p3 = proxy(
+        &s,
+        &format!("http://127.0.0.1:{}", e.port),
+        &["--allow", "cn=alice.example.com"],
+    );
+    let t = Proc::start(
+        s.dir.path(),
+        &[
+            "tunnel",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("https://localhost:{}", p3.port),
+            "--ca",
+            "certs/root.pem",
+            "--cert",
+            "certs/alice.example.com.crt",
+            "--key",
+            "certs/alice.example.com.key",
+        ],
+        "http",
+    );
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            &format!("http://127.0.0.1:{}/via-tunnel", t.port),
+        ])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        xfcc_of(&body).contains("CN=alice.example.com"),
+        "{body}\n{}",
+        t.log()
+    );
+}
+
+const CONFIG: &str = r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+listen = "127.0.0.1:0"
+ca = "certs/root.pem"
+cert = "certs/www.example.com.crt"
+key = "certs/www.example.com.key"
+crl = ["certs/root.crl"]
+
+[[listener.route]]
+host = "www.example.com"
+upstream = "echo"
+allow = ["cn=alice.example.com"]
+
+[[listener.route]]
+host = "localhost"
+upstream = "echo"
+allow = ["cn=bob.example.com"]
+deny_at = "handshake"
+
+[[upstream]]
+name = "echo"
+servers = ["ECHO"]
+"#;
+
+#[test]
+fn config_routes_by_host_and_reloads() {
+    let s = Story::build("ec");
+    s.mutual(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])
+        .ok();
+    let e = echo(&s);
+    let config = CONFIG.replace("ECHO", &format!("http://127.0.0.1:{}", e.port));
+    s.write("proxy.toml", &config);
+    let p = Proc::start(s.dir.path(), &["proxy", "--config", "proxy.toml"], "https");
+    let port = p.port;
+    let resolve = format!("www.example.com:{port}:127.0.0.1");
+    let www = format!("https://www.example.com:{port}/");
+    let local = format!("https://localhost:{port}/");
+
+    assert_eq!(
+        curl(&s, "alice", &www, &["--resolve", &resolve]).status,
+        "200"
+    );
+    // A connection made for www.example.com cannot reach the route of another name.
+    let r = curl(
+        &s,
+        "alice",
+        &www,
+        &["--resolve", &resolve, "-H", "Host: localhost"],
+    );
+    assert_eq!(r.status, "421", "{}", r.body);
+    assert!(
+        r.body.contains("does not match the TLS server name"),
+        "{}",
+        r.body
+    );
+    let r = curl(&s, "bob", &www, &["--resolve", &resolve]);
+    assert_eq!(r.status, "403", "{}", r.body);
+    assert_eq!(curl(&s, "bob", &local, &[]).status, "200");
+    // The localhost route refuses at the handshake.
+    let r = curl(&s, "alice", &local, &[]);
+    assert!(
+        r.code != 0 || r.status == "000",
+        "alice got {} on the bob-only route",
+        r.status
+    );
+    assert!(p.wait_log("not_allowed"), "{}", p.log());
+
+    // Admin endpoints.
+    let admin_line = p.log();
+    let i = admin_line
+        .find("admin on http://127.0.0.1:")
+        .expect("admin address");
+    let admin: String = admin_line[i + 26..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                &format!("http://127.0.0.1:{admin}{path}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/live"), "live\n");
+    assert_eq!(get("/ready"), "ready\n");
+    let m = get("/metrics");
+    assert!(m.contains("mutual_proxy_requests_total{route=\"www.example.com/\",status=\"403\",decision=\"deny\"} 1"), "{m}");
+    assert!(m.contains("reason=\"not_allowed\""), "{m}");
+
+    // A bad config is refused and the old one keeps serving.
+    s.write("proxy.toml", "[[listener]\nbroken");
+    assert!(p.wait_log("reload refused"), "{}", p.log());
+    assert_eq!(
+        curl(&s, "alice", &www, &["--resolve", &resolve]).status,
+        "200"
+    );
+
+    // A good one (Bob allowed on www too) is swapped in, by SIGHUP as well as by the file change.
+    s.write(
+        "proxy.toml",
+        &config.replace(
+            "allow = [\"cn=alice.example.com\"]",
+            "allow = [\"cn=alice.example.com\", \"cn=bob.example.com\"]",
+        ),
+    );
+    let pid = p.child.id().to_string();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let mut bob = String::new();
+    for _ in 0..100 {
+        bob = curl(&s, "bob", &www, &["--resolve", &resolve]).status;
+        if bob == "200" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(bob, "200", "{}", p.log());
+
+    // Revoking Bob: the new CRL is picked up and Bob is refused from then on.
+    let serial = common::serial_of(&s, "certs/bob.example.com.crt");
+    s.mutual(&["revoke", &serial]).ok();
+    s.mutual(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])
+        .ok();
+    let mut refused = false;
+    for _ in 0..100 {
+        if curl(&s, "bob", &local, &[]).status != "200" {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(refused, "bob still gets in after revocation: {}", p.log());
+    assert!(p.wait_log("revoked"), "{}", p.log());
+    assert_eq!(
+        curl(&s, "alice", &www, &["--resolve", &resolve]).status,
+        "200"
+    );
+}
