@@ -1,0 +1,870 @@
+//! `mutual demo`: the story of DESIGN.md played on loopback with a fresh store, narrated step
+//! by step with the command a user would type. Every step runs the real `mutual` binary (this
+//! very executable) as a child process, so what the demo shows is what those commands do; each
+//! outcome is checked, and the demo exits 0 only if all behaved as narrated. Every process it
+//! starts is ended before it returns.
+
+use std::{
+    fs,
+    io::Read,
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::DemoArgs;
+
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const RESET: &str = "\x1b[0m";
+
+/// Outcome of one command the demo ran.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    /// The first line of stderr without our `mutual: ` prefix: what a user reads.
+    fn reason(&self) -> String {
+        self.stderr
+            .lines()
+            .find(|l| !l.starts_with("warning:"))
+            .unwrap_or_default()
+            .trim_start_matches("mutual: ")
+            .to_string()
+    }
+}
+
+/// A background service the demo started; killed and reaped on drop.
+struct Service {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Demo {
+    exe: PathBuf,
+    dir: PathBuf,
+    color: bool,
+    failures: Vec<String>,
+    services: Vec<Service>,
+}
+
+impl Demo {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn title(&self, n: usize, text: &str) {
+        println!("\n{}", self.paint(BOLD, &format!("{n}. {text}")));
+    }
+
+    fn say(&self, text: &str) {
+        println!("   {text}");
+    }
+
+    fn show_cmd(&self, args: &[&str]) {
+        let shown: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        println!(
+            "   {}",
+            self.paint(DIM, &format!("$ mutual {}", shown.join(" ")))
+        );
+    }
+
+    fn check(&mut self, ok: bool, what: &str) {
+        if ok {
+            println!("   {} {what}", self.paint(GREEN, "✓"));
+        } else {
+            println!("   {} {what}", self.paint(RED, "✗"));
+            self.failures.push(what.to_string());
+        }
+    }
+
+    /// Runs `mutual --data DIR/data args…` in the demo directory, showing the command.
+    fn mutual(&self, args: &[&str]) -> Result<Out> {
+        self.show_cmd(args);
+        self.quiet(args)
+    }
+
+    fn quiet(&self, args: &[&str]) -> Result<Out> {
+        let out = Command::new(&self.exe)
+            .current_dir(&self.dir)
+            .env("MUTUAL_DATA", self.dir.join("data"))
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running mutual {}", args.join(" ")))?;
+        Ok(Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs a CA command that must succeed.
+    fn must(&mut self, args: &[&str]) -> Result<Out> {
+        let out = self.mutual(args)?;
+        if out.code != 0 {
+            bail!("`mutual {}` failed: {}", args.join(" "), out.reason());
+        }
+        Ok(out)
+    }
+
+    /// Starts a service (`serve …`, `proxy …`) on a free port and waits until it accepts.
+    fn start(&mut self, name: &str, args: &[&str]) -> Result<u16> {
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--listen", &listen]);
+        self.show_cmd(&full);
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let log_file =
+            fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(&self.exe)
+            .current_dir(&self.dir)
+            .env("MUTUAL_DATA", self.dir.join("data"))
+            .env("NO_COLOR", "1")
+            .args(&full)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.services.push(Service {
+            name: name.to_string(),
+            child,
+            log: log.clone(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+            if let Some(svc) = self.services.last_mut() {
+                if let Ok(Some(status)) = svc.child.try_wait() {
+                    let text = fs::read_to_string(&log).unwrap_or_default();
+                    bail!("{name} exited ({status}): {}", text.trim());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{name} did not start listening on {listen} within 10 s")
+    }
+
+    /// Stops a service started by [`Demo::start`].
+    fn stop(&mut self, name: &str) {
+        self.services.retain(|s| s.name != name);
+    }
+
+    /// The log lines a service wrote, ANSI stripped.
+    fn log(&self, name: &str) -> String {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| {
+                let mut text = String::new();
+                fs::File::open(&s.log)
+                    .ok()?
+                    .read_to_string(&mut text)
+                    .ok()?;
+                Some(strip_ansi(&text))
+            })
+            .unwrap_or_default()
+    }
+
+    /// The last log line of a service that mentions `needle`, shortened for narration.
+    fn log_line(&self, name: &str, needle: &str) -> Option<String> {
+        let text = self.log(name);
+        text.lines().rev().find(|l| l.contains(needle)).map(|l| {
+            // Drop the timestamp; keep level and fields.
+            l.split_once("Z ")
+                .map_or(l, |(_, rest)| rest)
+                .trim()
+                .to_string()
+        })
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.child.id())
+    }
+
+    fn curl(&self, port: u16, query: &str, who: Option<&str>, ca: &str) -> Result<Out> {
+        let url = format!("https://localhost:{port}/{query}");
+        let mut args = vec!["curl".to_string(), url];
+        if let Some(who) = who {
+            args.extend([
+                "--cert".into(),
+                format!("certs/{who}.crt"),
+                "--key".into(),
+                format!("certs/{who}.key"),
+            ]);
+        }
+        args.extend(["--ca".into(), ca.to_string()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.mutual(&refs)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.services.clear();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\\\""))
+    }
+}
+
+/// Runs the demo.
+pub async fn run(a: DemoArgs) -> Result<()> {
+    // The demo drives child processes and waits on them; keep that off the async workers.
+    tokio::task::spawn_blocking(move || run_blocking(a))
+        .await
+        .context("the demo task failed")?
+}
+
+fn run_blocking(a: DemoArgs) -> Result<()> {
+    let started = Instant::now();
+    let (dir, _temp) = match &a.dir {
+        Some(d) => {
+            if d.join("data").exists() {
+                bail!(
+                    "{} already holds a demo (data/); give a new --dir or remove it",
+                    d.display()
+                );
+            }
+            fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (d.canonicalize()?, None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("mutual-demo.")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    fs::create_dir_all(dir.join("logs"))?;
+    fs::create_dir_all(dir.join("certs"))?;
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut d = Demo {
+        exe: std::env::current_exe().context("finding the mutual executable")?,
+        dir: dir.clone(),
+        color,
+        failures: vec![],
+        services: vec![],
+    };
+    println!(
+        "{}",
+        d.paint(
+            BOLD,
+            "mutual demo: mutual TLS between services, on loopback"
+        )
+    );
+    println!(
+        "   working in {} (MUTUAL_DATA={}/data)",
+        dir.display(),
+        dir.display()
+    );
+    let key_type = a.key_type.name();
+
+    story(&mut d, key_type)?;
+
+    let elapsed = started.elapsed();
+    println!();
+    if d.failures.is_empty() {
+        println!(
+            "{}",
+            d.paint(
+                GREEN,
+                &format!(
+                    "Every step behaved as narrated ({:.1} s).",
+                    elapsed.as_secs_f64()
+                )
+            )
+        );
+    } else {
+        println!(
+            "{}",
+            d.paint(
+                RED,
+                &format!("{} step(s) did not behave as narrated:", d.failures.len())
+            )
+        );
+        for f in &d.failures {
+            println!("   - {f}");
+        }
+    }
+    if a.keep && d.failures.is_empty() {
+        println!("\nThe services keep running (Ctrl-C ends them):");
+        for s in &d.services {
+            println!("   {}  log: {}", s.name, s.log.display());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = tokio::runtime::Handle::current();
+        handle.spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv();
+    }
+    let failed = d.failures.len();
+    drop(d);
+    if failed > 0 {
+        bail!("{failed} step(s) of the demo did not behave as narrated");
+    }
+    Ok(())
+}
+
+fn story(d: &mut Demo, key_type: &str) -> Result<()> {
+    // 1. The CA.
+    d.title(1, "A root CA, a role, a server certificate, Alice and Bob");
+    d.must(&[
+        "ca",
+        "init",
+        "--name",
+        "Local Root CA",
+        "--key-type",
+        key_type,
+    ])?;
+    d.must(&[
+        "ca",
+        "urls",
+        "root",
+        "--issuing",
+        "http://127.0.0.1:8200/v1/pki/ca",
+        "--crl",
+        "http://127.0.0.1:8200/v1/pki/crl",
+    ])?;
+    d.must(&[
+        "role",
+        "set",
+        "service",
+        "--ca",
+        "root",
+        "--allowed-domains",
+        "example.com",
+        "--allow-bare-domains",
+        "--allow-subdomains",
+        "--allow-localhost",
+        "--allow-ip-sans",
+        "--enforce-hostnames",
+        "--max-ttl",
+        "720h",
+        "--key-type",
+        key_type,
+    ])?;
+    d.must(&[
+        "issue",
+        "www.example.com",
+        "--role",
+        "service",
+        "--san",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        "certs",
+    ])?;
+    d.must(&[
+        "issue",
+        "alice.example.com",
+        "--role",
+        "service",
+        "--out",
+        "certs",
+    ])?;
+    d.must(&[
+        "issue",
+        "bob.example.com",
+        "--role",
+        "service",
+        "--out",
+        "certs",
+    ])?;
+    let root = d.quiet(&["ca", "cert", "root"])?;
+    fs::write(d.dir.join("certs/root.pem"), &root.stdout)?;
+    d.say("(mutual ca cert root > certs/root.pem)");
+    let evil = d.mutual(&["issue", "evil.com", "--role", "service", "--out", "certs"])?;
+    let why = evil.reason();
+    d.check(
+        evil.code == 1 && why.contains("\"evil.com\" is not allowed by role \"service\""),
+        &format!("evil.com refused: {why}"),
+    );
+
+    // 2. The hello service.
+    d.title(2, "The hello service on mTLS");
+    let www = [
+        "--cert",
+        "certs/www.example.com.crt",
+        "--key",
+        "certs/www.example.com.key",
+    ];
+    let mut args = vec!["serve", "hello", "--ca", "certs/root.pem"];
+    args.extend(www);
+    let port = d.start("hello", &args)?;
+    let alice = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        alice.stdout.trim() == "Hello Alice",
+        &format!("Alice: {}", alice.stdout.trim()),
+    );
+    let bob = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
+    d.check(
+        bob.stdout.trim() == "Hello Bob",
+        &format!("Bob: {}", bob.stdout.trim()),
+    );
+    let none = d.curl(port, "", None, "certs/root.pem")?;
+    d.check(
+        none.code == 1 && none.reason().contains("none was sent"),
+        &format!("no certificate, the client says: {}", none.reason()),
+    );
+    let line = d.log_line("hello", "no_certificate").unwrap_or_default();
+    d.check(!line.is_empty(), &format!("and the server logs: {line}"));
+    d.stop("hello");
+
+    // 3. Intermediates.
+    d.title(3, "Two intermediates: trust the root, or only Alice's");
+    for (short, name) in [
+        ("alice", "Alice Intermediate Authority"),
+        ("bob", "Bob Intermediate Authority"),
+    ] {
+        d.must(&[
+            "ca",
+            "intermediate",
+            short,
+            "--name",
+            name,
+            "--key-type",
+            key_type,
+        ])?;
+        d.must(&[
+            "role",
+            "set",
+            short,
+            "--ca",
+            short,
+            "--allowed-domains",
+            "example.com",
+            "--allow-subdomains",
+            "--max-ttl",
+            "720h",
+            "--key-type",
+            key_type,
+        ])?;
+        d.must(&[
+            "issue",
+            &format!("{short}.example.com"),
+            "--role",
+            short,
+            "--out",
+            &format!("certs/{short}"),
+        ])?;
+        let ca = d.quiet(&["ca", "cert", short])?;
+        fs::write(d.dir.join(format!("certs/{short}-ca.pem")), &ca.stdout)?;
+    }
+    d.say("(mutual ca cert alice > certs/alice-ca.pem)");
+    let mut args = vec!["serve", "hello", "--ca", "certs/root.pem"];
+    args.extend(www);
+    let port = d.start("hello-root", &args)?;
+    for who in ["alice", "bob"] {
+        let out = d.curl(
+            port,
+            &format!("?name={who}"),
+            Some(&format!("{who}/{who}.example.com")),
+            "certs/root.pem",
+        )?;
+        d.check(
+            out.code == 0 && out.stdout.contains("Hello"),
+            &format!(
+                "trusting the root, {who} (from {who}'s intermediate) gets in: {}",
+                out.stdout.trim()
+            ),
+        );
+    }
+    d.stop("hello-root");
+    let mut args = vec!["serve", "hello", "--ca", "certs/alice-ca.pem"];
+    args.extend(www);
+    let port = d.start("hello-alice-only", &args)?;
+    let out = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice/alice.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        out.stdout.trim() == "Hello Alice",
+        &format!(
+            "trusting only Alice's intermediate, Alice: {}",
+            out.stdout.trim()
+        ),
+    );
+    let out = d.curl(
+        port,
+        "?name=Bob",
+        Some("bob/bob.example.com"),
+        "certs/root.pem",
+    )?;
+    let why = out.reason();
+    d.check(
+        out.code == 1
+            && why.contains("Alice Intermediate Authority")
+            && why.contains("Bob Intermediate Authority"),
+        &format!("Bob is refused, the client says: {why}"),
+    );
+    let line = d
+        .log_line("hello-alice-only", "bob.example.com")
+        .unwrap_or_default();
+    d.check(
+        line.contains("unknown_issuer"),
+        &format!("and the server logs: {line}"),
+    );
+    d.stop("hello-alice-only");
+
+    d.say("The pitfall: today's OpenBao returns the intermediate with the root appended.");
+    let wide = format!(
+        "{}{}",
+        fs::read_to_string(d.dir.join("certs/alice-ca.pem"))?,
+        fs::read_to_string(d.dir.join("certs/root.pem"))?
+    );
+    fs::write(d.dir.join("certs/alice-bundle.pem"), wide)?;
+    let mut args = vec!["serve", "hello", "--ca", "certs/alice-bundle.pem"];
+    args.extend(www);
+    let port = d.start("hello-bundle", &args)?;
+    let out = d.curl(
+        port,
+        "?name=Bob",
+        Some("bob/bob.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        out.stdout.trim() == "Hello Bob",
+        "with that bundle as the \"Alice-only\" trust file, Bob gets in",
+    );
+    let warn = d
+        .log_line("hello-bundle", "together with its issuer")
+        .unwrap_or_default();
+    d.check(
+        !warn.is_empty(),
+        &format!(
+            "and mutual warned at start: {}",
+            warn.trim_start_matches("warning: ")
+        ),
+    );
+    d.stop("hello-bundle");
+
+    // 4. Only Alice.
+    d.title(4, "One root, only Alice may call");
+    // (a) proxy
+    let echo = d.start("echo", &["serve", "echo"])?;
+    let backend = format!("http://127.0.0.1:{echo}");
+    let mut args = vec![
+        "proxy",
+        "--backend",
+        &backend,
+        "--ca",
+        "certs/root.pem",
+        "--allow",
+        "cn=alice.example.com",
+    ];
+    args.extend(www);
+    match d.start("proxy", &args) {
+        Ok(port) => {
+            let out = d.curl(port, "", Some("alice.example.com"), "certs/root.pem")?;
+            d.check(
+                out.code == 0 && out.stdout.to_ascii_lowercase().contains("x-forwarded-client-cert") && out.stdout.contains("alice.example.com"),
+                "at the proxy: Alice reaches the echo backend, which sees her identity in x-forwarded-client-cert",
+            );
+            let out = d.curl(port, "", Some("bob.example.com"), "certs/root.pem")?;
+            let text = format!("{}{}", out.stdout, out.stderr);
+            d.check(
+                out.code != 0 && text.contains("403") && text.contains("bob.example.com"),
+                &format!(
+                    "at the proxy: Bob gets 403: {}",
+                    first_line(&out.stdout).if_empty(out.reason())
+                ),
+            );
+            d.stop("proxy");
+        }
+        Err(e) => d.check(false, &format!("the proxy did not start: {e}")),
+    }
+    d.stop("echo");
+    // (b) handshake
+    let mut args = vec![
+        "serve",
+        "hello",
+        "--ca",
+        "certs/root.pem",
+        "--allow",
+        "cn=alice.example.com",
+        "--deny-at",
+        "handshake",
+    ];
+    args.extend(www);
+    let port = d.start("hello-handshake", &args)?;
+    let out = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        out.stdout.trim() == "Hello Alice",
+        &format!("at the handshake: Alice: {}", out.stdout.trim()),
+    );
+    let out = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
+    d.check(
+        out.code == 1,
+        &format!("at the handshake: Bob is refused: {}", out.reason()),
+    );
+    let line = d
+        .log_line("hello-handshake", "bob.example.com")
+        .unwrap_or_default();
+    d.check(!line.is_empty(), &format!("and the server logs: {line}"));
+    d.stop("hello-handshake");
+    // (c) in-process
+    let mut args = vec![
+        "serve",
+        "hello",
+        "--ca",
+        "certs/root.pem",
+        "--allow",
+        "cn=alice.example.com",
+    ];
+    args.extend(www);
+    let port = d.start("hello-http", &args)?;
+    let out = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        out.stdout.trim() == "Hello Alice",
+        &format!("in-process: Alice: {}", out.stdout.trim()),
+    );
+    let out = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
+    let body = format!("{}{}", out.stdout, out.stderr);
+    d.check(
+        body.contains("you cannot be here bob.example.com"),
+        &format!(
+            "in-process: Bob: {}",
+            first_line(&out.stdout).if_empty(out.reason())
+        ),
+    );
+    d.stop("hello-http");
+
+    // 5. A, B, C.
+    d.title(5, "Services that are both clients and servers: A may call B and C; B and C may not call each other");
+    for svc in ["a", "b", "c"] {
+        d.must(&[
+            "issue",
+            &format!("{svc}.example.com"),
+            "--role",
+            "service",
+            "--san",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            "certs",
+        ])?;
+    }
+    let mut ports = std::collections::HashMap::new();
+    for (svc, allow) in [
+        ("a", vec!["cn=b.example.com", "cn=c.example.com"]),
+        ("b", vec!["cn=a.example.com"]),
+        ("c", vec!["cn=a.example.com"]),
+    ] {
+        let cert = format!("certs/{svc}.example.com.crt");
+        let key = format!("certs/{svc}.example.com.key");
+        let mut args = vec![
+            "serve",
+            "hello",
+            "--ca",
+            "certs/root.pem",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ];
+        for m in &allow {
+            args.extend(["--allow", m]);
+        }
+        let port = d.start(&format!("service-{svc}"), &args)?;
+        ports.insert(svc, port);
+    }
+    for (from, to, allowed) in [
+        ("a", "b", true),
+        ("a", "c", true),
+        ("b", "c", false),
+        ("c", "b", false),
+    ] {
+        let out = d.curl(
+            ports[to],
+            &format!("?name={from}"),
+            Some(&format!("{from}.example.com")),
+            "certs/root.pem",
+        )?;
+        if allowed {
+            d.check(
+                out.stdout.trim() == format!("Hello {from}"),
+                &format!("{from} calls {to}: {}", out.stdout.trim()),
+            );
+        } else {
+            let body = format!("{}{}", out.stdout, out.stderr);
+            d.check(
+                body.contains(&format!("you cannot be here {from}.example.com")),
+                &format!(
+                    "{from} calls {to}: {}",
+                    first_line(&out.stdout).if_empty(out.reason())
+                ),
+            );
+        }
+    }
+    for svc in ["a", "b", "c"] {
+        d.stop(&format!("service-{svc}"));
+    }
+
+    // 6. Revocation.
+    d.title(
+        6,
+        "Revocation: Alice's certificate revoked, the CRL picked up without a restart",
+    );
+    d.must(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])?;
+    let mut args = vec![
+        "serve",
+        "hello",
+        "--ca",
+        "certs/root.pem",
+        "--crl",
+        "certs/root.crl",
+    ];
+    args.extend(www);
+    let port = d.start("hello-crl", &args)?;
+    let out = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice.example.com"),
+        "certs/root.pem",
+    )?;
+    d.check(
+        out.stdout.trim() == "Hello Alice",
+        &format!("before: Alice: {}", out.stdout.trim()),
+    );
+    let serial = cert_serial(&d.dir.join("certs/alice.example.com.crt"))?;
+    d.must(&["revoke", &serial, "--reason", "keyCompromise"])?;
+    d.must(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])?;
+    if let Some(pid) = d.pid("hello-crl") {
+        d.say(&format!(
+            "$ kill -HUP {pid}    (reload certificates, CAs and CRLs; connections stay up)"
+        ));
+        let _ = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status();
+    }
+    // The reload is asynchronous; wait (bounded) until the log says it happened.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && d.log_line("hello-crl", "reloaded").is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = d.curl(
+        port,
+        "?name=Alice",
+        Some("alice.example.com"),
+        "certs/root.pem",
+    )?;
+    let why = out.reason();
+    d.check(
+        out.code == 1 && why.contains("revoked"),
+        &format!("after: Alice is refused: {why}"),
+    );
+    let line = d.log_line("hello-crl", "revoked").unwrap_or_default();
+    d.check(!line.is_empty(), &format!("and the server logs: {line}"));
+    let bob = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
+    d.check(
+        bob.stdout.trim() == "Hello Bob",
+        &format!("Bob still: {}", bob.stdout.trim()),
+    );
+    Ok(())
+}
+
+trait IfEmpty {
+    fn if_empty(self, other: String) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, other: String) -> String {
+        if self.trim().is_empty() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+fn cert_serial(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let ders = mutual_pki::cert::pem_certs(&bytes)?;
+    Ok(mutual_pki::cert::facts(&ders[0])?.serial.to_string())
+}
