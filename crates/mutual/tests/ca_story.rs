@@ -854,3 +854,62 @@ fn json_everywhere_it_reports() {
         assert!(v.is_ok(), "{args:?} printed non-JSON: {}", out.stdout);
     }
 }
+
+#[test]
+fn a_store_locked_by_another_process_is_waited_for_then_named() {
+    let s = Story::build("ec");
+    // Another process holds the write lock for 4 s (python's sqlite3, not ours).
+    let db = s.data().join("mutual.db");
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\ncon=sqlite3.connect(sys.argv[1],isolation_level=None)\ncon.execute('BEGIN EXCLUSIVE')\nprint('locked',flush=True)\ntime.sleep(4)\ncon.execute('ROLLBACK')",
+            db.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = std::process::Command::new(common::bin())
+        .current_dir(s.dir.path())
+        .env("MUTUAL_LOCK_TIMEOUT", "1s")
+        .args([
+            "--data",
+            s.data().to_str().unwrap(),
+            "issue",
+            "late.example.com",
+            "--role",
+            "service",
+            "--out",
+            "late",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the store is locked by another process (waited 1 s)"),
+        "{stderr}"
+    );
+    assert!(
+        !s.path("late/late.example.com.crt").exists(),
+        "nothing written when refused"
+    );
+    holder.wait().unwrap();
+    // Once the lock is released, the same command succeeds.
+    s.mutual(&[
+        "issue",
+        "late.example.com",
+        "--role",
+        "service",
+        "--out",
+        "late",
+    ])
+    .ok();
+}
