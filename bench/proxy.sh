@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# mutual proxy against nginx and HAProxy, same run, same certificates, same CN allow-list
+# (only cn=alice.example.com), same backend (`mutual serve echo`), TLS 1.3, one worker each.
+# Servers and backend on core 0, the load generator (crates/mutual-load) on core 1.
+#
+#   bash bench/proxy.sh            # DURATION=10 seconds per figure; OUT=bench/results
+#
+# Figures: keep-alive req/s (64 conns), full mTLS handshakes/s with a new connection per
+# request (ECDSA P-256 and RSA 2048, 32 conns, no resumption), p99 at a fixed 2,000 req/s
+# keep-alive, and RSS (idle, and peak under the keep-alive load; nginx counts master+worker).
+# Never run by the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+OUT=${OUT:-$ROOT/bench/results}
+mkdir -p "$OUT"
+
+need=()
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    # RUNLEVEL=1: install without starting the packaged services.
+    $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+PATH=$PATH:/usr/sbin
+
+cargo build --release -q -p mutual -p mutual-load
+M=$ROOT/target/release/mutual
+LOAD=$ROOT/target/release/mutual-load
+
+W=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+# --- PKI: one EC and one RSA 2048 story, each with www (server), alice and bob ---------------
+pki() { # kind key-type bits
+    local d=$W/$1
+    $M --data "$d/data" ca init --name "Local Root CA" --key-type "$2" --key-bits "$3" >/dev/null
+    $M --data "$d/data" role set service --ca root --allowed-domains example.com --allow-bare-domains \
+        --allow-subdomains --allow-localhost --allow-ip-sans --enforce-hostnames --max-ttl 720h \
+        --key-type "$2" --key-bits "$3" >/dev/null
+    for n in www alice bob; do
+        $M --data "$d/data" issue $n.example.com --role service --san localhost --ip 127.0.0.1 --out "$d" >/dev/null
+    done
+    $M --data "$d/data" ca cert root >"$d/ca.crt"
+    cat "$d/www.example.com.crt" "$d/www.example.com.key" >"$d/www.pem"
+}
+pki ec ec 256
+pki rsa rsa 2048
+
+BACKEND_PORT=19080
+PORT=19443
+taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" serve echo --listen 127.0.0.1:$BACKEND_PORT >"$W/echo.log" 2>&1 &
+PIDS+=($!)
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+wait_port $BACKEND_PORT
+
+# --- the three servers --------------------------------------------------------------------
+start_mutual() { # kind
+    local d=$W/$1
+    taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" proxy --listen 127.0.0.1:$PORT \
+        --backend http://127.0.0.1:$BACKEND_PORT --ca "$d/ca.crt" --cert "$d/www.example.com.crt" \
+        --key "$d/www.example.com.key" --allow cn=alice.example.com --no-access-log >"$W/mutual.log" 2>&1 &
+    SERVER_PIDS=($!)
+}
+
+start_nginx() {
+    local d=$W/$1
+    mkdir -p "$W/nginx"
+    cat >"$W/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_cpu_affinity 1;
+daemon off;
+error_log $W/nginx/error.log warn;
+pid $W/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
+    uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
+    map \$ssl_client_s_dn \$allowed { default 0; "~(^|,)CN=alice\\.example\\.com(,|\$)" 1; }
+    upstream echo { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$PORT ssl;
+        ssl_certificate $d/www.example.com.crt;
+        ssl_certificate_key $d/www.example.com.key;
+        ssl_client_certificate $d/ca.crt;
+        ssl_verify_client on;
+        ssl_protocols TLSv1.3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        keepalive_requests 1000000;
+        location / {
+            if (\$allowed = 0) { return 403 "you cannot be here\n"; }
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-Client-Cert "Subject=\"\$ssl_client_s_dn\"";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_pass http://echo;
+        }
+    }
+}
+EOF
+    taskset -c 0 nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>>"$W/nginx/stderr" &
+    SERVER_PIDS=($!)
+}
+
+start_haproxy() {
+    local d=$W/$1
+    cat >"$W/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+    tune.ssl.cachesize 0
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$PORT ssl crt $d/www.pem ca-file $d/ca.crt verify required ssl-min-ver TLSv1.3 no-tls-tickets alpn http/1.1
+    http-request deny deny_status 403 unless { ssl_c_s_dn(cn) -m str alice.example.com }
+    http-request del-header x-forwarded-client-cert
+    http-request set-header X-Forwarded-Client-Cert "Subject=\"%[ssl_c_s_dn]\""
+    http-request set-header X-Forwarded-Proto https
+    option forwardfor
+    default_backend be
+backend be
+    http-reuse always
+    server echo 127.0.0.1:$BACKEND_PORT
+EOF
+    taskset -c 0 haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
+    SERVER_PIDS=($!)
+}
+
+stop_server() {
+    for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    # nginx's worker exits with its master; wait until the port is free.
+    for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# Sum of VmRSS or VmHWM (kB) over a process and its children.
+mem() { # pid field
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" || true); do
+        v=$(awk -v f="$2:" '$1==f {print $2}' /proc/"$p"/status 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo $total
+}
+
+load() { # kind args...
+    local d=$W/$1; shift
+    taskset -c 1 "$LOAD" "https://localhost:$PORT/" --connect 127.0.0.1:$PORT --ca "$d/ca.crt" \
+        --cert "$d/alice.example.com.crt" --key "$d/alice.example.com.key" --no-verify \
+        -d "$DURATION" "$@"
+}
+
+RESULTS=$OUT/proxy.jsonl
+: >"$RESULTS"
+record() { # server figure json
+    echo "{\"server\":\"$1\",\"figure\":\"$2\",\"result\":$3}" >>"$RESULTS"
+}
+
+for server in mutual nginx haproxy; do
+    echo "== $server" >&2
+    "start_$server" ec
+    wait_port $PORT
+    sleep 0.5
+    # Correctness gate: Alice passes, Bob gets 403.
+    for who in alice bob; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$W/ec/ca.crt" --cert "$W/ec/$who.example.com.crt" \
+            --key "$W/ec/$who.example.com.key" "https://localhost:$PORT/")
+        echo "   $who: $code" >&2
+    done
+    record $server rss_idle_kb "$(mem "${SERVER_PIDS[0]}" VmRSS)"
+    r=$(load ec -c 64); echo "   keepalive: $r" >&2; record $server keepalive "$r"
+    record $server rss_peak_kb "$(mem "${SERVER_PIDS[0]}" VmHWM)"
+    r=$(load ec -c 16 --rate 2000); echo "   rate 2000: $r" >&2; record $server p99_2000 "$r"
+    r=$(load ec -c 32 --new-conn); echo "   handshakes ec: $r" >&2; record $server handshake_ec "$r"
+    stop_server
+    "start_$server" rsa
+    wait_port $PORT
+    sleep 0.5
+    r=$(load rsa -c 32 --new-conn); echo "   handshakes rsa: $r" >&2; record $server handshake_rsa "$r"
+    stop_server
+done
+
+python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+get = lambda s, f: next(r["result"] for r in rows if r["server"] == s and r["figure"] == f)
+servers = ["mutual", "nginx", "haproxy"]
+figs = [
+    ("keep-alive req/s, 64 conns", lambda s: get(s, "keepalive")["rps"], True, "≥ 1.3×"),
+    ("handshakes/s ECDSA P-256, 32 conns", lambda s: get(s, "handshake_ec")["rps"], True, "≥ 1.5×"),
+    ("handshakes/s RSA 2048, 32 conns", lambda s: get(s, "handshake_rsa")["rps"], True, "≥ 1.2×"),
+    ("p99 ms at 2,000 req/s", lambda s: get(s, "p99_2000")["p99_us"] / 1000, False, "≤ 1×"),
+    ("RSS idle MiB", lambda s: get(s, "rss_idle_kb") / 1024, False, "≤ 0.5× nginx"),
+    ("RSS peak under keep-alive MiB", lambda s: get(s, "rss_peak_kb") / 1024, False, "≤ 0.5× nginx"),
+]
+print(f"| figure | {' | '.join(servers)} | mutual / best peer | target |")
+print("| --- |" + " ---: |" * len(servers) + " ---: | --- |")
+for name, f, higher, target in figs:
+    v = {s: f(s) for s in servers}
+    if "RSS" in name:
+        ratio = v["mutual"] / v["nginx"] if v["nginx"] else float("nan")
+    else:
+        best = max(v["nginx"], v["haproxy"]) if higher else min(v["nginx"], v["haproxy"])
+        ratio = v["mutual"] / best if best else float("nan")
+    cells = " | ".join(f"{v[s]:,.1f}" for s in servers)
+    print(f"| {name} | {cells} | {ratio:.2f}× | {target} |")
+errs = [(r["server"], r["figure"], r["result"].get("errors"), r["result"].get("non2xx"), r["result"].get("first_error"))
+        for r in rows if isinstance(r["result"], dict) and (r["result"].get("errors") or r["result"].get("non2xx"))]
+for e in errs:
+    print("errors:", *e)
+EOF
