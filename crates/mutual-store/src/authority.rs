@@ -11,13 +11,13 @@ use mutual_pki::{
     csr::ParsedCsr,
     issue,
     key::{KeyType, PrivateKey},
-    role::{CheckContext, IssueRequest, Refusal, RequestKey},
+    role::{CheckContext, IssueRequest, Refusal, RequestKey, Role},
     serial::Serial,
     PkiError,
 };
 use time::OffsetDateTime;
 
-use crate::{CaRecord, NewCa, NewCert, RevokeOutcome, Store, StoreError};
+use crate::{CaRecord, NewCa, NewCert, OwnedCert, RevokeOutcome, Store, StoreError};
 
 /// Vault's default max lease TTL (32 days), the last bound on a leaf's lifetime when its role
 /// sets none.
@@ -104,6 +104,168 @@ impl CaRecord {
     }
 }
 
+/// A certificate signed and not yet recorded: what the CPU-heavy half of issuing produces
+/// (run it off the async workers), before [`Signed::into_issued`] and a commit.
+#[derive(Debug)]
+pub struct Signed {
+    /// Serial.
+    pub serial: Serial,
+    /// The leaf, DER.
+    pub der: Vec<u8>,
+    /// The generated key, for `issue`.
+    pub key: Option<PrivateKey>,
+    /// Warnings from the role check.
+    pub warnings: Vec<String>,
+}
+
+impl Signed {
+    /// The answer to the caller and the row to record.
+    pub fn into_issued(self, ca: &CaRecord) -> Result<(Issued, OwnedCert), AuthorityError> {
+        let facts = cert::facts(&self.der)?;
+        let pem = cert::to_pem(&self.der);
+        let common_name = facts.common_name.clone().unwrap_or_default();
+        let record = OwnedCert {
+            serial: self.serial.clone(),
+            ca: ca.name.clone(),
+            common_name: common_name.clone(),
+            not_before: facts.not_before,
+            not_after: facts.not_after,
+            cert_pem: pem.clone(),
+        };
+        Ok((
+            Issued {
+                serial: self.serial,
+                common_name,
+                cert_der: self.der,
+                cert_pem: pem,
+                issuing_ca_pem: ca.cert_pem.clone(),
+                ca_chain_pem: ca.chain_with_self(),
+                key: self.key,
+                not_after: facts.not_after,
+                ca_name: ca.name.clone(),
+                warnings: self.warnings,
+            },
+            record,
+        ))
+    }
+}
+
+fn context(
+    ca: &CaRecord,
+    max_ttl: Duration,
+    now: OffsetDateTime,
+) -> Result<CheckContext, AuthorityError> {
+    Ok(CheckContext {
+        now,
+        ca_name: ca.name.clone(),
+        ca_not_after: cert::facts(&ca.cert_der)?.not_after,
+        system_max_ttl: if max_ttl.is_zero() {
+            SYSTEM_MAX_TTL
+        } else {
+            max_ttl
+        },
+    })
+}
+
+/// Issues under `role` by `ca` with a new key: role check, key generation, signature. CPU only;
+/// `max_ttl` is the mount's max lease TTL (zero: the system's).
+pub fn issue_signed(
+    ca: &CaRecord,
+    role: &Role,
+    max_ttl: Duration,
+    req: &IssueRequest,
+    now: OffsetDateTime,
+) -> Result<Signed, AuthorityError> {
+    let ctx = context(ca, max_ttl, now)?;
+    let checked = role.check(req, &ctx)?;
+    let key_type = KeyType::from_parts(
+        if role.key_type == "any" {
+            "rsa"
+        } else {
+            &role.key_type
+        },
+        role.key_bits,
+    )?;
+    let key = key_type.generate()?;
+    let serial = Serial::random();
+    let der = issue::sign_leaf(
+        &ca.signer(),
+        &checked,
+        &key.public_key_der(),
+        &key_type.key_kind(),
+        &serial,
+    )?;
+    Ok(Signed {
+        serial,
+        der,
+        key: Some(key),
+        warnings: checked.warnings,
+    })
+}
+
+/// Signs a CSR under `role` by `ca`, with Vault's precedence: the CN is the CSR's when the role
+/// has `use_csr_common_name` (and the CSR has one), else the request's; the SANs are the CSR's
+/// when the role has `use_csr_sans`, else the request's. CPU only.
+pub fn sign_csr(
+    ca: &CaRecord,
+    role: &Role,
+    max_ttl: Duration,
+    csr: &ParsedCsr,
+    req: &IssueRequest,
+    now: OffsetDateTime,
+) -> Result<Signed, AuthorityError> {
+    let ctx = context(ca, max_ttl, now)?;
+    let mut req = req.clone();
+    if role.use_csr_common_name && !csr.common_name.is_empty() {
+        req.common_name = csr.common_name.clone();
+    }
+    if role.use_csr_sans {
+        req.alt_names = csr.dns_names.clone();
+        req.alt_names.extend(csr.emails.iter().cloned());
+        req.ip_sans = csr.ip_addresses.iter().map(|ip| ip.to_string()).collect();
+        req.uri_sans = csr.uris.clone();
+    }
+    req.key = RequestKey::Csr(csr.key.clone());
+    let checked = role.check(&req, &ctx)?;
+    let serial = Serial::random();
+    let der = issue::sign_leaf(
+        &ca.signer(),
+        &checked,
+        &csr.public_key_der,
+        &csr.key,
+        &serial,
+    )?;
+    Ok(Signed {
+        serial,
+        der,
+        key: None,
+        warnings: checked.warnings,
+    })
+}
+
+/// The role Vault applies to `sign-verbatim`: any name, any key, the CSR's names, with the
+/// TTLs of `base` when a role was named.
+pub fn sign_verbatim_role(base: Option<&Role>) -> Role {
+    let mut role = Role {
+        name: "sign-verbatim".into(),
+        allow_any_name: true,
+        enforce_hostnames: false,
+        allow_ip_sans: true,
+        allowed_uri_sans: vec!["*".into()],
+        key_type: "any".into(),
+        require_cn: false,
+        ..Role::default()
+    };
+    if let Some(base) = base {
+        role.ttl = base.ttl;
+        role.max_ttl = base.max_ttl;
+        role.no_store = base.no_store;
+        role.leaf_not_after_behavior = base.leaf_not_after_behavior;
+        role.not_before_duration = base.not_before_duration;
+    }
+    role
+}
+
 impl Store {
     /// Creates the root CA `name` (self-signed).
     pub async fn init_root(
@@ -167,32 +329,12 @@ impl Store {
     ) -> Result<Issued, AuthorityError> {
         let role = self.get_role(role_name).await?;
         let ca = self.get_ca(&role.issuer).await?;
-        let ctx = self.context(&ca)?;
-        let checked = role.check(req, &ctx)?;
-        let key_type = KeyType::from_parts(
-            if role.key_type == "any" {
-                "rsa"
-            } else {
-                &role.key_type
-            },
-            role.key_bits,
-        )?;
-        let key = key_type.generate()?;
-        let serial = Serial::random();
-        let der = issue::sign_leaf(
-            &ca.signer(),
-            &checked,
-            &key.public_key_der(),
-            &key_type.key_kind(),
-            &serial,
-        )?;
-        self.finish(&ca, role.no_store, serial, der, Some(key), checked.warnings)
-            .await
+        let signed = issue_signed(&ca, &role, SYSTEM_MAX_TTL, req, OffsetDateTime::now_utc())?;
+        self.finish(&ca, role.no_store, signed).await
     }
 
-    /// Signs a CSR under `role_name`. Fields of `req` override the CSR's as Vault does:
-    /// the CN comes from the request, else from the CSR (`use_csr_common_name`); SANs from
-    /// the CSR are added when `use_csr_sans`.
+    /// Signs a CSR under `role_name`, with Vault's precedence between the CSR and `req` (see
+    /// [`sign_csr`]).
     pub async fn sign(
         &self,
         role_name: &str,
@@ -201,77 +343,37 @@ impl Store {
     ) -> Result<Issued, AuthorityError> {
         let role = self.get_role(role_name).await?;
         let ca = self.get_ca(&role.issuer).await?;
-        let ctx = self.context(&ca)?;
-        let mut req = req.clone();
-        if req.common_name.is_empty() && role.use_csr_common_name {
-            req.common_name = csr.common_name.clone();
-        }
-        if role.use_csr_sans {
-            req.alt_names.extend(csr.dns_names.iter().cloned());
-            req.alt_names.extend(csr.emails.iter().cloned());
-            req.ip_sans
-                .extend(csr.ip_addresses.iter().map(|ip| ip.to_string()));
-            req.uri_sans.extend(csr.uris.iter().cloned());
-        }
-        req.key = RequestKey::Csr(csr.key.clone());
-        let checked = role.check(&req, &ctx)?;
-        let serial = Serial::random();
-        let der = issue::sign_leaf(
-            &ca.signer(),
-            &checked,
-            &csr.public_key_der,
-            &csr.key,
-            &serial,
+        let signed = sign_csr(
+            &ca,
+            &role,
+            SYSTEM_MAX_TTL,
+            csr,
+            req,
+            OffsetDateTime::now_utc(),
         )?;
-        self.finish(&ca, role.no_store, serial, der, None, checked.warnings)
-            .await
-    }
-
-    fn context(&self, ca: &CaRecord) -> Result<CheckContext, AuthorityError> {
-        Ok(CheckContext {
-            now: OffsetDateTime::now_utc(),
-            ca_name: ca.name.clone(),
-            ca_not_after: cert::facts(&ca.cert_der)?.not_after,
-            system_max_ttl: SYSTEM_MAX_TTL,
-        })
+        self.finish(&ca, role.no_store, signed).await
     }
 
     async fn finish(
         &self,
         ca: &CaRecord,
         no_store: bool,
-        serial: Serial,
-        der: Vec<u8>,
-        key: Option<PrivateKey>,
-        warnings: Vec<String>,
+        signed: Signed,
     ) -> Result<Issued, AuthorityError> {
-        let facts = cert::facts(&der)?;
-        let pem = cert::to_pem(&der);
-        let common_name = facts.common_name.clone().unwrap_or_default();
+        let (issued, record) = signed.into_issued(ca)?;
         if !no_store {
             // The certificate is handed out only after this commit (and its fsync) returns.
             self.record_cert(&NewCert {
-                serial: &serial,
-                ca: &ca.name,
-                common_name: &common_name,
-                not_before: facts.not_before,
-                not_after: facts.not_after,
-                cert_pem: &pem,
+                serial: &record.serial,
+                ca: &record.ca,
+                common_name: &record.common_name,
+                not_before: record.not_before,
+                not_after: record.not_after,
+                cert_pem: &record.cert_pem,
             })
             .await?;
         }
-        Ok(Issued {
-            serial,
-            common_name,
-            cert_der: der,
-            cert_pem: pem,
-            issuing_ca_pem: ca.cert_pem.clone(),
-            ca_chain_pem: ca.chain_with_self(),
-            key,
-            not_after: facts.not_after,
-            ca_name: ca.name.clone(),
-            warnings,
-        })
+        Ok(issued)
     }
 
     /// Revokes a certificate by serial.

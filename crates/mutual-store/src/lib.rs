@@ -19,13 +19,22 @@
 #![warn(missing_docs)]
 
 mod authority;
+mod commit;
 mod error;
 mod kek;
 mod model;
+mod mounts;
 mod sqlite;
+mod tokens;
 
-pub use authority::{AuthorityError, Issued, CRL_VALIDITY, SYSTEM_MAX_TTL};
+pub use authority::{
+    issue_signed, sign_csr, sign_verbatim_role, AuthorityError, Issued, Signed, CRL_VALIDITY,
+    SYSTEM_MAX_TTL,
+};
+pub use commit::{CertWriter, OwnedCert};
 pub use error::StoreError;
 pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
+pub use mounts::MountRecord;
 pub use sqlite::Store;
+pub use tokens::{token_hash, TokenRecord, ALL_MOUNTS};

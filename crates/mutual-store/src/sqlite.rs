@@ -23,7 +23,14 @@ use crate::{
 
 const DB_FILE: &str = "mutual.db";
 const FORMAT: &str = "mutual-store-1";
-const BUSY_SECS: u64 = 10;
+/// How long a writer waits for another process's write lock before saying so; 10 s unless
+/// `MUTUAL_LOCK_TIMEOUT` (a duration such as `2s`) says otherwise.
+fn busy_secs() -> u64 {
+    std::env::var("MUTUAL_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| mutual_pki::duration::parse(&v).ok())
+        .map_or(10, |d| d.as_secs().max(1))
+}
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -60,8 +67,8 @@ pub struct Store {
     dir: PathBuf,
 }
 
-fn db_err(e: sqlx::Error) -> StoreError {
-    map_db(e, BUSY_SECS)
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    map_db(e, busy_secs())
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -73,19 +80,23 @@ fn from_ts(t: i64) -> OffsetDateTime {
 }
 
 impl Store {
-    async fn connect(path: &Path, create: bool) -> Result<SqlitePool, StoreError> {
+    async fn connect(path: &Path, create: bool, durable: bool) -> Result<SqlitePool, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(db_err)?
             .filename(path)
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // A certificate returned to a caller must survive a crash: fsync every commit.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(BUSY_SECS))
+            .synchronous(if durable {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Off
+            })
+            .busy_timeout(Duration::from_secs(busy_secs()))
             .foreign_keys(true);
         SqlitePoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(BUSY_SECS + 5))
+            .acquire_timeout(Duration::from_secs(busy_secs() + 5))
             .connect_with(opts)
             .await
             .map_err(db_err)
@@ -94,6 +105,16 @@ impl Store {
     /// Creates a new store in `dir` (made with mode 0700 if missing), with a new
     /// key-encryption key.
     pub async fn create(dir: &Path) -> Result<Store, StoreError> {
+        Self::create_with(dir, true).await
+    }
+
+    /// Creates a throwaway store in `dir` that never fsyncs, for `mutual server --dev` (like
+    /// Vault's in-memory dev storage): fast, and lost with the directory.
+    pub async fn create_ephemeral(dir: &Path) -> Result<Store, StoreError> {
+        Self::create_with(dir, false).await
+    }
+
+    async fn create_with(dir: &Path, durable: bool) -> Result<Store, StoreError> {
         let db = dir.join(DB_FILE);
         if db.exists() {
             return Err(StoreError::AlreadyExists(dir.to_path_buf()));
@@ -104,8 +125,8 @@ impl Store {
         } else {
             Kek::create(dir)?
         };
-        let pool = Self::connect(&db, true).await?;
-        for stmt in SCHEMA {
+        let pool = Self::connect(&db, true, durable).await?;
+        for stmt in SCHEMA.iter().chain(crate::mounts::SCHEMA) {
             sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
         }
         sqlx::query(
@@ -130,7 +151,7 @@ impl Store {
         if !db.is_file() {
             return Err(StoreError::NotAStore(dir.to_path_buf()));
         }
-        let pool = Self::connect(&db, false).await?;
+        let pool = Self::connect(&db, false, true).await?;
         let format: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'format'")
                 .fetch_optional(&pool)
@@ -146,7 +167,7 @@ impl Store {
                 "unknown store format {format:?} (expected {FORMAT})"
             )));
         }
-        for stmt in SCHEMA {
+        for stmt in SCHEMA.iter().chain(crate::mounts::SCHEMA) {
             sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
         }
         let kek = Kek::load(dir)?;
@@ -172,6 +193,14 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn kek(&self) -> &Kek {
+        &self.kek
     }
 
     /// Stores a new CA; its key is sealed first.
