@@ -1,0 +1,125 @@
+//! `mutual-server`: mutual's certificate authority over HTTP, wire-compatible with the PKI
+//! secrets engine of Vault / OpenBao, so that the `vault`/`bao` CLI, `hvac` and cert-manager's
+//! Vault issuer work against it unchanged.
+//!
+//! It speaks Vault's paths (`/v1/sys/...`, `/v1/<mount>/...`), parameters (strings for every
+//! type, as the CLI sends them), JSON envelopes and status codes, with `X-Vault-Token` auth.
+//! It is not a general secrets store: only `pki` mounts are served. Persistence and the CA's
+//! operations live in `mutual-store`, the rules in `mutual-pki`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = mutual_store::Store::open(std::path::Path::new("./mutual-data")).await?;
+//! let app = std::sync::Arc::new(mutual_server::App::load(store).await?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8200").await?;
+//! mutual_server::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod params;
+mod pki;
+mod reply;
+mod roles;
+mod state;
+mod sys;
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    Router,
+};
+
+pub use error::ApiError;
+pub use params::Params;
+pub use reply::Reply;
+pub use state::{App, Mount};
+
+/// The version reported by `sys/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a request does, in Vault's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// GET / HEAD.
+    Read,
+    /// POST / PUT / PATCH.
+    Write,
+    /// DELETE.
+    Delete,
+    /// LIST, or GET with `list=true`.
+    List,
+}
+
+/// The HTTP service: every path goes through one dispatcher, as Vault's router does, because
+/// mount paths may themselves contain slashes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+/// Serves `app` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> std::io::Result<()> {
+    axum::serve(listener, router(app)).await
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string());
+    }
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
+    match handle(&app, req).await {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(app: &App, req: Request<Body>) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let Some(path) = path.strip_prefix("/v1/") else {
+        return Err(ApiError::NoRoute(path.trim_start_matches('/').to_string()));
+    };
+    let path = params::percent_decode(path.trim_end_matches('/'), false);
+    let body = axum::body::to_bytes(body, app.body_limit)
+        .await
+        .map_err(|_| ApiError::TooLarge)?;
+    let params = Params::parse(&body, parts.uri.query())?;
+    let op = match parts.method.as_str() {
+        "GET" | "HEAD" if params.bool("list").ok().flatten() == Some(true) => Op::List,
+        "GET" | "HEAD" => Op::Read,
+        "POST" | "PUT" | "PATCH" => Op::Write,
+        "DELETE" => Op::Delete,
+        "LIST" => Op::List,
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    let token = token_of(&parts.headers);
+    if path.starts_with("sys/") || path.starts_with("auth/") {
+        return sys::handle(app, op, &path, params, token.as_deref()).await;
+    }
+    let Some((mount, rest)) = app.route(&path) else {
+        // As Vault: a caller without a valid token learns nothing about which mounts exist.
+        app.token(token.as_deref()).await?;
+        return Err(ApiError::NoRoute(path));
+    };
+    if !pki::is_unauthenticated(op, rest) {
+        let tok = app.token(token.as_deref()).await?;
+        if !tok.allows(&mount.record.path) {
+            return Err(ApiError::PermissionDenied);
+        }
+    }
+    let rest = rest.to_string();
+    pki::handle(app, mount, op, &rest, params).await
+}

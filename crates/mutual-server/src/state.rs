@@ -1,0 +1,208 @@
+//! The server's state: the store, its group-commit writer, and an in-memory copy of every
+//! mount (its record, CA and roles) so that the hot path (`issue`, `sign`) reads no database
+//! row. Writes go to the store first and then replace the mount's copy.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use mutual_pki::role::Role;
+use mutual_store::{CaRecord, CertWriter, MountRecord, Store, TokenRecord};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+
+/// How long a token looked up in the store is trusted before it is looked up again (a token
+/// revoked by `mutual token revoke` in another process stops working within this).
+const TOKEN_FRESH: Duration = Duration::from_secs(2);
+
+/// A mount as the server serves it.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// The stored record.
+    pub record: MountRecord,
+    /// Its CA, once generated or set.
+    pub ca: Option<Arc<CaRecord>>,
+    /// Its roles by name.
+    pub roles: HashMap<String, Arc<Role>>,
+}
+
+impl Mount {
+    /// The mount's CA, or Vault's 400 when it has none yet.
+    pub fn ca(&self) -> Result<&Arc<CaRecord>, ApiError> {
+        self.ca.as_ref().ok_or_else(|| {
+            ApiError::bad(format!(
+                "no default issuer currently configured on mount \"{}\"; generate a root or set a signed intermediate first",
+                self.record.path
+            ))
+        })
+    }
+}
+
+/// A CRL built once and served until a revocation or a rotation makes it stale.
+#[derive(Debug, Clone)]
+pub struct CachedCrl {
+    /// DER.
+    pub der: Arc<Vec<u8>>,
+    /// When it was built.
+    pub built: OffsetDateTime,
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    /// The store.
+    pub store: Store,
+    /// Group commit of issued certificates.
+    pub writer: CertWriter,
+    mounts: RwLock<HashMap<String, Arc<Mount>>>,
+    /// Serialises configuration writes (mounts, CAs, roles) so that read-modify-write of a
+    /// mount's copy never races.
+    pub admin: tokio::sync::Mutex<()>,
+    /// CRLs by mount.
+    pub crls: Mutex<HashMap<String, CachedCrl>>,
+    tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+}
+
+impl App {
+    /// Loads every mount of the store and starts the certificate writer (call inside a tokio
+    /// runtime).
+    pub async fn load(store: Store) -> Result<App, ApiError> {
+        let mut mounts = HashMap::new();
+        for record in store.list_mounts().await? {
+            let mount = load_mount(&store, record).await?;
+            mounts.insert(mount.record.path.clone(), Arc::new(mount));
+        }
+        Ok(App {
+            writer: store.cert_writer(),
+            store,
+            mounts: RwLock::new(mounts),
+            admin: tokio::sync::Mutex::new(()),
+            crls: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            body_limit: 1 << 20,
+        })
+    }
+
+    /// The mount whose path is the longest prefix of `path`, with the rest of the path.
+    pub fn route<'p>(&self, path: &'p str) -> Option<(Arc<Mount>, &'p str)> {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let mut end = path.len();
+        loop {
+            let prefix = &path[..end];
+            if let Some(m) = mounts.get(prefix) {
+                let rest = path[end..].trim_start_matches('/');
+                return Some((m.clone(), rest));
+            }
+            end = prefix.rfind('/')?;
+        }
+    }
+
+    /// The mount at exactly `path`.
+    pub fn mount(&self, path: &str) -> Option<Arc<Mount>> {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        mounts.get(path).cloned()
+    }
+
+    /// Every mount, by path.
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = mounts.values().cloned().collect();
+        all.sort_by(|a, b| a.record.path.cmp(&b.record.path));
+        all
+    }
+
+    /// Replaces (or with `None` removes) the served copy of a mount.
+    pub fn set_mount(&self, path: &str, mount: Option<Mount>) {
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        match mount {
+            Some(m) => mounts.insert(path.to_string(), Arc::new(m)),
+            None => mounts.remove(path),
+        };
+        self.crls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+
+    /// Re-reads a mount from the store into the served copy.
+    pub async fn reload_mount(&self, path: &str) -> Result<Arc<Mount>, ApiError> {
+        let record = self
+            .store
+            .list_mounts()
+            .await?
+            .into_iter()
+            .find(|m| m.path == path)
+            .ok_or_else(|| ApiError::NoRoute(path.to_string()))?;
+        let mount = load_mount(&self.store, record).await?;
+        self.set_mount(path, Some(mount));
+        self.mount(path)
+            .ok_or_else(|| ApiError::NoRoute(path.to_string()))
+    }
+
+    /// The token behind a secret, or 403.
+    pub async fn token(&self, secret: Option<&str>) -> Result<TokenRecord, ApiError> {
+        let secret = secret
+            .filter(|s| !s.is_empty())
+            .ok_or(ApiError::PermissionDenied)?;
+        let hash = mutual_store::token_hash(secret);
+        if let Some((rec, at)) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
+            if at.elapsed() < TOKEN_FRESH {
+                return Ok(rec.clone());
+            }
+        }
+        match self.store.lookup_token(secret).await? {
+            Some(rec) => {
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(hash, (rec.clone(), Instant::now()));
+                Ok(rec)
+            }
+            None => {
+                self.forget_token(secret);
+                Err(ApiError::PermissionDenied)
+            }
+        }
+    }
+
+    /// Drops a token from the cache (after a revocation through the API).
+    pub fn forget_token(&self, secret: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&mutual_store::token_hash(secret));
+    }
+
+    /// Drops every cached token (after a revocation by accessor).
+    pub fn forget_tokens(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiError> {
+    let ca = match store.get_ca(&record.path).await {
+        Ok(ca) => Some(Arc::new(ca)),
+        Err(mutual_store::StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let roles = store
+        .list_mount_roles(&record.path)
+        .await?
+        .into_iter()
+        .map(|r| (r.name.clone(), Arc::new(r)))
+        .collect();
+    Ok(Mount { record, ca, roles })
+}
