@@ -139,7 +139,11 @@ fn target(a: &Args) -> Result<Target> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host = auth.rsplit_once(':').map(|(h, _)| h).unwrap_or(auth).to_string();
+    let host = auth
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(auth)
+        .to_string();
     let addr = a.connect.clone().unwrap_or_else(|| {
         if auth.contains(':') {
             auth.to_string()
@@ -147,7 +151,8 @@ fn target(a: &Args) -> Result<Target> {
             format!("{auth}:443")
         }
     });
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {auth}\r\nUser-Agent: mutual-load\r\n\r\n").into_bytes();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {auth}\r\nUser-Agent: mutual-load\r\n\r\n")
+        .into_bytes();
     Ok(Target {
         host,
         addr,
@@ -160,7 +165,8 @@ type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 async fn connect(t: &Target, c: &TlsConnector) -> io::Result<Tls> {
     let tcp = TcpStream::connect(&t.addr).await?;
     tcp.set_nodelay(true)?;
-    let name = ServerName::try_from(t.host.clone()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let name = ServerName::try_from(t.host.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     c.connect(name, tcp).await
 }
 
@@ -192,7 +198,8 @@ async fn exchange(s: &mut Tls, req: &[u8], buf: &mut Vec<u8>) -> io::Result<u16>
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .ok_or_else(|| bad("response without Content-Length"))?;
     let mut have = buf.len() - head_end;
@@ -215,12 +222,25 @@ struct Tally {
     lat_us: Vec<u32>,
 }
 
-async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, start: Instant, measure_from: Instant, end: Instant) -> Tally {
+async fn worker(
+    i: usize,
+    a: Arc<Args>,
+    t: Arc<Target>,
+    c: TlsConnector,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let mut conn: Option<Tls> = None;
     let mut buf = Vec::with_capacity(16384);
-    let interval = a.rate.map(|r| Duration::from_secs_f64(a.connections as f64 / r));
-    let mut next = start + interval.map(|iv| iv.mul_f64(i as f64 / a.connections as f64)).unwrap_or_default();
+    let interval = a
+        .rate
+        .map(|r| Duration::from_secs_f64(a.connections as f64 / r));
+    let mut next = start
+        + interval
+            .map(|iv| iv.mul_f64(i as f64 / a.connections as f64))
+            .unwrap_or_default();
     loop {
         if let Some(iv) = interval {
             let now = Instant::now();
@@ -229,7 +249,11 @@ async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, start: 
             }
             next += iv;
         }
-        let scheduled = if interval.is_some() { next - interval.unwrap_or_default() } else { Instant::now() };
+        let scheduled = if interval.is_some() {
+            next - interval.unwrap_or_default()
+        } else {
+            Instant::now()
+        };
         if scheduled >= end {
             break;
         }
@@ -237,7 +261,9 @@ async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, start: 
             if conn.is_none() || a.new_conn {
                 conn = Some(connect(&t, &c).await?);
             }
-            let s = conn.as_mut().ok_or_else(|| io::Error::other("no connection"))?;
+            let s = conn
+                .as_mut()
+                .ok_or_else(|| io::Error::other("no connection"))?;
             exchange(s, &t.request, &mut buf).await
         }
         .await;
@@ -256,11 +282,17 @@ async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, start: 
         match result {
             Ok(status) if (200..300).contains(&status) => {
                 tally.ok += 1;
-                tally.lat_us.push(done.duration_since(scheduled).as_micros().min(u32::MAX as u128) as u32);
+                tally.lat_us.push(
+                    done.duration_since(scheduled)
+                        .as_micros()
+                        .min(u32::MAX as u128) as u32,
+                );
             }
             Ok(status) => {
                 tally.non2xx += 1;
-                tally.first_error.get_or_insert_with(|| format!("HTTP {status}"));
+                tally
+                    .first_error
+                    .get_or_insert_with(|| format!("HTTP {status}"));
             }
             Err(e) => {
                 tally.errors += 1;
@@ -289,13 +321,25 @@ fn main() -> Result<()> {
     }
     let t = Arc::new(target(&a)?);
     let c = TlsConnector::from(Arc::new(config(&a)?));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let total = rt.block_on(async {
         let start = Instant::now();
         let measure_from = start + Duration::from_secs_f64(a.warmup);
         let end = measure_from + Duration::from_secs_f64(a.duration);
         let tasks: Vec<_> = (0..a.connections)
-            .map(|i| tokio::spawn(worker(i, a.clone(), t.clone(), c.clone(), start, measure_from, end)))
+            .map(|i| {
+                tokio::spawn(worker(
+                    i,
+                    a.clone(),
+                    t.clone(),
+                    c.clone(),
+                    start,
+                    measure_from,
+                    end,
+                ))
+            })
             .collect();
         let mut total = Tally::default();
         for task in tasks {

@@ -34,7 +34,10 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
             if down.is_empty() {
                 text(StatusCode::OK, "ready\n".into())
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, format!("no healthy server in upstream {}\n", down.join(", ")))
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("no healthy server in upstream {}\n", down.join(", ")),
+                )
             }
         }
         "/metrics" => {
@@ -44,7 +47,10 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                 for (i, s) in u.servers.iter().enumerate() {
                     gauges.push(Gauge {
                         name: "mutual_proxy_upstream_healthy",
-                        labels: vec![("upstream", u.config.name.clone()), ("server", s.authority.clone())],
+                        labels: vec![
+                            ("upstream", u.config.name.clone()),
+                            ("server", s.authority.clone()),
+                        ],
                         value: if u.healthy(i) { 1.0 } else { 0.0 },
                     });
                 }
@@ -58,7 +64,10 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
             }
             text(StatusCode::OK, proxy.metrics.render(&gauges))
         }
-        _ => text(StatusCode::NOT_FOUND, "try /metrics, /ready or /live\n".into()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /metrics, /ready or /live\n".into(),
+        ),
     }
 }
 

@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(m["x-forwarded-proto"], "https");
         assert_eq!(m["x-forwarded-host"], "www.example.com");
         assert_eq!(m.get_all("x-forwarded-client-cert").iter().count(), 1);
-        assert_eq!(m["x-forwarded-client-cert"], "Hash=ab;Subject=\"CN=alice.example.com\"");
+        assert_eq!(
+            m["x-forwarded-client-cert"],
+            "Hash=ab;Subject=\"CN=alice.example.com\""
+        );
         assert_eq!(m["client-cert"], ":AQ==:");
         assert!(!m.contains_key("client-cert-chain"));
     }

@@ -116,7 +116,10 @@ impl Runtime {
             .map(|l| {
                 TlsMaterial::load(l)
                     .map(Arc::new)
-                    .map_err(|source| ProxyError::Load { listen: l.listen, source })
+                    .map_err(|source| ProxyError::Load {
+                        listen: l.listen,
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let upstreams = config
@@ -124,7 +127,11 @@ impl Runtime {
             .iter()
             .map(|u| {
                 previous
-                    .and_then(|p| p.upstreams.iter().find(|o| o.config.name == u.name && o.same_as(u)))
+                    .and_then(|p| {
+                        p.upstreams
+                            .iter()
+                            .find(|o| o.config.name == u.name && o.same_as(u))
+                    })
                     .filter(|o| o.config.balance == u.balance)
                     .cloned()
                     .unwrap_or_else(|| Arc::new(Upstream::new(u.clone())))
@@ -221,20 +228,25 @@ impl Proxy {
         let rt = self.runtime();
         let mut listeners = Vec::new();
         for (i, l) in rt.config.listeners.iter().enumerate() {
-            let sock = tokio::net::TcpListener::bind(l.listen).await.map_err(|source| ProxyError::Io {
-                what: format!("listening on {}", l.listen),
-                source,
-            })?;
+            let sock = tokio::net::TcpListener::bind(l.listen)
+                .await
+                .map_err(|source| ProxyError::Io {
+                    what: format!("listening on {}", l.listen),
+                    source,
+                })?;
             listeners.push(sock.local_addr().unwrap_or(l.listen));
             tokio::spawn(server::serve_listener(Arc::clone(self), i, sock));
         }
         let admin = match rt.config.admin {
             None => None,
             Some(a) => {
-                let sock = tokio::net::TcpListener::bind(a).await.map_err(|source| ProxyError::Io {
-                    what: format!("listening on admin {a}"),
-                    source,
-                })?;
+                let sock =
+                    tokio::net::TcpListener::bind(a)
+                        .await
+                        .map_err(|source| ProxyError::Io {
+                            what: format!("listening on admin {a}"),
+                            source,
+                        })?;
                 let at = sock.local_addr().unwrap_or(a);
                 tokio::spawn(admin::serve_admin(Arc::clone(self), sock));
                 Some(at)

@@ -33,7 +33,9 @@ pub struct Gauge {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -41,7 +43,10 @@ impl Metrics {
     pub fn request(&self, route: &str, status: u16, decision: &'static str) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         // Look up before inserting so that the hot path allocates no key.
-        if let Some(v) = m.iter_mut().find(|((r, s, d), _)| r == route && *s == status && *d == decision) {
+        if let Some(v) = m
+            .iter_mut()
+            .find(|((r, s, d), _)| r == route && *s == status && *d == decision)
+        {
             *v.1 += 1;
             return;
         }
@@ -58,14 +63,31 @@ impl Metrics {
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
         out.push_str("# HELP mutual_proxy_requests_total Requests by route, status and decision.\n# TYPE mutual_proxy_requests_total counter\n");
-        for ((route, status, decision), v) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ((route, status, decision), v) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(out, "mutual_proxy_requests_total{{route=\"{}\",status=\"{status}\",decision=\"{decision}\"}} {v}", escape(route));
         }
         out.push_str("# HELP mutual_proxy_handshakes_total TLS handshakes by result and reason.\n# TYPE mutual_proxy_handshakes_total counter\n");
-        for ((result, reason), v) in self.handshakes.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "mutual_proxy_handshakes_total{{result=\"{result}\",reason=\"{reason}\"}} {v}");
+        for ((result, reason), v) in self
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "mutual_proxy_handshakes_total{{result=\"{result}\",reason=\"{reason}\"}} {v}"
+            );
         }
-        let _ = writeln!(out, "# TYPE mutual_proxy_connections gauge\nmutual_proxy_connections {}", self.connections.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# TYPE mutual_proxy_connections gauge\nmutual_proxy_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE mutual_proxy_connections_rejected_total counter\nmutual_proxy_connections_rejected_total {}", self.connections_rejected.load(Ordering::Relaxed));
         let _ = writeln!(out, "# TYPE mutual_proxy_reloads_total counter\nmutual_proxy_reloads_total{{result=\"ok\"}} {}\nmutual_proxy_reloads_total{{result=\"failed\"}} {}", self.reloads.load(Ordering::Relaxed), self.reload_failures.load(Ordering::Relaxed));
         let mut last = "";
@@ -74,7 +96,11 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {} gauge", g.name);
                 last = g.name;
             }
-            let labels: Vec<String> = g.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            let labels: Vec<String> = g
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
             let _ = writeln!(out, "{}{{{}}} {}", g.name, labels.join(","), g.value);
         }
         out
@@ -94,7 +120,10 @@ mod tests {
         m.handshake("refused", "unknown_issuer");
         let text = m.render(&[Gauge {
             name: "mutual_proxy_upstream_healthy",
-            labels: vec![("upstream", "echo".into()), ("server", "127.0.0.1:8080".into())],
+            labels: vec![
+                ("upstream", "echo".into()),
+                ("server", "127.0.0.1:8080".into()),
+            ],
             value: 1.0,
         }]);
         for want in [

@@ -18,7 +18,13 @@ fn stamp(files: &[PathBuf]) -> Stamp {
             let m = std::fs::metadata(f).ok();
             (
                 f.clone(),
-                m.map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.ino())),
+                m.map(|m| {
+                    (
+                        m.len(),
+                        m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        m.ino(),
+                    )
+                }),
             )
         })
         .collect()
@@ -28,7 +34,8 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 pub fn watch(proxy: Arc<Proxy>) {
     let p = Arc::clone(&proxy);
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             tracing::warn!("cannot listen for SIGHUP; reload on file change only");
             return;
         };

@@ -51,7 +51,10 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix)
         && (prefix.ends_with('/')
             || path.len() == prefix.len()
-            || path.as_bytes().get(prefix.len()).is_some_and(|b| *b == b'/' || *b == b'?'))
+            || path
+                .as_bytes()
+                .get(prefix.len())
+                .is_some_and(|b| *b == b'/' || *b == b'?'))
 }
 
 /// Picks the route for `host` + `path` on a connection made for `sni`. `routes` are in the
@@ -133,9 +136,19 @@ mod tests {
 
     fn table() -> Vec<RouteConfig> {
         vec![
-            route("api.example.com", "/admin", &["cn=alice.example.com"], DenyAt::Handshake),
+            route(
+                "api.example.com",
+                "/admin",
+                &["cn=alice.example.com"],
+                DenyAt::Handshake,
+            ),
             route("www.example.com", "/", &["any"], DenyAt::Http),
-            route("api.example.com", "/", &["cn=bob.example.com"], DenyAt::Handshake),
+            route(
+                "api.example.com",
+                "/",
+                &["cn=bob.example.com"],
+                DenyAt::Handshake,
+            ),
             route("*", "/", &["cn=carol.example.com"], DenyAt::Http),
         ]
     }
@@ -153,11 +166,14 @@ mod tests {
         }
     }
 
+    /// SNI, Host, path, and the route name or the error.
+    type Case<'a> = (Option<&'a str>, &'a str, &'a str, Result<&'a str, &'a str>);
+
     #[test]
     fn selection() {
         let t = table();
         let name = |r: Result<(usize, &RouteConfig), NoRoute>| r.map(|(_, r)| r.name.clone());
-        let cases: &[(Option<&str>, &str, &str, Result<&str, &str>)] = &[
+        let cases: &[Case] = &[
             (Some("api.example.com"), "api.example.com", "/admin/x", Ok("api.example.com/admin")),
             (Some("api.example.com"), "api.example.com", "/administrator", Ok("api.example.com/")),
             (Some("api.example.com"), "api.example.com", "/admin", Ok("api.example.com/admin")),
@@ -170,15 +186,23 @@ mod tests {
         ];
         for (sni, host, path, want) in cases {
             let got = name(select(&t, *sni, host, path)).map_err(|e| e.to_string());
-            assert_eq!(got, want.map(String::from).map_err(String::from), "{sni:?} {host} {path}");
+            assert_eq!(
+                got,
+                want.map(String::from).map_err(String::from),
+                "{sni:?} {host} {path}"
+            );
         }
         let only_named = vec![route("api.example.com", "/", &["any"], DenyAt::Http)];
         assert_eq!(
-            select(&only_named, None, "api.example.com", "/").unwrap_err().to_string(),
+            select(&only_named, None, "api.example.com", "/")
+                .unwrap_err()
+                .to_string(),
             "host \"api.example.com\" is served only to connections made for that name (SNI)"
         );
         assert_eq!(
-            select(&only_named, Some("x.org"), "x.org", "/").unwrap_err().to_string(),
+            select(&only_named, Some("x.org"), "x.org", "/")
+                .unwrap_err()
+                .to_string(),
             "no route for x.org/"
         );
     }

@@ -23,7 +23,9 @@ use crate::{xfcc, Proxy};
 
 /// Accepts connections until the process ends.
 pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListener) {
-    let max = proxy.runtime().config.listeners[index].limits.max_connections;
+    let max = proxy.runtime().config.listeners[index]
+        .limits
+        .max_connections;
     let limiter = Arc::new(Semaphore::new(max));
     loop {
         let (tcp, remote) = match listener.accept().await {
@@ -36,7 +38,10 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
             }
         };
         let Ok(permit) = Arc::clone(&limiter).try_acquire_owned() else {
-            proxy.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            proxy
+                .metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(peer.addr = %remote, max, "connection refused: too many open connections");
             drop(tcp);
             continue;
@@ -61,23 +66,49 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
     let handshake = async {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
             .await
-            .map_err(|e| (Refusal::Handshake { detail: e.to_string() }, None))?;
-        let sni = start.client_hello().server_name().map(|s| s.to_ascii_lowercase());
+            .map_err(|e| {
+                (
+                    Refusal::Handshake {
+                        detail: e.to_string(),
+                    },
+                    None,
+                )
+            })?;
+        let sni = start
+            .client_hello()
+            .server_name()
+            .map(|s| s.to_ascii_lowercase());
         let policy = handshake_policy(&lc.routes, sni.as_deref());
-        let config = material
-            .config(policy, Arc::clone(&slot))
-            .map_err(|e| (Refusal::Handshake { detail: e.to_string() }, None))?;
+        let config = material.config(policy, Arc::clone(&slot)).map_err(|e| {
+            (
+                Refusal::Handshake {
+                    detail: e.to_string(),
+                },
+                None,
+            )
+        })?;
         match start.into_stream(config).into_fallible().await {
             Ok(stream) => Ok((stream, sni)),
             Err((err, tcp)) => {
-                let refusal = slot.lock().unwrap_or_else(|p| p.into_inner()).refusal.take();
+                let refusal = slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .refusal
+                    .take();
                 let refusal = refusal.unwrap_or_else(|| {
-                    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                    match err
+                        .get_ref()
+                        .and_then(|e| e.downcast_ref::<rustls::Error>())
+                    {
                         Some(rustls::Error::NoCertificatesPresented) => Refusal::NoCertificate {
                             asked_for: material.trust.subjects.clone(),
                         },
-                        Some(e) => Refusal::Handshake { detail: e.to_string() },
-                        None => Refusal::Handshake { detail: err.to_string() },
+                        Some(e) => Refusal::Handshake {
+                            detail: e.to_string(),
+                        },
+                        None => Refusal::Handshake {
+                            detail: err.to_string(),
+                        },
                     }
                 });
                 Err((refusal, Some(tcp)))
@@ -110,7 +141,13 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
     };
     let Some(peer) = peer else {
         // Cannot happen without a verified certificate; refuse rather than serve anonymously.
-        refused(proxy, remote, &Refusal::Handshake { detail: "no verified client certificate".into() });
+        refused(
+            proxy,
+            remote,
+            &Refusal::Handshake {
+                detail: "no verified client certificate".into(),
+            },
+        );
         return;
     };
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -144,7 +181,11 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(limits.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+    let builder = if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
     if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
         tracing::debug!(peer.addr = %remote, error = %e, "connection ended with an error");
     }

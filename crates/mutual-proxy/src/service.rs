@@ -47,8 +47,10 @@ fn local(status: StatusCode, body: String) -> Response<UpBody> {
             .boxed_unsync(),
     );
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -93,7 +95,9 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
     let path = req.uri().path().to_string();
     let (resp, out) = forward(&conn, req).await;
     let proxy = &conn.proxy;
-    proxy.metrics.request(&out.route, out.status.as_u16(), out.decision);
+    proxy
+        .metrics
+        .request(&out.route, out.status.as_u16(), out.decision);
     if proxy.access_log() {
         tracing::info!(
             target: "mutual::access",
@@ -134,9 +138,19 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         .uri()
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(String::from));
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        });
     let Some(authority) = authority else {
-        return refuse(out, StatusCode::BAD_REQUEST, "bad_request", "the request has no Host".into());
+        return refuse(
+            out,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request has no Host".into(),
+        );
     };
     let host = route::host_of(&authority);
     let (_, route) = match route::select(&lc.routes, conn.sni.as_deref(), &host, req.uri().path()) {
@@ -155,7 +169,11 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
             out,
             StatusCode::FORBIDDEN,
             "deny",
-            format!("{denial} (route {}, issued by {})", route.name, conn.peer.issuer_name()),
+            format!(
+                "{denial} (route {}, issued by {})",
+                route.name,
+                conn.peer.issuer_name()
+            ),
         );
     }
     let max_body = lc.limits.max_body_bytes;
@@ -181,10 +199,21 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
     let server = pick.authority().to_string();
     out.server = Some(server.clone());
     let (mut parts, body) = req.into_parts();
-    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     parts.uri = match format!("http://{server}{pq}").parse() {
         Ok(u) => u,
-        Err(_) => return refuse(out, StatusCode::BAD_REQUEST, "bad_request", "unusable request target".into()),
+        Err(_) => {
+            return refuse(
+                out,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "unusable request target".into(),
+            )
+        }
     };
     parts.version = match upstream.config.protocol {
         Protocol::H1 => Version::HTTP_11,
@@ -216,7 +245,10 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
                 out,
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
-                format!("the backend {server} did not answer within {}s", timeout.as_secs()),
+                format!(
+                    "the backend {server} did not answer within {}s",
+                    timeout.as_secs()
+                ),
             )
         }
         Ok(Err(e)) => {
@@ -243,7 +275,9 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
             out.status = status;
             let (mut parts, body) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers);
-            let body = body.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>).boxed_unsync();
+            let body = body
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .boxed_unsync();
             (Response::from_parts(parts, body), out)
         }
     }

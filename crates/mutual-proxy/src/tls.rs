@@ -3,6 +3,7 @@
 //! name the client asked for), and client certificates verified by `mutual_pki::verify`, the
 //! same checks as `mutual-tls` and `openssl verify`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use mutual_pki::diagnosis::{Diagnosis, Purpose};
@@ -33,6 +34,43 @@ pub struct TlsMaterial {
     pub not_after: i64,
     hints: Vec<DistinguishedName>,
     provider: Arc<CryptoProvider>,
+    verified: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+/// A chain that passed verification with this material, until `until` (its earliest
+/// notAfter). The proof of possession (CertificateVerify) is still checked by every handshake;
+/// the cache only spares verifying the same chain bytes against the same CAs and CRLs again.
+#[derive(Debug, Clone)]
+struct Cached {
+    peer: PeerIdentity,
+    until: i64,
+}
+
+/// Entries kept at most; the cache is emptied when full (a reload empties it too).
+const CACHE_MAX: usize = 4096;
+/// A cached verdict is re-checked after this long, so a CRL that goes stale is noticed.
+const CACHE_SECONDS: i64 = 60;
+
+fn chain_key(chain: &[Vec<u8>]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for c in chain {
+        ctx.update(&(c.len() as u64).to_be_bytes());
+        ctx.update(c);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
+fn earliest_not_after(chain: &[Vec<u8>]) -> Option<i64> {
+    chain
+        .iter()
+        .map(|c| {
+            mutual_pki::cert::facts(c)
+                .ok()
+                .map(|f| f.not_after.unix_timestamp())
+        })
+        .try_fold(i64::MAX, |m, t| t.map(|t| m.min(t)))
 }
 
 impl TlsMaterial {
@@ -41,11 +79,12 @@ impl TlsMaterial {
         let identity = Identity::from_files(&l.cert, &l.key)?;
         let trust = TrustStore::from_file(&l.ca)?;
         let crls = crls_from_files(&l.crls)?;
-        let facts = mutual_pki::cert::facts(&identity.chain[0]).map_err(|e| LoadError::Invalid {
-            what: "--cert",
-            path: l.cert.clone(),
-            reason: e.to_string(),
-        })?;
+        let facts =
+            mutual_pki::cert::facts(&identity.chain[0]).map_err(|e| LoadError::Invalid {
+                what: "--cert",
+                path: l.cert.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(TlsMaterial {
             by: facts.uris.first().cloned(),
             not_after: facts.not_after.unix_timestamp(),
@@ -53,7 +92,8 @@ impl TlsMaterial {
             identity,
             trust,
             crls,
-            provider: provider(),
+            provider: preferring_aes128(),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -76,12 +116,26 @@ impl TlsMaterial {
                 (*self.identity.certified).clone(),
             )));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ignore_client_order = true;
         // No resumption: every connection proves its certificate against the current CAs,
         // CRLs and policy.
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
+}
+
+/// aws-lc-rs with AES-128-GCM / SHA-256 first: as strong for TLS and cheaper than AES-256 /
+/// SHA-384, whose SHA-512 core has no CPU instructions on common x86 parts.
+fn preferring_aes128() -> Arc<CryptoProvider> {
+    let mut p = (*provider()).clone();
+    p.cipher_suites.sort_by_key(|s| match s.suite() {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        _ => 3,
+    });
+    Arc::new(p)
 }
 
 /// What the verifier of one connection found.
@@ -102,7 +156,57 @@ struct Verifier {
     slot: Arc<Mutex<Slot>>,
 }
 
-fn check(m: &TlsMaterial, policy: Option<&Policy>, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+// `Refusal` is mutual-tls's type, built once per refused handshake.
+#[allow(clippy::result_large_err)]
+fn check(
+    m: &TlsMaterial,
+    policy: Option<&Policy>,
+    chain: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<PeerIdentity, Refusal> {
+    let key = chain_key(chain);
+    let hit = {
+        let cache = m.verified.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&key)
+            .filter(|c| now.unix_timestamp() < c.until)
+            .map(|c| c.peer.clone())
+    };
+    let peer = match hit {
+        Some(peer) => peer,
+        None => {
+            let peer = verify_chain(m, chain, now)?;
+            if let Some(until) = earliest_not_after(chain) {
+                let until = until.min(now.unix_timestamp() + CACHE_SECONDS);
+                let mut cache = m.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(
+                    key,
+                    Cached {
+                        peer: peer.clone(),
+                        until,
+                    },
+                );
+            }
+            peer
+        }
+    };
+    if let Some(p) = policy {
+        let peer = Arc::new(peer);
+        p.authorize(&peer).map_err(Refusal::NotAllowed)?;
+        return Ok(Arc::unwrap_or_clone(peer));
+    }
+    Ok(peer)
+}
+
+#[allow(clippy::result_large_err)]
+fn verify_chain(
+    m: &TlsMaterial,
+    chain: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<PeerIdentity, Refusal> {
     let (subject, issuer) = mutual_pki::cert::facts(&chain[0])
         .map(|f| (f.subject, f.issuer))
         .unwrap_or_else(|_| ("<unreadable>".into(), "<unreadable>".into()));
@@ -121,17 +225,11 @@ fn check(m: &TlsMaterial, policy: Option<&Policy>, chain: &[Vec<u8>], now: Offse
             diagnosis,
         });
     }
-    let peer = PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
+    PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
         subject,
         issuer,
         diagnosis: Diagnosis::CertificateUnparsable { detail: e.0 },
-    })?;
-    if let Some(p) = policy {
-        let peer = Arc::new(peer);
-        p.authorize(&peer).map_err(Refusal::NotAllowed)?;
-        return Ok(Arc::unwrap_or_clone(peer));
-    }
-    Ok(peer)
+    })
 }
 
 impl ClientCertVerifier for Verifier {
@@ -173,7 +271,12 @@ impl ClientCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.material.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.material.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -182,7 +285,12 @@ impl ClientCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.material.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.material.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

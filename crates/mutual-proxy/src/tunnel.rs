@@ -40,7 +40,9 @@ pub fn parse_upstream(url: &str) -> Result<(String, u16), String> {
         return Err(format!("\"{url}\": the upstream has no path"));
     }
     if let Some(v6) = auth.strip_prefix('[') {
-        let (h, p) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": unclosed ["))?;
+        let (h, p) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("\"{url}\": unclosed ["))?;
         let port = match p.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| format!("\"{url}\": bad port"))?,
             None => 443,
@@ -48,7 +50,10 @@ pub fn parse_upstream(url: &str) -> Result<(String, u16), String> {
         return Ok((h.to_string(), port));
     }
     match auth.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), p.parse().map_err(|_| format!("\"{url}\": bad port"))?)),
+        Some((h, p)) => Ok((
+            h.to_string(),
+            p.parse().map_err(|_| format!("\"{url}\": bad port"))?,
+        )),
         None => Ok((auth.to_string(), 443)),
     }
 }
@@ -94,21 +99,30 @@ impl Tunnel {
 
     /// Binds and serves in a background task; returns the bound address.
     pub async fn start(self: &Arc<Self>) -> Result<SocketAddr, ProxyError> {
-        let listener = TcpListener::bind(self.config.listen).await.map_err(|source| ProxyError::Io {
-            what: format!("listening on {}", self.config.listen),
-            source,
-        })?;
+        let listener = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|source| ProxyError::Io {
+                what: format!("listening on {}", self.config.listen),
+                source,
+            })?;
         let addr = listener.local_addr().unwrap_or(self.config.listen);
         let t = Arc::clone(self);
         tokio::spawn(async move { t.accept_loop(listener).await });
         let t = Arc::clone(self);
         tokio::spawn(async move {
-            let files = [t.config.ca.clone(), t.config.cert.clone(), t.config.key.clone()];
+            let files = [
+                t.config.ca.clone(),
+                t.config.cert.clone(),
+                t.config.key.clone(),
+            ];
             let stamp = |f: &[PathBuf]| -> Vec<Option<std::time::SystemTime>> {
-                f.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+                f.iter()
+                    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                    .collect()
             };
             let mut seen = stamp(&files);
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             loop {
                 let tick = tokio::time::sleep(Duration::from_secs(1));
                 match hup.as_mut() {
@@ -146,7 +160,9 @@ impl Tunnel {
             tokio::spawn(async move {
                 match client.connect(&host, port).await {
                     Ok(mut conn) => {
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut tcp, &mut conn.stream).await {
+                        if let Err(e) =
+                            tokio::io::copy_bidirectional(&mut tcp, &mut conn.stream).await
+                        {
                             tracing::info!(peer.addr = %remote, upstream = %format!("{host}:{port}"), error = %e, "tunnel closed with an error");
                         }
                     }
@@ -165,9 +181,18 @@ mod tests {
 
     #[test]
     fn upstream_urls() {
-        assert_eq!(parse_upstream("https://localhost:3000").unwrap(), ("localhost".into(), 3000));
-        assert_eq!(parse_upstream("https://www.example.com/").unwrap(), ("www.example.com".into(), 443));
-        assert_eq!(parse_upstream("https://[::1]:8443").unwrap(), ("::1".into(), 8443));
+        assert_eq!(
+            parse_upstream("https://localhost:3000").unwrap(),
+            ("localhost".into(), 3000)
+        );
+        assert_eq!(
+            parse_upstream("https://www.example.com/").unwrap(),
+            ("www.example.com".into(), 443)
+        );
+        assert_eq!(
+            parse_upstream("https://[::1]:8443").unwrap(),
+            ("::1".into(), 8443)
+        );
         for bad in ["http://x:1", "https://x:y", "https://x:1/path", "https://"] {
             assert!(parse_upstream(bad).is_err(), "{bad}");
         }

@@ -125,9 +125,15 @@ impl Upstream {
     pub fn pick(self: &Arc<Self>) -> Pick {
         let n = self.servers.len();
         let healthy: Vec<usize> = (0..n).filter(|i| self.healthy(*i)).collect();
-        let candidates: Vec<usize> = if healthy.is_empty() { (0..n).collect() } else { healthy };
+        let candidates: Vec<usize> = if healthy.is_empty() {
+            (0..n).collect()
+        } else {
+            healthy
+        };
         let index = match self.config.balance {
-            Balance::RoundRobin => candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()],
+            Balance::RoundRobin => {
+                candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()]
+            }
             Balance::LeastRequests => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 let k = candidates.len();
@@ -137,7 +143,9 @@ impl Upstream {
                     .unwrap_or(candidates[0])
             }
         };
-        self.servers[index].in_flight.fetch_add(1, Ordering::Relaxed);
+        self.servers[index]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
         Pick {
             upstream: Arc::clone(self),
             index,
@@ -177,7 +185,15 @@ mod tests {
                 a
             })
             .collect();
-        assert_eq!(seq, ["127.0.0.1:1000", "127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1000"]);
+        assert_eq!(
+            seq,
+            [
+                "127.0.0.1:1000",
+                "127.0.0.1:1001",
+                "127.0.0.1:1002",
+                "127.0.0.1:1000"
+            ]
+        );
         // Two failures in a row eject 1001.
         for _ in 0..2 {
             let p = loop {

@@ -52,7 +52,10 @@ pub fn element(by: Option<&str>, peer: &PeerIdentity) -> String {
 
 /// RFC 9440 `Client-Cert`: the leaf as a byte sequence (`:BASE64:`).
 pub fn client_cert(der: &[u8]) -> String {
-    format!(":{}:", base64::engine::general_purpose::STANDARD.encode(der))
+    format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
 }
 
 /// RFC 9440 `Client-Cert-Chain`: the certificates above the leaf, comma separated.
