@@ -250,3 +250,201 @@ fn bad_input_gets_vaults_status_codes_and_stores_nothing() {
         );
     }
 }
+
+fn json_of(resp: (u16, String)) -> serde_json::Value {
+    assert!(resp.0 / 100 == 2, "{} {}", resp.0, resp.1);
+    if resp.1.trim().is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&resp.1).unwrap()
+}
+
+fn not_before_after(pem: &str) -> (i64, i64) {
+    let der = pem::parse(pem).unwrap().into_contents();
+    let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+    (
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    )
+}
+
+/// The details real clients depend on: TTLs clamped by the mount's max lease TTL with a
+/// warning, a leaf that would outlive its issuer refused (`leaf_not_after_behavior=err`),
+/// notBefore backdated by 30 s, and `pem_bundle` from an intermediate signer carrying it.
+#[test]
+fn ttl_clamp_outliving_the_issuer_backdating_and_bundles() {
+    let server = mutual_dev();
+    setup(&server, "pki_ttl", "87600h");
+    let tune = Some(r#"{"max_lease_ttl":"48h"}"#);
+    assert_eq!(curl(&server, "POST", "sys/mounts/pki_ttl/tune", tune).0, 204);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // No role max_ttl: the mount's 48h applies, with a warning naming the cap.
+    let v = json_of(curl(
+        &server,
+        "POST",
+        "pki_ttl/roles/open",
+        Some(r#"{"allowed_domains":"example.com","allow_subdomains":"true","key_type":"ec"}"#),
+    ));
+    assert_eq!(v["data"]["max_ttl"], 0);
+    let v = json_of(curl(
+        &server,
+        "POST",
+        "pki_ttl/issue/open",
+        Some(r#"{"common_name":"a.example.com","ttl":"100h"}"#),
+    ));
+    let warnings = v["warnings"].as_array().expect("a warning");
+    assert!(
+        warnings[0].as_str().unwrap().contains("48h"),
+        "{warnings:?}"
+    );
+    let (nb, na) = not_before_after(v["data"]["certificate"].as_str().unwrap());
+    assert!(
+        na - now <= 48 * 3600 + 60 && na - now >= 48 * 3600 - 60,
+        "{}",
+        na - now
+    );
+    assert!(
+        now - nb >= 29,
+        "notBefore is backdated by 30 s: {}",
+        now - nb
+    );
+
+    // An intermediate that lives 1h; a 24h leaf would outlive it: refused, and says why.
+    json_of(curl(
+        &server,
+        "POST",
+        "sys/mounts/pki_short",
+        Some(r#"{"type":"pki"}"#),
+    ));
+    let csr = json_of(curl(
+        &server,
+        "POST",
+        "pki_short/intermediate/generate/internal",
+        Some(r#"{"common_name":"Short Intermediate","key_type":"ec"}"#),
+    ))["data"]["csr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"csr": csr, "ttl": "1h", "format": "pem_bundle"}).to_string();
+    let signed = json_of(curl(
+        &server,
+        "POST",
+        "pki_ttl/root/sign-intermediate",
+        Some(&body),
+    ));
+    let bundle = signed["data"]["certificate"].as_str().unwrap().to_string();
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        1,
+        "a root signer is not appended"
+    );
+    let body = serde_json::json!({ "certificate": bundle }).to_string();
+    json_of(curl(
+        &server,
+        "POST",
+        "pki_short/intermediate/set-signed",
+        Some(&body),
+    ));
+    json_of(curl(
+        &server,
+        "POST",
+        "pki_short/roles/svc",
+        Some(
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"720h"}"#,
+        ),
+    ));
+    let (code, body) = curl(
+        &server,
+        "POST",
+        "pki_short/issue/svc",
+        Some(r#"{"common_name":"b.example.com","ttl":"24h"}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("Short Intermediate") || body.contains("pki_short"),
+        "{body}"
+    );
+
+    // The intermediate signs a sub-intermediate: its pem_bundle carries the intermediate.
+    json_of(curl(
+        &server,
+        "POST",
+        "sys/mounts/pki_sub",
+        Some(r#"{"type":"pki"}"#),
+    ));
+    let csr = json_of(curl(
+        &server,
+        "POST",
+        "pki_sub/intermediate/generate/internal",
+        Some(r#"{"common_name":"Sub","key_type":"ec"}"#),
+    ))["data"]["csr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"csr": csr, "ttl": "30m", "format": "pem_bundle"}).to_string();
+    let signed = json_of(curl(
+        &server,
+        "POST",
+        "pki_short/root/sign-intermediate",
+        Some(&body),
+    ));
+    let bundle = signed["data"]["certificate"].as_str().unwrap();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    assert_eq!(signed["data"]["ca_chain"].as_array().unwrap().len(), 3);
+}
+
+/// Tokens of a non-dev server: created once by `server init`, scoped to mounts by
+/// `mutual token create`, refused elsewhere, and dead once revoked.
+#[test]
+fn scoped_tokens_reach_their_mounts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let init = server::mutual(&["server", "init", "--data", d]);
+    assert!(init.status.success());
+    let root = String::from_utf8_lossy(&init.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Root Token: ").map(str::to_string))
+        .unwrap();
+    let again = server::mutual(&["server", "init", "--data", d]);
+    assert_eq!(again.status.code(), Some(1), "a second init is refused");
+    let made = server::mutual(&["--json", "token", "create", "--mount", "pki_a", "--data", d]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let scoped = made["token"].as_str().unwrap().to_string();
+
+    let server = server::mutual_data(&data, &root);
+    setup(&server, "pki_a", "87600h");
+    setup(&server, "pki_b", "87600h");
+    let www = Some(r#"{"common_name":"www.example.com"}"#);
+    assert_eq!(
+        curl_as(&server, Some(&scoped), "POST", "pki_a/issue/service", www).0,
+        200
+    );
+    assert_eq!(
+        curl_as(&server, Some(&scoped), "POST", "pki_b/issue/service", www).0,
+        403
+    );
+    assert_eq!(
+        curl_as(&server, Some(&scoped), "GET", "sys/mounts", None).0,
+        403
+    );
+    assert_eq!(
+        curl_as(&server, None, "GET", "pki_b/ca/pem", None).0,
+        200,
+        "ca/pem is public"
+    );
+    let body = serde_json::json!({ "accessor": made["accessor"] }).to_string();
+    assert_eq!(
+        curl(&server, "POST", "auth/token/revoke-accessor", Some(&body)).0,
+        204
+    );
+    assert_eq!(
+        curl_as(&server, Some(&scoped), "POST", "pki_a/issue/service", www).0,
+        403
+    );
+}
