@@ -483,3 +483,171 @@ fn config_routes_by_host_and_reloads() {
         "200"
     );
 }
+
+const RELOAD_CONFIG: &str = r#"
+[[listener]]
+listen = "127.0.0.1:0"
+ca = "live/ca.pem"
+cert = "live/www.crt"
+key = "live/www.key"
+crl = ["live/root.crl"]
+
+[[listener.route]]
+upstream = "echo"
+allow = ["cn=alice.example.com", "cn=bob.example.com"]
+
+[[upstream]]
+name = "echo"
+servers = ["ECHO"]
+"#;
+
+/// Callers that keep calling (a new connection per request) until told to stop; each outcome
+/// is recorded in order.
+fn caller(
+    s: &Story,
+    who: &'static str,
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Result<u16, String>>> {
+    let tls = mutual_tls::ClientTls::from_files(
+        s.path("certs/root.pem"),
+        s.path(&format!("certs/{who}.example.com.crt")),
+        s.path(&format!("certs/{who}.example.com.key")),
+    )
+    .expect("client");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut seen = Vec::new();
+        // Bounded: at most 20,000 calls, and the test stops it long before.
+        for _ in 0..20_000 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let r = rt.block_on(tls.get(&url));
+            seen.push(r.map(|r| r.status.as_u16()).map_err(|e| e.to_string()));
+        }
+        seen
+    })
+}
+
+#[test]
+fn reload_under_load_fails_no_request_but_the_revoked_callers() {
+    let s = Story::build("ec");
+    s.mutual(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])
+        .ok();
+    std::fs::create_dir_all(s.path("live")).unwrap();
+    let copy = |from: &str, to: &str| {
+        // Write aside, then rename: what a careful operator (or Kubernetes) does.
+        let tmp = s.path(&format!("{to}.tmp"));
+        std::fs::copy(s.path(from), &tmp).unwrap();
+        std::fs::rename(&tmp, s.path(to)).unwrap();
+    };
+    copy("certs/root.pem", "live/ca.pem");
+    copy("certs/www.example.com.crt", "live/www.crt");
+    copy("certs/www.example.com.key", "live/www.key");
+    copy("certs/root.crl", "live/root.crl");
+    let e = echo(&s);
+    let config = RELOAD_CONFIG.replace("ECHO", &format!("http://127.0.0.1:{}", e.port));
+    s.write("proxy.toml", &config);
+    let p = Proc::start(s.dir.path(), &["proxy", "--config", "proxy.toml"], "https");
+    let url = format!("https://localhost:{}/", p.port);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let alice = caller(&s, "alice", url.clone(), stop.clone());
+    let bob = caller(&s, "bob", url.clone(), stop.clone());
+    let reloads = |n: usize| {
+        for _ in 0..100 {
+            if p.log().matches("configuration reloaded").count() >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no reload {n}: {}", p.log());
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A new server certificate (key first would leave a mismatched pair for a moment; a
+    // refused reload keeps the old pair, which is the point).
+    s.mutual(&[
+        "issue",
+        "www.example.com",
+        "--role",
+        "service",
+        "--san",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        "new",
+    ])
+    .ok();
+    copy("new/www.example.com.key", "live/www.key");
+    copy("new/www.example.com.crt", "live/www.crt");
+    reloads(1);
+    // A wider CA bundle.
+    let bundle = format!(
+        "{}{}",
+        s.read("certs/root.pem"),
+        s.read("certs/alice-ca.pem")
+    );
+    s.write("live/ca.tmp", &bundle);
+    std::fs::rename(s.path("live/ca.tmp"), s.path("live/ca.pem")).unwrap();
+    let n = p.log().matches("configuration reloaded").count();
+    reloads(n + 1);
+    // A longer allow-list.
+    s.write(
+        "proxy.toml",
+        &config.replace(
+            "\"cn=bob.example.com\"]",
+            "\"cn=bob.example.com\", \"ou=ops\"]",
+        ),
+    );
+    reloads(n + 2);
+    std::thread::sleep(Duration::from_millis(300));
+    // Bob revoked mid-run.
+    let serial = common::serial_of(&s, "certs/bob.example.com.crt");
+    s.mutual(&["revoke", &serial]).ok();
+    s.mutual(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])
+        .ok();
+    copy("certs/root.crl", "live/root.crl");
+    reloads(n + 3);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let alice = alice.join().unwrap();
+    let bob = bob.join().unwrap();
+
+    assert!(
+        alice.len() > 10 && bob.len() > 10,
+        "too few calls: {} {}",
+        alice.len(),
+        bob.len()
+    );
+    let alice_failed: Vec<_> = alice.iter().filter(|r| *r != &Ok(200)).collect();
+    assert!(
+        alice_failed.is_empty(),
+        "alice failed: {alice_failed:?}\n{}",
+        p.log()
+    );
+    let first_fail = bob
+        .iter()
+        .position(|r| r != &Ok(200))
+        .expect("bob was never refused");
+    assert!(
+        bob[first_fail..].iter().all(|r| r != &Ok(200)),
+        "bob got in again after his revocation: {:?}",
+        &bob[first_fail..]
+    );
+    assert!(
+        bob[first_fail..]
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.contains("revoked"))),
+        "bob's refusals do not say revoked: {:?}",
+        &bob[first_fail..first_fail + 1]
+    );
+    assert!(
+        first_fail + 1 < bob.len(),
+        "bob was refused only at the very end"
+    );
+}
