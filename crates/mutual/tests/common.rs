@@ -53,6 +53,12 @@ impl Run {
     }
 }
 
+impl Default for Story {
+    fn default() -> Self {
+        Story::new()
+    }
+}
+
 impl Story {
     pub fn new() -> Story {
         Story {

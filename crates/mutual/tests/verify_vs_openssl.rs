@@ -56,7 +56,8 @@ fn same_first_error_as_openssl() {
     s.mutual(&["crl", "--ca", "root", "--out", "root.crl", "--pem"])
         .ok();
 
-    let rows: Vec<(&str, Vec<&str>, Vec<&str>, &str, &str)> = vec![
+    type Row<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>, &'a str, &'a str);
+    let rows: Vec<Row> = vec![
         (
             "Bob against the Alice-only trust file",
             vec![bob, "--ca", "certs/alice-ca.pem"],
