@@ -60,7 +60,7 @@ pub struct FileAdmin {
 }
 
 /// `[[listener]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileListener {
     /// Address to listen on.
@@ -89,9 +89,16 @@ pub struct FileListener {
     /// Also send RFC 9440 `Client-Cert` / `Client-Cert-Chain`.
     #[serde(default)]
     pub client_cert_headers: bool,
-    /// The routes, tried in order of longest path prefix.
+    /// The routes, tried in order of longest path prefix (`http` mode).
     #[serde(default, rename = "route")]
     pub routes: Vec<FileRoute>,
+    /// `http` (default: routes by Host and path) or `tcp` (mTLS in, raw TCP out).
+    pub mode: Option<String>,
+    /// `tcp` mode: the upstream every connection goes to.
+    pub upstream: Option<String>,
+    /// `tcp` mode: identity matchers checked in the handshake; a caller matching any passes.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// `[[listener.route]]`.
@@ -181,8 +188,21 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// RFC 9440 headers too.
     pub client_cert_headers: bool,
-    /// Routes, longest path prefix first.
+    /// Routes, longest path prefix first (empty in `tcp` mode).
     pub routes: Vec<RouteConfig>,
+    /// In `tcp` mode, where every connection goes and who may open one.
+    pub tcp: Option<TcpRoute>,
+}
+
+/// The one destination of a `tcp` listener.
+#[derive(Debug, Clone)]
+pub struct TcpRoute {
+    /// A name for logs and metrics: `tcp:` + the upstream's name.
+    pub name: String,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Who may connect; enforced in the handshake.
+    pub policy: Policy,
 }
 
 /// Bounds on what a client may take.
@@ -276,11 +296,15 @@ fn duration(at: &str, v: &Option<String>, default: Duration) -> Result<Duration,
     }
 }
 
-/// The `host:port` of an `http://host:port[/]` URL; the only form a backend may take.
+/// The `host:port` of an `http://host:port[/]` (or, for `tcp` listeners, `tcp://host:port`)
+/// URL; the only forms a backend may take.
 pub fn backend_authority(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("\"{url}\": a backend is http://HOST:PORT"))?;
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| {
+            format!("\"{url}\": a backend is http://HOST:PORT (tcp://HOST:PORT for tcp listeners)")
+        })?;
     let auth = rest.strip_suffix('/').unwrap_or(rest);
     if auth.is_empty() || auth.contains('/') || auth.contains('@') {
         return Err(format!(
@@ -294,6 +318,32 @@ pub fn backend_authority(url: &str) -> Result<String, String> {
         return Err(format!("\"{url}\": bad host or port"));
     }
     Ok(auth.to_string())
+}
+
+fn matchers(at: &str, allow: &[String]) -> Result<Policy, ConfigError> {
+    let mut out = Vec::new();
+    for (k, m) in allow.iter().enumerate() {
+        out.push(m.parse().map_err(|e: mutual_tls::MatcherError| {
+            invalid(format!("{at}.allow[{k}]"), e.to_string())
+        })?);
+    }
+    Ok(Policy::new(out))
+}
+
+fn upstream_index(
+    at: &str,
+    upstreams: &[UpstreamConfig],
+    name: &str,
+) -> Result<usize, ConfigError> {
+    upstreams
+        .iter()
+        .position(|u| u.name == name)
+        .ok_or_else(|| {
+            invalid(
+                format!("{at}.upstream"),
+                format!("no upstream named \"{name}\""),
+            )
+        })
 }
 
 impl FileConfig {
@@ -419,33 +469,56 @@ impl FileConfig {
                 max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes).max(8192),
                 max_body_bytes: l.max_body_bytes.unwrap_or(d.max_body_bytes),
             };
-            if l.routes.is_empty() {
+            let tcp = match l.mode.as_deref() {
+                None | Some("http") => {
+                    if l.upstream.is_some() || !l.allow.is_empty() {
+                        return Err(invalid(
+                            at,
+                            "upstream and allow belong to [[listener.route]] unless mode = \"tcp\"",
+                        ));
+                    }
+                    None
+                }
+                Some("tcp") => {
+                    if !l.routes.is_empty() {
+                        return Err(invalid(
+                            at,
+                            "a tcp listener has no [[listener.route]]; give it upstream and allow",
+                        ));
+                    }
+                    let Some(name) = &l.upstream else {
+                        return Err(invalid(
+                            format!("{at}.upstream"),
+                            "a tcp listener needs upstream = \"NAME\"",
+                        ));
+                    };
+                    Some(TcpRoute {
+                        name: format!("tcp:{name}"),
+                        upstream: upstream_index(&at, &upstreams, name)?,
+                        policy: matchers(&at, &l.allow)?,
+                    })
+                }
+                Some(o) => {
+                    return Err(invalid(
+                        format!("{at}.mode"),
+                        format!("\"{o}\": expected http or tcp"),
+                    ))
+                }
+            };
+            if tcp.is_none() && l.routes.is_empty() {
                 return Err(invalid(at, "no [[listener.route]]"));
             }
             let mut routes = Vec::new();
             for (j, r) in l.routes.iter().enumerate() {
                 let at = format!("{at}.route[{j}]");
-                let upstream = upstreams
-                    .iter()
-                    .position(|u| u.name == r.upstream)
-                    .ok_or_else(|| {
-                        invalid(
-                            format!("{at}.upstream"),
-                            format!("no upstream named \"{}\"", r.upstream),
-                        )
-                    })?;
+                let upstream = upstream_index(&at, &upstreams, &r.upstream)?;
                 if !r.path.starts_with('/') {
                     return Err(invalid(
                         format!("{at}.path"),
                         format!("\"{}\" must start with /", r.path),
                     ));
                 }
-                let mut matchers = Vec::new();
-                for (k, m) in r.allow.iter().enumerate() {
-                    matchers.push(m.parse().map_err(|e: mutual_tls::MatcherError| {
-                        invalid(format!("{at}.allow[{k}]"), e.to_string())
-                    })?);
-                }
+                let policy = matchers(&at, &r.allow)?;
                 let deny_at = match r.deny_at.as_deref() {
                     None | Some("http") => DenyAt::Http,
                     Some("handshake") => DenyAt::Handshake,
@@ -468,7 +541,7 @@ impl FileConfig {
                     host,
                     path: r.path.clone(),
                     upstream,
-                    policy: Policy::new(matchers),
+                    policy,
                     deny_at,
                 });
             }
@@ -488,6 +561,7 @@ impl FileConfig {
                 limits,
                 client_cert_headers: l.client_cert_headers,
                 routes,
+                tcp,
             });
         }
         Ok(Config {
@@ -595,6 +669,70 @@ balance = "least_requests"
                     "{e} !~ {want}"
                 ),
             }
+        }
+    }
+
+    const TCP: &str = r#"
+[[listener]]
+listen = "127.0.0.1:8443"
+ca = "ca.crt"
+cert = "www.crt"
+key = "www.key"
+mode = "tcp"
+upstream = "db"
+allow = ["cn=alice.example.com"]
+[[upstream]]
+name = "db"
+servers = ["tcp://127.0.0.1:5432"]
+"#;
+
+    #[test]
+    fn tcp_listeners_check() {
+        let c = FileConfig::parse(TCP).unwrap().check().unwrap();
+        let t = c.listeners[0].tcp.as_ref().expect("tcp mode");
+        assert_eq!(t.name, "tcp:db");
+        assert_eq!(t.upstream, 0);
+        assert!(c.listeners[0].routes.is_empty());
+        assert_eq!(c.upstreams[0].servers, ["127.0.0.1:5432"]);
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "mode = \"tcp\"",
+                "mode = \"udp\"",
+                "listener[0].mode: \"udp\": expected http or tcp",
+            ),
+            (
+                "upstream = \"db\"\n",
+                "",
+                "listener[0].upstream: a tcp listener needs upstream",
+            ),
+            (
+                "upstream = \"db\"\n",
+                "upstream = \"nope\"\n",
+                "listener[0].upstream: no upstream named \"nope\"",
+            ),
+            (
+                "\"cn=alice.example.com\"",
+                "\"cn~(\"",
+                "listener[0].allow[0]: ",
+            ),
+            (
+                "mode = \"tcp\"\n",
+                "",
+                "upstream and allow belong to [[listener.route]]",
+            ),
+            (
+                "[[upstream]]",
+                "[[listener.route]]\nupstream = \"db\"\n[[upstream]]",
+                "a tcp listener has no [[listener.route]]",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = TCP.replacen(from, to, 1);
+            let e = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .expect_err(&text)
+                .to_string();
+            assert!(e.contains(want), "{e} !~ {want}");
         }
     }
 

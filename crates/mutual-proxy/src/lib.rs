@@ -6,7 +6,8 @@
 //! caller and the rule, or in the handshake — strips every identity header a caller sends and
 //! forwards the verified identity as Envoy's `x-forwarded-client-cert`. Configuration, routing,
 //! XFCC and header rules are pure modules ([`config`], [`route`], [`xfcc`], [`headers`]);
-//! sockets live in [`server`], [`service`], [`admin`] and [`tunnel`]. Reload is build,
+//! sockets live in [`server`], [`service`], [`tcp`], [`admin`] and [`tunnel`]. A listener in
+//! `tcp` mode checks the caller's identity in the handshake and then relays raw bytes. Reload is build,
 //! validate, swap: a bad new configuration is refused and the old one keeps serving. It is not
 //! a CA (`mutual-pki`) nor the verification library (`mutual-tls`), which it uses.
 //!
@@ -28,6 +29,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod service;
+pub mod tcp;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream;

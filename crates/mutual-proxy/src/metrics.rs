@@ -11,6 +11,8 @@ use std::sync::Mutex;
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
     handshakes: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    tcp: Mutex<BTreeMap<(String, &'static str), u64>>,
+    tcp_bytes: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Connections open now.
     pub connections: AtomicI64,
     /// Connections refused because the listener was full.
@@ -59,6 +61,16 @@ impl Metrics {
         *m.entry((result, reason)).or_insert(0) += 1;
     }
 
+    /// Counts one relayed connection of a `tcp` listener: how it ended and the bytes it moved.
+    pub fn tcp(&self, route: &str, result: &'static str, moved: crate::tcp::Moved) {
+        let mut m = self.tcp.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((route.to_string(), result)).or_insert(0) += 1;
+        drop(m);
+        let mut b = self.tcp_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *b.entry((route.to_string(), "up")).or_insert(0) += moved.up;
+        *b.entry((route.to_string(), "down")).or_insert(0) += moved.down;
+    }
+
     /// The Prometheus text exposition, with the given gauges appended.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
@@ -81,6 +93,27 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "mutual_proxy_handshakes_total{{result=\"{result}\",reason=\"{reason}\"}} {v}"
+            );
+        }
+        out.push_str("# HELP mutual_proxy_tcp_connections_total Connections relayed by tcp listeners, by how they ended.\n# TYPE mutual_proxy_tcp_connections_total counter\n");
+        for ((route, result), v) in self.tcp.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "mutual_proxy_tcp_connections_total{{route=\"{}\",result=\"{result}\"}} {v}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP mutual_proxy_tcp_bytes_total Bytes relayed by tcp listeners (up: caller to upstream).\n# TYPE mutual_proxy_tcp_bytes_total counter\n");
+        for ((route, dir), v) in self
+            .tcp_bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "mutual_proxy_tcp_bytes_total{{route=\"{}\",direction=\"{dir}\"}} {v}",
+                escape(route)
             );
         }
         let _ = writeln!(

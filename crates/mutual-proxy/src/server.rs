@@ -78,15 +78,21 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
             .client_hello()
             .server_name()
             .map(|s| s.to_ascii_lowercase());
-        let policy = handshake_policy(&lc.routes, sni.as_deref());
-        let config = material.config(policy, Arc::clone(&slot)).map_err(|e| {
-            (
-                Refusal::Handshake {
-                    detail: e.to_string(),
-                },
-                None,
-            )
-        })?;
+        let (policy, alpn) = match &lc.tcp {
+            // A tcp listener relays bytes: no HTTP protocol to agree on.
+            Some(t) => (Some(t.policy.clone()), false),
+            None => (handshake_policy(&lc.routes, sni.as_deref()), true),
+        };
+        let config = material
+            .config(policy, alpn, Arc::clone(&slot))
+            .map_err(|e| {
+                (
+                    Refusal::Handshake {
+                        detail: e.to_string(),
+                    },
+                    None,
+                )
+            })?;
         match start.into_stream(config).into_fallible().await {
             Ok(stream) => Ok((stream, sni)),
             Err((err, tcp)) => {
@@ -116,6 +122,7 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         }
     };
     let result = tokio::time::timeout(limits.handshake_timeout, handshake).await;
+    let tcp_route = lc.tcp.clone();
     drop(rt);
     let (stream, sni) = match result {
         Err(_) => {
@@ -150,6 +157,10 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         );
         return;
     };
+    if let Some(route) = tcp_route {
+        crate::tcp::relay(proxy, &route, limits.idle_timeout, stream, &peer, remote).await;
+        return;
+    }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let client_cert = Some((
         xfcc::client_cert(&chain[0]),

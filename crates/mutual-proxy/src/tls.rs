@@ -98,10 +98,11 @@ impl TlsMaterial {
     }
 
     /// The configuration for one connection: `policy` is enforced in the handshake when given,
-    /// and the outcome lands in `slot`.
+    /// ALPN offers `h2` and `http/1.1` when `alpn`, and the outcome lands in `slot`.
     pub fn config(
         self: &Arc<Self>,
         policy: Option<Policy>,
+        alpn: bool,
         slot: Arc<Mutex<Slot>>,
     ) -> Result<Arc<ServerConfig>, rustls::Error> {
         let verifier = Arc::new(Verifier {
@@ -115,7 +116,9 @@ impl TlsMaterial {
             .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
                 (*self.identity.certified).clone(),
             )));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if alpn {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         config.ignore_client_order = true;
         // No resumption: every connection proves its certificate against the current CAs,
         // CRLs and policy.

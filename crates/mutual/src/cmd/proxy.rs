@@ -70,6 +70,7 @@ fn from_flags(a: &ProxyArgs) -> FileConfig {
                     .into(),
                 ),
             }],
+            ..FileListener::default()
         }],
         upstreams: vec![FileUpstream {
             name: "backend".into(),
