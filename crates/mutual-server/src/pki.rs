@@ -499,6 +499,24 @@ async fn set_signed(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiEr
     })))
 }
 
+/// A request's TTL with Vault's default: when neither the request nor the role names one, the
+/// mount's default lease TTL (the system's 768h when unset), within the role's or mount's max.
+fn default_ttl(mount: &Mount, role: &Role, req: &mut IssueRequest) {
+    if req.ttl.is_some_and(|t| !t.is_zero()) || role.ttl.is_some_and(|t| !t.is_zero()) {
+        return;
+    }
+    let default = if mount.record.default_lease_ttl.is_zero() {
+        SYSTEM_MAX_TTL
+    } else {
+        mount.record.default_lease_ttl
+    };
+    let cap = role
+        .max_ttl
+        .filter(|t| !t.is_zero())
+        .unwrap_or_else(|| mount_max(mount));
+    req.ttl = Some(default.min(cap));
+}
+
 fn issue_request(p: &Params) -> Result<IssueRequest, ApiError> {
     Ok(IssueRequest {
         common_name: p.str_or("common_name", ""),
@@ -554,7 +572,8 @@ fn issued_reply(issued: Issued, p: &Params) -> Result<Reply, ApiError> {
 
 async fn issue(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<Reply, ApiError> {
     let ca = mount.ca()?.clone();
-    let req = issue_request(p)?;
+    let mut req = issue_request(p)?;
+    default_ttl(mount, &role, &mut req);
     let max = mount.record.max_lease_ttl;
     let (ca2, role2) = (ca.clone(), role.clone());
     let signed = blocking(move || {
@@ -576,7 +595,8 @@ async fn sign(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<R
         .string("csr")
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::bad("csr contains no data"))?;
-    let req = issue_request(p)?;
+    let mut req = issue_request(p)?;
+    default_ttl(mount, &role, &mut req);
     let max = mount.record.max_lease_ttl;
     let (ca2, role2) = (ca.clone(), role.clone());
     let signed = blocking(move || {

@@ -96,11 +96,7 @@ impl CaRecord {
 
     /// This CA and the CAs above it, PEM, nearest first.
     pub fn chain_with_self(&self) -> Vec<String> {
-        let mut out = vec![self.cert_pem.clone()];
-        if let Ok(ders) = cert::pem_certs(self.chain_pem.as_bytes()) {
-            out.extend(ders.iter().map(|d| cert::to_pem(d)));
-        }
-        out
+        self.chain.clone()
     }
 }
 
@@ -116,20 +112,25 @@ pub struct Signed {
     pub key: Option<PrivateKey>,
     /// Warnings from the role check.
     pub warnings: Vec<String>,
+    /// Subject CN, as signed.
+    pub common_name: String,
+    /// Validity start, as signed.
+    pub not_before: OffsetDateTime,
+    /// Validity end, as signed.
+    pub not_after: OffsetDateTime,
 }
 
 impl Signed {
     /// The answer to the caller and the row to record.
     pub fn into_issued(self, ca: &CaRecord) -> Result<(Issued, OwnedCert), AuthorityError> {
-        let facts = cert::facts(&self.der)?;
         let pem = cert::to_pem(&self.der);
-        let common_name = facts.common_name.clone().unwrap_or_default();
+        let common_name = self.common_name.clone();
         let record = OwnedCert {
             serial: self.serial.clone(),
             ca: ca.name.clone(),
             common_name: common_name.clone(),
-            not_before: facts.not_before,
-            not_after: facts.not_after,
+            not_before: self.not_before,
+            not_after: self.not_after,
             cert_pem: pem.clone(),
         };
         Ok((
@@ -141,7 +142,7 @@ impl Signed {
                 issuing_ca_pem: ca.cert_pem.clone(),
                 ca_chain_pem: ca.chain_with_self(),
                 key: self.key,
-                not_after: facts.not_after,
+                not_after: self.not_after,
                 ca_name: ca.name.clone(),
                 warnings: self.warnings,
             },
@@ -158,7 +159,7 @@ fn context(
     Ok(CheckContext {
         now,
         ca_name: ca.name.clone(),
-        ca_not_after: cert::facts(&ca.cert_der)?.not_after,
+        ca_not_after: ca.not_after,
         system_max_ttl: if max_ttl.is_zero() {
             SYSTEM_MAX_TTL
         } else {
@@ -199,6 +200,9 @@ pub fn issue_signed(
         serial,
         der,
         key: Some(key),
+        common_name: checked.common_name,
+        not_before: checked.not_before,
+        not_after: checked.not_after,
         warnings: checked.warnings,
     })
 }
@@ -239,6 +243,9 @@ pub fn sign_csr(
         serial,
         der,
         key: None,
+        common_name: checked.common_name,
+        not_before: checked.not_before,
+        not_after: checked.not_after,
         warnings: checked.warnings,
     })
 }

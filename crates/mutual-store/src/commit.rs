@@ -91,27 +91,39 @@ impl Store {
         CertWriter { tx }
     }
 
-    /// Writes certificates in one transaction.
+    /// Writes certificates in one transaction, as few multi-row statements as possible.
     pub async fn insert_certs<'a>(
         &self,
         certs: impl Iterator<Item = &'a OwnedCert>,
     ) -> Result<(), StoreError> {
+        // 7 parameters a row; SQLite allows 32,766 per statement.
+        const ROWS: usize = 512;
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        let all: Vec<&OwnedCert> = certs.collect();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        for c in certs {
-            sqlx::query(
-                "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(c.serial.to_hex())
-            .bind(&c.ca)
-            .bind(&c.common_name)
-            .bind(c.not_before.unix_timestamp())
-            .bind(c.not_after.unix_timestamp())
-            .bind(&c.cert_pem)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        for chunk in all.chunks(ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(c.serial.to_hex())
+                    .bind(&c.ca)
+                    .bind(&c.common_name)
+                    .bind(c.not_before.unix_timestamp())
+                    .bind(c.not_after.unix_timestamp())
+                    .bind(&c.cert_pem)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }

@@ -33,6 +33,10 @@ pub struct CaRecord {
     pub chain_pem: String,
     /// URLs stamped into issued certificates.
     pub urls: Urls,
+    /// notAfter of the CA certificate (read once, not per issued leaf).
+    pub not_after: OffsetDateTime,
+    /// This CA and the CAs above it, PEM, nearest first (Vault's `ca_chain`).
+    pub chain: Vec<String>,
 }
 
 /// An issued certificate to record.

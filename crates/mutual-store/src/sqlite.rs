@@ -256,14 +256,24 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
             .remove(0);
         let urls: String = row.get("urls");
+        let not_after = mutual_pki::cert::facts(&cert_der)
+            .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
+            .not_after;
+        let chain_pem: String = row.get("chain_pem");
+        let mut chain = vec![cert_pem.clone()];
+        if let Ok(ders) = mutual_pki::cert::pem_certs(chain_pem.as_bytes()) {
+            chain.extend(ders.iter().map(|d| mutual_pki::cert::to_pem(d)));
+        }
         Ok(CaRecord {
             name,
             cert_pem,
             cert_der,
             key,
             parent: row.get("parent"),
-            chain_pem: row.get("chain_pem"),
+            chain_pem,
             urls: serde_json::from_str(&urls).unwrap_or_default(),
+            not_after,
+            chain,
         })
     }
 

@@ -275,8 +275,29 @@ fn not_before_after(pem: &str) -> (i64, i64) {
 fn ttl_clamp_outliving_the_issuer_backdating_and_bundles() {
     let server = mutual_dev();
     setup(&server, "pki_ttl", "87600h");
+    // Neither the request nor the role names a TTL: Vault's default lease TTL (768h), not the
+    // mount's max.
+    let nomax =
+        Some(r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec"}"#);
+    json_of(curl(&server, "POST", "pki_ttl/roles/nomax", nomax));
+    let v = json_of(curl(
+        &server,
+        "POST",
+        "pki_ttl/issue/nomax",
+        Some(r#"{"common_name":"d.example.com"}"#),
+    ));
+    let (_, na) = not_before_after(v["data"]["certificate"].as_str().unwrap());
+    let now0 = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (na - now0 - 768 * 3600).abs() < 120,
+        "default TTL: {}",
+        na - now0
+    );
     let tune = Some(r#"{"max_lease_ttl":"48h"}"#);
-    assert_eq!(curl(&server, "POST", "sys/mounts/pki_ttl/tune", tune).0, 204);
+    assert_eq!(
+        curl(&server, "POST", "sys/mounts/pki_ttl/tune", tune).0,
+        204
+    );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // No role max_ttl: the mount's 48h applies, with a warning naming the cap.
     let v = json_of(curl(
