@@ -64,6 +64,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Verify a chain against a CA file; on failure say exactly why.
     Verify(VerifyArgs),
+    /// Play the story of mTLS between services on loopback, narrated, checking every step.
+    Demo(DemoArgs),
     /// The CA over HTTP, wire-compatible with Vault/OpenBao's PKI API (`/v1/...`).
     Server(ServerArgs),
     /// API tokens of `mutual server`, each scoped to mounts: create, revoke, list.
@@ -503,6 +505,53 @@ pub struct DoctorArgs {
     pub ca: Option<PathBuf>,
 }
 
+/// `mutual server`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    /// `init`: create the store (if needed) and the root token, shown once.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8200")]
+    pub listen: String,
+    /// Development mode: a throwaway store that never fsyncs, the root token given by
+    /// --dev-root-token-id, ready at once (like `vault server -dev`).
+    #[arg(long)]
+    pub dev: bool,
+    /// The root token of --dev.
+    #[arg(long, default_value = "root")]
+    pub dev_root_token_id: String,
+}
+
+/// `mutual server …`
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Create the store of --data if needed and its root token (printed once, stored hashed).
+    Init,
+}
+
+/// `mutual token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token that may use the given mounts (printed once, stored hashed).
+    Create {
+        /// A mount the token may use (repeatable); `*` for everything, `sys/` included.
+        #[arg(long = "mount", required = true)]
+        mounts: Vec<String>,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "token")]
+        display_name: String,
+    },
+    /// Revoke a token, given by its secret or its accessor.
+    Revoke {
+        /// The token or its accessor.
+        token: String,
+    },
+    /// List tokens (accessors and scopes; never secrets).
+    List,
+}
+
 /// `mutual proxy`: `--config FILE`, or one listener and one backend from flags.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -608,51 +657,4 @@ pub struct DemoArgs {
     /// Key type of every CA and certificate of the story.
     #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
     pub key_type: KeyTypeArg,
-}
-
-/// `mutual server`
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct ServerArgs {
-    /// `init`: create the store (if needed) and the root token, shown once.
-    #[command(subcommand)]
-    pub command: Option<ServerCommand>,
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8200")]
-    pub listen: String,
-    /// Development mode: a throwaway store that never fsyncs, the root token given by
-    /// --dev-root-token-id, ready at once (like `vault server -dev`).
-    #[arg(long)]
-    pub dev: bool,
-    /// The root token of --dev.
-    #[arg(long, default_value = "root")]
-    pub dev_root_token_id: String,
-}
-
-/// `mutual server …`
-#[derive(Debug, Subcommand)]
-pub enum ServerCommand {
-    /// Create the store of --data if needed and its root token (printed once, stored hashed).
-    Init,
-}
-
-/// `mutual token …`
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create a token that may use the given mounts (printed once, stored hashed).
-    Create {
-        /// A mount the token may use (repeatable); `*` for everything, `sys/` included.
-        #[arg(long = "mount", required = true)]
-        mounts: Vec<String>,
-        /// A name to recognise the token by.
-        #[arg(long, default_value = "token")]
-        display_name: String,
-    },
-    /// Revoke a token, given by its secret or its accessor.
-    Revoke {
-        /// The token or its accessor.
-        token: String,
-    },
-    /// List tokens (accessors and scopes; never secrets).
-    List,
 }

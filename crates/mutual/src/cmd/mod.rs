@@ -3,14 +3,15 @@
 mod ca;
 mod certs;
 mod curl;
+mod demo;
 mod doctor;
 mod inspect;
 mod issue;
 mod proxy;
 mod role;
+mod serve;
 mod server;
 mod token;
-mod serve;
 mod tunnel;
 
 use std::path::Path;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => token::run(data, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
+        Command::Demo(a) => demo::run(a).await,
         Command::Serve(c) => serve::run(c).await,
         Command::Curl(a) => curl::run(json, a).await,
         Command::Doctor(a) => doctor::run(json, a).await,
