@@ -157,6 +157,79 @@ pub fn to_pem(der: &[u8]) -> String {
     )
 }
 
+/// What a CRL says about itself, once its signature was checked against the CA that issued it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlFacts {
+    /// The issuing CA's subject (RFC 2253 order, as [`crate::cert::dn_string`]).
+    pub issuer: String,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate, when the CRL has one.
+    pub next_update: Option<OffsetDateTime>,
+    /// How many certificates it revokes.
+    pub revoked: usize,
+}
+
+/// Why a CRL fetched from somewhere cannot be used with a set of CAs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrlRejected {
+    /// The bytes are not a CRL.
+    #[error("not a CRL: {0}")]
+    Unreadable(String),
+    /// No CA of the set has the CRL's issuer as its subject.
+    #[error("the CRL is issued by \"{issuer}\", which is not one of the trusted CAs")]
+    UnknownIssuer {
+        /// The CRL's issuer.
+        issuer: String,
+    },
+    /// A CA with that name exists, but the signature does not verify with its key, or its
+    /// keyUsage lacks cRLSign.
+    #[error("the CRL of \"{issuer}\" is not signed by that CA (bad signature, or no cRLSign)")]
+    BadSignature {
+        /// The CRL's issuer.
+        issuer: String,
+    },
+}
+
+/// Checks that `crl` (DER) is signed by one of `cas` (DER certificates: the CA whose subject
+/// is the CRL's issuer, with cRLSign when it has a keyUsage) and returns its facts. Pure.
+pub fn check_issued_by(crl: &[u8], cas: &[Vec<u8>]) -> Result<CrlFacts, CrlRejected> {
+    use x509_parser::prelude::*;
+    let (_, x) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl)
+        .map_err(|e| CrlRejected::Unreadable(e.to_string()))?;
+    let issuer = crate::cert::dn_string(x.issuer());
+    let mut named = false;
+    for der in cas {
+        let Ok((_, ca)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        if ca.subject().as_raw() != x.issuer().as_raw()
+            && !crate::cert::dn_string(ca.subject()).eq_ignore_ascii_case(&issuer)
+        {
+            continue;
+        }
+        named = true;
+        let may_sign = match ca.key_usage() {
+            Ok(Some(ku)) => ku.value.crl_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if may_sign && x.verify_signature(ca.public_key()).is_ok() {
+            return Ok(CrlFacts {
+                issuer,
+                this_update: x.last_update().to_datetime(),
+                next_update: x.next_update().map(|t| t.to_datetime()),
+                revoked: x.iter_revoked_certificates().count(),
+            });
+        }
+    }
+    Err(if named {
+        CrlRejected::BadSignature { issuer }
+    } else {
+        CrlRejected::UnknownIssuer { issuer }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +253,55 @@ mod tests {
             .parse::<Reason>()
             .unwrap_err()
             .contains("keyCompromise"));
+    }
+
+    #[test]
+    fn fetched_crls_are_checked_against_their_ca() {
+        use crate::verify::test_pki::{crl, crl_by, Pki, NOW};
+        let pki = Pki::new();
+        let week = time::Duration::days(7);
+        let good = crl(&pki.root, &[(&pki.bob_int, None)], NOW, NOW + week);
+        let cas = vec![pki.root.der.clone(), pki.alice_int.der.clone()];
+        let f = check_issued_by(&good, &cas).unwrap();
+        assert_eq!(f.issuer, "CN=Local Root CA");
+        assert_eq!(f.next_update, Some(NOW + week));
+        assert_eq!(f.revoked, 1);
+        // Alice's intermediate's CRL, offered where only the root is trusted.
+        let forged = crl_by(
+            &pki.alice_int.issuer(),
+            rcgen::KeyIdMethod::Sha256,
+            &[],
+            NOW,
+            NOW + week,
+        );
+        type Case = (Vec<u8>, Vec<Vec<u8>>, &'static str);
+        let cases: Vec<Case> = vec![
+            (b"nope".to_vec(), cas.clone(), "not a CRL"),
+            (
+                good.clone(),
+                vec![pki.alice_int.der.clone()],
+                "\"CN=Local Root CA\", which is not one of the trusted CAs",
+            ),
+            (
+                forged,
+                vec![pki.root.der.clone()],
+                "\"CN=Alice Intermediate Authority\", which is not one of the trusted CAs",
+            ),
+        ];
+        for (der, cas, want) in cases {
+            let e = check_issued_by(&der, &cas).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} !~ {want}");
+        }
+        // A CA named like the issuer but with another key.
+        let mut other = crate::verify::test_pki::ca_params("Local Root CA", None);
+        other.serial_number = None;
+        let other = crate::verify::test_pki::make_root(other);
+        let e = check_issued_by(&good, &[other.der]).unwrap_err();
+        assert_eq!(
+            e,
+            CrlRejected::BadSignature {
+                issuer: "CN=Local Root CA".into()
+            }
+        );
     }
 }

@@ -55,13 +55,7 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                     });
                 }
             }
-            for (l, m) in rt.config.listeners.iter().zip(&rt.listeners) {
-                gauges.push(Gauge {
-                    name: "mutual_proxy_certificate_expiry_seconds",
-                    labels: vec![("listener", l.listen.to_string())],
-                    value: (m.not_after - now) as f64,
-                });
-            }
+            gauges.extend(tls_gauges(proxy, &rt, now));
             text(StatusCode::OK, proxy.metrics.render(&gauges))
         }
         _ => text(
@@ -69,6 +63,94 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
             "try /metrics, /ready or /live\n".into(),
         ),
     }
+}
+
+/// Certificate expiry (the listener's own and each trusted CA's) and, per CRL in use (from a
+/// file or fetched), its age and the time left until its nextUpdate; grouped by name.
+fn tls_gauges(proxy: &Proxy, rt: &crate::Runtime, now: i64) -> Vec<Gauge> {
+    let (mut expiry, mut age, mut next, mut fetch_ok) = (vec![], vec![], vec![], vec![]);
+    for (i, (l, m)) in rt.config.listeners.iter().zip(&rt.listeners).enumerate() {
+        let listener = proxy.listen_addr(i).unwrap_or(l.listen).to_string();
+        let own = mutual_pki::cert::facts(&m.identity.chain[0])
+            .map(|f| f.subject)
+            .unwrap_or_default();
+        expiry.push(Gauge {
+            name: "mutual_proxy_cert_expiry_seconds",
+            labels: vec![
+                ("listener", listener.clone()),
+                ("subject", own),
+                ("role", "server".into()),
+            ],
+            value: (m.not_after - now) as f64,
+        });
+        for ca in m
+            .trust
+            .anchors
+            .iter()
+            .filter_map(|c| mutual_pki::cert::facts(c).ok())
+        {
+            expiry.push(Gauge {
+                name: "mutual_proxy_cert_expiry_seconds",
+                labels: vec![
+                    ("listener", listener.clone()),
+                    ("subject", ca.subject),
+                    ("role", "ca".into()),
+                ],
+                value: (ca.not_after.unix_timestamp() - now) as f64,
+            });
+        }
+        let mut crls: Vec<(String, mutual_pki::crl::CrlFacts)> = m
+            .crls
+            .iter()
+            .filter_map(|d| mutual_pki::crl::check_issued_by(d, &m.trust.anchors).ok())
+            .map(|f| ("file".to_string(), f))
+            .collect();
+        if let Some(feed) = &m.feed {
+            let snap = feed.snapshot();
+            for (url, src) in &snap.sources {
+                fetch_ok.push(Gauge {
+                    name: "mutual_proxy_crl_fetch_ok",
+                    labels: vec![("listener", listener.clone()), ("url", url.clone())],
+                    value: if src.failure.is_none() && src.good.is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                });
+                if let Some(g) = &src.good {
+                    crls.push((
+                        url.clone(),
+                        mutual_pki::crl::CrlFacts {
+                            issuer: g.issuer.clone(),
+                            this_update: g.this_update,
+                            next_update: g.next_update,
+                            revoked: 0,
+                        },
+                    ));
+                }
+            }
+        }
+        for (source, f) in crls {
+            let labels = vec![
+                ("listener", listener.clone()),
+                ("issuer", f.issuer),
+                ("source", source),
+            ];
+            age.push(Gauge {
+                name: "mutual_proxy_crl_age_seconds",
+                labels: labels.clone(),
+                value: (now - f.this_update.unix_timestamp()) as f64,
+            });
+            if let Some(n) = f.next_update {
+                next.push(Gauge {
+                    name: "mutual_proxy_crl_next_update_seconds",
+                    labels,
+                    value: (n.unix_timestamp() - now) as f64,
+                });
+            }
+        }
+    }
+    [expiry, age, next, fetch_ok].concat()
 }
 
 /// Serves the admin endpoints until the process ends.

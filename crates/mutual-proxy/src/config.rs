@@ -99,6 +99,16 @@ pub struct FileListener {
     /// `tcp` mode: identity matchers checked in the handshake; a caller matching any passes.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Fetch CRLs from the distribution points of the CA file's certificates and `crl_urls`.
+    #[serde(default)]
+    pub crl_fetch: bool,
+    /// How often fetched CRLs are refreshed (default `5m`); sooner when a nextUpdate passes.
+    pub crl_refresh: Option<String>,
+    /// `keep_last` (default) or `fail_closed`: what a failed refresh does.
+    pub crl_stale: Option<String>,
+    /// More `http://` CRL URLs to fetch.
+    #[serde(default)]
+    pub crl_urls: Vec<String>,
 }
 
 /// `[[listener.route]]`.
@@ -192,6 +202,19 @@ pub struct ListenerConfig {
     pub routes: Vec<RouteConfig>,
     /// In `tcp` mode, where every connection goes and who may open one.
     pub tcp: Option<TcpRoute>,
+    /// CRLs fetched over HTTP, when enabled.
+    pub crl_fetch: Option<CrlFetch>,
+}
+
+/// How a listener fetches CRLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlFetch {
+    /// The refresh interval.
+    pub refresh: Duration,
+    /// What a failed refresh does.
+    pub stale: crate::crlstate::Stale,
+    /// URLs configured explicitly (those of the CA file are added when it is read).
+    pub urls: Vec<crate::crlstate::HttpUrl>,
 }
 
 /// The one destination of a `tcp` listener.
@@ -441,7 +464,8 @@ impl FileConfig {
                     format!("\"{}\" is not HOST:PORT", l.listen),
                 )
             })?;
-            if !addrs.insert(listen) {
+            // Port 0 (any free port, for tests) may be asked for more than once.
+            if listen.port() != 0 && !addrs.insert(listen) {
                 return Err(invalid(
                     format!("{at}.listen"),
                     format!("{listen} is used twice"),
@@ -505,6 +529,43 @@ impl FileConfig {
                     ))
                 }
             };
+            let crl_fetch = if l.crl_fetch {
+                let stale = match l.crl_stale.as_deref() {
+                    None | Some("keep_last") => crate::crlstate::Stale::KeepLast,
+                    Some("fail_closed") => crate::crlstate::Stale::FailClosed,
+                    Some(o) => {
+                        return Err(invalid(
+                            format!("{at}.crl_stale"),
+                            format!("\"{o}\": expected keep_last or fail_closed"),
+                        ))
+                    }
+                };
+                let urls = l
+                    .crl_urls
+                    .iter()
+                    .enumerate()
+                    .map(|(k, u)| {
+                        crate::crlstate::HttpUrl::parse(u)
+                            .map_err(|r| invalid(format!("{at}.crl_urls[{k}]"), r))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(CrlFetch {
+                    refresh: duration(
+                        &format!("{at}.crl_refresh"),
+                        &l.crl_refresh,
+                        Duration::from_secs(300),
+                    )?,
+                    stale,
+                    urls,
+                })
+            } else if l.crl_refresh.is_some() || l.crl_stale.is_some() || !l.crl_urls.is_empty() {
+                return Err(invalid(
+                    at,
+                    "crl_refresh, crl_stale and crl_urls need crl_fetch = true",
+                ));
+            } else {
+                None
+            };
             if tcp.is_none() && l.routes.is_empty() {
                 return Err(invalid(at, "no [[listener.route]]"));
             }
@@ -562,6 +623,7 @@ impl FileConfig {
                 client_cert_headers: l.client_cert_headers,
                 routes,
                 tcp,
+                crl_fetch,
             });
         }
         Ok(Config {
@@ -728,6 +790,47 @@ servers = ["tcp://127.0.0.1:5432"]
         ];
         for (from, to, want) in cases {
             let text = TCP.replacen(from, to, 1);
+            let e = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .expect_err(&text)
+                .to_string();
+            assert!(e.contains(want), "{e} !~ {want}");
+        }
+    }
+
+    #[test]
+    fn crl_fetching_checks() {
+        let on = TCP.replace(
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\ncrl_fetch = true\ncrl_refresh = \"1m\"\ncrl_stale = \"fail_closed\"\ncrl_urls = [\"http://127.0.0.1:8200/v1/pki/crl\"]",
+        );
+        let c = FileConfig::parse(&on).unwrap().check().unwrap();
+        let f = c.listeners[0].crl_fetch.as_ref().expect("crl_fetch");
+        assert_eq!(f.refresh, Duration::from_secs(60));
+        assert_eq!(f.stale, crate::crlstate::Stale::FailClosed);
+        assert_eq!(f.urls[0].authority, "127.0.0.1:8200");
+        let plain = FileConfig::parse(TCP).unwrap().check().unwrap();
+        assert!(plain.listeners[0].crl_fetch.is_none());
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "\"fail_closed\"",
+                "\"open\"",
+                "listener[0].crl_stale: \"open\": expected keep_last or fail_closed",
+            ),
+            ("\"1m\"", "\"soon\"", "listener[0].crl_refresh: "),
+            (
+                "http://127.0.0.1:8200",
+                "https://127.0.0.1:8200",
+                "listener[0].crl_urls[0]: \"https://127.0.0.1:8200/v1/pki/crl\": only http://",
+            ),
+            (
+                "crl_fetch = true",
+                "crl_fetch = false",
+                "listener[0]: crl_refresh, crl_stale and crl_urls need crl_fetch = true",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = on.replacen(from, to, 1);
             let e = FileConfig::parse(&text)
                 .and_then(|f| f.check())
                 .expect_err(&text)

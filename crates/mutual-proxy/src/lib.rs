@@ -23,6 +23,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod crlfetch;
+pub mod crlstate;
 pub mod headers;
 pub mod metrics;
 pub mod reload;
@@ -107,16 +109,39 @@ pub struct Runtime {
     pub listeners: Vec<Arc<TlsMaterial>>,
     /// Per upstream (same order): servers and pools.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Per listener (same order): its fetched CRLs, when it fetches them.
+    pub feeds: Vec<Option<Arc<crlfetch::CrlFeed>>>,
 }
 
 impl Runtime {
     /// Loads every file of `config`; upstreams that did not change keep their pools and health.
     pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ProxyError> {
-        let listeners = config
+        let feeds = config
             .listeners
             .iter()
             .map(|l| {
-                TlsMaterial::load(l)
+                let kept = previous.and_then(|p| {
+                    p.feeds
+                        .iter()
+                        .flatten()
+                        .find(|f| f.listen == l.listen && f.same_as(l))
+                        .cloned()
+                });
+                match kept {
+                    Some(f) => Ok(Some(f)),
+                    None => crlfetch::CrlFeed::new(l).map_err(|reason| ConfigError::Invalid {
+                        at: format!("listener {}", l.listen),
+                        reason,
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let listeners = config
+            .listeners
+            .iter()
+            .zip(&feeds)
+            .map(|(l, feed)| {
+                TlsMaterial::load(l, feed.clone())
                     .map(Arc::new)
                     .map_err(|source| ProxyError::Load {
                         listen: l.listen,
@@ -143,6 +168,7 @@ impl Runtime {
             config,
             listeners,
             upstreams,
+            feeds,
         })
     }
 }
@@ -154,6 +180,8 @@ pub struct Proxy {
     runtime: ArcSwap<Runtime>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// The addresses the listeners are bound to, once started (port 0 resolved).
+    bound: std::sync::OnceLock<Vec<SocketAddr>>,
 }
 
 /// Addresses a started proxy listens on.
@@ -173,12 +201,21 @@ impl Proxy {
             source,
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::default(),
+            bound: std::sync::OnceLock::new(),
         }))
     }
 
     /// The runtime in use now.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// The address listener `index` is bound to (its configured address before the start).
+    pub fn listen_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.bound
+            .get()
+            .and_then(|b| b.get(index).copied())
+            .or_else(|| self.runtime().config.listeners.get(index).map(|l| l.listen))
     }
 
     /// Whether to write one log line per request.
@@ -211,6 +248,10 @@ impl Proxy {
         })();
         match result {
             Ok(rt) => {
+                // A feed new with this configuration fetches at once, in the background.
+                for f in rt.feeds.iter().flatten() {
+                    f.ensure_running(false);
+                }
                 self.runtime.store(Arc::new(rt));
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("configuration reloaded");
@@ -228,6 +269,11 @@ impl Proxy {
     /// reload on SIGHUP and on file change.
     pub async fn start(self: &Arc<Self>) -> Result<Running, ProxyError> {
         let rt = self.runtime();
+        // Fetched CRLs are in place before the first caller.
+        for f in rt.feeds.iter().flatten() {
+            f.round().await;
+            f.ensure_running(true);
+        }
         let mut listeners = Vec::new();
         for (i, l) in rt.config.listeners.iter().enumerate() {
             let sock = tokio::net::TcpListener::bind(l.listen)
@@ -239,6 +285,7 @@ impl Proxy {
             listeners.push(sock.local_addr().unwrap_or(l.listen));
             tokio::spawn(server::serve_listener(Arc::clone(self), i, sock));
         }
+        let _ = self.bound.set(listeners.clone());
         let admin = match rt.config.admin {
             None => None,
             Some(a) => {

@@ -18,6 +18,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
 
 use crate::config::ListenerConfig;
+use crate::crlfetch::{CrlFeed, Snapshot};
 
 /// A listener's certificate, CAs and CRLs, loaded; swapped whole on reload.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct TlsMaterial {
     pub by: Option<String>,
     /// Seconds since the epoch when our certificate expires.
     pub not_after: i64,
+    /// CRLs fetched over HTTP, when the listener fetches them.
+    pub feed: Option<Arc<CrlFeed>>,
     hints: Vec<DistinguishedName>,
     provider: Arc<CryptoProvider>,
     verified: Mutex<HashMap<[u8; 32], Cached>>,
@@ -44,6 +47,8 @@ pub struct TlsMaterial {
 struct Cached {
     peer: PeerIdentity,
     until: i64,
+    /// The fetched CRLs' generation it was verified with.
+    generation: u64,
 }
 
 /// Entries kept at most; the cache is emptied when full (a reload empties it too).
@@ -75,7 +80,7 @@ fn earliest_not_after(chain: &[Vec<u8>]) -> Option<i64> {
 
 impl TlsMaterial {
     /// Reads the listener's files.
-    pub fn load(l: &ListenerConfig) -> Result<TlsMaterial, LoadError> {
+    pub fn load(l: &ListenerConfig, feed: Option<Arc<CrlFeed>>) -> Result<TlsMaterial, LoadError> {
         let identity = Identity::from_files(&l.cert, &l.key)?;
         let trust = TrustStore::from_file(&l.ca)?;
         let crls = crls_from_files(&l.crls)?;
@@ -88,6 +93,7 @@ impl TlsMaterial {
         Ok(TlsMaterial {
             by: facts.uris.first().cloned(),
             not_after: facts.not_after.unix_timestamp(),
+            feed,
             hints: trust.roots.subjects(),
             identity,
             trust,
@@ -167,18 +173,28 @@ fn check(
     chain: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<PeerIdentity, Refusal> {
+    let fetched = m.feed.as_ref().map(|f| f.snapshot());
+    if let Some(Err(diagnosis)) = fetched.as_ref().map(|s| &s.verdict) {
+        let (subject, issuer) = names(chain);
+        return Err(Refusal::Certificate {
+            subject,
+            issuer,
+            diagnosis: diagnosis.clone(),
+        });
+    }
+    let generation = fetched.as_ref().map_or(0, |s| s.generation);
     let key = chain_key(chain);
     let hit = {
         let cache = m.verified.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(&key)
-            .filter(|c| now.unix_timestamp() < c.until)
+            .filter(|c| now.unix_timestamp() < c.until && c.generation == generation)
             .map(|c| c.peer.clone())
     };
     let peer = match hit {
         Some(peer) => peer,
         None => {
-            let peer = verify_chain(m, chain, now)?;
+            let peer = verify_chain(m, fetched.as_deref(), chain, now)?;
             if let Some(until) = earliest_not_after(chain) {
                 let until = until.min(now.unix_timestamp() + CACHE_SECONDS);
                 let mut cache = m.verified.lock().unwrap_or_else(|p| p.into_inner());
@@ -190,6 +206,7 @@ fn check(
                     Cached {
                         peer: peer.clone(),
                         until,
+                        generation,
                     },
                 );
             }
@@ -205,20 +222,36 @@ fn check(
 }
 
 #[allow(clippy::result_large_err)]
+fn names(chain: &[Vec<u8>]) -> (String, String) {
+    chain
+        .first()
+        .and_then(|c| mutual_pki::cert::facts(c).ok())
+        .map(|f| (f.subject, f.issuer))
+        .unwrap_or_else(|| ("<unreadable>".into(), "<unreadable>".into()))
+}
+
+#[allow(clippy::result_large_err)]
 fn verify_chain(
     m: &TlsMaterial,
+    fetched: Option<&Snapshot>,
     chain: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<PeerIdentity, Refusal> {
-    let (subject, issuer) = mutual_pki::cert::facts(&chain[0])
-        .map(|f| (f.subject, f.issuer))
-        .unwrap_or_else(|_| ("<unreadable>".into(), "<unreadable>".into()));
+    let (subject, issuer) = names(chain);
+    let with_fetched;
+    let crls = match fetched {
+        Some(s) if !s.crls.is_empty() => {
+            with_fetched = m.crls.iter().chain(&s.crls).cloned().collect::<Vec<_>>();
+            &with_fetched
+        }
+        _ => &m.crls,
+    };
     let input = VerifyInput {
         chain,
         trusted: &m.trust.anchors,
         purpose: Some(Purpose::Client),
         name: None,
-        crls: &m.crls,
+        crls,
         now,
     };
     if let Err(diagnosis) = verify(&input) {
