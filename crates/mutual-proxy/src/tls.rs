@@ -1,13 +1,12 @@
 //! The TLS side of a listener: its certificate, CAs and CRLs loaded from files, a rustls
 //! server configuration per connection (ALPN `h2` and `http/1.1`, the handshake policy of the
-//! name the client asked for), and client certificates verified by `mutual_pki::verify`, the
-//! same checks as `mutual-tls` and `openssl verify`.
+//! name the client asked for), and client certificates verified by
+//! [`mutual_tls::verify_client_chain`], the one client check of every mutual server, behind a
+//! cache and the gate of fetched CRLs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mutual_pki::diagnosis::{Diagnosis, Purpose};
-use mutual_pki::verify::{verify, VerifyInput};
 use mutual_tls::load::{crls_from_files, provider};
 use mutual_tls::{Identity, LoadError, PeerIdentity, Policy, Refusal, TrustStore};
 use rustls::client::danger::HandshakeSignatureValid;
@@ -237,7 +236,6 @@ fn verify_chain(
     chain: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<PeerIdentity, Refusal> {
-    let (subject, issuer) = names(chain);
     let with_fetched;
     let crls = match fetched {
         Some(s) if !s.crls.is_empty() => {
@@ -246,26 +244,7 @@ fn verify_chain(
         }
         _ => &m.crls,
     };
-    let input = VerifyInput {
-        chain,
-        trusted: &m.trust.anchors,
-        purpose: Some(Purpose::Client),
-        name: None,
-        crls,
-        now,
-    };
-    if let Err(diagnosis) = verify(&input) {
-        return Err(Refusal::Certificate {
-            subject,
-            issuer,
-            diagnosis,
-        });
-    }
-    PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
-        subject,
-        issuer,
-        diagnosis: Diagnosis::CertificateUnparsable { detail: e.0 },
-    })
+    mutual_tls::verify_client_chain(&m.trust, crls, chain, now)
 }
 
 impl ClientCertVerifier for Verifier {

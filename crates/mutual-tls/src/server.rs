@@ -68,6 +68,7 @@ pub struct ServerTlsBuilder {
     handshake_policy: Option<Policy>,
     handshake_timeout: Duration,
     max_handshakes: usize,
+    alpn: Vec<Vec<u8>>,
 }
 
 impl Default for ServerTlsBuilder {
@@ -80,6 +81,7 @@ impl Default for ServerTlsBuilder {
             handshake_policy: None,
             handshake_timeout: Duration::from_secs(10),
             max_handshakes: 256,
+            alpn: vec![b"http/1.1".to_vec()],
         }
     }
 }
@@ -113,6 +115,12 @@ impl ServerTlsBuilder {
     /// How long a client may take to finish the handshake (default 10s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+    /// The ALPN protocols offered, in order of preference (default `http/1.1`; e.g.
+    /// `[b"h2", b"http/1.1"]` for a server that speaks HTTP/2 too, none for raw TCP).
+    pub fn alpn(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
         self
     }
     /// How many handshakes may run at once (default 256); more wait.
@@ -236,7 +244,7 @@ impl ServerTls {
                 (*m.identity.certified).clone(),
             )));
         config.session_storage = Arc::clone(&self.inner.sessions);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = self.inner.source.alpn.clone();
         Ok(Arc::new(config))
     }
 

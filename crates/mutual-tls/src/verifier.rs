@@ -60,29 +60,7 @@ impl ClientChecker {
     /// Verifies a client chain (leaf first) and applies the handshake policy.
     #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
     pub fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
-        let input = VerifyInput {
-            chain,
-            trusted: &self.trust.anchors,
-            purpose: Some(Purpose::Client),
-            name: None,
-            crls: &self.crls,
-            now,
-        };
-        let (subject, issuer) = mutual_pki::cert::facts(&chain[0])
-            .map(|f| (f.subject, f.issuer))
-            .unwrap_or_else(|_| ("<unreadable>".into(), "<unreadable>".into()));
-        if let Err(diagnosis) = verify(&input) {
-            return Err(Refusal::Certificate {
-                subject,
-                issuer,
-                diagnosis,
-            });
-        }
-        let peer = PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
-            subject: subject.clone(),
-            issuer: issuer.clone(),
-            diagnosis: Diagnosis::CertificateUnparsable { detail: e.0 },
-        })?;
+        let peer = verify_client_chain(&self.trust, &self.crls, chain, now)?;
         if let Some(policy) = &self.handshake_policy {
             policy
                 .authorize(&Arc::new(peer.clone()))
@@ -90,6 +68,44 @@ impl ClientChecker {
         }
         Ok(peer)
     }
+}
+
+/// Verifies a client's chain (leaf first, DER) against `trust` and `crls` as every mutual
+/// server does — `mutual_pki::verify` for a client purpose, OpenSSL's checks in OpenSSL's
+/// order then webpki's — and reads the caller's identity from it. The refusal names the
+/// presented subject and issuer and the first failed check. No policy is applied.
+#[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
+pub fn verify_client_chain(
+    trust: &TrustStore,
+    crls: &[Vec<u8>],
+    chain: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<PeerIdentity, Refusal> {
+    let (subject, issuer) = chain
+        .first()
+        .and_then(|c| mutual_pki::cert::facts(c).ok())
+        .map(|f| (f.subject, f.issuer))
+        .unwrap_or_else(|| ("<unreadable>".into(), "<unreadable>".into()));
+    let input = VerifyInput {
+        chain,
+        trusted: &trust.anchors,
+        purpose: Some(Purpose::Client),
+        name: None,
+        crls,
+        now,
+    };
+    if let Err(diagnosis) = verify(&input) {
+        return Err(Refusal::Certificate {
+            subject,
+            issuer,
+            diagnosis,
+        });
+    }
+    PeerIdentity::from_chain(chain).map_err(|e| Refusal::Certificate {
+        subject,
+        issuer,
+        diagnosis: Diagnosis::CertificateUnparsable { detail: e.0 },
+    })
 }
 
 /// The outcome of one handshake's certificate checks, read after the handshake.
