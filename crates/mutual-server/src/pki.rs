@@ -13,8 +13,8 @@ use mutual_pki::{
     serial::Serial,
 };
 use mutual_store::{
-    issue_signed, sign_csr, sign_verbatim_role, CaRecord, CertFilter, Issued, NewCa, OwnedCert,
-    RevokeOutcome, Signed, StoreError, CRL_VALIDITY, SYSTEM_MAX_TTL,
+    issue_signed, sign_csr, sign_verbatim_role, CaRecord, Issued, NewCa, OwnedCert, RevokeOutcome,
+    Signed, StoreError, CRL_VALIDITY, SYSTEM_MAX_TTL,
 };
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -45,6 +45,24 @@ pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
                 | "cert/ca_chain"
                 | "cert/crl"
         )
+}
+
+/// Runs CPU work: inline when it is light (EC or Ed25519 keys: tens of microseconds, cheaper
+/// than the hop to the blocking pool, measured by bench/ca-server.sh), on the blocking pool when
+/// an RSA key is generated or signs (milliseconds).
+async fn cpu<T: Send + 'static>(
+    heavy: bool,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if heavy {
+        blocking(f).await
+    } else {
+        f()
+    }
+}
+
+fn is_rsa(kind: &str) -> bool {
+    kind.eq_ignore_ascii_case("rsa") || kind.eq_ignore_ascii_case("any")
 }
 
 async fn blocking<T: Send + 'static>(
@@ -173,18 +191,20 @@ pub async fn handle(
         (Op::Write, "revoke", "") => revoke(app, &mount, &p).await,
         (Op::Read, "cert", serial) if !serial.is_empty() => read_cert(app, &mount, serial).await,
         (Op::List, "certs", "") | (Op::List, "certs", "revoked") => {
-            let filter = CertFilter {
-                ca: Some(path.clone()),
-                revoked_only: tail == "revoked",
-                limit: p.u32("limit")?.unwrap_or(0),
-                after: match p.string("after").filter(|a| !a.is_empty()) {
-                    Some(a) => Some(parse_serial(&a)?.to_hex()),
-                    None => None,
-                },
-                ..CertFilter::default()
+            let after = match p.string("after").filter(|a| !a.is_empty()) {
+                Some(a) => Some(parse_serial(&a)?.to_hex()),
+                None => None,
             };
-            let certs = app.store.list_certs(&filter).await?;
-            Ok(keys(certs.iter().map(|c| c.serial.to_string()).collect()))
+            let serials = app
+                .store
+                .list_serials(
+                    &path,
+                    tail == "revoked",
+                    after.as_deref(),
+                    p.u32("limit")?.unwrap_or(0),
+                )
+                .await?;
+            Ok(keys(serials.iter().map(|s| s.to_string()).collect()))
         }
         (Op::Write, "tidy", "") => tidy(app, &mount, &p).await,
         _ => Err(ApiError::UnsupportedPath),
@@ -575,8 +595,9 @@ async fn issue(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<
     let mut req = issue_request(p)?;
     default_ttl(mount, &role, &mut req);
     let max = mount.record.max_lease_ttl;
+    let heavy = is_rsa(&role.key_type) || is_rsa(ca.key.key_type().kind());
     let (ca2, role2) = (ca.clone(), role.clone());
-    let signed = blocking(move || {
+    let signed = cpu(heavy, move || {
         Ok(issue_signed(
             &ca2,
             &role2,
@@ -598,8 +619,9 @@ async fn sign(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<R
     let mut req = issue_request(p)?;
     default_ttl(mount, &role, &mut req);
     let max = mount.record.max_lease_ttl;
+    let heavy = is_rsa(ca.key.key_type().kind());
     let (ca2, role2) = (ca.clone(), role.clone());
-    let signed = blocking(move || {
+    let signed = cpu(heavy, move || {
         let parsed = csr::parse(csr_text.as_bytes())?;
         Ok(sign_csr(
             &ca2,

@@ -239,6 +239,36 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Serials of a CA's certificates in order, paged: `after` (exclusive, stored hex form)
+    /// and `limit` (0: no limit). Reads the `(ca, serial)` index alone, so a page costs the
+    /// same with a thousand or a million certificates stored.
+    pub async fn list_serials(
+        &self,
+        ca: &str,
+        revoked_only: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<mutual_pki::serial::Serial>, StoreError> {
+        let mut sql = String::from("SELECT serial FROM certs WHERE ca = ? AND serial > ?");
+        if revoked_only {
+            sql.push_str(" AND revoked_at IS NOT NULL");
+        }
+        sql.push_str(" ORDER BY serial");
+        if limit > 0 {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let rows: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(ca)
+            .bind(after.unwrap_or(""))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|s| mutual_pki::serial::Serial::parse(s).ok())
+            .collect())
+    }
+
     /// Deletes a CA (Vault's `DELETE <mount>/root`); its issued certificates stay recorded.
     pub async fn delete_ca(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM cas WHERE name = ?")
