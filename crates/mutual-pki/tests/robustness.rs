@@ -84,7 +84,7 @@ fn binary_parsers_survive_mangled_input() {
     for m in mutations(&root.cert_der, &mut rng) {
         let _ = cert::facts(&m);
         let _ = cert::certs_from_bytes(&m);
-        let _ = mutual_pki::inspect::describe(&[m.clone()], now);
+        let _ = mutual_pki::inspect::describe(std::slice::from_ref(&m), now);
         let _ = mutual_pki::trust::wide_trust_warnings(&[m]);
     }
     for m in mutations(root.cert_pem.as_bytes(), &mut rng) {

@@ -21,6 +21,11 @@ use crate::route::{self, NoRoute};
 use crate::upstream::UpBody;
 use crate::Proxy;
 
+/// Largest refused body still read before the 413 is sent (see `handle`).
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// How long reading a refused body may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What is known of a connection once its handshake is done.
 #[derive(Debug)]
 pub struct Conn {
@@ -183,6 +188,20 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body) {
+        // Read and drop a modest body before answering: closing with the upload unread makes
+        // the kernel reset the connection, and the client sees a reset instead of the 413
+        // (nginx's lingering close exists for the same reason). Bounded in size and time.
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let mut body = req.into_body();
+            let _ = tokio::time::timeout(DRAIN_TIME, async {
+                while let Some(frame) = body.frame().await {
+                    if frame.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
         return refuse(
             out,
             StatusCode::PAYLOAD_TOO_LARGE,
