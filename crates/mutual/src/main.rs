@@ -12,8 +12,9 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // One worker per core this process may run on (taskset/cgroups are honoured), or
+    // TOKIO_WORKER_THREADS when set: a proxy pinned to one core runs one worker.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
     {
