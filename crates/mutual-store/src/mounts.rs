@@ -253,7 +253,9 @@ impl Store {
         if revoked_only {
             sql.push_str(" AND revoked_at IS NOT NULL");
         }
-        sql.push_str(" ORDER BY serial");
+        // ORDER BY the whole (ca, serial) index, so that SQLite walks it rather than the
+        // primary key over every CA's certificates.
+        sql.push_str(" ORDER BY ca, serial");
         if limit > 0 {
             sql.push_str(&format!(" LIMIT {limit}"));
         }

@@ -2,6 +2,8 @@
 //! each with its own keep-alive connection, for a fixed time or count, and prints one JSON line:
 //! requests, errors, seconds, requests/s, p50/p99 latency in ms.
 //!
+//! `--body-lines FILE` sends each line of FILE once as a body (e.g. one revoke per serial).
+//!
 //! `ca-load --addr 127.0.0.1:8200 --token root --path /v1/pki/issue/ec --body '{"common_name":"a.example.com"}' -c 8 --secs 10`
 
 use std::{
@@ -20,6 +22,8 @@ struct Args {
     method: String,
     path: String,
     body: Vec<u8>,
+    /// With --body-lines: one body per request, each used once.
+    lines: Vec<Vec<u8>>,
     concurrency: usize,
     secs: f64,
     requests: u64,
@@ -33,6 +37,7 @@ fn parse() -> Result<Args, String> {
         method: "POST".into(),
         path: String::new(),
         body: vec![],
+        lines: vec![],
         concurrency: 1,
         secs: 10.0,
         requests: 0,
@@ -50,6 +55,16 @@ fn parse() -> Result<Args, String> {
             "--body-file" => {
                 let f = val()?;
                 a.body = std::fs::read(&f).map_err(|e| format!("{f}: {e}"))?
+            }
+            "--body-lines" => {
+                let f = val()?;
+                let text = std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?;
+                a.lines = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.as_bytes().to_vec())
+                    .collect();
+                a.requests = a.lines.len() as u64;
             }
             "-c" | "--concurrency" => a.concurrency = val()?.parse().map_err(|e| format!("{e}"))?,
             "--secs" => a.secs = val()?.parse().map_err(|e| format!("{e}"))?,
@@ -84,16 +99,18 @@ fn main() {
                 let mut serials = Vec::new();
                 let mut conn = Conn::open(&args.addr).ok();
                 while !stop.load(Ordering::Relaxed) {
-                    if args.requests > 0 && sent.fetch_add(1, Ordering::Relaxed) >= args.requests {
+                    let n = sent.fetch_add(1, Ordering::Relaxed);
+                    if args.requests > 0 && n >= args.requests {
                         break;
                     }
+                    let body = args.lines.get(n as usize).unwrap_or(&args.body);
                     let Some(c) = conn.as_mut() else {
                         errors += 1;
                         conn = Conn::open(&args.addr).ok();
                         continue;
                     };
                     let t = Instant::now();
-                    match c.request(&args.method, &args.path, args.token.as_deref(), &args.body) {
+                    match c.request(&args.method, &args.path, args.token.as_deref(), body) {
                         Ok((code, body)) if code / 100 == 2 => {
                             lat.push(t.elapsed());
                             if args.print_serials {
