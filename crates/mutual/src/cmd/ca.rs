@@ -1,9 +1,8 @@
-use std::path::Path;
-
 use anyhow::{bail, Result};
 use mutual_pki::{ca::RootRequest, ca::Urls, cert, key::KeyType};
-use mutual_store::Store;
 use serde_json::json;
+
+use super::backend::{CaInfo, Target};
 
 use crate::{
     cli::{CaCommand, KeyArgs},
@@ -17,15 +16,11 @@ fn key_type(k: &KeyArgs) -> Result<KeyType> {
     )?)
 }
 
-pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
+pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
     match cmd {
         CaCommand::Init(a) => {
             let key_type = key_type(&a.key)?;
-            let store = match Store::open(data).await {
-                Ok(s) => s,
-                Err(mutual_store::StoreError::NotAStore(_)) => Store::create(data).await?,
-                Err(e) => return Err(e.into()),
-            };
+            let store = target.open_or_create().await?;
             let ca = store
                 .init_root(
                     "root",
@@ -40,13 +35,14 @@ pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
                 .await?;
             report_ca(json, "created root CA", &ca)?;
             if !json {
-                println!("  store        {}", data.display());
+                let (what, place) = store.location();
+                println!("  {what:<12} {place}");
             }
             Ok(())
         }
         CaCommand::Intermediate(a) => {
             let key_type = key_type(&a.key)?;
-            let store = super::open(data).await?;
+            let store = target.open().await?;
             let ca = store
                 .create_intermediate(
                     &a.ca,
@@ -63,7 +59,7 @@ pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
             report_ca(json, "created intermediate CA", &ca)
         }
         CaCommand::List => {
-            let store = super::open(data).await?;
+            let store = target.open().await?;
             let cas = store.list_cas().await?;
             let mut rows = Vec::new();
             let mut items = Vec::new();
@@ -86,7 +82,7 @@ pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
             }
         }
         CaCommand::Cert { name } => {
-            let store = super::open(data).await?;
+            let store = target.open().await?;
             let ca = store.get_ca(&name).await?;
             if json {
                 output::json(&json!({ "name": ca.name, "certificate": ca.cert_pem }))
@@ -106,7 +102,7 @@ pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
                     bail!("\"{url}\" is not an http:// or https:// URL");
                 }
             }
-            let store = super::open(data).await?;
+            let store = target.open().await?;
             let urls = Urls {
                 issuing_certificates: a.issuing,
                 crl_distribution_points: a.crl,
@@ -133,7 +129,7 @@ pub async fn run(data: &Path, json: bool, cmd: CaCommand) -> Result<()> {
     }
 }
 
-fn ca_json(ca: &mutual_store::CaRecord, f: &cert::CertFacts) -> serde_json::Value {
+fn ca_json(ca: &CaInfo, f: &cert::CertFacts) -> serde_json::Value {
     json!({
         "name": ca.name,
         "common_name": f.common_name,
@@ -148,7 +144,7 @@ fn ca_json(ca: &mutual_store::CaRecord, f: &cert::CertFacts) -> serde_json::Valu
     })
 }
 
-fn report_ca(json: bool, what: &str, ca: &mutual_store::CaRecord) -> Result<()> {
+fn report_ca(json: bool, what: &str, ca: &CaInfo) -> Result<()> {
     let f = cert::facts(&ca.cert_der)?;
     if json {
         return output::json(&ca_json(ca, &f));

@@ -1,4 +1,4 @@
-use std::{io::Write, path::Path};
+use std::io::Write;
 
 use anyhow::Result;
 use mutual_pki::{crl::Reason, serial::Serial};
@@ -6,17 +6,17 @@ use mutual_store::{CertFilter, RevokeOutcome};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::backend::Target;
 use crate::{
     cli::{CertsArgs, CrlArgs, RevokeArgs},
     files, output,
 };
 
-pub async fn revoke(data: &Path, json: bool, a: RevokeArgs) -> Result<()> {
+pub async fn revoke(target: &Target, json: bool, a: RevokeArgs) -> Result<()> {
     let serial = Serial::parse(&a.serial)?;
     let reason: Reason = a.reason.parse().map_err(anyhow::Error::msg)?;
-    let store = super::open(data).await?;
-    let cert = store.get_cert(&serial).await?;
-    let outcome = store.revoke_serial(&serial, reason).await?;
+    let store = target.open().await?;
+    let (cert, outcome) = store.revoke(&serial, reason).await?;
     let (ca, at, fresh) = match outcome {
         RevokeOutcome::Revoked { ca, at } => (ca, at, true),
         RevokeOutcome::AlreadyRevoked { ca, at } => (ca, at, false),
@@ -52,15 +52,14 @@ pub async fn revoke(data: &Path, json: bool, a: RevokeArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn crl(data: &Path, json: bool, a: CrlArgs) -> Result<()> {
-    let store = super::open(data).await?;
-    let der = store.build_crl(&a.ca).await?;
+pub async fn crl(target: &Target, json: bool, a: CrlArgs) -> Result<()> {
+    let store = target.open().await?;
+    let (der, revoked) = store.crl(&a.ca).await?;
     let bytes = if a.pem {
         mutual_pki::crl::to_pem(&der).into_bytes()
     } else {
         der.clone()
     };
-    let revoked = store.revoked(&a.ca).await?.len();
     match &a.out {
         Some(path) => {
             files::write_public(path, &bytes)?;
@@ -89,8 +88,8 @@ pub async fn crl(data: &Path, json: bool, a: CrlArgs) -> Result<()> {
     }
 }
 
-pub async fn list(data: &Path, json: bool, a: CertsArgs) -> Result<()> {
-    let store = super::open(data).await?;
+pub async fn list(target: &Target, json: bool, a: CertsArgs) -> Result<()> {
+    let store = target.open().await?;
     if let Some(ca) = &a.ca {
         store.get_ca(ca).await?;
     }

@@ -5,19 +5,20 @@ use mutual_pki::{csr, role::IssueRequest};
 use mutual_store::Issued;
 use serde_json::json;
 
+use super::backend::Target;
 use crate::{
     cli::{IssueArgs, SignArgs},
     files, output,
 };
 
-pub async fn issue(data: &Path, json: bool, a: IssueArgs) -> Result<()> {
+pub async fn issue(target: &Target, json: bool, a: IssueArgs) -> Result<()> {
     if a.cn.contains('/') || a.cn.contains('\\') || a.cn.starts_with('.') {
         anyhow::bail!(
             "\"{}\" cannot be used as a file name for CN.crt / CN.key",
             a.cn
         );
     }
-    let store = super::open(data).await?;
+    let store = target.open().await?;
     let req = IssueRequest {
         common_name: a.cn.clone(),
         alt_names: a.san.clone(),
@@ -52,16 +53,16 @@ pub async fn issue(data: &Path, json: bool, a: IssueArgs) -> Result<()> {
     )
 }
 
-pub async fn sign(data: &Path, json: bool, a: SignArgs) -> Result<()> {
+pub async fn sign(target: &Target, json: bool, a: SignArgs) -> Result<()> {
     let bytes = files::read(&a.csr, "CSR")?;
-    let parsed = csr::parse(&bytes).with_context(|| format!("reading CSR {}", a.csr.display()))?;
-    let store = super::open(data).await?;
+    csr::parse(&bytes).with_context(|| format!("reading CSR {}", a.csr.display()))?;
+    let store = target.open().await?;
     let req = IssueRequest {
         common_name: a.cn.clone().unwrap_or_default(),
         ttl: a.ttl,
         ..IssueRequest::default()
     };
-    let issued = store.sign(&a.role, &parsed, &req).await?;
+    let issued = store.sign(&a.role, &bytes, &req).await?;
     match &a.out {
         Some(out) => {
             files::write_public(out, issued.presented_chain_pem().as_bytes())?;

@@ -1,5 +1,6 @@
 //! One function per command; each opens the store, calls the library, prints.
 
+mod backend;
 mod ca;
 mod certs;
 mod curl;
@@ -8,6 +9,7 @@ mod doctor;
 mod inspect;
 mod issue;
 mod proxy;
+mod remote;
 mod role;
 mod serve;
 mod server;
@@ -36,15 +38,20 @@ impl std::error::Error for UsageError {}
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
+    let target = backend::Target {
+        data: cli.data.clone(),
+        addr: cli.addr.clone(),
+        token: cli.token.clone(),
+    };
     let data = cli.data.as_path();
     match cli.command {
-        Command::Ca(c) => ca::run(data, json, c).await,
-        Command::Role(c) => role::run(data, json, c).await,
-        Command::Issue(a) => issue::issue(data, json, a).await,
-        Command::Sign(a) => issue::sign(data, json, a).await,
-        Command::Revoke(a) => certs::revoke(data, json, a).await,
-        Command::Crl(a) => certs::crl(data, json, a).await,
-        Command::Certs(a) => certs::list(data, json, a).await,
+        Command::Ca(c) => ca::run(&target, json, c).await,
+        Command::Role(c) => role::run(&target, json, c).await,
+        Command::Issue(a) => issue::issue(&target, json, a).await,
+        Command::Sign(a) => issue::sign(&target, json, a).await,
+        Command::Revoke(a) => certs::revoke(&target, json, a).await,
+        Command::Crl(a) => certs::crl(&target, json, a).await,
+        Command::Certs(a) => certs::list(&target, json, a).await,
         Command::Server(a) => server::run(data, a).await,
         Command::Token(c) => token::run(data, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,

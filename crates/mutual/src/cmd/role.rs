@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use anyhow::Result;
 use mutual_pki::{duration, role::Role};
 
@@ -8,11 +6,10 @@ use crate::{
     output,
 };
 
-pub async fn run(data: &Path, json: bool, cmd: RoleCommand) -> Result<()> {
-    let store = super::open(data).await?;
+pub async fn run(target: &super::backend::Target, json: bool, cmd: RoleCommand) -> Result<()> {
+    let store = target.open().await?;
     match cmd {
         RoleCommand::Set(a) => {
-            store.get_ca(&a.ca).await?;
             let role = role_from_args(a);
             store.put_role(&role).await?;
             if json {
