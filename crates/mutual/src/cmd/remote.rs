@@ -151,7 +151,7 @@ impl Remote {
         Ok((status, bytes))
     }
 
-    /// A JSON call: `Ok(None)` on 404, the `errors` as one line on any other failure.
+    /// A JSON call: `Ok(None)` on 404 (whatever its `errors`), the `errors` as one line on any other failure.
     async fn json(
         &self,
         method: Method,
@@ -164,10 +164,11 @@ impl Remote {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
-        let errors = strings(&parsed, "errors");
-        if status == 404 && errors.is_empty() {
+        // Vault answers 404 for a missing mount, role, certificate or empty list alike.
+        if status == 404 {
             return Ok(None);
         }
+        let errors = strings(&parsed, "errors");
         if !(200..300).contains(&status) {
             if errors.is_empty() {
                 bail!("{} answered HTTP {status} to {path}", self.addr);
@@ -465,8 +466,12 @@ impl Remote {
             0 => Err(not_found("role", spec)),
             1 => Ok((found.remove(0), spec.to_string())),
             _ => bail!(
-                "role \"{spec}\" exists in several CAs ({}); name one as CA/{spec}",
-                found.join(", ")
+                "role \"{spec}\" exists in several CAs; name one of {}",
+                found
+                    .iter()
+                    .map(|m| format!("{m}/{spec}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }

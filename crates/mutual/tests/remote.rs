@@ -1,0 +1,322 @@
+//! The CA commands with `--addr/--token` against `mutual server --dev`: the story's offline
+//! commands run unchanged, the certificates verify with openssl, refusals read as they do
+//! locally, and `--json` reports carry the same keys as with the local store.
+
+mod common;
+mod server;
+
+use std::collections::BTreeSet;
+
+use common::{colon_hex, serial_of, Run, Story};
+use serde_json::Value;
+
+/// The same commands, either on the story's store or on a server.
+struct Mode<'a> {
+    story: Story,
+    server: Option<&'a server::Server>,
+}
+
+impl Mode<'_> {
+    fn mutual(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        if let Some(s) = self.server {
+            all.extend(["--addr", s.addr.as_str(), "--token", s.token.as_str()]);
+        }
+        self.story.mutual(&all)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.mutual(&all).ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", out.stdout))
+    }
+}
+
+/// The story up to the revocation of bob's certificate; returns what each `--json` report
+/// said, by command.
+fn story(m: &Mode) -> Vec<(&'static str, Value)> {
+    let mut reports = vec![
+        (
+            "ca init",
+            m.json(&["ca", "init", "--name", "Local Root CA"]),
+        ),
+        (
+            "ca urls",
+            m.json(&[
+                "ca",
+                "urls",
+                "root",
+                "--issuing",
+                "http://127.0.0.1:8200/v1/root/ca",
+                "--crl",
+                "http://127.0.0.1:8200/v1/root/crl",
+            ]),
+        ),
+        (
+            "role set",
+            m.json(&[
+                "role",
+                "set",
+                "service",
+                "--ca",
+                "root",
+                "--allowed-domains",
+                "example.com",
+                "--allow-bare-domains",
+                "--allow-subdomains",
+                "--allow-localhost",
+                "--allow-ip-sans",
+                "--enforce-hostnames",
+                "--max-ttl",
+                "720h",
+            ]),
+        ),
+        (
+            "issue",
+            m.json(&[
+                "issue",
+                "www.example.com",
+                "--role",
+                "service",
+                "--san",
+                "localhost",
+                "--ip",
+                "127.0.0.1",
+                "--out",
+                "certs",
+            ]),
+        ),
+    ];
+    for who in ["alice", "bob"] {
+        m.mutual(&[
+            "issue",
+            &format!("{who}.example.com"),
+            "--role",
+            "service",
+            "--out",
+            "certs",
+        ])
+        .ok();
+    }
+    reports.push((
+        "ca intermediate",
+        m.json(&[
+            "ca",
+            "intermediate",
+            "alice",
+            "--name",
+            "Alice Intermediate Authority",
+        ]),
+    ));
+    m.mutual(&[
+        "role",
+        "set",
+        "alice-role",
+        "--ca",
+        "alice",
+        "--allowed-domains",
+        "example.com",
+        "--allow-subdomains",
+        "--max-ttl",
+        "720h",
+    ])
+    .ok();
+    m.mutual(&[
+        "issue",
+        "alice.example.com",
+        "--role",
+        "alice-role",
+        "--out",
+        "certs/alice-int",
+    ])
+    .ok();
+    let bob = colon_hex(&serial_of(&m.story, "certs/bob.example.com.crt"));
+    reports.push((
+        "revoke",
+        m.json(&["revoke", &bob, "--reason", "keyCompromise"]),
+    ));
+    reports.push(("crl", m.json(&["crl", "--ca", "root"])));
+    reports.push(("certs", m.json(&["certs"])));
+    reports.push(("ca list", m.json(&["ca", "list"])));
+    reports.push(("ca cert", m.json(&["ca", "cert", "root"])));
+    reports.push(("role list", m.json(&["role", "list"])));
+    reports.push(("role show", m.json(&["role", "show", "service"])));
+    let root = m.mutual(&["ca", "cert", "root"]).ok().stdout;
+    m.story.write("certs/root.pem", &root);
+    m.mutual(&["crl", "--ca", "root", "--out", "root.crl"]).ok();
+    reports
+}
+
+/// The keys of an object, or of an array's first object.
+fn keys(v: &Value) -> BTreeSet<String> {
+    match v {
+        Value::Object(o) => o.keys().cloned().collect(),
+        Value::Array(a) => a.first().map(keys).unwrap_or_default(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn openssl_verify(s: &Story, args: &[&str]) -> Run {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    s.run("openssl", &all)
+}
+
+#[test]
+fn the_story_runs_against_a_server_with_the_same_reports_as_locally() {
+    let srv = server::mutual_dev();
+    let remote = Mode {
+        story: Story::new(),
+        server: Some(&srv),
+    };
+    let local = Mode {
+        story: Story::new(),
+        server: None,
+    };
+    let theirs = story(&remote);
+    let ours = story(&local);
+    for ((what, r), (_, l)) in theirs.iter().zip(&ours) {
+        assert_eq!(
+            keys(r),
+            keys(l),
+            "--json keys of {what}: remote {r}\nlocal {l}"
+        );
+    }
+    let s = &remote.story;
+
+    // Every certificate the server issued verifies with openssl, leaf + chain as written.
+    openssl_verify(
+        s,
+        &[
+            "-CAfile",
+            "certs/root.pem",
+            "-purpose",
+            "sslserver",
+            "certs/www.example.com.crt",
+        ],
+    )
+    .ok();
+    openssl_verify(
+        s,
+        &[
+            "-CAfile",
+            "certs/root.pem",
+            "-untrusted",
+            "certs/alice-int/alice.example.com.crt",
+            "certs/alice-int/alice.example.com.crt",
+        ],
+    )
+    .ok();
+    // The CRL fetched from the server lists bob and not www.
+    let crl = [
+        "-crl_check",
+        "-CRLfile",
+        "root.crl",
+        "-CAfile",
+        "certs/root.pem",
+    ];
+    let mut bob = crl.to_vec();
+    bob.push("certs/bob.example.com.crt");
+    let out = openssl_verify(s, &bob);
+    assert_ne!(out.code, 0, "bob is revoked: {}", out.stdout);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("certificate revoked"),
+        "{}",
+        out.stderr
+    );
+    let mut www = crl.to_vec();
+    www.push("certs/www.example.com.crt");
+    openssl_verify(s, &www).ok();
+
+    // The reports agree on what happened.
+    let report = |what: &str| &theirs.iter().find(|(w, _)| *w == what).unwrap().1;
+    assert_eq!(report("revoke")["already_revoked"], false);
+    assert_eq!(report("revoke")["ca"], "root");
+    assert_eq!(report("crl")["revoked"], 1);
+    assert_eq!(report("ca intermediate")["parent"], "root");
+    let certs = report("certs").as_array().unwrap();
+    assert!(certs
+        .iter()
+        .any(|c| c["common_name"] == "bob.example.com" && !c["revoked_at"].is_null()));
+    assert!(certs
+        .iter()
+        .any(|c| c["common_name"] == "alice.example.com" && c["ca"] == "alice"));
+    let text = remote.mutual(&["certs", "--revoked"]).ok().stdout;
+    assert!(
+        text.contains("bob.example.com") && !text.contains("www.example.com"),
+        "{text}"
+    );
+
+    // Refusals are the same one line, with exit code 1.
+    let evil = ["issue", "evil.com", "--role", "service", "--out", "certs"];
+    let r = remote.mutual(&evil).fails(1);
+    let l = local.mutual(&evil).fails(1);
+    assert_eq!(r.stderr, l.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r
+        .stderr
+        .contains("\"evil.com\" is not allowed by role \"service\""));
+    let unknown = ["issue", "x.example.com", "--role", "nosuch"];
+    assert_eq!(
+        remote.mutual(&unknown).fails(1).stderr,
+        local.mutual(&unknown).fails(1).stderr
+    );
+    let nosuch = ["ca", "cert", "nosuch"];
+    assert_eq!(
+        remote.mutual(&nosuch).fails(1).stderr,
+        local.mutual(&nosuch).fails(1).stderr
+    );
+    let again = remote.mutual(&[
+        "revoke",
+        &colon_hex(&serial_of(s, "certs/bob.example.com.crt")),
+    ]);
+    assert!(again.ok().stdout.contains("already revoked"));
+}
+
+#[test]
+fn a_role_name_in_two_cas_is_refused_until_the_ca_is_named() {
+    let srv = server::mutual_dev();
+    let m = Mode {
+        story: Story::new(),
+        server: Some(&srv),
+    };
+    m.mutual(&["ca", "init"]).ok();
+    m.mutual(&["ca", "intermediate", "alice", "--name", "Alice CA"])
+        .ok();
+    for ca in ["root", "alice"] {
+        m.mutual(&["role", "set", "web", "--ca", ca, "--allow-any-name"])
+            .ok();
+    }
+    let out = m
+        .mutual(&["issue", "a.example.com", "--role", "web"])
+        .fails(1);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("alice/web, root/web"), "{}", out.stderr);
+    let issued = m.json(&["issue", "a.example.com", "--role", "alice/web"]);
+    assert_eq!(issued["issuer"], "alice");
+    assert_eq!(m.json(&["role", "show", "root/web"])["issuer"], "root");
+}
+
+#[test]
+fn a_bad_token_or_no_server_is_one_line_and_exit_1() {
+    let srv = server::mutual_dev();
+    let s = Story::new();
+    let out = s
+        .mutual(&["ca", "list", "--addr", &srv.addr, "--token", "wrong"])
+        .fails(1);
+    assert!(out.stderr.starts_with("mutual: "), "{}", out.stderr);
+    assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = s
+        .mutual(&["ca", "list", "--addr", &format!("http://127.0.0.1:{port}")])
+        .fails(1);
+    assert!(out.stderr.contains("connecting to"), "{}", out.stderr);
+    s.mutual(&["ca", "list", "--addr", "ftp://x"]).fails(2);
+}
