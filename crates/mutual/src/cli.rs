@@ -522,6 +522,12 @@ pub struct ServerArgs {
     /// The root token of --dev.
     #[arg(long, default_value = "root")]
     pub dev_root_token_id: String,
+    /// Serve the API over TLS with this certificate chain (leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PKCS#8, PKCS#1 or SEC1 PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `mutual server …`
