@@ -37,6 +37,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "MUTUAL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// CA certificates that an `https://` `--addr` must chain to (like `VAULT_CACERT`).
+    #[arg(long, global = true, env = "MUTUAL_CACERT")]
+    pub cacert: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

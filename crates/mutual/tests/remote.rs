@@ -268,6 +268,35 @@ fn the_story_runs_against_a_server_with_the_same_reports_as_locally() {
         remote.mutual(&nosuch).fails(1).stderr,
         local.mutual(&nosuch).fails(1).stderr
     );
+
+    // sign: a CSR made by openssl, signed under the role, verified by openssl.
+    for m in [&remote, &local] {
+        m.story
+            .run(
+                "openssl",
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "api.key",
+                    "-subj",
+                    "/CN=api.example.com",
+                    "-out",
+                    "api.csr",
+                ],
+            )
+            .ok();
+    }
+    let sign = ["sign", "api.csr", "--role", "service", "--out", "api.crt"];
+    let (r, l) = (remote.json(&sign), local.json(&sign));
+    assert_eq!(keys(&r), keys(&l), "--json keys of sign: {r}\n{l}");
+    assert_eq!(r["common_name"], "api.example.com");
+    openssl_verify(s, &["-CAfile", "certs/root.pem", "api.crt"]).ok();
     let again = remote.mutual(&[
         "revoke",
         &colon_hex(&serial_of(s, "certs/bob.example.com.crt")),

@@ -159,6 +159,38 @@ fn the_api_is_served_over_tls_to_clients_that_trust_the_root() {
 }
 
 #[test]
+fn the_ca_commands_reach_a_tls_server_that_cacert_vouches_for() {
+    let s = story();
+    let srv = start(&s);
+    let cacert = s.path("certs/root.pem");
+    let cacert = cacert.to_str().unwrap();
+    let other = Story::new();
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--addr", srv.addr.as_str(), "--token", "root"]);
+        other.mutual(&all)
+    };
+    let out = remote(&["ca", "init", "--cacert", cacert]).ok();
+    assert!(out.stdout.contains(&srv.addr), "{}", out.stdout);
+    let list = remote(&["ca", "list", "--cacert", cacert]).ok().stdout;
+    assert!(list.contains("Local Root CA"), "{list}");
+    // Without --cacert, or trusting another root, nothing is sent.
+    let out = remote(&["ca", "list"]).fails(1);
+    assert!(out.stderr.contains("--cacert"), "{}", out.stderr);
+    other.write(
+        "other.pem",
+        &other
+            .mutual(&[
+                "ca", "cert", "root", "--addr", &srv.addr, "--token", "root", "--cacert", cacert,
+            ])
+            .ok()
+            .stdout,
+    );
+    let out = remote(&["ca", "list", "--cacert", "other.pem"]).fails(1);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
 fn a_key_that_is_not_the_certificates_is_refused_before_listening() {
     let s = story();
     s.mutual(&[

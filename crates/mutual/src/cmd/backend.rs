@@ -52,13 +52,19 @@ pub struct Target {
     pub addr: Option<String>,
     /// `--token`.
     pub token: Option<String>,
+    /// `--cacert`, for an `https://` `--addr`.
+    pub cacert: Option<PathBuf>,
 }
 
 impl Target {
     /// Opens the store, or prepares the client of `--addr`.
     pub async fn open(&self) -> Result<Backend> {
         match &self.addr {
-            Some(addr) => Ok(Backend::Remote(Remote::new(addr, self.token.clone())?)),
+            Some(addr) => Ok(Backend::Remote(Remote::new(
+                addr,
+                self.token.clone(),
+                self.cacert.as_deref(),
+            )?)),
             None => Ok(Backend::Local(super::open(&self.data).await?)),
         }
     }

@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         data: cli.data.clone(),
         addr: cli.addr.clone(),
         token: cli.token.clone(),
+        cacert: cli.cacert.clone(),
     };
     let data = cli.data.as_path();
     match cli.command {

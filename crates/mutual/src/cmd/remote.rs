@@ -1,10 +1,10 @@
 //! The CA commands against a running `mutual server` (`--addr`/`--token`): Vault's PKI API over
-//! HTTP/1.1 with `X-Vault-Token`, `{"data": …}` answers and `{"errors": […]}` refusals.
+//! HTTP/1.1 (or HTTPS, verified against `--cacert`) with `X-Vault-Token`, `{"data": …}` answers and `{"errors": […]}` refusals.
 //!
 //! A CA is a pki mount of the same name; a role lives in its CA's mount. Everything the server
 //! sends is parsed, never trusted to have a shape: a missing field is an error, not a panic.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -20,19 +20,23 @@ use mutual_pki::{
     serial::Serial,
 };
 use mutual_store::{CertFilter, CertRecord, Issued, RevokeOutcome, StoreError};
+use mutual_tls::TrustStore;
+use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::backend::CaInfo;
 
 /// A `mutual server` (or Vault) reached over HTTP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Remote {
     /// `http://host:port`, as given.
     pub addr: String,
     authority: String,
     prefix: String,
     token: Option<String>,
+    /// For `https://`: the verifying connector and the name the server must hold.
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
 
 /// A successful answer: its `data` and `warnings`.
@@ -85,32 +89,52 @@ fn unix(v: &Value, key: &str) -> Option<OffsetDateTime> {
 }
 
 impl Remote {
-    /// Parses `--addr` (`http://host:port[/prefix]`).
-    pub fn new(addr: &str, token: Option<String>) -> Result<Remote> {
+    /// Parses `--addr` (`http://host:port[/prefix]` or `https://…`, verified against
+    /// `--cacert`).
+    pub fn new(addr: &str, token: Option<String>, cacert: Option<&Path>) -> Result<Remote> {
         let uri: Uri = addr
             .parse()
             .with_context(|| format!("--addr \"{addr}\" is not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => bail!(
-                "--addr \"{addr}\": https is not supported by the CA commands yet; use http:// on loopback"
-            ),
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => bail!(super::UsageError(format!(
-                "--addr \"{addr}\" must start with http://"
+                "--addr \"{addr}\" must start with http:// or https://"
             ))),
-        }
+        };
         let auth = uri
             .authority()
             .with_context(|| format!("--addr \"{addr}\" has no host"))?;
+        let host = auth.host().trim_start_matches('[').trim_end_matches(']');
         let authority = match auth.port_u16() {
             Some(_) => auth.to_string(),
+            None if https => format!("{}:443", auth.host()),
             None => format!("{}:80", auth.host()),
+        };
+        let tls = if https {
+            let cacert = cacert.with_context(|| {
+                format!("--addr \"{addr}\" is https: give the CA that its certificate chains to with --cacert FILE")
+            })?;
+            let trust = TrustStore::from_file(cacert)?;
+            let config = rustls::ClientConfig::builder_with_provider(mutual_tls::load::provider())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+                .with_root_certificates(trust.roots.clone())
+                .with_no_client_auth();
+            let name = ServerName::try_from(host.to_string())
+                .with_context(|| format!("--addr \"{addr}\": \"{host}\" is not a host name"))?;
+            Some((
+                tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+                name,
+            ))
+        } else {
+            None
         };
         Ok(Remote {
             addr: addr.trim_end_matches('/').to_string(),
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
             token: token.filter(|t| !t.is_empty()),
+            tls,
         })
     }
 
@@ -119,10 +143,26 @@ impl Remote {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("talking to {}", self.addr))?;
-        tokio::spawn(conn);
+        let mut send = match &self.tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .with_context(|| format!("TLS with {}", self.addr))?;
+                let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                    .await
+                    .with_context(|| format!("talking to {}", self.addr))?;
+                tokio::spawn(conn);
+                send
+            }
+            None => {
+                let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .with_context(|| format!("talking to {}", self.addr))?;
+                tokio::spawn(conn);
+                send
+            }
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}/v1/{path}", self.prefix))
