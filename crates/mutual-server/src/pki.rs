@@ -706,6 +706,8 @@ async fn read_cert(app: &App, mount: &Mount, serial: &str) -> Result<Reply, ApiE
         "revocation_time_rfc3339": rec.revoked_at.map(rfc3339).unwrap_or_default(),
         "issuer_id": mount.record.uuid,
         "serial_number": rec.serial.to_string(),
+        // Not Vault's: the reason, so that `mutual certs --addr` shows what it shows locally.
+        "revocation_reason": rec.reason.map(|r| r.to_string()),
     })))
 }
 

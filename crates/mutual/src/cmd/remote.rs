@@ -557,7 +557,11 @@ impl Remote {
             not_before: f.not_before,
             not_after: f.not_after,
             revoked_at: unix(&a.data, "revocation_time"),
-            reason: None,
+            reason: a
+                .data
+                .get("revocation_reason")
+                .and_then(Value::as_str)
+                .and_then(|r| r.parse().ok()),
             cert_pem,
         }))
     }
