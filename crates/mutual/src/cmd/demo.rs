@@ -170,6 +170,33 @@ impl Demo {
         bail!("{name} did not start listening on {listen} within 10 s")
     }
 
+    /// Starts `mutual serve hello` with the server certificate www.example.com, trusting `ca`.
+    fn hello(&mut self, name: &str, ca: &str, extra: &[&str]) -> Result<u16> {
+        let mut args = vec![
+            "serve",
+            "hello",
+            "--ca",
+            ca,
+            "--cert",
+            "certs/www.example.com.crt",
+            "--key",
+            "certs/www.example.com.key",
+        ];
+        args.extend_from_slice(extra);
+        self.start(name, &args)
+    }
+
+    /// Calls the service on `port` as `who` and checks it answers `Hello <name>`.
+    fn greeted(&mut self, port: u16, who: &str, name: &str, label: &str) -> Result<()> {
+        let out = self.curl(port, &format!("?name={name}"), Some(who), "certs/root.pem")?;
+        let got = out.stdout.trim().to_string();
+        self.check(
+            got == format!("Hello {name}"),
+            &format!("{label}: {}", got.if_empty(out.reason())),
+        );
+        Ok(())
+    }
+
     /// Stops a service started by [`Demo::start`].
     fn stop(&mut self, name: &str) {
         self.services.retain(|s| s.name != name);
@@ -452,24 +479,9 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         "--key",
         "certs/www.example.com.key",
     ];
-    let mut args = vec!["serve", "hello", "--ca", "certs/root.pem"];
-    args.extend(www);
-    let port = d.start("hello", &args)?;
-    let alice = d.curl(
-        port,
-        "?name=Alice",
-        Some("alice.example.com"),
-        "certs/root.pem",
-    )?;
-    d.check(
-        alice.stdout.trim() == "Hello Alice",
-        &format!("Alice: {}", alice.stdout.trim()),
-    );
-    let bob = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
-    d.check(
-        bob.stdout.trim() == "Hello Bob",
-        &format!("Bob: {}", bob.stdout.trim()),
-    );
+    let port = d.hello("hello", "certs/root.pem", &[])?;
+    d.greeted(port, "alice.example.com", "Alice", "Alice")?;
+    d.greeted(port, "bob.example.com", "Bob", "Bob")?;
     let none = d.curl(port, "", None, "certs/root.pem")?;
     d.check(
         none.code == 1 && none.reason().contains("none was sent"),
@@ -520,9 +532,7 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         fs::write(d.dir.join(format!("certs/{short}-ca.pem")), &ca.stdout)?;
     }
     d.say("(mutual ca cert alice > certs/alice-ca.pem)");
-    let mut args = vec!["serve", "hello", "--ca", "certs/root.pem"];
-    args.extend(www);
-    let port = d.start("hello-root", &args)?;
+    let port = d.hello("hello-root", "certs/root.pem", &[])?;
     for who in ["alice", "bob"] {
         let out = d.curl(
             port,
@@ -539,9 +549,7 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         );
     }
     d.stop("hello-root");
-    let mut args = vec!["serve", "hello", "--ca", "certs/alice-ca.pem"];
-    args.extend(www);
-    let port = d.start("hello-alice-only", &args)?;
+    let port = d.hello("hello-alice-only", "certs/alice-ca.pem", &[])?;
     let out = d.curl(
         port,
         "?name=Alice",
@@ -584,9 +592,7 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         fs::read_to_string(d.dir.join("certs/root.pem"))?
     );
     fs::write(d.dir.join("certs/alice-bundle.pem"), wide)?;
-    let mut args = vec!["serve", "hello", "--ca", "certs/alice-bundle.pem"];
-    args.extend(www);
-    let port = d.start("hello-bundle", &args)?;
+    let port = d.hello("hello-bundle", "certs/alice-bundle.pem", &[])?;
     let out = d.curl(
         port,
         "?name=Bob",
@@ -646,28 +652,17 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
     }
     d.stop("echo");
     // (b) handshake
-    let mut args = vec![
-        "serve",
-        "hello",
-        "--ca",
+    let port = d.hello(
+        "hello-handshake",
         "certs/root.pem",
-        "--allow",
-        "cn=alice.example.com",
-        "--deny-at",
-        "handshake",
-    ];
-    args.extend(www);
-    let port = d.start("hello-handshake", &args)?;
-    let out = d.curl(
-        port,
-        "?name=Alice",
-        Some("alice.example.com"),
-        "certs/root.pem",
+        &["--allow", "cn=alice.example.com", "--deny-at", "handshake"],
     )?;
-    d.check(
-        out.stdout.trim() == "Hello Alice",
-        &format!("at the handshake: Alice: {}", out.stdout.trim()),
-    );
+    d.greeted(
+        port,
+        "alice.example.com",
+        "Alice",
+        "at the handshake: Alice",
+    )?;
     let out = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
     d.check(
         out.code == 1,
@@ -679,26 +674,12 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
     d.check(!line.is_empty(), &format!("and the server logs: {line}"));
     d.stop("hello-handshake");
     // (c) in-process
-    let mut args = vec![
-        "serve",
-        "hello",
-        "--ca",
+    let port = d.hello(
+        "hello-http",
         "certs/root.pem",
-        "--allow",
-        "cn=alice.example.com",
-    ];
-    args.extend(www);
-    let port = d.start("hello-http", &args)?;
-    let out = d.curl(
-        port,
-        "?name=Alice",
-        Some("alice.example.com"),
-        "certs/root.pem",
+        &["--allow", "cn=alice.example.com"],
     )?;
-    d.check(
-        out.stdout.trim() == "Hello Alice",
-        &format!("in-process: Alice: {}", out.stdout.trim()),
-    );
+    d.greeted(port, "alice.example.com", "Alice", "in-process: Alice")?;
     let out = d.curl(port, "?name=Bob", Some("bob.example.com"), "certs/root.pem")?;
     let body = format!("{}{}", out.stdout, out.stderr);
     d.check(
@@ -788,26 +769,8 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         "Revocation: Alice's certificate revoked, the CRL picked up without a restart",
     );
     d.must(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])?;
-    let mut args = vec![
-        "serve",
-        "hello",
-        "--ca",
-        "certs/root.pem",
-        "--crl",
-        "certs/root.crl",
-    ];
-    args.extend(www);
-    let port = d.start("hello-crl", &args)?;
-    let out = d.curl(
-        port,
-        "?name=Alice",
-        Some("alice.example.com"),
-        "certs/root.pem",
-    )?;
-    d.check(
-        out.stdout.trim() == "Hello Alice",
-        &format!("before: Alice: {}", out.stdout.trim()),
-    );
+    let port = d.hello("hello-crl", "certs/root.pem", &["--crl", "certs/root.crl"])?;
+    d.greeted(port, "alice.example.com", "Alice", "before: Alice")?;
     let serial = cert_serial(&d.dir.join("certs/alice.example.com.crt"))?;
     d.must(&["revoke", &serial, "--reason", "keyCompromise"])?;
     d.must(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])?;
