@@ -5,7 +5,7 @@
 //! callers pass the bytes and the current time in, and get bytes, decisions and reasons out.
 //! Persistence lives in `mutual-store`, TLS in `mutual-tls`.
 //!
-//! ```ignore
+//! ```
 //! use mutual_pki::{ca::RootRequest, key::KeyType};
 //! let root = mutual_pki::ca::generate_root(&RootRequest {
 //!     common_name: "Local Root CA".into(),
