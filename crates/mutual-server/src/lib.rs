@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cert_auth;
 mod error;
 mod params;
 mod pki;
@@ -36,6 +37,7 @@ use axum::{
     Router,
 };
 
+pub use cert_auth::ClientCert;
 pub use error::ApiError;
 pub use params::Params;
 pub use reply::Reply;
@@ -105,6 +107,9 @@ async fn handle(app: &App, req: Request<Body>) -> Result<Reply, ApiError> {
         "LIST" => Op::List,
         _ => return Err(ApiError::MethodNotAllowed),
     };
+    if path == "auth/cert/login" {
+        return cert_auth::login(app, op, parts.extensions.get::<ClientCert>()).await;
+    }
     let token = token_of(&parts.headers);
     if path.starts_with("sys/") || path.starts_with("auth/") {
         return sys::handle(app, op, &path, params, token.as_deref()).await;

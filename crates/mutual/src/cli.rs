@@ -532,6 +532,19 @@ pub struct ServerArgs {
     /// The private key of --tls-cert (PKCS#8, PKCS#1 or SEC1 PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Ask TLS callers for a client certificate (optional) and verify it against the CAs in
+    /// this PEM file, for `POST /v1/auth/cert/login`; needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// `MATCHER=MOUNT[,MOUNT]` (repeatable): a client certificate that the matcher accepts
+    /// (`cn=alice.example.com`, `dns=*.example.com`, ...) logs in at `auth/cert/login` to a
+    /// token scoped to these mounts; the mounts of every matching rule are granted.
+    #[arg(
+        long = "cert-login",
+        value_name = "MATCHER=MOUNTS",
+        requires = "tls_client_ca"
+    )]
+    pub cert_login: Vec<String>,
 }
 
 /// `mutual server …`

@@ -51,8 +51,21 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("loading the store: {e}"))?,
     );
     // Loaded before binding, so that a bad --tls-cert/--tls-key is reported at once.
+    let logins = Arc::new(
+        args.cert_login
+            .iter()
+            .map(|r| parse_cert_login(r))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    let client_ca = match &args.tls_client_ca {
+        Some(path) => Some(
+            mutual_tls::TrustStore::from_file(path)
+                .with_context(|| format!("reading --tls-client-ca {}", path.display()))?,
+        ),
+        None => None,
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key, client_ca)?),
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -74,21 +87,164 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     let _ = out.flush();
     let router = mutual_server::router(app);
     match tls {
-        Some(acceptor) => tls_serve(listener, acceptor, router).await,
+        Some(acceptor) => tls_serve(listener, acceptor, router, logins).await,
         None => axum_serve(listener, router).await,
     }
 }
 
-/// The listener's TLS: our chain and key, no client certificate asked for (callers
-/// authenticate with their token), HTTP/1.1 by ALPN.
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+/// One `--cert-login MATCHER=MOUNT[,MOUNT]` rule.
+#[derive(Debug)]
+struct CertLogin {
+    matcher: mutual_tls::Matcher,
+    mounts: Vec<String>,
+}
+
+/// Parses `MATCHER=MOUNT[,MOUNT]`; the matcher is everything before the last `=`, since
+/// matchers contain `=` themselves and mount paths do not.
+fn parse_cert_login(rule: &str) -> Result<CertLogin> {
+    let Some((matcher, mounts)) = rule.rsplit_once('=') else {
+        bail!("--cert-login \"{rule}\": expected MATCHER=MOUNT[,MOUNT], e.g. cn=alice.example.com=pki");
+    };
+    let matcher: mutual_tls::Matcher = matcher
+        .parse()
+        .with_context(|| format!("--cert-login \"{rule}\""))?;
+    let mounts: Vec<String> = mounts
+        .split(',')
+        .map(|m| m.trim().trim_matches('/').to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if mounts.is_empty() {
+        bail!("--cert-login \"{rule}\": no mount after the last \"=\"");
+    }
+    if mounts.iter().any(|m| m == ALL_MOUNTS) {
+        bail!("--cert-login \"{rule}\": a certificate login cannot be granted \"*\" (the root token's scope)");
+    }
+    Ok(CertLogin { matcher, mounts })
+}
+
+/// What the listener tells the API about a connection's verified client certificate: its
+/// names, and the mounts of every `--cert-login` rule that matches it.
+fn client_cert(
+    chain: &[rustls_pki_types::CertificateDer<'_>],
+    logins: &[CertLogin],
+) -> Option<mutual_server::ClientCert> {
+    let peer = mutual_tls::PeerIdentity::from_chain(chain).ok()?;
+    let mut mounts: Vec<String> = Vec::new();
+    for rule in logins.iter().filter(|r| r.matcher.matches(&peer)) {
+        for m in &rule.mounts {
+            if !mounts.contains(m) {
+                mounts.push(m.clone());
+            }
+        }
+    }
+    Some(mutual_server::ClientCert {
+        common_name: peer.common_name.clone().unwrap_or_default(),
+        subject: peer.subject.clone(),
+        mounts,
+    })
+}
+
+/// Asks for a client certificate without requiring one, and verifies one that is presented
+/// as every mutual server does (`mutual_tls::verify_client_chain` against --tls-client-ca).
+#[derive(Debug)]
+struct OptionalClientCert {
+    trust: mutual_tls::TrustStore,
+    hints: Vec<rustls::DistinguishedName>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let chain: Vec<Vec<u8>> = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.as_ref().to_vec())
+            .collect();
+        let now = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        match mutual_tls::verify_client_chain(&self.trust, &[], &chain, now) {
+            Ok(_) => Ok(rustls::server::danger::ClientCertVerified::assertion()),
+            Err(refusal) => {
+                tracing::debug!(%refusal, "client certificate refused");
+                Err(refusal.to_rustls())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The listener's TLS: our chain and key, HTTP/1.1 by ALPN. Callers authenticate with their
+/// token; with --tls-client-ca a client certificate is also asked for (not required), for
+/// `auth/cert/login`.
+fn tls_acceptor(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<mutual_tls::TrustStore>,
+) -> Result<tokio_rustls::TlsAcceptor> {
     let identity = mutual_tls::Identity::from_files(cert, key)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(mutual_tls::load::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-            (*identity.certified).clone(),
-        )));
+    let provider = mutual_tls::load::provider();
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        Some(trust) => builder.with_client_cert_verifier(Arc::new(OptionalClientCert {
+            hints: trust.roots.subjects(),
+            trust,
+            provider,
+        })),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+        (*identity.certified).clone(),
+    )));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
@@ -98,6 +254,7 @@ async fn tls_serve(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     router: axum::Router,
+    logins: Arc<Vec<CertLogin>>,
 ) -> Result<()> {
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
@@ -114,7 +271,7 @@ async fn tls_serve(
                 }
             },
         };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
+        let (acceptor, router, logins) = (acceptor.clone(), router.clone(), logins.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -126,6 +283,17 @@ async fn tls_serve(
                     tracing::debug!("TLS handshake timed out");
                     return;
                 }
+            };
+            // The verified client certificate, if any, goes with every request of the
+            // connection (the API reads it at `auth/cert/login`).
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| client_cert(chain, &logins));
+            let router = match cert {
+                Some(cert) => router.layer(axum::Extension(cert)),
+                None => router,
             };
             let service = hyper_util::service::TowerToHyperService::new(router);
             let conn = hyper::server::conn::http1::Builder::new()

@@ -1,0 +1,304 @@
+//! `mutual server --tls-client-ca --cert-login`: Vault's `cert` auth method. A caller that
+//! holds a mutual certificate logs in at `auth/cert/login` with real curl and gets a token
+//! scoped to the mounts granted to its identity; others get 403, callers without a
+//! certificate 400, and a certificate of another CA is refused at the handshake.
+
+mod common;
+mod server;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use common::Story;
+use serde_json::Value;
+
+/// A TLS server process, killed by its PID when dropped.
+struct TlsServer {
+    child: Child,
+    /// `https://localhost:PORT`.
+    addr: String,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A root, a role for servers and clients, the server's certificate (localhost, 127.0.0.1),
+/// Alice's and Bob's client certificates, all under `certs/`.
+fn story() -> Story {
+    let s = Story::new();
+    s.mutual(&["ca", "init"]).ok();
+    s.mutual(&[
+        "role",
+        "set",
+        "service",
+        "--ca",
+        "root",
+        "--allowed-domains",
+        "example.com",
+        "--allow-subdomains",
+        "--allow-localhost",
+        "--allow-ip-sans",
+        "--server",
+        "--client",
+    ])
+    .ok();
+    s.mutual(&[
+        "issue",
+        "ca.example.com",
+        "--role",
+        "service",
+        "--san",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        "certs",
+    ])
+    .ok();
+    for who in ["alice.example.com", "bob.example.com"] {
+        s.mutual(&["issue", who, "--role", "service", "--out", "certs"])
+            .ok();
+    }
+    let root = s.mutual(&["ca", "cert", "root"]).ok().stdout;
+    s.write("certs/root.pem", &root);
+    s
+}
+
+fn start(s: &Story) -> TlsServer {
+    let mut child = Command::new(server::bin())
+        .current_dir(s.dir.path())
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "certs/ca.example.com.crt",
+            "--tls-key",
+            "certs/ca.example.com.key",
+            "--tls-client-ca",
+            "certs/root.pem",
+            "--cert-login",
+            "cn=alice.example.com=pki",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --tls-client-ca");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("the server's first line");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let addr = line
+        .trim()
+        .strip_prefix("mutual server listening on https://127.0.0.1:")
+        .map(|port| format!("https://localhost:{port}"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    TlsServer { child, addr }
+}
+
+/// Runs curl trusting the story's root with `extra` arguments; the HTTP status and the body.
+fn curl(s: &Story, srv: &TlsServer, extra: &[&str], method: &str, path: &str) -> (u16, String) {
+    let url = format!("{}/v1/{path}", srv.addr);
+    let mut args = vec![
+        "-sS",
+        "-o",
+        "body.out",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        "certs/root.pem",
+        "-X",
+        method,
+    ];
+    args.extend(extra);
+    args.push(&url);
+    let out = s.run("curl", &args).ok();
+    let code = out.stdout.trim().parse().expect("curl's status code");
+    (code, s.read("body.out"))
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[test]
+fn a_client_certificate_logs_in_to_a_token_scoped_to_its_mounts() {
+    let s = story();
+    let srv = start(&s);
+    let root = ["-H", "X-Vault-Token: root"];
+    for mount in ["pki", "pki_other"] {
+        let mut args = root.to_vec();
+        args.extend(["-d", r#"{"type":"pki"}"#]);
+        let (code, body) = curl(&s, &srv, &args, "POST", &format!("sys/mounts/{mount}"));
+        assert_eq!(code, 204, "{body}");
+    }
+
+    let alice = [
+        "--cert",
+        "certs/alice.example.com.crt",
+        "--key",
+        "certs/alice.example.com.key",
+    ];
+    let (code, body) = curl(&s, &srv, &alice, "POST", "auth/cert/login");
+    assert_eq!(code, 200, "{body}");
+    let auth = &json(&body)["auth"];
+    let token = auth["client_token"].as_str().expect("client_token");
+    assert!(!token.is_empty() && token != "root", "{body}");
+    assert!(auth["accessor"].as_str().is_some_and(|a| !a.is_empty()));
+    assert_eq!(auth["policies"], serde_json::json!(["pki"]), "{body}");
+    assert_eq!(auth["metadata"]["common_name"], "alice.example.com");
+    assert_eq!(auth["renewable"], false);
+    assert!(auth["lease_duration"].is_u64(), "{body}");
+
+    // The token works on the granted mount, and only there. It is a token like any other:
+    // sent without the certificate.
+    let header = format!("X-Vault-Token: {token}");
+    let mut role = vec!["-H", header.as_str()];
+    role.extend([
+        "-d",
+        r#"{"allowed_domains":"example.com","allow_subdomains":true}"#,
+    ]);
+    let (code, body) = curl(&s, &srv, &role, "POST", "pki/roles/web");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json(&body)["data"]["allowed_domains"],
+        serde_json::json!(["example.com"])
+    );
+    let (code, body) = curl(&s, &srv, &role, "POST", "pki_other/roles/web");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        json(&body)["errors"],
+        serde_json::json!(["permission denied"])
+    );
+    let (code, body) = curl(&s, &srv, &["-H", &header], "GET", "sys/mounts");
+    assert_eq!(code, 403, "{body}");
+
+    // Bob's certificate is valid, but no rule grants it anything.
+    let bob = [
+        "--cert",
+        "certs/bob.example.com.crt",
+        "--key",
+        "certs/bob.example.com.key",
+    ];
+    let (code, body) = curl(&s, &srv, &bob, "POST", "auth/cert/login");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        json(&body)["errors"],
+        serde_json::json!(["permission denied"])
+    );
+
+    // Without a certificate the handshake succeeds (it is asked for, not required) and the
+    // login says what is missing.
+    let (code, body) = curl(&s, &srv, &[], "POST", "auth/cert/login");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        json(&body)["errors"],
+        serde_json::json!(["client certificate required"])
+    );
+    // The rest of the API still works without a certificate.
+    let (code, body) = curl(&s, &srv, &[], "GET", "sys/health");
+    assert_eq!(code, 200, "{body}");
+    // Login takes POST only.
+    let (code, _) = curl(&s, &srv, &alice, "GET", "auth/cert/login");
+    assert_eq!(code, 405);
+}
+
+#[test]
+fn a_certificate_of_another_ca_is_refused_at_the_handshake() {
+    let s = story();
+    let srv = start(&s);
+    let other = Story::new();
+    other.mutual(&["ca", "init"]).ok();
+    other
+        .mutual(&[
+            "role",
+            "set",
+            "service",
+            "--ca",
+            "root",
+            "--allowed-domains",
+            "example.com",
+            "--allow-subdomains",
+            "--client",
+        ])
+        .ok();
+    other
+        .mutual(&[
+            "issue",
+            "alice.example.com",
+            "--role",
+            "service",
+            "--out",
+            ".",
+        ])
+        .ok();
+    let cert = other.path("alice.example.com.crt");
+    let key = other.path("alice.example.com.key");
+    let url = format!("{}/v1/auth/cert/login", srv.addr);
+    let out = s.run(
+        "curl",
+        &[
+            "-sS",
+            "-m",
+            "10",
+            "--cacert",
+            "certs/root.pem",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-X",
+            "POST",
+            &url,
+        ],
+    );
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(!out.stdout.contains("client_token"), "{}", out.stdout);
+}
+
+#[test]
+fn bad_cert_login_rules_are_refused_before_listening() {
+    let s = story();
+    let base = [
+        "server",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "certs/ca.example.com.crt",
+        "--tls-key",
+        "certs/ca.example.com.key",
+        "--tls-client-ca",
+        "certs/root.pem",
+        "--cert-login",
+    ];
+    for rule in [
+        "cn=alice.example.com",
+        "bogus=x=pki",
+        "cn=alice.example.com=*",
+    ] {
+        let mut args = base.to_vec();
+        args.push(rule);
+        let out = s.mutual(&args).fails(1);
+        assert!(out.stdout.is_empty(), "{rule}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("--cert-login"),
+            "{rule}: {}",
+            out.stderr
+        );
+    }
+    // --cert-login needs --tls-client-ca, which needs --tls-cert.
+    s.mutual(&["server", "--dev", "--cert-login", "cn=a=pki"])
+        .fails(2);
+    s.mutual(&["server", "--dev", "--tls-client-ca", "certs/root.pem"])
+        .fails(2);
+}
