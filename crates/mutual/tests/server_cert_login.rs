@@ -6,27 +6,9 @@
 mod common;
 mod server;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
-
 use common::Story;
 use serde_json::Value;
-
-/// A TLS server process, killed by its PID when dropped.
-struct TlsServer {
-    child: Child,
-    /// `https://localhost:PORT`.
-    addr: String,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use server::TlsServer;
 
 /// A root, a role for servers and clients, the server's certificate (localhost, 127.0.0.1),
 /// Alice's and Bob's client certificates, all under `certs/`.
@@ -71,43 +53,20 @@ fn story() -> Story {
 }
 
 fn start(s: &Story) -> TlsServer {
-    let mut child = Command::new(server::bin())
-        .current_dir(s.dir.path())
-        .args([
-            "server",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "certs/ca.example.com.crt",
-            "--tls-key",
-            "certs/ca.example.com.key",
+    server::mutual_tls_dev(
+        s.dir.path(),
+        &[
             "--tls-client-ca",
             "certs/root.pem",
             "--cert-login",
             "cn=alice.example.com=pki",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting mutual server --tls-client-ca");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .expect("the server's first line");
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let addr = line
-        .trim()
-        .strip_prefix("mutual server listening on https://127.0.0.1:")
-        .map(|port| format!("https://localhost:{port}"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    TlsServer { child, addr }
+        ],
+    )
 }
 
 /// Runs curl trusting the story's root with `extra` arguments; the HTTP status and the body.
 fn curl(s: &Story, srv: &TlsServer, extra: &[&str], method: &str, path: &str) -> (u16, String) {
-    let url = format!("{}/v1/{path}", srv.addr);
+    let url = format!("{}/v1/{path}", srv.localhost());
     let mut args = vec![
         "-sS",
         "-o",
@@ -243,7 +202,7 @@ fn a_certificate_of_another_ca_is_refused_at_the_handshake() {
         .ok();
     let cert = other.path("alice.example.com.crt");
     let key = other.path("alice.example.com.key");
-    let url = format!("{}/v1/auth/cert/login", srv.addr);
+    let url = format!("{}/v1/auth/cert/login", srv.localhost());
     let out = s.run(
         "curl",
         &[

@@ -4,25 +4,10 @@
 mod common;
 mod server;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::process::Command;
 
 use common::Story;
-
-/// A TLS server process, killed by its PID when dropped.
-struct TlsServer {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use server::TlsServer;
 
 /// A story with a root and a certificate for `localhost` / 127.0.0.1 under `certs/`.
 fn story() -> Story {
@@ -60,34 +45,7 @@ fn story() -> Story {
 }
 
 fn start(s: &Story) -> TlsServer {
-    let mut child = Command::new(server::bin())
-        .current_dir(s.dir.path())
-        .args([
-            "server",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "certs/ca.example.com.crt",
-            "--tls-key",
-            "certs/ca.example.com.key",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting mutual server --tls-cert");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .expect("the server's first line");
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let addr = line
-        .trim()
-        .strip_prefix("mutual server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    TlsServer { child, addr }
+    server::mutual_tls_dev(s.dir.path(), &[])
 }
 
 #[test]

@@ -227,3 +227,59 @@ pub fn mutual(args: &[&str]) -> Output {
         .output()
         .expect("running mutual")
 }
+
+/// `mutual server --dev` over TLS, killed by its PID when dropped.
+pub struct TlsServer {
+    child: Child,
+    /// The URL the server printed: `https://127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsServer {
+    /// The same server as `https://localhost:PORT` (for certificates checked by name).
+    pub fn localhost(&self) -> String {
+        self.addr
+            .replacen("https://127.0.0.1:", "https://localhost:", 1)
+    }
+}
+
+/// Starts `mutual server --dev` on an ephemeral port in `dir`, serving TLS with
+/// `certs/ca.example.com.crt`/`.key`, plus `extra` flags, and waits for its address.
+pub fn mutual_tls_dev(dir: &Path, extra: &[&str]) -> TlsServer {
+    let mut child = Command::new(bin())
+        .current_dir(dir)
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "certs/ca.example.com.crt",
+            "--tls-key",
+            "certs/ca.example.com.key",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --tls-cert");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("the server's first line");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let addr = line
+        .trim()
+        .strip_prefix("mutual server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    TlsServer { child, addr }
+}
