@@ -78,7 +78,7 @@ impl App {
             mounts.insert(mount.record.path.clone(), Arc::new(mount));
         }
         Ok(App {
-            writer: store.cert_writer(),
+            writer: store.cert_writer()?,
             store,
             mounts: RwLock::new(mounts),
             admin: tokio::sync::Mutex::new(()),

@@ -25,7 +25,7 @@ const DB_FILE: &str = "mutual.db";
 const FORMAT: &str = "mutual-store-1";
 /// How long a writer waits for another process's write lock before saying so; 10 s unless
 /// `MUTUAL_LOCK_TIMEOUT` (a duration such as `2s`) says otherwise.
-fn busy_secs() -> u64 {
+pub(crate) fn busy_secs() -> u64 {
     std::env::var("MUTUAL_LOCK_TIMEOUT")
         .ok()
         .and_then(|v| mutual_pki::duration::parse(&v).ok())
@@ -65,6 +65,7 @@ pub struct Store {
     pool: SqlitePool,
     kek: std::sync::Arc<Kek>,
     dir: PathBuf,
+    durable: bool,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -141,6 +142,7 @@ impl Store {
             pool,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
+            durable,
         })
     }
 
@@ -187,12 +189,22 @@ impl Store {
             pool,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
+            durable: true,
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    /// False for a `--dev` store, which never fsyncs.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -16,10 +16,16 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     // Held until the server stops: the --dev store lives in it.
     let mut _dev_dir = None;
     let store = if args.dev {
-        let dir = tempfile::Builder::new()
-            .prefix("mutual-dev-")
-            .tempdir()
-            .context("creating the --dev store")?;
+        // In memory where the system has a tmpfs, as Vault's dev server keeps its storage.
+        let shm = Path::new("/dev/shm");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("mutual-dev-");
+        let dir = if shm.is_dir() {
+            builder.tempdir_in(shm).or_else(|_| builder.tempdir())
+        } else {
+            builder.tempdir()
+        }
+        .context("creating the --dev store")?;
         let store = Store::create_ephemeral(&dir.path().join("data")).await?;
         store
             .put_token(
