@@ -1,10 +1,10 @@
 //! The accept loop of one listener: a bound on open connections, the handshake under a time
 //! limit with the policy of the name the client asked for, then HTTP/1.1 or HTTP/2 (by ALPN)
-//! with bounded headers and idle time.
+//! with bounded headers, and closed after `idle_timeout` without a request in flight.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -175,9 +175,16 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         sni,
         client_cert,
     });
+    let activity = Arc::new(Activity::new());
+    let act = Arc::clone(&activity);
     let svc = hyper::service::service_fn(move |req| {
         let conn = Arc::clone(&conn);
-        async move { Ok::<_, Infallible>(service::handle(conn, req).await) }
+        let busy = act.begin();
+        async move {
+            let resp = service::handle(conn, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -197,8 +204,70 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
     } else {
         builder.http1_only()
     };
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+    let served = builder.serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(served);
+    let idle = limits.idle_timeout;
+    let mut deadline = tokio::time::Instant::now() + idle;
+    let result = loop {
+        tokio::select! {
+            r = served.as_mut() => break r,
+            _ = tokio::time::sleep_until(deadline) => match activity.idle_until(idle) {
+                Some(later) => deadline = later,
+                None => {
+                    // HTTP/2 keeps a connection open as long as the client answers pings, and a
+                    // keep-alive HTTP/1.1 client may never send again: close either once it has
+                    // had no request in flight for idle_timeout (GOAWAY first on HTTP/2).
+                    tracing::debug!(peer.addr = %remote, "closing an idle connection");
+                    served.as_mut().graceful_shutdown();
+                    break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
+                        .await
+                        .unwrap_or(Ok(()));
+                }
+            },
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(peer.addr = %remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// Requests in flight on one connection and when the last one ended, for the idle timeout.
+struct Activity {
+    in_flight: AtomicUsize,
+    last: Mutex<tokio::time::Instant>,
+}
+
+/// Marks a request in flight until dropped (also when the client goes away mid-request).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(Arc::clone(self))
+    }
+
+    /// None when the connection has been idle for `idle`; otherwise when to look again.
+    fn idle_until(&self, idle: Duration) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Some(now + idle);
+        }
+        let until = *self.last.lock().unwrap_or_else(|p| p.into_inner()) + idle;
+        (until > now).then_some(until)
     }
 }
 

@@ -499,3 +499,126 @@ fn reload_under_load_fails_no_request_but_the_revoked_callers() {
         "bob was refused only at the very end"
     );
 }
+
+const H2C_CONFIG: &str = r#"
+[[listener]]
+listen = "127.0.0.1:0"
+ca = "certs/root.pem"
+cert = "certs/www.example.com.crt"
+key = "certs/www.example.com.key"
+idle_timeout = "1s"
+
+[[listener.route]]
+upstream = "echo"
+allow = ["cn=alice.example.com"]
+
+[[upstream]]
+name = "echo"
+servers = ["ECHO"]
+protocol = "h2c"
+"#;
+
+/// An idle client held open by openssl s_client (stdin kept open, so it only ends when the
+/// proxy closes): returns what the proxy sent, or None if the connection outlived `bound`.
+fn idle_client(s: &Story, port: u16, alpn_h2: bool, bound: Duration) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let connect = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-CAfile",
+        "certs/root.pem",
+        "-cert",
+        "certs/alice.example.com.crt",
+        "-key",
+        "certs/alice.example.com.key",
+        "-quiet",
+    ];
+    if alpn_h2 {
+        args.extend(["-alpn", "h2"]);
+    }
+    let mut child = Command::new("openssl")
+        .current_dir(s.dir.path())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    if alpn_h2 {
+        // The client preface and an empty SETTINGS frame, then silence.
+        stdin
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .unwrap();
+        stdin.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+        stdin.flush().unwrap();
+    }
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let mut out = Vec::new();
+            child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+            drop(stdin);
+            return Some(out);
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The HTTP/2 frame types in a byte stream of frames.
+fn frame_types(mut b: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while b.len() >= 9 {
+        let len = (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]);
+        types.push(b[3]);
+        b = &b[(9 + len).min(b.len())..];
+    }
+    types
+}
+
+#[test]
+fn h2c_upstream_and_idle_connections_closed() {
+    let s = Story::build("ec");
+    let e = echo(&s);
+    s.write(
+        "h2c.toml",
+        &H2C_CONFIG.replace("ECHO", &format!("http://127.0.0.1:{}", e.port)),
+    );
+    let p = Proc::start(s.dir.path(), &["proxy", "--config", "h2c.toml"], "https");
+    let url = format!("https://localhost:{}/over-h2c", p.port);
+
+    // The backend sees HTTP/2 whatever the caller speaks, with the caller's identity.
+    for extra in [&["--http1.1"][..], &["--http2"][..]] {
+        let r = curl(&s, "alice", &url, extra);
+        assert_eq!(r.status, "200", "{extra:?}: {}", r.body);
+        assert!(r.body.contains("\"version\": \"HTTP/2.0\""), "{}", r.body);
+        assert!(xfcc_of(&r.body).contains("CN=alice.example.com"));
+    }
+    assert_eq!(curl(&s, "bob", &url, &[]).status, "403");
+
+    // Idle connections are closed after idle_timeout (1s): HTTP/1.1 silently, HTTP/2 with a
+    // GOAWAY although the client would answer pings. The bound only keeps a broken proxy from
+    // hanging the test.
+    let bound = Duration::from_secs(20);
+    assert!(
+        idle_client(&s, p.port, false, bound).is_some(),
+        "an idle HTTP/1.1 connection stayed open for {bound:?}"
+    );
+    let sent = idle_client(&s, p.port, true, bound)
+        .unwrap_or_else(|| panic!("an idle HTTP/2 connection stayed open for {bound:?}"));
+    let types = frame_types(&sent);
+    assert_eq!(types.first(), Some(&4), "no SETTINGS first: {types:?}");
+    assert!(types.contains(&7), "no GOAWAY before the close: {types:?}");
+    // Still serving.
+    assert_eq!(curl(&s, "alice", &url, &["--http2"]).status, "200");
+}

@@ -151,14 +151,16 @@ async fn echo(a: ServeEchoArgs) -> Result<()> {
             let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
                 Ok::<_, Infallible>(reflect(&req))
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                .await;
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), as a proxy's upstream may speak.
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
         });
     }
 }
 
-/// The request's method, path and headers as JSON; repeated headers are joined with `, `.
+/// The request's method, HTTP version, path and headers as JSON; repeated headers are joined with `, `.
 fn reflect<B>(req: &Request<B>) -> Response<Full<Bytes>> {
     let mut headers = serde_json::Map::new();
     for (name, value) in req.headers() {
@@ -175,6 +177,7 @@ fn reflect<B>(req: &Request<B>) -> Response<Full<Bytes>> {
     }
     let body = serde_json::json!({
         "method": req.method().as_str(),
+        "version": format!("{:?}", req.version()),
         "path": req.uri().to_string(),
         "headers": headers,
     });
