@@ -222,6 +222,9 @@ struct Tally {
     lat_us: Vec<u32>,
 }
 
+/// How long before a scheduled send the timer hands over to yielding.
+const PRECISE: Duration = Duration::from_millis(2);
+
 async fn worker(
     i: usize,
     a: Arc<Args>,
@@ -243,9 +246,15 @@ async fn worker(
             .unwrap_or_default();
     loop {
         if let Some(iv) = interval {
+            // tokio's timer rounds up to whole milliseconds, which would add up to a
+            // millisecond to every latency measured from the schedule: sleep to just before
+            // the send time, then yield until it (the load generator has a core of its own).
             let now = Instant::now();
-            if next > now {
-                tokio::time::sleep_until(next.into()).await;
+            if next > now + PRECISE {
+                tokio::time::sleep_until((next - PRECISE).into()).await;
+            }
+            while Instant::now() < next {
+                tokio::task::yield_now().await;
             }
             next += iv;
         }
