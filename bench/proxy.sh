@@ -28,9 +28,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PATH=$PATH:/usr/sbin
 
-cargo build --release -q -p mutual -p mutual-load
-M=$ROOT/target/release/mutual
-LOAD=$ROOT/target/release/mutual-load
+# The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
+cargo build --profile dist -q -p mutual -p mutual-load
+M=$ROOT/target/dist/mutual
+LOAD=$ROOT/target/dist/mutual-load
 
 W=$(mktemp -d)
 PIDS=()
