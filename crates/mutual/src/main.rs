@@ -13,11 +13,19 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     // One worker per core this process may run on (taskset/cgroups are honoured), or
-    // TOKIO_WORKER_THREADS when set: a proxy pinned to one core runs one worker.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // TOKIO_WORKER_THREADS when set. On one core, everything runs on the main thread: no
+    // hand-over between threads and one malloc arena (bench/proxy.sh: less memory, as fast).
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mutual: cannot start the runtime: {e}");
