@@ -2,18 +2,18 @@
 //! server configuration per connection (ALPN `h2` and `http/1.1`, the handshake policy of the
 //! name the client asked for), and client certificates verified by
 //! [`mutual_tls::verify_client_chain`], the one client check of every mutual server, behind a
-//! cache and the gate of fetched CRLs.
+//! cache and the gate of fetched CRLs, through mutual-tls's [`mutual_tls::ClientVerifier`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use mutual_tls::load::{crls_from_files, provider};
-use mutual_tls::{Identity, LoadError, PeerIdentity, Policy, Refusal, TrustStore};
-use rustls::client::danger::HandshakeSignatureValid;
+use mutual_tls::{
+    ClientCheck, ClientVerifier, HandshakeSlot, Identity, LoadError, PeerIdentity, Policy, Refusal,
+    TrustStore,
+};
 use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls::{DistinguishedName, ServerConfig};
 use time::OffsetDateTime;
 
 use crate::config::ListenerConfig;
@@ -110,9 +110,11 @@ impl TlsMaterial {
         alpn: bool,
         slot: Arc<Mutex<Slot>>,
     ) -> Result<Arc<ServerConfig>, rustls::Error> {
-        let verifier = Arc::new(Verifier {
-            material: Arc::clone(self),
-            policy,
+        let verifier = Arc::new(ClientVerifier {
+            check: ProxyCheck {
+                material: Arc::clone(self),
+                policy,
+            },
             slot,
         });
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
@@ -146,22 +148,29 @@ fn preferring_aes128() -> Arc<CryptoProvider> {
     Arc::new(p)
 }
 
-/// What the verifier of one connection found.
-#[derive(Debug, Default)]
-pub struct Slot {
-    /// The verified caller.
-    pub peer: Option<PeerIdentity>,
-    /// Its chain (DER), for RFC 9440 headers.
-    pub chain: Vec<Vec<u8>>,
-    /// Why it was refused.
-    pub refusal: Option<Refusal>,
-}
+/// What the verifier of one connection found (mutual-tls's slot: peer, chain, refusal).
+pub type Slot = HandshakeSlot;
 
+/// The proxy's decision on a chain: the listener's material (through its cache and the gate
+/// of fetched CRLs) and the handshake policy of the name the client asked for.
 #[derive(Debug)]
-struct Verifier {
+struct ProxyCheck {
     material: Arc<TlsMaterial>,
     policy: Option<Policy>,
-    slot: Arc<Mutex<Slot>>,
+}
+
+impl ClientCheck for ProxyCheck {
+    fn hints(&self) -> &[DistinguishedName] {
+        &self.material.hints
+    }
+
+    fn provider(&self) -> &CryptoProvider {
+        &self.material.provider
+    }
+
+    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+        check(&self.material, self.policy.as_ref(), chain, now)
+    }
 }
 
 // `Refusal` is mutual-tls's type, built once per refused handshake.
@@ -245,73 +254,4 @@ fn verify_chain(
         _ => &m.crls,
     };
     mutual_tls::verify_client_chain(&m.trust, crls, chain, now)
-}
-
-impl ClientCertVerifier for Verifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.material.hints
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let chain: Vec<Vec<u8>> = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.as_ref().to_vec())
-            .collect();
-        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let result = check(&self.material, self.policy.as_ref(), &chain, now);
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(peer) => {
-                slot.peer = Some(peer);
-                slot.chain = chain;
-                Ok(ClientCertVerified::assertion())
-            }
-            Err(refusal) => {
-                let err = refusal.to_rustls();
-                slot.refusal = Some(refusal);
-                Err(err)
-            }
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.material.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.material.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.material
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

@@ -50,4 +50,4 @@ pub use matcher::{Matcher, MatcherError};
 pub use policy::{Denial, Permit, Policy};
 pub use refusal::Refusal;
 pub use server::{Accepted, ServerMaterial, ServerTls, ServerTlsBuilder};
-pub use verifier::{verify_client_chain, Observed};
+pub use verifier::{verify_client_chain, ClientCheck, ClientVerifier, HandshakeSlot, Observed};

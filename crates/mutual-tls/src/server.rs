@@ -19,7 +19,7 @@ use crate::identity::PeerIdentity;
 use crate::load::{crls_from_files, provider, Identity, LoadError, TrustStore};
 use crate::policy::Policy;
 use crate::refusal::Refusal;
-use crate::verifier::{ClientChecker, ConnClientVerifier, ServerSlot};
+use crate::verifier::{ClientChecker, ClientVerifier, HandshakeSlot};
 
 /// The material a server presents and checks with; swapped whole on reload.
 #[derive(Debug)]
@@ -231,10 +231,10 @@ impl ServerTls {
         }
     }
 
-    fn config(&self, slot: Arc<Mutex<ServerSlot>>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    fn config(&self, slot: Arc<Mutex<HandshakeSlot>>) -> Result<Arc<ServerConfig>, rustls::Error> {
         let m = self.material();
-        let verifier = Arc::new(ConnClientVerifier {
-            checker: Arc::clone(&m.checker),
+        let verifier = Arc::new(ClientVerifier {
+            check: Arc::clone(&m.checker),
             slot,
         });
         let mut config = ServerConfig::builder_with_provider(m.checker.provider.clone())
@@ -279,7 +279,7 @@ impl ServerTls {
             .map_err(|_| Refusal::Handshake {
                 detail: "server shutting down".into(),
             })?;
-        let slot = Arc::new(Mutex::new(ServerSlot::default()));
+        let slot = Arc::new(Mutex::new(HandshakeSlot::default()));
         let config = self
             .config(Arc::clone(&slot))
             .map_err(|e| Refusal::Handshake {

@@ -108,23 +108,70 @@ pub fn verify_client_chain(
     })
 }
 
-/// The outcome of one handshake's certificate checks, read after the handshake.
+/// A server's decision on a client's chain: what a [`ClientVerifier`] asks of it.
+pub trait ClientCheck: Send + Sync + std::fmt::Debug {
+    /// The CAs named in the CertificateRequest.
+    fn hints(&self) -> &[DistinguishedName];
+    /// The provider whose algorithms check the handshake signature.
+    fn provider(&self) -> &CryptoProvider;
+    /// The verified caller of a chain (leaf first, DER) at `now`, or why it is refused.
+    #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
+    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal>;
+}
+
+impl ClientCheck for ClientChecker {
+    fn hints(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn provider(&self) -> &CryptoProvider {
+        &self.provider
+    }
+
+    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+        ClientChecker::check(self, chain, now)
+    }
+}
+
+impl<C: ClientCheck> ClientCheck for Arc<C> {
+    fn hints(&self) -> &[DistinguishedName] {
+        (**self).hints()
+    }
+
+    fn provider(&self) -> &CryptoProvider {
+        (**self).provider()
+    }
+
+    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+        (**self).check(chain, now)
+    }
+}
+
+/// What the client-certificate verifier of one connection found, read after the handshake.
 #[derive(Debug, Default)]
-pub(crate) struct ServerSlot {
-    pub refusal: Option<Refusal>,
+pub struct HandshakeSlot {
+    /// The verified caller.
     pub peer: Option<PeerIdentity>,
+    /// The chain it presented (leaf first, DER).
+    pub chain: Vec<Vec<u8>>,
+    /// Why it was refused: rustls only carries an alert, the code that logs needs the reason.
+    pub refusal: Option<Refusal>,
 }
 
-/// The client-certificate verifier of one connection.
+/// The rustls client-certificate verifier of one connection: the chain goes to a
+/// [`ClientCheck`], the outcome to the connection's [`HandshakeSlot`], the handshake signature
+/// to the check's provider. Every mutual server (ServerTls, the proxy) verifies through it.
 #[derive(Debug)]
-pub(crate) struct ConnClientVerifier {
-    pub checker: Arc<ClientChecker>,
-    pub slot: Arc<Mutex<ServerSlot>>,
+pub struct ClientVerifier<C> {
+    /// The decision.
+    pub check: C,
+    /// Where the outcome waits for the connection.
+    pub slot: Arc<Mutex<HandshakeSlot>>,
 }
 
-impl ClientCertVerifier for ConnClientVerifier {
+impl<C: ClientCheck> ClientCertVerifier for ClientVerifier<C> {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.checker.hints
+        self.check.hints()
     }
 
     fn verify_client_cert(
@@ -134,11 +181,12 @@ impl ClientCertVerifier for ConnClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let chain = chain_of(end_entity, intermediates);
-        let result = self.checker.check(&chain, to_time(now));
+        let result = self.check.check(&chain, to_time(now));
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(peer) => {
                 slot.peer = Some(peer);
+                slot.chain = chain;
                 Ok(ClientCertVerified::assertion())
             }
             Err(refusal) => {
@@ -159,7 +207,7 @@ impl ClientCertVerifier for ConnClientVerifier {
             message,
             cert,
             dss,
-            &self.checker.provider.signature_verification_algorithms,
+            &self.check.provider().signature_verification_algorithms,
         )
     }
 
@@ -173,13 +221,13 @@ impl ClientCertVerifier for ConnClientVerifier {
             message,
             cert,
             dss,
-            &self.checker.provider.signature_verification_algorithms,
+            &self.check.provider().signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.checker
-            .provider
+        self.check
+            .provider()
             .signature_verification_algorithms
             .supported_schemes()
     }
