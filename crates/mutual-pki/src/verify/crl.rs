@@ -91,6 +91,8 @@ pub(super) fn reason_name(code: u8) -> &'static str {
     }
 }
 
+/// Every certificate below the anchor needs a CRL of its issuer that is usable and does not
+/// list it.
 pub(super) fn check_revocation(
     path: &[&Cert<'_>],
     crls: &[Crl<'_>],
@@ -98,62 +100,78 @@ pub(super) fn check_revocation(
 ) -> Result<(), Diagnosis> {
     for pair in path.windows(2) {
         let (cert, issuer) = (pair[0], pair[1]);
-        let covering: Vec<&Crl<'_>> = crls
-            .iter()
-            .filter(|c| crl_covers(c, cert, issuer))
-            .collect();
-        // A current CRL is preferred, then the newest (OpenSSL's CRL scoring, simplified).
-        let best = covering
-            .iter()
-            .max_by_key(|c| (crl_current(c, now), c.x.last_update().to_datetime()));
-        let Some(crl) = best else {
-            return Err(Diagnosis::CrlMissing {
-                subject: cert.facts.subject.clone(),
-                issuer: cert.facts.issuer.clone(),
-            });
-        };
-        let invalid = |problem| Diagnosis::CrlInvalid {
-            issuer: crl.issuer.clone(),
-            problem,
-        };
-        if !key_usage_allows(issuer, "cRLSign") {
-            return Err(invalid(CrlProblem::IssuerMayNotSignCrls));
-        }
-        if crl.x.last_update().to_datetime() > now {
-            return Err(invalid(CrlProblem::NotYetValid));
-        }
-        if let Some(next) = crl.x.next_update() {
-            if next.to_datetime() < now {
-                return Err(Diagnosis::CrlStale {
-                    issuer: crl.issuer.clone(),
-                    next_update: next.to_datetime(),
-                    now,
-                });
-            }
-        }
-        // An algorithm x509-parser cannot check is left to the webpki gate.
-        if let Err(X509Error::SignatureVerificationError) =
-            crl.x.verify_signature(issuer.x.public_key())
-        {
-            return Err(invalid(CrlProblem::BadSignature));
-        }
-        let entry = crl
-            .x
-            .iter_revoked_certificates()
-            .find(|r| Serial::from_bytes(r.raw_serial()) == cert.facts.serial);
-        if let Some(entry) = entry {
-            let reason = entry.reason_code().map(|(_, code)| code.0);
-            if reason != Some(8) {
-                return Err(Diagnosis::Revoked {
-                    subject: cert.facts.subject.clone(),
-                    serial: cert.facts.serial.clone(),
-                    revoked_at: Some(entry.revocation_date.to_datetime()),
-                    reason: reason.map(|r| reason_name(r).to_string()),
-                });
-            }
-        }
+        let crl = best_crl(crls, cert, issuer, now).ok_or_else(|| Diagnosis::CrlMissing {
+            subject: cert.facts.subject.clone(),
+            issuer: cert.facts.issuer.clone(),
+        })?;
+        check_crl(crl, issuer, now)?;
+        check_not_listed(crl, cert)?;
     }
     Ok(())
+}
+
+/// Among the CRLs of `issuer` that cover `cert`, a current one is preferred, then the newest
+/// (OpenSSL's CRL scoring, simplified).
+fn best_crl<'c, 'a>(
+    crls: &'c [Crl<'a>],
+    cert: &Cert<'_>,
+    issuer: &Cert<'_>,
+    now: OffsetDateTime,
+) -> Option<&'c Crl<'a>> {
+    crls.iter()
+        .filter(|c| crl_covers(c, cert, issuer))
+        .max_by_key(|c| (crl_current(c, now), c.x.last_update().to_datetime()))
+}
+
+/// The issuer may sign CRLs, the CRL is current and its signature verifies.
+fn check_crl(crl: &Crl<'_>, issuer: &Cert<'_>, now: OffsetDateTime) -> Result<(), Diagnosis> {
+    let invalid = |problem| Diagnosis::CrlInvalid {
+        issuer: crl.issuer.clone(),
+        problem,
+    };
+    if !key_usage_allows(issuer, "cRLSign") {
+        return Err(invalid(CrlProblem::IssuerMayNotSignCrls));
+    }
+    if crl.x.last_update().to_datetime() > now {
+        return Err(invalid(CrlProblem::NotYetValid));
+    }
+    if let Some(next) = crl.x.next_update() {
+        if next.to_datetime() < now {
+            return Err(Diagnosis::CrlStale {
+                issuer: crl.issuer.clone(),
+                next_update: next.to_datetime(),
+                now,
+            });
+        }
+    }
+    // An algorithm x509-parser cannot check is left to the webpki gate.
+    if let Err(X509Error::SignatureVerificationError) =
+        crl.x.verify_signature(issuer.x.public_key())
+    {
+        return Err(invalid(CrlProblem::BadSignature));
+    }
+    Ok(())
+}
+
+/// The CRL does not list the certificate's serial (or lists it as removeFromCRL).
+fn check_not_listed(crl: &Crl<'_>, cert: &Cert<'_>) -> Result<(), Diagnosis> {
+    let entry = crl
+        .x
+        .iter_revoked_certificates()
+        .find(|r| Serial::from_bytes(r.raw_serial()) == cert.facts.serial);
+    let Some(entry) = entry else {
+        return Ok(());
+    };
+    let reason = entry.reason_code().map(|(_, code)| code.0);
+    if reason == Some(8) {
+        return Ok(());
+    }
+    Err(Diagnosis::Revoked {
+        subject: cert.facts.subject.clone(),
+        serial: cert.facts.serial.clone(),
+        revoked_at: Some(entry.revocation_date.to_datetime()),
+        reason: reason.map(|r| reason_name(r).to_string()),
+    })
 }
 
 #[cfg(test)]

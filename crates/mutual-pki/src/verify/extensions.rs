@@ -7,74 +7,97 @@ use super::parsed::{has_key_usage, key_usage_allows, self_signed, Cert};
 use super::purpose::check_purpose;
 use crate::diagnosis::{CaRequirement, Diagnosis, Purpose, StrictRule};
 
+/// Each certificate from the leaf up, in OpenSSL's order: its extensions readable, an issuer
+/// a CA, the strict rules, the purpose, then the path length below it.
 pub(super) fn check_extensions(
     path: &[&Cert<'_>],
     purpose: Option<Purpose>,
 ) -> Result<(), Diagnosis> {
     let num = path.len();
+    // CA certificates below the current one, self-issued ones not counted (RFC 5280 6.1.4).
     let mut below: u32 = 0;
     for (i, c) in path.iter().enumerate() {
-        let subject = || c.facts.subject.clone();
-        let malformed = |rule| Diagnosis::Malformed {
-            subject: subject(),
-            rule,
-        };
-        if c.x.tbs_certificate.extensions_map().is_err() {
-            return Err(malformed(StrictRule::DuplicateExtension));
-        }
-        if let Some(ext) = c.x.extensions().iter().find(|e| {
-            e.critical
-                && (e.parsed_extension().unsupported() || e.parsed_extension().error().is_some())
-        }) {
-            return Err(Diagnosis::UnsupportedCriticalExtension {
-                subject: subject(),
-                oid: ext.oid.to_id_string(),
-            });
-        }
+        check_readable(c)?;
         if i == 0 {
-            if num > 1 && !c.facts.is_ca && has_key_usage(c) && key_usage_allows(c, "keyCertSign") {
-                return Err(malformed(StrictRule::KeyCertSignWithoutCa));
-            }
+            check_leaf_flags(c, num)?;
         } else {
-            let missing = if !c.facts.is_ca {
-                Some(CaRequirement::BasicConstraints)
-            } else if !key_usage_allows(c, "keyCertSign") {
-                Some(CaRequirement::KeyCertSign)
-            } else {
-                None
-            };
-            if let Some(missing) = missing {
-                return Err(Diagnosis::NotACa {
-                    subject: subject(),
-                    issued: path[i - 1].facts.subject.clone(),
-                    missing,
-                });
-            }
+            check_is_ca(c, path[i - 1])?;
         }
         if num > 1 {
             if let Some(rule) = strict_rule(c, i + 1 < num) {
-                return Err(malformed(rule));
+                return Err(malformed(c, rule));
             }
         }
         if let Some(purpose) = purpose {
             check_purpose(c, i == 0, purpose)?;
         }
         if i > 1 {
-            if let Some(path_len) = c.facts.path_len {
-                if below > path_len {
-                    return Err(Diagnosis::PathLenExceeded {
-                        subject: subject(),
-                        path_len,
-                        below,
-                    });
-                }
-            }
+            check_path_len(c, below)?;
         }
         if i > 0 && !c.facts.self_issued {
             below += 1;
         }
     }
     Ok(())
+}
+
+fn malformed(c: &Cert<'_>, rule: StrictRule) -> Diagnosis {
+    Diagnosis::Malformed {
+        subject: c.facts.subject.clone(),
+        rule,
+    }
+}
+
+/// No duplicate extension, no critical one that is not understood.
+fn check_readable(c: &Cert<'_>) -> Result<(), Diagnosis> {
+    if c.x.tbs_certificate.extensions_map().is_err() {
+        return Err(malformed(c, StrictRule::DuplicateExtension));
+    }
+    if let Some(ext) = c.x.extensions().iter().find(|e| {
+        e.critical && (e.parsed_extension().unsupported() || e.parsed_extension().error().is_some())
+    }) {
+        return Err(Diagnosis::UnsupportedCriticalExtension {
+            subject: c.facts.subject.clone(),
+            oid: ext.oid.to_id_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A leaf below an issuer may not claim keyCertSign without being a CA.
+fn check_leaf_flags(c: &Cert<'_>, num: usize) -> Result<(), Diagnosis> {
+    if num > 1 && !c.facts.is_ca && has_key_usage(c) && key_usage_allows(c, "keyCertSign") {
+        return Err(malformed(c, StrictRule::KeyCertSignWithoutCa));
+    }
+    Ok(())
+}
+
+/// An issuer is a CA: basicConstraints CA:TRUE, and keyCertSign when keyUsage is present.
+fn check_is_ca(c: &Cert<'_>, issued: &Cert<'_>) -> Result<(), Diagnosis> {
+    let missing = if !c.facts.is_ca {
+        CaRequirement::BasicConstraints
+    } else if !key_usage_allows(c, "keyCertSign") {
+        CaRequirement::KeyCertSign
+    } else {
+        return Ok(());
+    };
+    Err(Diagnosis::NotACa {
+        subject: c.facts.subject.clone(),
+        issued: issued.facts.subject.clone(),
+        missing,
+    })
+}
+
+/// No more CAs below than the pathLenConstraint allows.
+fn check_path_len(c: &Cert<'_>, below: u32) -> Result<(), Diagnosis> {
+    match c.facts.path_len {
+        Some(path_len) if below > path_len => Err(Diagnosis::PathLenExceeded {
+            subject: c.facts.subject.clone(),
+            path_len,
+            below,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The RFC 5280 rules of `openssl verify -x509_strict`, in OpenSSL's order. `issued_by_other`
