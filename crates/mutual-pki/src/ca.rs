@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
+    DnType, IsCa, Issuer, KeyUsagePurpose,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,6 +27,43 @@ pub struct Urls {
     pub issuing_certificates: Vec<String>,
     /// CRL distribution points.
     pub crl_distribution_points: Vec<String>,
+}
+
+const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+const OID_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
+
+impl Urls {
+    /// Stamps these AIA caIssuers and CRL distribution point URLs into the parameters of a
+    /// certificate the CA signs (a leaf or an intermediate).
+    pub(crate) fn stamp(&self, params: &mut CertificateParams) {
+        if !self.crl_distribution_points.is_empty() {
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: self.crl_distribution_points.clone(),
+            }];
+        }
+        if !self.issuing_certificates.is_empty() {
+            // rcgen has no AIA field; the extension is a SEQUENCE OF AccessDescription, encoded
+            // with yasna rather than by hand.
+            let content = yasna::construct_der(|w| {
+                w.write_sequence(|w| {
+                    for url in &self.issuing_certificates {
+                        w.next().write_sequence(|w| {
+                            w.next()
+                                .write_oid(&yasna::models::ObjectIdentifier::from_slice(
+                                    OID_CA_ISSUERS,
+                                ));
+                            w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
+                                w.write_ia5_string(url)
+                            });
+                        });
+                    }
+                })
+            });
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(OID_AIA, content));
+        }
+    }
 }
 
 /// What a new CA's certificate should say.
@@ -95,8 +133,11 @@ impl<'a> SigningCa<'a> {
     }
 
     pub(crate) fn issuer(&self) -> Result<Issuer<'static, &'a rcgen::KeyPair>, PkiError> {
-        Issuer::from_ca_cert_der(&self.cert_der.into(), self.key.pair())
-            .map_err(|e| PkiError::invalid(format!("CA certificate unreadable: {e}")))
+        Issuer::from_ca_cert_der(&self.cert_der.into(), self.key.pair()).map_err(|e| {
+            PkiError::UnreadableCaCertificate {
+                detail: e.to_string(),
+            }
+        })
     }
 
     /// notAfter of the CA certificate.
@@ -140,7 +181,7 @@ fn subject(cn: &str, organization: &[String], ou: &[String]) -> DistinguishedNam
 /// Creates a self-signed root CA.
 pub fn generate_root(req: &RootRequest, now: OffsetDateTime) -> Result<CaMaterial, PkiError> {
     if req.common_name.trim().is_empty() {
-        return Err(PkiError::invalid("a CA needs a common name"));
+        return Err(PkiError::CaWithoutCommonName);
     }
     let key = req.key_type.generate()?;
     let params = ca_params(
@@ -160,7 +201,7 @@ pub fn generate_root(req: &RootRequest, now: OffsetDateTime) -> Result<CaMateria
 /// Step 1 of Vault's flow: a new key and a CSR for an intermediate CA.
 pub fn generate_intermediate_csr(req: &RootRequest) -> Result<(String, PrivateKey), PkiError> {
     if req.common_name.trim().is_empty() {
-        return Err(PkiError::invalid("a CA needs a common name"));
+        return Err(PkiError::CaWithoutCommonName);
     }
     let key = req.key_type.generate()?;
     let mut params = CertificateParams::default();
@@ -193,9 +234,7 @@ pub fn sign_intermediate(
         dn.push(t, value.as_str());
     }
     if csr.common_name.is_empty() {
-        return Err(PkiError::invalid(
-            "the intermediate's CSR has no common name",
-        ));
+        return Err(PkiError::IntermediateWithoutCommonName);
     }
     let mut params = ca_params(dn, ttl, path_len, now);
     let parent_not_after = parent.not_after()?;
@@ -203,9 +242,12 @@ pub fn sign_intermediate(
         params.not_after = parent_not_after;
     }
     params.use_authority_key_identifier_extension = true;
-    crate::issue::add_urls(&mut params, parent.urls);
-    let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.public_key_der)
-        .map_err(|e| PkiError::invalid(format!("CSR public key unusable: {e}")))?;
+    parent.urls.stamp(&mut params);
+    let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.public_key_der).map_err(|e| {
+        PkiError::CsrPublicKeyUnusable {
+            detail: e.to_string(),
+        }
+    })?;
     let cert = params.signed_by(&spki, &parent.issuer()?)?;
     Ok(CaMaterialCert {
         cert_pem: cert.pem(),
@@ -229,10 +271,9 @@ pub fn set_signed(cert_pem: &str, key: PrivateKey) -> Result<CaMaterial, PkiErro
     let der = ders[0].clone();
     let facts = cert::facts(&der)?;
     if !facts.is_ca {
-        return Err(PkiError::invalid(format!(
-            "\"{}\" is not a CA certificate (basicConstraints CA:TRUE missing)",
-            facts.subject
-        )));
+        return Err(PkiError::NotACa {
+            subject: facts.subject,
+        });
     }
     check_key_matches(&der, &key)?;
     Ok(CaMaterial {
@@ -245,13 +286,15 @@ pub fn set_signed(cert_pem: &str, key: PrivateKey) -> Result<CaMaterial, PkiErro
 /// Checks that a certificate carries the public half of `key`.
 pub fn check_key_matches(cert_der: &[u8], key: &PrivateKey) -> Result<(), PkiError> {
     use x509_parser::prelude::FromDer;
-    let (_, c) = x509_parser::certificate::X509Certificate::from_der(cert_der)
-        .map_err(|e| PkiError::invalid(format!("unreadable certificate: {e}")))?;
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| {
+        PkiError::UnreadableCertificate {
+            detail: e.to_string(),
+        }
+    })?;
     if c.public_key().raw != key.public_key_der().as_slice() {
-        return Err(PkiError::invalid(format!(
-            "the key does not match the certificate \"{}\"",
-            cert::dn_string(c.subject())
-        )));
+        return Err(PkiError::KeyMismatch {
+            subject: cert::dn_string(c.subject()),
+        });
     }
     Ok(())
 }

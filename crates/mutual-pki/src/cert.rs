@@ -12,14 +12,16 @@ use crate::{key::KeyKind, serial::Serial, PkiError};
 /// Splits PEM text into the DER of each `CERTIFICATE` block, in order. Other blocks (keys)
 /// are skipped; text with no certificate is an error.
 pub fn pem_certs(text: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
-    let blocks = ::pem::parse_many(text).map_err(|e| PkiError::invalid(format!("bad PEM: {e}")))?;
+    let blocks = ::pem::parse_many(text).map_err(|e| PkiError::BadPem {
+        detail: e.to_string(),
+    })?;
     let certs: Vec<Vec<u8>> = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
         .map(|b| b.into_contents())
         .collect();
     if certs.is_empty() {
-        return Err(PkiError::invalid("no certificate found in PEM"));
+        return Err(PkiError::NoCertificate);
     }
     Ok(certs)
 }
@@ -27,8 +29,9 @@ pub fn pem_certs(text: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
 /// Certificates from a file's bytes, PEM or a single DER certificate.
 pub fn certs_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
     if bytes.first() == Some(&0x30) {
-        X509Certificate::from_der(bytes)
-            .map_err(|e| PkiError::invalid(format!("not a DER certificate: {e}")))?;
+        X509Certificate::from_der(bytes).map_err(|e| PkiError::NotDer {
+            detail: e.to_string(),
+        })?;
         return Ok(vec![bytes.to_vec()]);
     }
     pem_certs(bytes)
@@ -106,8 +109,10 @@ fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Resul
 
 /// Reads the facts of one DER certificate.
 pub fn facts(der: &[u8]) -> Result<CertFacts, PkiError> {
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| PkiError::invalid(format!("unreadable certificate: {e}")))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::UnreadableCertificate {
+            detail: e.to_string(),
+        })?;
     Ok(facts_of(&cert, der))
 }
 

@@ -41,17 +41,19 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, PkiError> {
         input.to_vec()
     } else {
         let block = ::pem::parse_many(input)
-            .map_err(|e| PkiError::invalid(format!("CSR is not valid PEM: {e}")))?
+            .map_err(|e| PkiError::CsrNotPem {
+                detail: e.to_string(),
+            })?
             .into_iter()
             .find(|b| b.tag().ends_with("CERTIFICATE REQUEST"))
-            .ok_or_else(|| PkiError::invalid("no CERTIFICATE REQUEST block found in PEM"))?;
+            .ok_or(PkiError::NoCsr)?;
         block.into_contents()
     };
-    let (_, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| PkiError::invalid(format!("CSR does not parse: {e}")))?;
-    csr.verify_signature().map_err(|_| {
-        PkiError::invalid("CSR signature does not verify: it was not signed by the key it carries")
-    })?;
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| PkiError::CsrUnparsable {
+            detail: e.to_string(),
+        })?;
+    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let info = &csr.certification_request_info;
     let key = KeyKind::from_spki(&info.subject_pki);
     let mut out = ParsedCsr {

@@ -39,15 +39,18 @@ pub struct CertReport {
 /// Reports on each certificate of a chain (DER, leaf first), at `now`.
 pub fn describe(chain: &[Vec<u8>], now: OffsetDateTime) -> Result<Vec<CertReport>, PkiError> {
     if chain.is_empty() {
-        return Err(PkiError::invalid("no certificate to describe"));
+        return Err(PkiError::NothingToDescribe);
     }
     let count = chain.len();
     chain
         .iter()
         .enumerate()
         .map(|(i, der)| {
-            let facts = facts(der)
-                .map_err(|e| PkiError::invalid(format!("certificate {} of {count}: {e}", i + 1)))?;
+            let facts = facts(der).map_err(|e| PkiError::BundleCertificate {
+                index: i + 1,
+                count,
+                detail: e.to_string(),
+            })?;
             let expired = facts.not_after < now;
             Ok(CertReport {
                 position: i + 1,

@@ -2,51 +2,17 @@
 //! the profile every client and server accepts.
 
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType,
 };
 
 use crate::{
-    ca::{PreparedCa, SigningCa, Urls},
+    ca::{PreparedCa, SigningCa},
     key::KeyKind,
     role::Checked,
     serial::Serial,
     PkiError,
 };
-
-const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
-const OID_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
-
-/// Stamps a CA's AIA caIssuers and CRL distribution point URLs into certificate parameters.
-pub(crate) fn add_urls(params: &mut CertificateParams, urls: &Urls) {
-    if !urls.crl_distribution_points.is_empty() {
-        params.crl_distribution_points = vec![CrlDistributionPoint {
-            uris: urls.crl_distribution_points.clone(),
-        }];
-    }
-    if !urls.issuing_certificates.is_empty() {
-        // rcgen has no AIA field; the extension is a SEQUENCE OF AccessDescription, encoded
-        // with yasna rather than by hand.
-        let content = yasna::construct_der(|w| {
-            w.write_sequence(|w| {
-                for url in &urls.issuing_certificates {
-                    w.next().write_sequence(|w| {
-                        w.next()
-                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(
-                                OID_CA_ISSUERS,
-                            ));
-                        w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
-                            w.write_ia5_string(url)
-                        });
-                    });
-                }
-            })
-        });
-        params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(OID_AIA, content));
-    }
-}
 
 /// Signs a leaf for `public_key_der` (a DER SubjectPublicKeyInfo) with everything the role
 /// check decided. Returns the certificate's DER.
@@ -69,6 +35,27 @@ pub fn sign_leaf_prepared(
     serial: &Serial,
 ) -> Result<Vec<u8>, PkiError> {
     let mut params = CertificateParams::default();
+    params.distinguished_name = subject(checked);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial.as_bytes()));
+    params.not_before = checked.not_before;
+    params.not_after = checked.not_after;
+    params.key_usages = key_usages(key);
+    params.extended_key_usages = extended_key_usages(checked);
+    params.subject_alt_names = subject_alt_names(checked)?;
+    params.use_authority_key_identifier_extension = true;
+    ca.urls.stamp(&mut params);
+    let spki = rcgen::SubjectPublicKeyInfo::from_der(public_key_der).map_err(|e| {
+        PkiError::UnusablePublicKey {
+            detail: e.to_string(),
+        }
+    })?;
+    let cert = params.signed_by(&spki, &ca.issuer)?;
+    Ok(cert.der().to_vec())
+}
+
+/// O, then OU, then the CN when there is one.
+fn subject(checked: &Checked) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     for o in &checked.organization {
         dn.push(DnType::OrganizationName, o.as_str());
@@ -79,45 +66,49 @@ pub fn sign_leaf_prepared(
     if !checked.common_name.is_empty() {
         dn.push(DnType::CommonName, checked.common_name.as_str());
     }
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial.as_bytes()));
-    params.not_before = checked.not_before;
-    params.not_after = checked.not_after;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    dn
+}
+
+/// digitalSignature, and keyEncipherment for RSA keys (TLS 1.2's RSA key exchange).
+fn key_usages(key: &KeyKind) -> Vec<KeyUsagePurpose> {
+    let mut usages = vec![KeyUsagePurpose::DigitalSignature];
     if matches!(key, KeyKind::Rsa { .. }) {
-        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        usages.push(KeyUsagePurpose::KeyEncipherment);
     }
+    usages
+}
+
+/// serverAuth and clientAuth, as the role's flags say.
+fn extended_key_usages(checked: &Checked) -> Vec<ExtendedKeyUsagePurpose> {
+    let mut usages = Vec::new();
     if checked.server {
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ServerAuth);
+        usages.push(ExtendedKeyUsagePurpose::ServerAuth);
     }
     if checked.client {
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ClientAuth);
+        usages.push(ExtendedKeyUsagePurpose::ClientAuth);
     }
+    usages
+}
+
+/// DNS, email, IP and URI SANs, in that order.
+fn subject_alt_names(checked: &Checked) -> Result<Vec<SanType>, PkiError> {
     let ia5 = |s: &str| -> Result<rcgen::string::Ia5String, PkiError> {
-        s.try_into()
-            .map_err(|_| PkiError::invalid(format!("\"{s}\" is not an ASCII name")))
+        s.try_into().map_err(|_| PkiError::NotAscii {
+            name: s.to_string(),
+        })
     };
+    let mut sans = Vec::new();
     for d in &checked.dns_sans {
-        params.subject_alt_names.push(SanType::DnsName(ia5(d)?));
+        sans.push(SanType::DnsName(ia5(d)?));
     }
     for e in &checked.email_sans {
-        params.subject_alt_names.push(SanType::Rfc822Name(ia5(e)?));
+        sans.push(SanType::Rfc822Name(ia5(e)?));
     }
     for ip in &checked.ip_sans {
-        params.subject_alt_names.push(SanType::IpAddress(*ip));
+        sans.push(SanType::IpAddress(*ip));
     }
     for u in &checked.uri_sans {
-        params.subject_alt_names.push(SanType::URI(ia5(u)?));
+        sans.push(SanType::URI(ia5(u)?));
     }
-    params.use_authority_key_identifier_extension = true;
-    add_urls(&mut params, ca.urls);
-    let spki = rcgen::SubjectPublicKeyInfo::from_der(public_key_der)
-        .map_err(|e| PkiError::invalid(format!("public key unusable: {e}")))?;
-    let cert = params.signed_by(&spki, &ca.issuer)?;
-    Ok(cert.der().to_vec())
+    Ok(sans)
 }

@@ -232,10 +232,14 @@ impl PrivateKey {
     /// (`EC PRIVATE KEY`).
     pub fn from_pem(pem_text: &str) -> Result<PrivateKey, PkiError> {
         use rustls_pki_types::{pem::PemObject, PrivateKeyDer};
-        let der = PrivateKeyDer::from_pem_slice(pem_text.as_bytes())
-            .map_err(|e| PkiError::invalid(format!("no private key found in PEM ({e})")))?;
-        let pair = KeyPair::try_from(&der)
-            .map_err(|e| PkiError::invalid(format!("unreadable private key: {e}")))?;
+        let der = PrivateKeyDer::from_pem_slice(pem_text.as_bytes()).map_err(|e| {
+            PkiError::NoPrivateKey {
+                detail: e.to_string(),
+            }
+        })?;
+        let pair = KeyPair::try_from(&der).map_err(|e| PkiError::UnreadablePrivateKey {
+            detail: e.to_string(),
+        })?;
         let key_type = key_type_of(&pair)?;
         Ok(PrivateKey { pair, key_type })
     }
@@ -244,8 +248,9 @@ impl PrivateKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<PrivateKey, PkiError> {
         use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()));
-        let pair = KeyPair::try_from(&der)
-            .map_err(|e| PkiError::invalid(format!("unreadable private key: {e}")))?;
+        let pair = KeyPair::try_from(&der).map_err(|e| PkiError::UnreadablePrivateKey {
+            detail: e.to_string(),
+        })?;
         let key_type = key_type_of(&pair)?;
         Ok(PrivateKey { pair, key_type })
     }
@@ -285,7 +290,7 @@ fn key_type_of(pair: &KeyPair) -> Result<KeyType, PkiError> {
     let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<
         x509_parser::error::X509Error,
     >>::from_der(&spki_der)
-    .map_err(|_| PkiError::invalid("unreadable public key"))?;
+    .map_err(|_| PkiError::UnreadablePublicKey)?;
     match KeyKind::from_spki(&spki) {
         KeyKind::Rsa { bits } => Ok(KeyType::Rsa(bits)),
         KeyKind::Ec { curve: Curve::P256 } => Ok(KeyType::EcP256),

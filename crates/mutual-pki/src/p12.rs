@@ -12,13 +12,19 @@ pub fn build(
     chain: &[Vec<u8>],
     password: &str,
 ) -> Result<Vec<u8>, PkiError> {
-    let p12_key = p12_keystore::PrivateKey::from_der(&key.to_der())
-        .map_err(|e| PkiError::invalid(format!("key unusable for PKCS#12: {e}")))?;
+    let p12_key =
+        p12_keystore::PrivateKey::from_der(&key.to_der()).map_err(|e| PkiError::Pkcs12 {
+            part: "key",
+            detail: e.to_string(),
+        })?;
     let certs = chain
         .iter()
         .map(|der| Certificate::from_der(der))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::invalid(format!("certificate unusable for PKCS#12: {e}")))?;
+        .map_err(|e| PkiError::Pkcs12 {
+            part: "certificate",
+            detail: e.to_string(),
+        })?;
     let local_key_id = crate::cert::fingerprint(chain.first().map_or(&[][..], |c| c.as_slice()));
     let mut store = KeyStore::new();
     store.add_entry(

@@ -11,7 +11,7 @@ use mutual_pki::{
     csr::ParsedCsr,
     issue,
     key::{KeyType, PrivateKey},
-    role::{CheckContext, IssueRequest, Refusal, RequestKey, Role},
+    role::{CheckContext, IssueRequest, RequestKey, Role, RoleRefusal},
     serial::Serial,
     PkiError,
 };
@@ -34,7 +34,7 @@ pub enum AuthorityError {
     Store(#[from] StoreError),
     /// The role refused the request.
     #[error(transparent)]
-    Refused(#[from] Refusal),
+    Refused(#[from] RoleRefusal),
     /// Bad input bytes or an unsupported key.
     #[error(transparent)]
     Pki(#[from] PkiError),
