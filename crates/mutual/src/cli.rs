@@ -1,13 +1,44 @@
 //! Every flag of the `mutual` command line, its help text and its parsing, in one place.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mutual_tls::{DenyAt, Matcher, MatcherError};
 
+/// Every duration flag: Vault's forms (`90s`, `30m`, `720h`, `30d`).
 fn duration(s: &str) -> Result<Duration, String> {
     mutual_pki::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Every `--allow`: an identity matcher, parsed once, here.
+fn matcher(s: &str) -> Result<Matcher, MatcherError> {
+    s.parse()
+}
+
+/// `--deny-at http|handshake`.
+fn deny_at() -> impl TypedValueParser<Value = DenyAt> {
+    PossibleValuesParser::new([
+        PossibleValue::new("http")
+            .help("After the handshake: HTTP 403 with a body naming the caller"),
+        PossibleValue::new("handshake").help(
+            "In the TLS handshake itself (alert access_denied), logged with the peer's identity",
+        ),
+    ])
+    .try_map(|s| s.parse::<DenyAt>())
+}
+
+/// An address the proxy listens on, `HOST:PORT` with an IP host.
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("\"{s}\" is not HOST:PORT"))
+}
+
+/// The proxy's `--backend http://HOST:PORT`, kept as its `HOST:PORT`.
+fn backend(s: &str) -> Result<String, String> {
+    mutual_proxy::config::backend_authority(s)
 }
 
 /// mutual makes mutual TLS between services boring: a certificate authority, an mTLS data
@@ -409,15 +440,6 @@ pub enum ServeCommand {
     Echo(ServeEchoArgs),
 }
 
-/// Where a refused identity is refused.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum DenyAt {
-    /// After the handshake: HTTP 403 with a body naming the caller.
-    Http,
-    /// In the TLS handshake itself (alert access_denied), logged with the peer's identity.
-    Handshake,
-}
-
 /// `mutual serve hello`
 #[derive(Debug, Args)]
 pub struct ServeHelloArgs {
@@ -438,10 +460,10 @@ pub struct ServeHelloArgs {
     pub crl: Vec<PathBuf>,
     /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
     /// any match allows. Default: any verified client.
-    #[arg(long)]
-    pub allow: Vec<String>,
+    #[arg(long, value_parser = matcher)]
+    pub allow: Vec<Matcher>,
     /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
-    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    #[arg(long, default_value = "http", value_parser = deny_at())]
     pub deny_at: DenyAt,
     /// How long a client may take to finish the handshake.
     #[arg(long, default_value = "10s", value_parser = duration)]
@@ -582,10 +604,10 @@ pub struct ProxyArgs {
     #[arg(long, conflicts_with_all = ["backend", "ca", "cert", "key", "crl", "allow"])]
     pub config: Option<PathBuf>,
     /// Address to listen on for mTLS (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    pub listen: String,
+    #[arg(long, default_value = "127.0.0.1:8443", value_parser = socket_addr)]
+    pub listen: SocketAddr,
     /// The plain HTTP backend, `http://HOST:PORT`.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present = "config", value_parser = backend)]
     pub backend: Option<String>,
     /// CAs that client certificates must chain to.
     #[arg(long, required_unless_present = "config")]
@@ -601,14 +623,14 @@ pub struct ProxyArgs {
     pub crl: Vec<PathBuf>,
     /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
     /// any match allows. Default: any verified client.
-    #[arg(long)]
-    pub allow: Vec<String>,
+    #[arg(long, value_parser = matcher)]
+    pub allow: Vec<Matcher>,
     /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
-    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    #[arg(long, default_value = "http", value_parser = deny_at())]
     pub deny_at: DenyAt,
     /// Admin listener for /metrics, /ready and /live (plain HTTP; keep it on loopback).
-    #[arg(long)]
-    pub admin: Option<String>,
+    #[arg(long, value_parser = socket_addr)]
+    pub admin: Option<SocketAddr>,
     /// Access-log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -616,14 +638,14 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub no_access_log: bool,
     /// How long a client may take to finish the handshake.
-    #[arg(long, default_value = "10s")]
-    pub handshake_timeout: String,
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub handshake_timeout: Duration,
     /// How long a keep-alive connection may stay idle.
-    #[arg(long, default_value = "60s")]
-    pub idle_timeout: String,
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub idle_timeout: Duration,
     /// How long the backend may take to answer (504 beyond).
-    #[arg(long, default_value = "30s")]
-    pub request_timeout: String,
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub request_timeout: Duration,
     /// Concurrent connections; more are closed at once.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
