@@ -10,7 +10,8 @@ use clap::{Args, Parser, ValueEnum};
 #[derive(Debug, Clone, Args)]
 pub struct Load {
     /// Concurrent connections, each sending its requests one after the other.
-    #[arg(short = 'c', long, visible_alias = "concurrency", default_value = "1", value_parser = count)]
+    #[arg(short = 'c', long, visible_alias = "concurrency")]
+    #[arg(default_value = "1", value_parser = count)]
     pub connections: usize,
     /// Measured time, in seconds.
     #[arg(short = 'd', long, visible_alias = "secs", default_value = "10", value_parser = seconds)]
