@@ -213,8 +213,5 @@ fn run(a: Args) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = run(flags::parse("1")) {
-        eprintln!("ca-load: {e:#}");
-        std::process::exit(1);
-    }
+    mutual_bench::exit_on_error("ca-load", run(flags::parse("1")));
 }

@@ -305,8 +305,5 @@ fn run(a: Args) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = run(flags::parse("64")) {
-        eprintln!("proxy-load: {e:#}");
-        std::process::exit(1);
-    }
+    mutual_bench::exit_on_error("proxy-load", run(flags::parse("64")));
 }
