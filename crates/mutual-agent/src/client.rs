@@ -184,7 +184,8 @@ impl CaClient {
     }
 
     /// Renews by certificate: a new key, the CSR to `/renew` over mTLS with the current chain
-    /// and key (files). `NoRenewal` when no node offers it (plain http, or 404).
+    /// and key (files). `NoRenewal` when no node offers it (plain http, 404) or the
+    /// certificate is refused (403).
     pub async fn renew(&self, req: &Request, cert: &Path, key: &Path) -> Result<Pems, ClientError> {
         if !self.nodes.iter().any(|n| n.https) {
             return Err(ClientError::NoRenewal(
@@ -205,10 +206,15 @@ impl CaClient {
             .await;
         match result {
             Ok((node, data)) => self.finish(req, &node, &data, new_key).await,
+            // A server without the endpoint answers 404, or 403 where it guards every
+            // unknown path; a refused certificate is 403 too. Either way the token (if any)
+            // is the way left, and the CA's words go with the error.
             Err(ClientError::Refused {
-                status: 404 | 405, ..
+                status: status @ (403 | 404 | 405),
+                message,
+                ..
             }) => Err(ClientError::NoRenewal(format!(
-                "the CA has no {}/renew endpoint; give a token to renew through sign/{}",
+                "renewal by certificate refused at {}/renew ({status}: {message}); give a token to renew through sign/{}",
                 req.mount, req.role
             ))),
             Err(e) => Err(e),
@@ -216,12 +222,15 @@ impl CaClient {
     }
 
     /// The trust bundle: `trust-bundle`, or the self-signed certificates of `ca_chain` (all of
-    /// it when it holds none) on a server that does not have it yet.
+    /// it when it holds none) on a server that does not have it yet (404, or 403 where
+    /// unknown paths need a token).
     pub async fn trust_bundle(&self, mount: &str) -> Result<String, ClientError> {
         match self.get_pem(&format!("{mount}/trust-bundle")).await {
             Ok(pem) => Ok(pem),
+            // 403: a server that predates the endpoint and guards unknown paths.
             Err(ClientError::Refused {
-                status: 404 | 405, ..
+                status: 403 | 404 | 405,
+                ..
             }) => {
                 let chain = self.get_pem(&format!("{mount}/ca_chain")).await?;
                 let ders = mutual_pki::cert::pem_certs(chain.as_bytes()).unwrap_or_default();
