@@ -639,3 +639,236 @@ open(d + "/key.pem", "wb").write(key.private_bytes(serialization.Encoding.PEM,
     assert!(stdout.starts_with("renewed: CN=ok.example.com"), "{stdout}");
     check_pair(&out);
 }
+
+/// The library path: a [`mutual_agent::Source`] enrolls in memory, renews, and a server built
+/// with `mutual-tls` swaps each certificate in; a real mTLS client then sees the new one.
+#[tokio::test]
+async fn a_service_swaps_in_each_certificate_from_the_source() {
+    use mutual_agent::{CaClient, OutDir, Request, Source, SourceConfig};
+    use mutual_tls::{http, ClientTls, ServerTls};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let request = |cn: &str| Request {
+        mount: "pki".into(),
+        role: "service".into(),
+        common_name: cn.into(),
+        dns: vec![cn.into(), "localhost".into()],
+        ips: vec!["127.0.0.1".into()],
+        uris: vec![],
+        ttl: Some(Duration::from_secs(6)),
+        key_type: mutual_pki::key::KeyType::EcP256,
+    };
+    let client = CaClient::new(&ca.addr(), None).unwrap();
+    let source = Source::enroll(SourceConfig::new(
+        client.clone(),
+        request("src.example.com"),
+        Some(ca.token.clone()),
+    ))
+    .await
+    .expect("enrolled");
+    let first = source.current();
+
+    // ServerTls is built from files once; later material is swapped in from memory.
+    let files = OutDir::open(&tmp.path().join("server")).unwrap();
+    files
+        .write(&first.pems, time::OffsetDateTime::now_utc())
+        .unwrap();
+    let tls = ServerTls::from_files(
+        files.file("ca.pem"),
+        files.file("cert.pem"),
+        files.file("key.pem"),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hello = http::service_fn(|_req| async move {
+        Ok(http::text(::http::StatusCode::OK, "hi\n".to_string()))
+    });
+    let server = tokio::spawn(http::serve(listener, tls.clone(), hello));
+
+    // A caller enrolled the same way, from files.
+    let caller = tempfile::tempdir().unwrap();
+    let out = OutDir::open(caller.path()).unwrap();
+    let pems = client
+        .enroll(&request("caller.example.com"), &ca.token)
+        .await
+        .unwrap();
+    out.write(&pems, time::OffsetDateTime::now_utc()).unwrap();
+    let call = || async {
+        let c = ClientTls::from_files(
+            out.file("ca.pem"),
+            out.file("cert.pem"),
+            out.file("key.pem"),
+        )
+        .unwrap();
+        let reply = c
+            .get(&format!("https://localhost:{port}/"))
+            .await
+            .expect("mTLS call");
+        assert_eq!(reply.status, 200);
+        reply.observed.server_chain[0].clone()
+    };
+    assert_eq!(call().await, first.identity.chain[0]);
+
+    let mut updates = source.subscribe();
+    tokio::time::timeout(Duration::from_secs(15), updates.changed())
+        .await
+        .expect("renewed within 15 s")
+        .unwrap();
+    let second = updates.borrow_and_update().clone();
+    assert_ne!(second.serial, first.serial);
+    tls.swap(second.server_material(vec![], None));
+    assert_eq!(
+        call().await,
+        second.identity.chain[0],
+        "the new certificate is served"
+    );
+    server.abort();
+}
+
+/// Over https (`--cacert`, mutual-tls's client): enrollment, then renewal. Until the server
+/// has `/renew` and `trust-bundle`, the agent falls back to the token on `sign/:role` and to
+/// `ca_chain`; with them, the same test exercises renewal by certificate.
+#[test]
+fn renews_over_https_with_cacert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let local = |args: &[&str]| {
+        let (code, out, err) = run(Command::new(bin())
+            .current_dir(dir)
+            .arg("--data")
+            .arg("local")
+            .args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    // The server's own TLS certificate comes from a separate local CA.
+    local(&["ca", "init", "--name", "TLS Root"]);
+    local(&[
+        "role",
+        "set",
+        "tls",
+        "--ca",
+        "root",
+        "--allow-localhost",
+        "--allow-ip-sans",
+        "--server",
+    ]);
+    local(&[
+        "issue",
+        "localhost",
+        "--role",
+        "tls",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        "certs",
+    ]);
+    std::fs::write(
+        dir.join("certs/tls-root.pem"),
+        local(&["ca", "cert", "root"]),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .current_dir(dir)
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root",
+        ])
+        .args([
+            "--tls-cert",
+            "certs/localhost.crt",
+            "--tls-key",
+            "certs/localhost.key",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mutual server --tls-cert");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let addr = line
+        .trim()
+        .strip_prefix("mutual server listening on ")
+        .expect("first line")
+        .replace("127.0.0.1", "localhost");
+    assert!(addr.starts_with("https://"), "{addr}");
+    let cacert = dir.join("certs/tls-root.pem");
+    let curl = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(&cacert)
+            .args([
+                "-H",
+                "X-Vault-Token: root",
+                "-X",
+                "POST",
+                "--data-binary",
+                body,
+            ])
+            .arg(format!("{addr}/v1/{path}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    curl("sys/mounts/pki", r#"{"type":"pki"}"#);
+    curl(
+        "pki/root/generate/internal",
+        r#"{"common_name":"Agent Test Root","ttl":"87600h"}"#,
+    );
+    curl(
+        "pki/roles/service",
+        r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"any","max_ttl":"720h"}"#,
+    );
+
+    let out = dir.join("out");
+    let agent = Agent::start(
+        &addr,
+        "root",
+        &out,
+        &dir.join("agent.log"),
+        &[
+            "--cacert",
+            cacert.to_str().unwrap(),
+            "--cn",
+            "tls.example.com",
+            "--ttl",
+            "6s",
+        ],
+    );
+    wait_for("the first certificate", Duration::from_secs(20), || {
+        out.join("cert.pem").exists()
+    });
+    let first = check_pair(&out);
+    let (_, ca_pem) = openssl(&[
+        "x509",
+        "-in",
+        &out.join("ca.pem").to_string_lossy(),
+        "-noout",
+        "-subject",
+    ]);
+    assert!(
+        ca_pem.contains("Agent Test Root"),
+        "ca.pem is the CA's trust bundle: {ca_pem}"
+    );
+    wait_for("a renewal over https", Duration::from_secs(20), || {
+        serial_now(&out).is_some_and(|s| s != first)
+    });
+    let log = agent.log();
+    assert!(log.contains("decision=\"renewed\""), "{log}");
+}
