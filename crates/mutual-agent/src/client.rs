@@ -210,7 +210,7 @@ impl CaClient {
             // unknown path; a refused certificate is 403 too. Either way the token (if any)
             // is the way left, and the CA's words go with the error.
             Err(ClientError::Refused {
-                status: status @ (403 | 404 | 405),
+                status: status @ (403..=405),
                 message,
                 ..
             }) => Err(ClientError::NoRenewal(format!(
@@ -229,8 +229,7 @@ impl CaClient {
             Ok(pem) => Ok(pem),
             // 403: a server that predates the endpoint and guards unknown paths.
             Err(ClientError::Refused {
-                status: 403 | 404 | 405,
-                ..
+                status: 403..=405, ..
             }) => {
                 let chain = self.get_pem(&format!("{mount}/ca_chain")).await?;
                 let ders = mutual_pki::cert::pem_certs(chain.as_bytes()).unwrap_or_default();

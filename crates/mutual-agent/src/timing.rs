@@ -313,8 +313,9 @@ mod tests {
 
     #[test]
     fn renewal_point() {
-        // (notBefore, notAfter, received, jitter, seed) -> renew at (seconds)
-        let cases: &[(i64, i64, Option<i64>, f64, u64, i64, i64)] = &[
+        // (notBefore, notAfter, received, jitter, seed) -> renew within [lo, hi] (seconds)
+        type Case = (i64, i64, Option<i64>, f64, u64, i64, i64);
+        let cases: &[Case] = &[
             // 90 days, no jitter: exactly 60 days in.
             (0, 90 * 86400, None, 0.0, 1, 60 * 86400, 60 * 86400),
             // 30 s certificate backdated by 30 s, received at 30: renew at 30 + 20.
@@ -384,8 +385,9 @@ mod tests {
         };
         let day = window(0, 86400, None); // critical at 77760
         let short = window(0, 30, None); // critical at 27, cap 3 s
-                                         // (failures, permanent, now, held, lo, hi) in seconds
-        let cases: &[(u32, bool, i64, Option<&Validity>, f64, f64)] = &[
+                                         // (failures, permanent, now, held) -> delay within [lo, hi] (seconds)
+        type Case<'a> = (u32, bool, i64, Option<&'a Validity>, f64, f64);
+        let cases: &[Case] = &[
             (1, false, 60000, Some(&day), 0.9, 1.0),
             (2, false, 60000, Some(&day), 1.8, 2.0),
             (5, false, 60000, Some(&day), 14.4, 16.0),
