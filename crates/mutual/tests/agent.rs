@@ -872,3 +872,44 @@ fn renews_over_https_with_cacert() {
     let log = agent.log();
     assert!(log.contains("decision=\"renewed\""), "{log}");
 }
+
+/// `--signal PID:SIG` after a new certificate (here with `--once`), and a bad spec is usage.
+#[test]
+fn signals_the_service_after_a_new_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let seen = tmp.path().join("hup");
+    let script = format!(
+        "trap 'echo hup >> {}' HUP; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+        seen.display()
+    );
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let service = Kill(Command::new("sh").arg("-c").arg(&script).spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(300)); // the trap is set
+    let spec = format!("{}:HUP", service.0.id());
+    let out = tmp.path().join("out");
+    let (code, _, err) = once(
+        &ca.addr(),
+        &ca.token,
+        &out,
+        &["--cn", "sig.example.com", "--signal", &spec],
+    );
+    assert_eq!(code, 0, "{err}");
+    wait_for("the service to get SIGHUP", Duration::from_secs(5), || {
+        std::fs::read_to_string(&seen).is_ok_and(|s| s.contains("hup"))
+    });
+    let (code, _, err) = once(
+        &ca.addr(),
+        &ca.token,
+        &out,
+        &["--cn", "sig.example.com", "--signal", "nope"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--signal \"nope\": expected PID:SIG"), "{err}");
+}
