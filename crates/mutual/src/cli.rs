@@ -118,6 +118,10 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Client mode: plaintext in on a local port, mTLS out with our certificate.
     Tunnel(TunnelArgs),
+    // --- mutual agent (enrollment and renewal; flags in AgentArgs below) ---
+    /// Enroll with a bootstrap token and keep a certificate renewed on disk (cert.pem,
+    /// key.pem, ca.pem), running a hook after each renewal.
+    Agent(AgentArgs),
 }
 
 /// `mutual ca …`
@@ -702,4 +706,54 @@ pub struct DemoArgs {
     /// Key type of every CA and certificate of the story.
     #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
     pub key_type: KeyTypeArg,
+}
+
+// --- mutual agent -------------------------------------------------------------------------
+
+/// `mutual agent`. The CA is the global `--addr` (comma-separated nodes, tried in order),
+/// `--cacert` and `--token` (env `MUTUAL_TOKEN`).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// PKI mount of the CA.
+    #[arg(long, default_value = "pki")]
+    pub mount: String,
+    /// Role to enroll under.
+    #[arg(long)]
+    pub role: String,
+    /// Common name of the certificate.
+    #[arg(long)]
+    pub cn: String,
+    /// DNS SAN; repeatable or comma-separated.
+    #[arg(long = "san", value_delimiter = ',')]
+    pub san: Vec<String>,
+    /// IP SAN; repeatable or comma-separated.
+    #[arg(long = "ip", value_delimiter = ',')]
+    pub ip: Vec<String>,
+    /// URI SAN (SPIFFE ID); repeatable or comma-separated.
+    #[arg(long = "uri", value_delimiter = ',')]
+    pub uri: Vec<String>,
+    /// Directory for cert.pem (leaf + chain), key.pem (0600) and ca.pem (trust bundle).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Requested lifetime (capped by the role's max_ttl; the role's ttl by default).
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+    /// Type of the key made on this host (EC P-256, RSA 2048, Ed25519).
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
+    pub key_type: KeyTypeArg,
+    /// Command run with `sh -c` after each new certificate (reload the service).
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Signal sent after each new certificate, `PID:SIG` (e.g. `1234:HUP`).
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Serve Prometheus metrics at /metrics and readiness at /ready on this address.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Enroll or renew if due, then exit: 0 when the certificate on disk is good, 1 when not.
+    #[arg(long)]
+    pub once: bool,
+    /// Longest wait between failed attempts.
+    #[arg(long, value_parser = duration, default_value = "5m")]
+    pub max_retry: Duration,
 }

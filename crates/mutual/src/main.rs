@@ -16,12 +16,14 @@ fn main() {
     // One worker per core this process may run on (taskset/cgroups are honoured), or
     // TOKIO_WORKER_THREADS when set. On one core, everything runs on the main thread: no
     // hand-over between threads and one malloc arena (bench/proxy.sh: less memory, as fast).
+    // The agent sleeps between renewals: one thread keeps its idle footprint small.
+    let agent = matches!(cli.command, cli::Command::Agent(_));
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1);
-    let mut builder = if workers <= 1 {
+    let mut builder = if workers <= 1 || agent {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()

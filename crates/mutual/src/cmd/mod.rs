@@ -1,5 +1,6 @@
 //! One function per command; each opens the store, calls the library, prints.
 
+mod agent;
 mod backend;
 mod ca;
 mod certs;
@@ -63,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(a) => doctor::run(json, a).await,
         Command::Proxy(a) => proxy::run(a).await,
         Command::Tunnel(a) => tunnel::run(a).await,
+        Command::Agent(a) => agent::run(&target, json, a).await,
     }
 }
 
