@@ -26,6 +26,8 @@ pub struct Urls {
     pub issuing_certificates: Vec<String>,
     /// CRL distribution points.
     pub crl_distribution_points: Vec<String>,
+    /// AIA OCSP: where the status of an issued certificate can be asked.
+    pub ocsp_servers: Vec<String>,
 }
 
 /// What a new CA's certificate should say.
@@ -290,6 +292,7 @@ mod tests {
         let urls = Urls {
             issuing_certificates: vec!["http://127.0.0.1:8200/v1/pki/ca".into()],
             crl_distribution_points: vec!["http://127.0.0.1:8200/v1/pki/crl".into()],
+            ocsp_servers: vec![],
         };
         let parent = SigningCa {
             cert_der: &root.cert_der,

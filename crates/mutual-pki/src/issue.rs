@@ -16,25 +16,30 @@ use crate::{
 
 const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
 const OID_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
+const OID_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
 
-/// Stamps a CA's AIA caIssuers and CRL distribution point URLs into certificate parameters.
+/// Stamps a CA's AIA (OCSP and caIssuers) and CRL distribution point URLs into certificate
+/// parameters.
 pub(crate) fn add_urls(params: &mut CertificateParams, urls: &Urls) {
     if !urls.crl_distribution_points.is_empty() {
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: urls.crl_distribution_points.clone(),
         }];
     }
-    if !urls.issuing_certificates.is_empty() {
+    if !urls.issuing_certificates.is_empty() || !urls.ocsp_servers.is_empty() {
         // rcgen has no AIA field; the extension is a SEQUENCE OF AccessDescription, encoded
-        // with yasna rather than by hand.
+        // with yasna rather than by hand. OCSP first, as Vault and OpenBao write it.
+        let access = urls.ocsp_servers.iter().map(|u| (OID_OCSP, u)).chain(
+            urls.issuing_certificates
+                .iter()
+                .map(|u| (OID_CA_ISSUERS, u)),
+        );
         let content = yasna::construct_der(|w| {
             w.write_sequence(|w| {
-                for url in &urls.issuing_certificates {
+                for (method, url) in access {
                     w.next().write_sequence(|w| {
                         w.next()
-                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(
-                                OID_CA_ISSUERS,
-                            ));
+                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(method));
                         w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
                             w.write_ia5_string(url)
                         });
