@@ -223,6 +223,9 @@ pub struct CaUrlsArgs {
     /// CRL distribution point URL; repeatable.
     #[arg(long = "crl")]
     pub crl: Vec<String>,
+    /// OCSP responder URL (AIA OCSP), e.g. http://ca:8200/v1/pki/ocsp; repeatable.
+    #[arg(long = "ocsp")]
+    pub ocsp: Vec<String>,
 }
 
 /// `mutual role …`
@@ -583,14 +586,27 @@ pub enum ServerCommand {
 /// `mutual token …`
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token that may use the given mounts (printed once, stored hashed).
+    /// Create a token that may use the given mounts (printed once, stored hashed); with
+    /// --role, a bootstrap (join) token that may only issue under that role, --uses times,
+    /// for --ttl. With --addr it is made by the server (root token needed).
     Create {
-        /// A mount the token may use (repeatable); `*` for everything, `sys/` included.
+        /// A mount the token may use (repeatable); `*` for everything, `sys/` included. A
+        /// bootstrap token names exactly one.
         #[arg(long = "mount", required = true)]
         mounts: Vec<String>,
         /// A name to recognise the token by.
-        #[arg(long, default_value = "token")]
-        display_name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Make a bootstrap token for this role of the mount: it may only POST
+        /// MOUNT/sign/ROLE or MOUNT/issue/ROLE.
+        #[arg(long)]
+        role: Option<String>,
+        /// How many certificates a bootstrap token may obtain (0: no limit).
+        #[arg(long, requires = "role", default_value_t = 1)]
+        uses: u32,
+        /// How long the token works (e.g. 1h, 30m); forever when absent.
+        #[arg(long, value_parser = duration)]
+        ttl: Option<Duration>,
     },
     /// Revoke a token, given by its secret or its accessor.
     Revoke {

@@ -55,7 +55,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Crl(a) => certs::crl(&target, json, a).await,
         Command::Certs(a) => certs::list(&target, json, a).await,
         Command::Server(a) => server::run(data, a).await,
-        Command::Token(c) => token::run(data, json, c).await,
+        Command::Token(c) => token::run(&target, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
         Command::Demo(a) => demo::run(a).await,
