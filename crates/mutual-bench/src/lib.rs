@@ -1,8 +1,10 @@
-//! `mutual-bench`: what the CA benchmark (`bench/ca-server.sh`) needs to load a Vault-compatible
-//! server: a minimal keep-alive HTTP/1.1 client over a blocking socket (one connection per
-//! client thread, so the figures measure the server, not a client runtime) and the `ca-load`
-//! binary built on it. Not a general HTTP client: it sends JSON requests to loopback servers
-//! and reads `Content-Length` or chunked answers.
+//! `mutual-bench`: the load generators of mutual's benchmarks, and what they share. Two
+//! binaries: `proxy-load` puts mTLS HTTP/1.1 load on a proxy or any TLS server
+//! (`bench/proxy.sh`; wrk cannot present a client certificate), `ca-load` puts Vault-API load on
+//! a CA server (`bench/ca-server.sh`). Both take the same load flags ([`flags::Load`]), keep
+//! the same tally ([`report::Tally`], latencies in [`latency::Latencies`]) and print the same
+//! one-line JSON report ([`report::Report`]). Not a general HTTP client: the servers must answer
+//! with `Content-Length` (or chunked, for `ca-load`), and only loopback is meant.
 //!
 //! ```no_run
 //! let mut c = mutual_bench::Conn::open("127.0.0.1:8200").unwrap();
@@ -13,111 +15,63 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::{
-    io::{self, BufRead, BufReader, Read, Write},
-    net::TcpStream,
-};
+pub mod conn;
+pub mod flags;
+pub mod latency;
+pub mod pace;
+pub mod report;
 
-/// One keep-alive HTTP/1.1 connection.
-#[derive(Debug)]
-pub struct Conn {
-    host: String,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+pub use conn::Conn;
+
+/// Ends the process when `result` is an error: one line on stderr, `TOOL: what: why`, exit
+/// code 1. A cause whose text the line already holds is not repeated (mutual-tls's load errors
+/// name their IO error and also return it as their source).
+pub fn exit_on_error(tool: &str, result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("{tool}: {}", one_line(&e));
+        std::process::exit(1);
+    }
 }
 
-fn invalid(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
 }
 
-impl Conn {
-    /// Connects to `host:port`.
-    pub fn open(host: &str) -> io::Result<Conn> {
-        let stream = TcpStream::connect(host)?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            host: host.to_string(),
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        })
-    }
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
 
-    /// Sends one request and reads its answer: (status, body).
-    pub fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: &[u8],
-    ) -> io::Result<(u16, Vec<u8>)> {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.host,
-            body.len()
-        );
-        if let Some(t) = token {
-            head.push_str(&format!("X-Vault-Token: {t}\r\n"));
+    #[test]
+    fn an_error_is_one_line_without_repeats() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let table = [
+            (anyhow::Error::new(io()), "no such file"),
+            (
+                Err::<(), _>(io())
+                    .context("reading --body-file x")
+                    .unwrap_err(),
+                "reading --body-file x: no such file",
+            ),
+            (
+                Err::<(), _>(io())
+                    .context("reading --cert a: no such file")
+                    .unwrap_err(),
+                "reading --cert a: no such file",
+            ),
+            (anyhow::anyhow!("two\nlines"), "two lines"),
+        ];
+        for (e, want) in table {
+            assert_eq!(super::one_line(&e), want);
         }
-        head.push_str("\r\n");
-        let mut msg = head.into_bytes();
-        msg.extend_from_slice(body);
-        self.writer.write_all(&msg)?;
-        self.read_response()
-    }
-
-    fn read_response(&mut self) -> io::Result<(u16, Vec<u8>)> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(invalid("headers cut short"));
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                if k == "content-length" {
-                    length = v.trim().parse::<usize>().ok();
-                } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                    chunked = true;
-                }
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let n = usize::from_str_radix(line.trim(), 16)
-                    .map_err(|_| invalid("bad chunk size"))?;
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(n) = length {
-            body.resize(n, 0);
-            self.reader.read_exact(&mut body)?;
-        } else if status != 204 && status != 304 {
-            return Err(invalid("no Content-Length"));
-        }
-        Ok((status, body))
     }
 }

@@ -27,31 +27,37 @@ pub struct Urls {
     pub issuing_certificates: Vec<String>,
     /// CRL distribution points.
     pub crl_distribution_points: Vec<String>,
+    /// AIA OCSP: where the status of an issued certificate can be asked.
+    pub ocsp_servers: Vec<String>,
 }
 
 const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
 const OID_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
+const OID_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
 
 impl Urls {
-    /// Stamps these AIA caIssuers and CRL distribution point URLs into the parameters of a
-    /// certificate the CA signs (a leaf or an intermediate).
+    /// Stamps these AIA (OCSP and caIssuers) and CRL distribution point URLs into the
+    /// parameters of a certificate the CA signs (a leaf or an intermediate).
     pub(crate) fn stamp(&self, params: &mut CertificateParams) {
         if !self.crl_distribution_points.is_empty() {
             params.crl_distribution_points = vec![CrlDistributionPoint {
                 uris: self.crl_distribution_points.clone(),
             }];
         }
-        if !self.issuing_certificates.is_empty() {
+        if !self.issuing_certificates.is_empty() || !self.ocsp_servers.is_empty() {
             // rcgen has no AIA field; the extension is a SEQUENCE OF AccessDescription, encoded
-            // with yasna rather than by hand.
+            // with yasna rather than by hand. OCSP first, as Vault and OpenBao write it.
+            let access = self.ocsp_servers.iter().map(|u| (OID_OCSP, u)).chain(
+                self.issuing_certificates
+                    .iter()
+                    .map(|u| (OID_CA_ISSUERS, u)),
+            );
             let content = yasna::construct_der(|w| {
                 w.write_sequence(|w| {
-                    for url in &self.issuing_certificates {
+                    for (method, url) in access {
                         w.next().write_sequence(|w| {
                             w.next()
-                                .write_oid(&yasna::models::ObjectIdentifier::from_slice(
-                                    OID_CA_ISSUERS,
-                                ));
+                                .write_oid(&yasna::models::ObjectIdentifier::from_slice(method));
                             w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
                                 w.write_ia5_string(url)
                             });
@@ -333,6 +339,7 @@ mod tests {
         let urls = Urls {
             issuing_certificates: vec!["http://127.0.0.1:8200/v1/pki/ca".into()],
             crl_distribution_points: vec!["http://127.0.0.1:8200/v1/pki/crl".into()],
+            ocsp_servers: vec![],
         };
         let parent = SigningCa {
             cert_der: &root.cert_der,

@@ -84,6 +84,24 @@ pub enum PkiError {
         /// rcgen's complaint.
         detail: String,
     },
+    /// An OCSP request that does not parse.
+    #[error("OCSP request does not parse: {detail}")]
+    OcspRequestUnparsable {
+        /// The DER parser's complaint.
+        detail: String,
+    },
+    /// An OCSP request that names no certificate.
+    #[error("OCSP request asks about no certificate")]
+    OcspRequestEmpty,
+    /// An OCSP answer built with a number of statuses other than one per query.
+    #[error("one status per OCSP query is needed")]
+    OcspStatusCount,
+    /// A time that an OCSP response cannot carry.
+    #[error("time not encodable in an OCSP response: {detail}")]
+    OcspTime {
+        /// Why.
+        detail: String,
+    },
     /// A CA request without a common name.
     #[error("a CA needs a common name")]
     CaWithoutCommonName,

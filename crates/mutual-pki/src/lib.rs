@@ -27,6 +27,7 @@ pub mod duration;
 pub mod inspect;
 pub mod issue;
 pub mod key;
+pub mod ocsp;
 pub mod p12;
 pub mod role;
 pub mod serial;

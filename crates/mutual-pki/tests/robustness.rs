@@ -56,6 +56,7 @@ fn binary_parsers_survive_mangled_input() {
     let urls = Urls {
         issuing_certificates: vec!["http://127.0.0.1:8200/v1/pki/ca".into()],
         crl_distribution_points: vec!["http://127.0.0.1:8200/v1/pki/crl".into()],
+        ocsp_servers: vec![],
     };
     let signer = SigningCa {
         cert_der: &root.cert_der,

@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mutual_tls::Policy;
+use mutual_tls::{DenyAt, Matcher, Policy};
 use serde::Deserialize;
 
 /// A configuration that cannot be used: where, and why.
@@ -172,15 +173,6 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
 }
 
-/// Where denied callers are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyAt {
-    /// HTTP 403 with a body naming the caller and the rule.
-    Http,
-    /// In the TLS handshake.
-    Handshake,
-}
-
 /// A checked listener.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
@@ -204,6 +196,9 @@ pub struct ListenerConfig {
     pub tcp: Option<TcpRoute>,
     /// CRLs fetched over HTTP, when enabled.
     pub crl_fetch: Option<CrlFetch>,
+    /// The policy each handshake enforces, by the name the client asks for; worked out once
+    /// here so that a connection takes an `Arc` instead of building a policy.
+    pub handshake: HandshakePolicies,
 }
 
 /// How a listener fetches CRLs.
@@ -225,7 +220,7 @@ pub struct TcpRoute {
     /// Index into [`Config::upstreams`].
     pub upstream: usize,
     /// Who may connect; enforced in the handshake.
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
 }
 
 /// Bounds on what a client may take.
@@ -258,6 +253,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits raised to what the proxy can work with: one connection at least, and the
+    /// 8 KiB of headers that hyper's HTTP/1 reader needs.
+    pub fn usable(self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.max(1),
+            max_header_bytes: self.max_header_bytes.max(8192),
+            ..self
+        }
+    }
+}
+
 /// A checked route.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
@@ -270,9 +277,73 @@ pub struct RouteConfig {
     /// Index into [`Config::upstreams`].
     pub upstream: usize,
     /// Who may call.
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
     /// Where denials happen.
     pub deny_at: DenyAt,
+}
+
+/// The policy each handshake enforces, by the server name (SNI) the client asks for, worked
+/// out once per configuration: a connection takes an `Arc` of it, nothing is cloned. (Routing
+/// itself, which holds the Host to that name, is [`crate::route`]'s.)
+#[derive(Debug, Clone, Default)]
+pub struct HandshakePolicies {
+    /// A name some route is for (lower case), and the policy of a connection made for it.
+    named: Vec<(String, Option<Arc<Policy>>)>,
+    /// The policy of a connection made for any other name, or for none.
+    other: Option<Arc<Policy>>,
+}
+
+impl HandshakePolicies {
+    /// The same policy whatever the name (a `tcp` listener's).
+    pub fn always(policy: Arc<Policy>) -> HandshakePolicies {
+        HandshakePolicies {
+            named: Vec::new(),
+            other: Some(policy),
+        }
+    }
+
+    /// The policies of a listener's routes: when every route a connection made for a name may
+    /// reach refuses at the handshake, a caller allowed by none of them is refused there;
+    /// otherwise the handshake admits any verified caller and routes answer 403.
+    pub fn of(routes: &[RouteConfig]) -> HandshakePolicies {
+        let mut named: Vec<(String, Option<Arc<Policy>>)> = Vec::new();
+        for r in routes {
+            if r.host != "*" && !named.iter().any(|(h, _)| *h == r.host) {
+                named.push((r.host.clone(), reachable_policy(routes, Some(&r.host))));
+            }
+        }
+        HandshakePolicies {
+            named,
+            other: reachable_policy(routes, None),
+        }
+    }
+
+    /// The policy to enforce in the handshake of a connection made for `sni`, if any.
+    pub fn for_sni(&self, sni: Option<&str>) -> Option<Arc<Policy>> {
+        let named = sni.and_then(|s| self.named.iter().find(|(h, _)| h.eq_ignore_ascii_case(s)));
+        match named {
+            Some((_, p)) => p.clone(),
+            None => self.other.clone(),
+        }
+    }
+}
+
+/// The handshake policy of the routes a connection made for `sni` may reach.
+fn reachable_policy(routes: &[RouteConfig], sni: Option<&str>) -> Option<Arc<Policy>> {
+    let reachable: Vec<&RouteConfig> = routes
+        .iter()
+        .filter(|r| r.host == "*" || sni.is_some_and(|s| r.host.eq_ignore_ascii_case(s)))
+        .collect();
+    match reachable.as_slice() {
+        [] => None,
+        rs if rs.iter().any(|r| r.deny_at == DenyAt::Http) => None,
+        [only] => Some(Arc::clone(&only.policy)),
+        rs => Some(Arc::new(Policy::new(
+            rs.iter()
+                .flat_map(|r| r.policy.matchers().iter().cloned())
+                .collect(),
+        ))),
+    }
 }
 
 /// How an upstream picks a server.
@@ -312,11 +383,113 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
 }
 
+impl UpstreamConfig {
+    /// An upstream with the default balancing, protocol and health rules: round robin, HTTP/1.1,
+    /// ejected for 10 s after 3 failures in a row, 2 s to connect.
+    pub fn new(name: impl Into<String>, servers: Vec<String>) -> UpstreamConfig {
+        UpstreamConfig {
+            name: name.into(),
+            servers,
+            balance: Balance::RoundRobin,
+            protocol: Protocol::H1,
+            eject_after: 3,
+            eject_for: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One listener that sends every request, whatever its Host and path, to one backend: the
+/// proxy that `mutual proxy`'s flags describe. Every part is already parsed, so building the
+/// [`Config`] cannot fail; a bad value was reported by the flag that carried it.
+#[derive(Debug, Clone)]
+pub struct SingleBackend {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The backend's `host:port`, as [`backend_authority`] reads it from `http://host:port`.
+    pub backend: String,
+    /// CA bundle client certificates must chain to.
+    pub ca: PathBuf,
+    /// The proxy's certificate chain.
+    pub cert: PathBuf,
+    /// The proxy's key.
+    pub key: PathBuf,
+    /// CRL files.
+    pub crls: Vec<PathBuf>,
+    /// Who may call; none given means any verified caller.
+    pub allow: Vec<Matcher>,
+    /// Where a caller that `allow` does not match is refused.
+    pub deny_at: DenyAt,
+    /// Admin listener address.
+    pub admin: Option<SocketAddr>,
+    /// Access logs as JSON.
+    pub json_logs: bool,
+    /// One log line per request.
+    pub access_log: bool,
+    /// Limits on what a client may take.
+    pub limits: Limits,
+    /// Also send RFC 9440 `Client-Cert` / `Client-Cert-Chain`.
+    pub client_cert_headers: bool,
+}
+
+impl SingleBackend {
+    /// The configuration: one listener, one `*` route for `/`, one upstream named `backend`.
+    pub fn config(self) -> Config {
+        let policy = if self.allow.is_empty() {
+            Policy::any()
+        } else {
+            Policy::new(self.allow)
+        };
+        let routes = vec![RouteConfig {
+            name: "*/".into(),
+            host: "*".into(),
+            path: "/".into(),
+            upstream: 0,
+            policy: Arc::new(policy),
+            deny_at: self.deny_at,
+        }];
+        Config {
+            admin: self.admin,
+            json_logs: self.json_logs,
+            access_log: self.access_log,
+            listeners: vec![ListenerConfig {
+                listen: self.listen,
+                ca: self.ca,
+                cert: self.cert,
+                key: self.key,
+                crls: self.crls,
+                limits: self.limits.usable(),
+                client_cert_headers: self.client_cert_headers,
+                handshake: HandshakePolicies::of(&routes),
+                routes,
+                tcp: None,
+                crl_fetch: None,
+            }],
+            upstreams: vec![UpstreamConfig::new("backend", vec![self.backend])],
+        }
+    }
+}
+
 fn duration(at: &str, v: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
     match v {
         None => Ok(default),
         Some(s) => mutual_pki::duration::parse(s).map_err(|e| invalid(at, e.to_string())),
     }
+}
+
+/// One of two or more words; none given is the first. The error lists them all.
+fn choice<T: Copy>(at: &str, v: Option<&str>, options: &[(&str, T)]) -> Result<T, ConfigError> {
+    let Some(v) = v else {
+        return Ok(options[0].1);
+    };
+    options
+        .iter()
+        .find(|(word, _)| *word == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
+            invalid(at, format!("\"{v}\": expected {}", words.join(" or ")))
+        })
 }
 
 /// The `host:port` of an `http://host:port[/]` (or, for `tcp` listeners, `tcp://host:port`)
@@ -343,14 +516,14 @@ pub fn backend_authority(url: &str) -> Result<String, String> {
     Ok(auth.to_string())
 }
 
-fn matchers(at: &str, allow: &[String]) -> Result<Policy, ConfigError> {
+fn matchers(at: &str, allow: &[String]) -> Result<Arc<Policy>, ConfigError> {
     let mut out = Vec::new();
     for (k, m) in allow.iter().enumerate() {
         out.push(m.parse().map_err(|e: mutual_tls::MatcherError| {
             invalid(format!("{at}.allow[{k}]"), e.to_string())
         })?);
     }
-    Ok(Policy::new(out))
+    Ok(Arc::new(Policy::new(out)))
 }
 
 fn upstream_index(
@@ -369,6 +542,11 @@ fn upstream_index(
         })
 }
 
+fn socket_addr(at: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse()
+        .map_err(|_| invalid(at, format!("\"{v}\" is not HOST:PORT")))
+}
+
 impl FileConfig {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
@@ -380,258 +558,272 @@ impl FileConfig {
     pub fn check(&self) -> Result<Config, ConfigError> {
         let admin = match &self.admin {
             None => None,
-            Some(a) => Some(a.listen.parse().map_err(|_| {
-                invalid("admin.listen", format!("\"{}\" is not HOST:PORT", a.listen))
-            })?),
+            Some(a) => Some(socket_addr("admin.listen", &a.listen)?),
         };
-        let json_logs = match self.log_format.as_deref() {
-            None | Some("human") => false,
-            Some("json") => true,
-            Some(o) => {
-                return Err(invalid(
-                    "log_format",
-                    format!("\"{o}\": expected human or json"),
-                ))
-            }
-        };
-        let mut upstreams = Vec::new();
-        let mut names = HashSet::new();
-        for (i, u) in self.upstreams.iter().enumerate() {
-            let at = format!("upstream[{i}]");
-            if !names.insert(u.name.clone()) {
-                return Err(invalid(
-                    at,
-                    format!("duplicate upstream name \"{}\"", u.name),
-                ));
-            }
-            if u.servers.is_empty() {
-                return Err(invalid(at, "no servers"));
-            }
-            let servers = u
-                .servers
-                .iter()
-                .map(|s| backend_authority(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|r| invalid(format!("{at}.servers"), r))?;
-            let balance = match u.balance.as_deref() {
-                None | Some("round_robin") => Balance::RoundRobin,
-                Some("least_requests") => Balance::LeastRequests,
-                Some(o) => {
-                    return Err(invalid(
-                        format!("{at}.balance"),
-                        format!("\"{o}\": expected round_robin or least_requests"),
-                    ))
-                }
-            };
-            let protocol = match u.protocol.as_deref() {
-                None | Some("h1") => Protocol::H1,
-                Some("h2c") => Protocol::H2c,
-                Some(o) => {
-                    return Err(invalid(
-                        format!("{at}.protocol"),
-                        format!("\"{o}\": expected h1 or h2c"),
-                    ))
-                }
-            };
-            upstreams.push(UpstreamConfig {
-                name: u.name.clone(),
-                servers,
-                balance,
-                protocol,
-                eject_after: u.eject_after.unwrap_or(3).max(1),
-                eject_for: duration(
-                    &format!("{at}.eject_for"),
-                    &u.eject_for,
-                    Duration::from_secs(10),
-                )?,
-                connect_timeout: duration(
-                    &format!("{at}.connect_timeout"),
-                    &u.connect_timeout,
-                    Duration::from_secs(2),
-                )?,
-            });
-        }
+        let json_logs = choice(
+            "log_format",
+            self.log_format.as_deref(),
+            &[("human", false), ("json", true)],
+        )?;
+        let upstreams = self.check_upstreams()?;
         if self.listeners.is_empty() {
             return Err(invalid("listener", "no [[listener]]"));
         }
-        let mut listeners = Vec::new();
         let mut addrs = HashSet::new();
-        for (i, l) in self.listeners.iter().enumerate() {
-            let at = format!("listener[{i}]");
-            let listen: SocketAddr = l.listen.parse().map_err(|_| {
-                invalid(
-                    format!("{at}.listen"),
-                    format!("\"{}\" is not HOST:PORT", l.listen),
-                )
-            })?;
-            // Port 0 (any free port, for tests) may be asked for more than once.
-            if listen.port() != 0 && !addrs.insert(listen) {
-                return Err(invalid(
-                    format!("{at}.listen"),
-                    format!("{listen} is used twice"),
-                ));
-            }
-            let d = Limits::default();
-            let limits = Limits {
-                handshake_timeout: duration(
-                    &format!("{at}.handshake_timeout"),
-                    &l.handshake_timeout,
-                    d.handshake_timeout,
-                )?,
-                idle_timeout: duration(
-                    &format!("{at}.idle_timeout"),
-                    &l.idle_timeout,
-                    d.idle_timeout,
-                )?,
-                request_timeout: duration(
-                    &format!("{at}.request_timeout"),
-                    &l.request_timeout,
-                    d.request_timeout,
-                )?,
-                max_connections: l.max_connections.unwrap_or(d.max_connections).max(1),
-                // hyper's HTTP/1 reader needs at least 8 KiB.
-                max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes).max(8192),
-                max_body_bytes: l.max_body_bytes.unwrap_or(d.max_body_bytes),
-            };
-            let tcp = match l.mode.as_deref() {
-                None | Some("http") => {
-                    if l.upstream.is_some() || !l.allow.is_empty() {
-                        return Err(invalid(
-                            at,
-                            "upstream and allow belong to [[listener.route]] unless mode = \"tcp\"",
-                        ));
-                    }
-                    None
-                }
-                Some("tcp") => {
-                    if !l.routes.is_empty() {
-                        return Err(invalid(
-                            at,
-                            "a tcp listener has no [[listener.route]]; give it upstream and allow",
-                        ));
-                    }
-                    let Some(name) = &l.upstream else {
-                        return Err(invalid(
-                            format!("{at}.upstream"),
-                            "a tcp listener needs upstream = \"NAME\"",
-                        ));
-                    };
-                    Some(TcpRoute {
-                        name: format!("tcp:{name}"),
-                        upstream: upstream_index(&at, &upstreams, name)?,
-                        policy: matchers(&at, &l.allow)?,
-                    })
-                }
-                Some(o) => {
-                    return Err(invalid(
-                        format!("{at}.mode"),
-                        format!("\"{o}\": expected http or tcp"),
-                    ))
-                }
-            };
-            let crl_fetch = if l.crl_fetch {
-                let stale = match l.crl_stale.as_deref() {
-                    None | Some("keep_last") => crate::crlstate::Stale::KeepLast,
-                    Some("fail_closed") => crate::crlstate::Stale::FailClosed,
-                    Some(o) => {
-                        return Err(invalid(
-                            format!("{at}.crl_stale"),
-                            format!("\"{o}\": expected keep_last or fail_closed"),
-                        ))
-                    }
-                };
-                let urls = l
-                    .crl_urls
-                    .iter()
-                    .enumerate()
-                    .map(|(k, u)| {
-                        crate::crlstate::HttpUrl::parse(u)
-                            .map_err(|r| invalid(format!("{at}.crl_urls[{k}]"), r))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Some(CrlFetch {
-                    refresh: duration(
-                        &format!("{at}.crl_refresh"),
-                        &l.crl_refresh,
-                        Duration::from_secs(300),
-                    )?,
-                    stale,
-                    urls,
-                })
-            } else if l.crl_refresh.is_some() || l.crl_stale.is_some() || !l.crl_urls.is_empty() {
-                return Err(invalid(
-                    at,
-                    "crl_refresh, crl_stale and crl_urls need crl_fetch = true",
-                ));
-            } else {
-                None
-            };
-            if tcp.is_none() && l.routes.is_empty() {
-                return Err(invalid(at, "no [[listener.route]]"));
-            }
-            let mut routes = Vec::new();
-            for (j, r) in l.routes.iter().enumerate() {
-                let at = format!("{at}.route[{j}]");
-                let upstream = upstream_index(&at, &upstreams, &r.upstream)?;
-                if !r.path.starts_with('/') {
-                    return Err(invalid(
-                        format!("{at}.path"),
-                        format!("\"{}\" must start with /", r.path),
-                    ));
-                }
-                let policy = matchers(&at, &r.allow)?;
-                let deny_at = match r.deny_at.as_deref() {
-                    None | Some("http") => DenyAt::Http,
-                    Some("handshake") => DenyAt::Handshake,
-                    Some(o) => {
-                        return Err(invalid(
-                            format!("{at}.deny_at"),
-                            format!("\"{o}\": expected http or handshake"),
-                        ))
-                    }
-                };
-                let host = r.host.trim().to_ascii_lowercase();
-                if host.is_empty() {
-                    return Err(invalid(
-                        format!("{at}.host"),
-                        "empty host (use \"*\" for any)",
-                    ));
-                }
-                routes.push(RouteConfig {
-                    name: format!("{}{}", host, r.path),
-                    host,
-                    path: r.path.clone(),
-                    upstream,
-                    policy,
-                    deny_at,
-                });
-            }
-            // Longest prefix first; a named host before `*` for the same prefix.
-            routes.sort_by(|a, b| {
-                b.path
-                    .len()
-                    .cmp(&a.path.len())
-                    .then_with(|| (a.host == "*").cmp(&(b.host == "*")))
-            });
-            listeners.push(ListenerConfig {
-                listen,
-                ca: l.ca.clone(),
-                cert: l.cert.clone(),
-                key: l.key.clone(),
-                crls: l.crl.clone(),
-                limits,
-                client_cert_headers: l.client_cert_headers,
-                routes,
-                tcp,
-                crl_fetch,
-            });
-        }
+        let listeners = self
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.check(&format!("listener[{i}]"), &upstreams, &mut addrs))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             admin,
             json_logs,
             access_log: self.access_log.unwrap_or(true),
             listeners,
             upstreams,
+        })
+    }
+
+    fn check_upstreams(&self) -> Result<Vec<UpstreamConfig>, ConfigError> {
+        let mut names = HashSet::new();
+        let mut upstreams = Vec::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let at = format!("upstream[{i}]");
+            if !names.insert(u.name.as_str()) {
+                return Err(invalid(
+                    at,
+                    format!("duplicate upstream name \"{}\"", u.name),
+                ));
+            }
+            upstreams.push(u.check(&at)?);
+        }
+        Ok(upstreams)
+    }
+}
+
+impl FileUpstream {
+    fn check(&self, at: &str) -> Result<UpstreamConfig, ConfigError> {
+        if self.servers.is_empty() {
+            return Err(invalid(at, "no servers"));
+        }
+        let servers = self
+            .servers
+            .iter()
+            .map(|s| backend_authority(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|r| invalid(format!("{at}.servers"), r))?;
+        let d = UpstreamConfig::new(&self.name, servers);
+        Ok(UpstreamConfig {
+            balance: choice(
+                &format!("{at}.balance"),
+                self.balance.as_deref(),
+                &[
+                    ("round_robin", Balance::RoundRobin),
+                    ("least_requests", Balance::LeastRequests),
+                ],
+            )?,
+            protocol: choice(
+                &format!("{at}.protocol"),
+                self.protocol.as_deref(),
+                &[("h1", Protocol::H1), ("h2c", Protocol::H2c)],
+            )?,
+            eject_after: self.eject_after.unwrap_or(d.eject_after).max(1),
+            eject_for: duration(&format!("{at}.eject_for"), &self.eject_for, d.eject_for)?,
+            connect_timeout: duration(
+                &format!("{at}.connect_timeout"),
+                &self.connect_timeout,
+                d.connect_timeout,
+            )?,
+            ..d
+        })
+    }
+}
+
+impl FileListener {
+    /// Checks one listener; `addrs` holds the addresses of the listeners before it.
+    fn check(
+        &self,
+        at: &str,
+        upstreams: &[UpstreamConfig],
+        addrs: &mut HashSet<SocketAddr>,
+    ) -> Result<ListenerConfig, ConfigError> {
+        let listen = socket_addr(&format!("{at}.listen"), &self.listen)?;
+        // Port 0 (any free port, for tests) may be asked for more than once.
+        if listen.port() != 0 && !addrs.insert(listen) {
+            return Err(invalid(
+                format!("{at}.listen"),
+                format!("{listen} is used twice"),
+            ));
+        }
+        let limits = self.limits(at)?;
+        let tcp = self.tcp_route(at, upstreams)?;
+        let crl_fetch = self.crl_fetch(at)?;
+        if tcp.is_none() && self.routes.is_empty() {
+            return Err(invalid(at, "no [[listener.route]]"));
+        }
+        let mut routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(j, r)| r.check(&format!("{at}.route[{j}]"), upstreams))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Longest prefix first; a named host before `*` for the same prefix.
+        routes.sort_by(|a, b| {
+            b.path
+                .len()
+                .cmp(&a.path.len())
+                .then_with(|| (a.host == "*").cmp(&(b.host == "*")))
+        });
+        let handshake = match &tcp {
+            Some(t) => HandshakePolicies::always(Arc::clone(&t.policy)),
+            None => HandshakePolicies::of(&routes),
+        };
+        Ok(ListenerConfig {
+            listen,
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            crls: self.crl.clone(),
+            limits,
+            client_cert_headers: self.client_cert_headers,
+            routes,
+            tcp,
+            crl_fetch,
+            handshake,
+        })
+    }
+
+    fn limits(&self, at: &str) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let limits = Limits {
+            handshake_timeout: duration(
+                &format!("{at}.handshake_timeout"),
+                &self.handshake_timeout,
+                d.handshake_timeout,
+            )?,
+            idle_timeout: duration(
+                &format!("{at}.idle_timeout"),
+                &self.idle_timeout,
+                d.idle_timeout,
+            )?,
+            request_timeout: duration(
+                &format!("{at}.request_timeout"),
+                &self.request_timeout,
+                d.request_timeout,
+            )?,
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_header_bytes: self.max_header_bytes.unwrap_or(d.max_header_bytes),
+            max_body_bytes: self.max_body_bytes.unwrap_or(d.max_body_bytes),
+        };
+        Ok(limits.usable())
+    }
+
+    /// The destination of a `tcp` listener; `None` for an `http` one.
+    fn tcp_route(
+        &self,
+        at: &str,
+        upstreams: &[UpstreamConfig],
+    ) -> Result<Option<TcpRoute>, ConfigError> {
+        let tcp = choice(
+            &format!("{at}.mode"),
+            self.mode.as_deref(),
+            &[("http", false), ("tcp", true)],
+        )?;
+        if !tcp {
+            if self.upstream.is_some() || !self.allow.is_empty() {
+                return Err(invalid(
+                    at,
+                    "upstream and allow belong to [[listener.route]] unless mode = \"tcp\"",
+                ));
+            }
+            return Ok(None);
+        }
+        if !self.routes.is_empty() {
+            return Err(invalid(
+                at,
+                "a tcp listener has no [[listener.route]]; give it upstream and allow",
+            ));
+        }
+        let Some(name) = &self.upstream else {
+            return Err(invalid(
+                format!("{at}.upstream"),
+                "a tcp listener needs upstream = \"NAME\"",
+            ));
+        };
+        Ok(Some(TcpRoute {
+            name: format!("tcp:{name}"),
+            upstream: upstream_index(at, upstreams, name)?,
+            policy: matchers(at, &self.allow)?,
+        }))
+    }
+
+    fn crl_fetch(&self, at: &str) -> Result<Option<CrlFetch>, ConfigError> {
+        use crate::crlstate::{HttpUrl, Stale};
+        if !self.crl_fetch {
+            if self.crl_refresh.is_some() || self.crl_stale.is_some() || !self.crl_urls.is_empty() {
+                return Err(invalid(
+                    at,
+                    "crl_refresh, crl_stale and crl_urls need crl_fetch = true",
+                ));
+            }
+            return Ok(None);
+        }
+        let stale = choice(
+            &format!("{at}.crl_stale"),
+            self.crl_stale.as_deref(),
+            &[
+                ("keep_last", Stale::KeepLast),
+                ("fail_closed", Stale::FailClosed),
+            ],
+        )?;
+        let urls = self
+            .crl_urls
+            .iter()
+            .enumerate()
+            .map(|(k, u)| HttpUrl::parse(u).map_err(|r| invalid(format!("{at}.crl_urls[{k}]"), r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(CrlFetch {
+            refresh: duration(
+                &format!("{at}.crl_refresh"),
+                &self.crl_refresh,
+                Duration::from_secs(300),
+            )?,
+            stale,
+            urls,
+        }))
+    }
+}
+
+impl FileRoute {
+    fn check(&self, at: &str, upstreams: &[UpstreamConfig]) -> Result<RouteConfig, ConfigError> {
+        let upstream = upstream_index(at, upstreams, &self.upstream)?;
+        if !self.path.starts_with('/') {
+            return Err(invalid(
+                format!("{at}.path"),
+                format!("\"{}\" must start with /", self.path),
+            ));
+        }
+        let policy = matchers(at, &self.allow)?;
+        let deny_at = choice(
+            &format!("{at}.deny_at"),
+            self.deny_at.as_deref(),
+            &[("http", DenyAt::Http), ("handshake", DenyAt::Handshake)],
+        )?;
+        let host = self.host.trim().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(invalid(
+                format!("{at}.host"),
+                "empty host (use \"*\" for any)",
+            ));
+        }
+        Ok(RouteConfig {
+            name: format!("{}{}", host, self.path),
+            host,
+            path: self.path.clone(),
+            upstream,
+            policy,
+            deny_at,
         })
     }
 }

@@ -81,8 +81,9 @@ pub enum ProxyError {
 pub enum Source {
     /// A TOML file, read again on each reload.
     File(PathBuf),
-    /// A configuration made from command-line flags; reload reads its files again.
-    Fixed(Box<FileConfig>),
+    /// A configuration built from parsed values (command-line flags, see
+    /// [`config::SingleBackend`]); reload reads its files again.
+    Fixed(Box<Config>),
 }
 
 impl Source {
@@ -95,7 +96,7 @@ impl Source {
                 })?;
                 Ok(FileConfig::parse(&text)?.check()?)
             }
-            Source::Fixed(f) => Ok(f.check()?),
+            Source::Fixed(c) => Ok(Config::clone(c)),
         }
     }
 }

@@ -2,9 +2,7 @@
 //! server name (SNI) so that a connection made for one name cannot reach another name's route.
 //! Pure.
 
-use mutual_tls::Policy;
-
-use crate::config::{DenyAt, RouteConfig};
+use crate::config::RouteConfig;
 
 /// Why no route serves a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,28 +98,14 @@ pub fn select<'r>(
     })
 }
 
-/// The policy to enforce in the handshake for a connection made for `sni`: when every route
-/// such a connection may reach refuses at the handshake, a caller allowed by none of them is
-/// refused there; otherwise the handshake admits any verified caller and routes answer 403.
-pub fn handshake_policy(routes: &[RouteConfig], sni: Option<&str>) -> Option<Policy> {
-    let reachable: Vec<&RouteConfig> = routes
-        .iter()
-        .filter(|r| r.host == "*" || sni.is_some_and(|s| r.host.eq_ignore_ascii_case(s)))
-        .collect();
-    if reachable.is_empty() || reachable.iter().any(|r| r.deny_at == DenyAt::Http) {
-        return None;
-    }
-    Some(Policy::new(
-        reachable
-            .iter()
-            .flat_map(|r| r.policy.matchers().iter().cloned())
-            .collect(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use mutual_tls::{DenyAt, Policy};
+
     use super::*;
+    use crate::config::HandshakePolicies;
 
     fn route(host: &str, path: &str, allow: &[&str], deny_at: DenyAt) -> RouteConfig {
         RouteConfig {
@@ -129,7 +113,7 @@ mod tests {
             host: host.into(),
             path: path.into(),
             upstream: 0,
-            policy: Policy::parse(allow).unwrap(),
+            policy: Arc::new(Policy::parse(allow).unwrap()),
             deny_at,
         }
     }
@@ -211,11 +195,28 @@ mod tests {
     fn handshake_policies() {
         let t = table();
         // A `*` route answers with 403, so the handshake admits every verified caller.
-        assert!(handshake_policy(&t, Some("api.example.com")).is_none());
+        let all = HandshakePolicies::of(&t);
+        assert!(all.for_sni(Some("api.example.com")).is_none());
         let t: Vec<RouteConfig> = t.into_iter().filter(|r| r.host != "*").collect();
-        let p = handshake_policy(&t, Some("api.example.com")).unwrap();
+        let named = HandshakePolicies::of(&t);
+        let p = named.for_sni(Some("api.example.com")).unwrap();
         assert_eq!(p.to_string(), "cn=alice.example.com, cn=bob.example.com");
-        assert!(handshake_policy(&t, Some("www.example.com")).is_none());
-        assert!(handshake_policy(&t, None).is_none());
+        assert!(Arc::ptr_eq(
+            &p,
+            &named.for_sni(Some("API.example.com")).unwrap()
+        ));
+        assert!(named.for_sni(Some("www.example.com")).is_none());
+        assert!(named.for_sni(None).is_none());
+        // One reachable route: its own policy, shared.
+        let one = vec![route(
+            "db.example.com",
+            "/",
+            &["cn=alice.example.com"],
+            DenyAt::Handshake,
+        )];
+        let shared = HandshakePolicies::of(&one)
+            .for_sni(Some("db.example.com"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&shared, &one[0].policy));
     }
 }

@@ -16,7 +16,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::route::handshake_policy;
 use crate::service::{self, Conn};
 use crate::tls::Slot;
 use crate::{xfcc, Proxy};
@@ -78,11 +77,8 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
             .client_hello()
             .server_name()
             .map(|s| s.to_ascii_lowercase());
-        let (policy, alpn) = match &lc.tcp {
-            // A tcp listener relays bytes: no HTTP protocol to agree on.
-            Some(t) => (Some(t.policy.clone()), false),
-            None => (handshake_policy(&lc.routes, sni.as_deref()), true),
-        };
+        // A tcp listener relays bytes: no HTTP protocol to agree on.
+        let (policy, alpn) = (lc.handshake.for_sni(sni.as_deref()), lc.tcp.is_none());
         let config = material
             .config(policy, alpn, Arc::clone(&slot))
             .map_err(|e| {
@@ -158,7 +154,15 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         return;
     };
     if let Some(route) = tcp_route {
-        crate::tcp::relay(proxy, &route, limits.idle_timeout, stream, &peer, remote).await;
+        crate::tcp::relay(
+            proxy,
+            &route,
+            limits.idle_timeout,
+            stream,
+            Arc::new(peer),
+            remote,
+        )
+        .await;
         return;
     }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");

@@ -6,25 +6,25 @@
 use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use mutual_tls::PeerIdentity;
+use mutual_tls::{PeerIdentity, Permit};
 
 use crate::config::Protocol;
 use crate::headers::{self, Forwarded};
 use crate::route::{self, NoRoute};
-use crate::upstream::UpBody;
+use crate::upstream::{Pick, UpBody, Upstream};
 use crate::Proxy;
 
 /// Largest refused body still read before the 413 is sent (see `handle`).
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 /// How long reading a refused body may take.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// What is known of a connection once its handshake is done.
 #[derive(Debug)]
@@ -85,12 +85,41 @@ fn is_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What the access log and the metrics say of one request.
 struct Outcome {
     status: StatusCode,
     route: String,
     decision: &'static str,
     reason: Option<String>,
     server: Option<String>,
+    /// The matcher that allowed the caller, as written.
+    rule: Option<String>,
+}
+
+/// A request the proxy answers itself: its status, the `decision` label, and the reason, which
+/// is also the body.
+struct Refused {
+    status: StatusCode,
+    decision: &'static str,
+    reason: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, decision: &'static str, reason: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            decision,
+            reason: reason.into(),
+        }
+    }
+
+    fn too_large(max_body: u64) -> Refused {
+        Refused::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is larger than {max_body} bytes"),
+        )
+    }
 }
 
 /// Handles one request.
@@ -112,6 +141,7 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
             peer.addr = %conn.remote,
             path = %path,
             route = %out.route,
+            rule = out.rule.as_deref().unwrap_or(""),
             decision = out.decision,
             status = out.status.as_u16(),
             reason = out.reason.as_deref().unwrap_or(""),
@@ -123,22 +153,72 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
     resp
 }
 
+/// The story of one request: admitted by a route's policy, held to the body limit, turned into
+/// the backend's request (forged identity stripped, the verified one set), sent, and the
+/// backend's answer passed back; or answered by the proxy with the reason it stopped.
 async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outcome) {
-    let rt = conn.proxy.runtime();
-    let lc = &rt.config.listeners[conn.listener];
     let mut out = Outcome {
         status: StatusCode::OK,
         route: "-".into(),
         decision: "allow",
         reason: None,
         server: None,
+        rule: None,
     };
-    let refuse = |mut out: Outcome, status: StatusCode, decision: &'static str, reason: String| {
-        out.status = status;
-        out.decision = decision;
-        out.reason = Some(reason.clone());
-        (local(status, format!("{reason}\n")), out)
+    match steps(conn, req, &mut out).await {
+        Ok(resp) => {
+            out.status = resp.status();
+            (resp, out)
+        }
+        Err(r) => {
+            out.status = r.status;
+            out.decision = r.decision;
+            let resp = local(r.status, format!("{}\n", r.reason));
+            out.reason = Some(r.reason);
+            (resp, out)
+        }
+    }
+}
+
+async fn steps(
+    conn: &Conn,
+    req: Request<Incoming>,
+    out: &mut Outcome,
+) -> Result<Response<UpBody>, Refused> {
+    let admitted = admit(conn, &req, out)?;
+    out.rule = Some(admitted.permit.rule().to_string());
+    let req = within_body_limit(req, admitted.max_body).await?;
+    let pick = admitted.upstream.pick();
+    let server = pick.authority().to_string();
+    out.server = Some(server.clone());
+    let req = match upstream_request(conn, &admitted, &server, req) {
+        Ok(req) => req,
+        Err(r) => {
+            pick.done(true);
+            return Err(r);
+        }
     };
+    let resp = send(&admitted, pick, &server, req).await?;
+    Ok(map_response(resp))
+}
+
+/// A request that a route's policy admitted, with what forwarding it needs. Only [`admit`]
+/// makes one, and it holds the [`Permit`] the route's policy gave the caller: no request
+/// reaches a backend without one.
+struct Admitted {
+    permit: Permit,
+    /// The `Host` (or `:authority`) the caller asked for.
+    authority: String,
+    upstream: Arc<Upstream>,
+    max_body: u64,
+    timeout: Duration,
+    client_cert_headers: bool,
+}
+
+/// Finds the request's route (by Host, held to the SNI, and path) and asks its policy.
+fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admitted, Refused> {
+    let rt = conn.proxy.runtime();
+    let lc = &rt.config.listeners[conn.listener];
     let authority = req
         .uri()
         .authority()
@@ -148,30 +228,26 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
                 .get(HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(String::from)
-        });
-    let Some(authority) = authority else {
-        return refuse(
-            out,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request has no Host".into(),
-        );
-    };
+        })
+        .ok_or_else(|| {
+            Refused::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request has no Host",
+            )
+        })?;
     let host = route::host_of(&authority);
-    let (_, route) = match route::select(&lc.routes, conn.sni.as_deref(), &host, req.uri().path()) {
-        Ok(r) => r,
-        Err(e) => {
+    let (_, route) = route::select(&lc.routes, conn.sni.as_deref(), &host, req.uri().path())
+        .map_err(|e| {
             let (status, decision) = match e {
                 NoRoute::NotFound { .. } => (StatusCode::NOT_FOUND, "no_route"),
                 _ => (StatusCode::MISDIRECTED_REQUEST, "misdirected"),
             };
-            return refuse(out, status, decision, e.to_string());
-        }
-    };
+            Refused::new(status, decision, e.to_string())
+        })?;
     out.route = route.name.clone();
-    if let Err(denial) = route.policy.authorize(&conn.peer) {
-        return refuse(
-            out,
+    let permit = route.policy.authorize(&conn.peer).map_err(|denial| {
+        Refused::new(
             StatusCode::FORBIDDEN,
             "deny",
             format!(
@@ -179,62 +255,72 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
                 route.name,
                 conn.peer.issuer_name()
             ),
-        );
-    }
-    let max_body = lc.limits.max_body_bytes;
+        )
+    })?;
+    Ok(Admitted {
+        permit,
+        authority,
+        upstream: Arc::clone(&rt.upstreams[route.upstream]),
+        max_body: lc.limits.max_body_bytes,
+        timeout: lc.limits.request_timeout,
+        client_cert_headers: lc.client_cert_headers,
+    })
+}
+
+/// Refuses a request whose declared body is over the limit (a body without a length is held
+/// to it as it streams, see [`send`]).
+async fn within_body_limit(
+    req: Request<Incoming>,
+    max_body: u64,
+) -> Result<Request<Incoming>, Refused> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body) {
-        // Read and drop a modest body before answering: closing with the upload unread makes
-        // the kernel reset the connection, and the client sees a reset instead of the 413
-        // (nginx's lingering close exists for the same reason). Bounded in size and time.
-        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
-            let mut body = req.into_body();
-            let _ = tokio::time::timeout(DRAIN_TIME, async {
-                while let Some(frame) = body.frame().await {
-                    if frame.is_err() {
-                        break;
-                    }
+    let Some(declared) = declared.filter(|n| *n > max_body) else {
+        return Ok(req);
+    };
+    // Read and drop a modest body before answering: closing with the upload unread makes the
+    // kernel reset the connection, and the client sees a reset instead of the 413 (nginx's
+    // lingering close exists for the same reason). Bounded in size and time.
+    if declared <= DRAIN_LIMIT {
+        let mut body = req.into_body();
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
                 }
-            })
-            .await;
-        }
-        return refuse(
-            out,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the request body is larger than {max_body} bytes"),
-        );
+            }
+        })
+        .await;
     }
-    let upstream = Arc::clone(&rt.upstreams[route.upstream]);
-    let timeout = lc.limits.request_timeout;
-    let client_cert_headers = lc.client_cert_headers;
-    drop(rt);
+    Err(Refused::too_large(max_body))
+}
 
-    let pick = upstream.pick();
-    let server = pick.authority().to_string();
-    out.server = Some(server.clone());
+/// The backend's request: the caller's, aimed at `server`, in the upstream's HTTP version,
+/// with every identity header the caller sent stripped and the verified identity set.
+fn upstream_request(
+    conn: &Conn,
+    admitted: &Admitted,
+    server: &str,
+    req: Request<Incoming>,
+) -> Result<Request<UpBody>, Refused> {
     let (mut parts, body) = req.into_parts();
     let pq = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    parts.uri = match format!("http://{server}{pq}").parse() {
-        Ok(u) => u,
-        Err(_) => {
-            return refuse(
-                out,
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "unusable request target".into(),
-            )
-        }
-    };
-    parts.version = match upstream.config.protocol {
+    parts.uri = format!("http://{server}{pq}").parse().map_err(|_| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "unusable request target",
+        )
+    })?;
+    let protocol = admitted.upstream.config.protocol;
+    parts.version = match protocol {
         Protocol::H1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
     };
@@ -242,62 +328,72 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         &mut parts.headers,
         &Forwarded {
             client: conn.remote.ip(),
-            host: Some(&authority),
+            host: Some(&admitted.authority),
             xfcc: Some(&conn.xfcc),
-            client_cert: client_cert_headers
+            client_cert: admitted
+                .client_cert_headers
                 .then_some(conn.client_cert.as_ref())
                 .flatten()
                 .map(|(a, b)| (a.as_str(), b.as_str())),
         },
     );
-    if upstream.config.protocol == Protocol::H1 && !parts.headers.contains_key(HOST) {
-        if let Ok(v) = HeaderValue::from_str(&authority) {
+    if protocol == Protocol::H1 && !parts.headers.contains_key(HOST) {
+        if let Ok(v) = HeaderValue::from_str(&admitted.authority) {
             parts.headers.insert(HOST, v);
         }
     }
-    let body = Limited::new(body, max_body as usize).boxed_unsync();
-    let call = upstream.client().request(Request::from_parts(parts, body));
+    let body = Limited::new(body, admitted.max_body as usize).boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Sends to the picked server under the request time limit, and tells the pick how it went
+/// (a timeout, a failure to connect and a 502/503/504 count against the server).
+async fn send(
+    admitted: &Admitted,
+    pick: Pick,
+    server: &str,
+    req: Request<UpBody>,
+) -> Result<Response<Incoming>, Refused> {
+    let timeout = admitted.timeout;
+    let call = admitted.upstream.client().request(req);
     match tokio::time::timeout(timeout, call).await {
         Err(_) => {
             pick.done(false);
-            refuse(
-                out,
+            Err(Refused::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 format!(
                     "the backend {server} did not answer within {}s",
                     timeout.as_secs()
                 ),
-            )
+            ))
+        }
+        Ok(Err(e)) if e.source().is_some_and(is_body_limit) => {
+            pick.done(true);
+            Err(Refused::too_large(admitted.max_body))
         }
         Ok(Err(e)) => {
-            if e.source().is_some_and(is_body_limit) {
-                pick.done(true);
-                return refuse(
-                    out,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("the request body is larger than {max_body} bytes"),
-                );
-            }
             pick.done(false);
             let why = if e.is_connect() {
                 format!("the backend {server} is unreachable: {}", chain(&e))
             } else {
                 format!("the backend {server} failed: {}", chain(&e))
             };
-            refuse(out, StatusCode::BAD_GATEWAY, "upstream_error", why)
+            Err(Refused::new(StatusCode::BAD_GATEWAY, "upstream_error", why))
         }
         Ok(Ok(resp)) => {
-            let status = resp.status();
-            pick.done(!matches!(status.as_u16(), 502..=504));
-            out.status = status;
-            let (mut parts, body) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers);
-            let body = body
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-                .boxed_unsync();
-            (Response::from_parts(parts, body), out)
+            pick.done(!matches!(resp.status().as_u16(), 502..=504));
+            Ok(resp)
         }
     }
+}
+
+/// The backend's answer for the caller: hop-by-hop headers removed, the body streamed.
+fn map_response(resp: Response<Incoming>) -> Response<UpBody> {
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let body = body
+        .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        .boxed_unsync();
+    Response::from_parts(parts, body)
 }

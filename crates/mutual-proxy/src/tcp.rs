@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mutual_tls::PeerIdentity;
+use mutual_tls::{PeerIdentity, Permit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -113,17 +113,40 @@ async fn pass<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Relays one verified connection of a `tcp` listener to a server of its upstream.
+/// Relays one verified connection of a `tcp` listener to a server of its upstream, once the
+/// listener's policy has given the caller a [`Permit`].
 pub async fn relay<S>(
     proxy: &Arc<Proxy>,
     route: &TcpRoute,
     idle: Duration,
     stream: S,
-    peer: &PeerIdentity,
+    peer: Arc<PeerIdentity>,
     remote: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // The handshake held the caller to this policy already; asking again yields the permit
+    // that connecting to the upstream takes (a matcher check, no signature).
+    match route.policy.authorize(&peer) {
+        Ok(permit) => connect(proxy, route, &permit, idle, stream, remote).await,
+        Err(denial) => {
+            proxy.metrics.tcp(&route.name, "denied", Moved::default());
+            tracing::warn!(peer.addr = %remote, peer.cn = peer.name(), route = %route.name, reason = %denial, "tcp: refused client");
+        }
+    }
+}
+
+async fn connect<S>(
+    proxy: &Arc<Proxy>,
+    route: &TcpRoute,
+    permit: &Permit,
+    idle: Duration,
+    stream: S,
+    remote: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let peer = permit.peer();
     let upstream = Arc::clone(&proxy.runtime().upstreams[route.upstream]);
     let pick = upstream.pick();
     let target = pick.authority().to_string();
@@ -162,6 +185,7 @@ pub async fn relay<S>(
             peer.addr = %remote,
             peer.cn = peer.name(),
             route = %route.name,
+            rule = permit.rule(),
             upstream.server = %target,
             decision = "allow",
             end = end.label(),

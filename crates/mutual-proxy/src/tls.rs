@@ -106,7 +106,7 @@ impl TlsMaterial {
     /// ALPN offers `h2` and `http/1.1` when `alpn`, and the outcome lands in `slot`.
     pub fn config(
         self: &Arc<Self>,
-        policy: Option<Policy>,
+        policy: Option<Arc<Policy>>,
         alpn: bool,
         slot: Arc<Mutex<Slot>>,
     ) -> Result<Arc<ServerConfig>, rustls::Error> {
@@ -156,7 +156,7 @@ pub type Slot = HandshakeSlot;
 #[derive(Debug)]
 struct ProxyCheck {
     material: Arc<TlsMaterial>,
-    policy: Option<Policy>,
+    policy: Option<Arc<Policy>>,
 }
 
 impl ClientCheck for ProxyCheck {
@@ -169,7 +169,7 @@ impl ClientCheck for ProxyCheck {
     }
 
     fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
-        check(&self.material, self.policy.as_ref(), chain, now)
+        check(&self.material, self.policy.as_deref(), chain, now)
     }
 }
 

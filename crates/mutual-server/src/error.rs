@@ -14,6 +14,10 @@ pub enum ApiError {
     /// No token, or one that does not allow this path (Vault: 403 `permission denied`).
     #[error("permission denied")]
     PermissionDenied,
+    /// Refused, with the reason (403): a bootstrap token used outside its scope, used up or
+    /// expired; a certificate that may not renew.
+    #[error("{0}")]
+    Forbidden(String),
     /// A bad parameter, a refused request, anything the caller must fix (400).
     #[error("{0}")]
     BadRequest(String),
@@ -46,7 +50,7 @@ impl ApiError {
     /// The HTTP status Vault answers this error with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::PermissionDenied => StatusCode::FORBIDDEN,
+            ApiError::PermissionDenied | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoRoute(_) | ApiError::UnsupportedPath | ApiError::NotFound => {
                 StatusCode::NOT_FOUND

@@ -20,8 +20,12 @@
 
 mod cert_auth;
 mod error;
+mod feed;
+mod lifecycle;
+mod ocsp;
 mod params;
 mod pki;
+mod renew;
 mod reply;
 mod roles;
 mod state;
@@ -39,6 +43,7 @@ use axum::{
 
 pub use cert_auth::ClientCert;
 pub use error::ApiError;
+pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
 pub use state::{App, Mount};
@@ -88,7 +93,7 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
     }
 }
 
-async fn handle(app: &App, req: Request<Body>) -> Result<Reply, ApiError> {
+async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let Some(path) = path.strip_prefix("/v1/") else {
@@ -98,6 +103,13 @@ async fn handle(app: &App, req: Request<Body>) -> Result<Reply, ApiError> {
     let body = axum::body::to_bytes(body, app.body_limit)
         .await
         .map_err(|_| ApiError::TooLarge)?;
+    let routed = app.route(&path);
+    // OCSP bodies are DER, not JSON: answered before parameters are parsed.
+    if let Some((mount, rest)) = &routed {
+        if *rest == "ocsp" || rest.starts_with("ocsp/") {
+            return ocsp::handle(app, mount, &parts.method, parts.uri.path(), &body).await;
+        }
+    }
     let params = Params::parse(&body, parts.uri.query())?;
     let op = match parts.method.as_str() {
         "GET" | "HEAD" if params.bool("list").ok().flatten() == Some(true) => Op::List,
@@ -114,14 +126,30 @@ async fn handle(app: &App, req: Request<Body>) -> Result<Reply, ApiError> {
     if path.starts_with("sys/") || path.starts_with("auth/") {
         return sys::handle(app, op, &path, params, token.as_deref()).await;
     }
-    let Some((mount, rest)) = app.route(&path) else {
+    let Some((mount, rest)) = routed else {
         // As Vault: a caller without a valid token learns nothing about which mounts exist.
         app.token(token.as_deref()).await?;
         return Err(ApiError::NoRoute(path));
     };
+    match (op, rest) {
+        (Op::Read, "trust-bundle") => return lifecycle::trust_bundle(&mount),
+        (Op::Read, "revocations") => {
+            return feed::handle(app, mount, &parts.headers, &params).await
+        }
+        (Op::Write, "renew") => {
+            let client = parts.extensions.get::<ClientCert>();
+            return renew::handle(app, &mount, client, &params).await;
+        }
+        _ => {}
+    }
     if !pki::is_unauthenticated(op, rest) {
         let tok = app.token(token.as_deref()).await?;
-        if !tok.allows(&mount.record.path) {
+        if tok.role.is_some() {
+            let secret = token.as_deref().unwrap_or_default();
+            let rest = rest.to_string();
+            return lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret).await;
+        }
+        if tok.expired(time::OffsetDateTime::now_utc()) || !tok.allows(&mount.record.path) {
             return Err(ApiError::PermissionDenied);
         }
     }

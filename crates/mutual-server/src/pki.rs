@@ -44,13 +44,15 @@ pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
                 | "cert/ca"
                 | "cert/ca_chain"
                 | "cert/crl"
+                | "trust-bundle"
+                | "revocations"
         )
 }
 
 /// Runs CPU work: inline when it is light (EC or Ed25519 keys: tens of microseconds, cheaper
 /// than the hop to the blocking pool, measured by bench/ca-server.sh), on the blocking pool when
 /// an RSA key is generated or signs (milliseconds).
-async fn cpu<T: Send + 'static>(
+pub(crate) async fn cpu<T: Send + 'static>(
     heavy: bool,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -61,11 +63,11 @@ async fn cpu<T: Send + 'static>(
     }
 }
 
-fn is_rsa(kind: &str) -> bool {
+pub(crate) fn is_rsa(kind: &str) -> bool {
     kind.eq_ignore_ascii_case("rsa") || kind.eq_ignore_ascii_case("any")
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -127,6 +129,7 @@ pub async fn handle(
             let urls = Urls {
                 issuing_certificates: p.list("issuing_certificates")?,
                 crl_distribution_points: p.list("crl_distribution_points")?,
+                ocsp_servers: p.list("ocsp_servers")?,
             };
             let _guard = app.admin.lock().await;
             app.store.set_mount_urls(&path, &urls).await?;
@@ -227,12 +230,12 @@ fn urls_json(u: &Urls) -> Value {
     json!({
         "issuing_certificates": u.issuing_certificates,
         "crl_distribution_points": u.crl_distribution_points,
-        "ocsp_servers": [],
+        "ocsp_servers": u.ocsp_servers,
         "enable_templating": false,
     })
 }
 
-fn find_role(mount: &Mount, name: &str) -> Result<Arc<Role>, ApiError> {
+pub(crate) fn find_role(mount: &Mount, name: &str) -> Result<Arc<Role>, ApiError> {
     mount
         .roles
         .get(name)
@@ -244,7 +247,7 @@ fn parse_serial(s: &str) -> Result<Serial, ApiError> {
     Serial::parse(s).map_err(|_| ApiError::bad(format!("\"{s}\" is not a serial number")))
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -431,6 +434,7 @@ async fn sign_intermediate(app: &App, mount: &Mount, p: &Params) -> Result<Reply
             not_before: facts.not_before,
             not_after: facts.not_after,
             cert_pem: signed.cert_pem.clone(),
+            role: None,
         })
         .await?;
     let signer_self_signed = cert::facts(&signer.cert_der)?.self_issued;
@@ -521,7 +525,7 @@ async fn set_signed(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiEr
 
 /// A request's TTL with Vault's default: when neither the request nor the role names one, the
 /// mount's default lease TTL (the system's 768h when unset), within the role's or mount's max.
-fn default_ttl(mount: &Mount, role: &Role, req: &mut IssueRequest) {
+pub(crate) fn default_ttl(mount: &Mount, role: &Role, req: &mut IssueRequest) {
     if req.ttl.is_some_and(|t| !t.is_zero()) || role.ttl.is_some_and(|t| !t.is_zero()) {
         return;
     }
@@ -549,7 +553,7 @@ fn issue_request(p: &Params) -> Result<IssueRequest, ApiError> {
     })
 }
 
-async fn record_and_answer(
+pub(crate) async fn record_and_answer(
     app: &App,
     ca: &CaRecord,
     no_store: bool,
@@ -683,6 +687,9 @@ async fn revoke(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError>
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(path);
+            // Wakes the feed's waiting subscribers (after the commit, so they find the row).
+            app.revocations.send_modify(|n| *n += 1);
+            tracing::info!(mount = %path, serial = %serial, reason = %reason, "certificate revoked");
             at
         }
         RevokeOutcome::AlreadyRevoked { at, .. } => at,
@@ -706,6 +713,8 @@ async fn read_cert(app: &App, mount: &Mount, serial: &str) -> Result<Reply, ApiE
         "revocation_time_rfc3339": rec.revoked_at.map(rfc3339).unwrap_or_default(),
         "issuer_id": mount.record.uuid,
         "serial_number": rec.serial.to_string(),
+        // Not Vault's: the role it was issued under (renewal applies it again).
+        "role": rec.role,
         // Not Vault's: the reason, so that `mutual certs --addr` shows what it shows locally.
         "revocation_reason": rec.reason.map(|r| r.to_string()),
     })))

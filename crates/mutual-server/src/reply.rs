@@ -37,6 +37,8 @@ pub enum Reply {
     Accepted(Vec<String>),
     /// 204 No Content.
     NoContent,
+    /// A response built by its handler (a server-sent event stream).
+    Response(Response),
 }
 
 impl Reply {
@@ -109,6 +111,7 @@ impl IntoResponse for Reply {
             )
                 .into_response(),
             Reply::NoContent => StatusCode::NO_CONTENT.into_response(),
+            Reply::Response(r) => r,
         }
     }
 }

@@ -66,6 +66,11 @@ pub struct App {
     tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// Bumped by every revocation made through this server: what the feed's long-polls and
+    /// event streams wait on (a watch: waiting costs a receiver, not a task).
+    pub revocations: tokio::sync::watch::Sender<u64>,
+    /// Counters of the lifecycle endpoints (renewals, OCSP answers).
+    pub counters: crate::lifecycle::Counters,
 }
 
 impl App {
@@ -85,6 +90,8 @@ impl App {
             crls: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             body_limit: 1 << 20,
+            revocations: tokio::sync::watch::Sender::new(0),
+            counters: crate::lifecycle::Counters::default(),
         })
     }
 

@@ -39,6 +39,12 @@ pub async fn handle(
         _ => {}
     }
     let tok = app.token(token).await?;
+    if tok.role.is_some() {
+        return Err(crate::lifecycle::out_of_scope(&tok));
+    }
+    if tok.expired(OffsetDateTime::now_utc()) {
+        return Err(ApiError::PermissionDenied);
+    }
     if let Some(rest) = path.strip_prefix("auth/token/") {
         return token_op(app, op, rest, &p, &tok, token.unwrap_or_default()).await;
     }
@@ -55,6 +61,10 @@ pub async fn handle(
         return Err(ApiError::PermissionDenied);
     }
     match (op, path) {
+        (Op::Read, "sys/metrics") => Ok(Reply::Raw {
+            content_type: "text/plain; version=0.0.4",
+            body: app.counters.prometheus().into_bytes(),
+        }),
         (Op::Read, "sys/mounts") => {
             let mut all = Map::new();
             for m in app.mounts() {
@@ -223,6 +233,24 @@ async fn tune(app: &App, op: Op, path: &str, p: &Params) -> Result<Reply, ApiErr
     }
 }
 
+/// A bootstrap token names one mount and one of its roles.
+fn check_bootstrap(app: &App, mounts: &[String], role: &str) -> Result<(), ApiError> {
+    let [mount] = mounts else {
+        return Err(ApiError::bad(
+            "a bootstrap token (one with a role) names exactly one mount",
+        ));
+    };
+    let m = app
+        .mount(mount)
+        .ok_or_else(|| ApiError::bad(format!("no mount at \"{mount}/\"")))?;
+    if !m.roles.contains_key(role) {
+        return Err(ApiError::bad(format!(
+            "mount \"{mount}\" has no role \"{role}\""
+        )));
+    }
+    Ok(())
+}
+
 fn token_json(t: &TokenRecord, id: Option<&str>) -> Value {
     json!({
         "accessor": t.accessor,
@@ -230,11 +258,11 @@ fn token_json(t: &TokenRecord, id: Option<&str>) -> Value {
         "creation_ttl": 0,
         "display_name": t.display_name,
         "entity_id": "",
-        "expire_time": null,
+        "expire_time": t.expires_at.map(|at| at.unix_timestamp()),
         "explicit_max_ttl": 0,
         "id": id.unwrap_or(""),
         "meta": null,
-        "num_uses": 0,
+        "num_uses": t.num_uses,
         "orphan": true,
         "path": "auth/token/create",
         "policies": if t.is_root() { vec!["root".to_string()] } else { t.mounts.clone() },
@@ -265,20 +293,47 @@ async fn token_op(
             if mounts.is_empty() {
                 mounts = p.list("policies")?;
             }
+            if let Some(m) = p.string("mount").filter(|m| !m.trim().is_empty()) {
+                mounts = vec![m.trim().trim_matches('/').to_string()];
+            }
             if mounts.iter().any(|m| m == "root") {
                 mounts = vec![mutual_store::ALL_MOUNTS.to_string()];
             }
-            let (secret, rec) = app
-                .store
-                .create_token(&p.str_or("display_name", "token"), &mounts)
-                .await?;
+            let role = p.string("role").filter(|r| !r.trim().is_empty());
+            let num_uses = p.u32("num_uses")?;
+            if role.is_none() && num_uses.is_some_and(|n| n > 0) {
+                return Err(ApiError::bad(
+                    "num_uses limits a bootstrap token: give a role (and one mount) with it",
+                ));
+            }
+            if let Some(role) = &role {
+                check_bootstrap(app, &mounts, role)?;
+            }
+            let spec = mutual_store::TokenSpec {
+                display_name: p.str_or(
+                    "display_name",
+                    if role.is_some() { "bootstrap" } else { "token" },
+                ),
+                mounts,
+                // A join token is one-time unless told otherwise.
+                num_uses: if role.is_some() {
+                    num_uses.unwrap_or(1)
+                } else {
+                    0
+                },
+                role,
+                ttl: p.duration("ttl")?.filter(|t| !t.is_zero()),
+            };
+            let (secret, rec) = app.store.create_token_with(&spec).await?;
             Ok(Reply::Auth(json!({
                 "client_token": secret,
                 "accessor": rec.accessor,
                 "policies": rec.mounts,
                 "token_policies": rec.mounts,
-                "metadata": null,
-                "lease_duration": 0,
+                "metadata": rec.role.as_ref().map(|r| json!({ "role": r })),
+                "lease_duration": spec.ttl.map_or(0, |t| t.as_secs()),
+                "num_uses": rec.num_uses,
+                "expire_time": rec.expires_at.map(|at| at.unix_timestamp()),
                 "renewable": false,
                 "entity_id": "",
                 "token_type": "service",

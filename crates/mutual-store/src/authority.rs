@@ -118,6 +118,8 @@ pub struct Signed {
     pub not_before: OffsetDateTime,
     /// Validity end, as signed.
     pub not_after: OffsetDateTime,
+    /// The role it was issued under (recorded with it; renewal applies it again).
+    pub role: String,
 }
 
 impl Signed {
@@ -132,6 +134,7 @@ impl Signed {
             not_before: self.not_before,
             not_after: self.not_after,
             cert_pem: pem.clone(),
+            role: Some(self.role.clone()),
         };
         Ok((
             Issued {
@@ -204,6 +207,7 @@ pub fn issue_signed(
         not_before: checked.not_before,
         not_after: checked.not_after,
         warnings: checked.warnings,
+        role: role.name.clone(),
     })
 }
 
@@ -247,6 +251,7 @@ pub fn sign_csr(
         not_before: checked.not_before,
         not_after: checked.not_after,
         warnings: checked.warnings,
+        role: role.name.clone(),
     })
 }
 
@@ -377,6 +382,7 @@ impl Store {
                 not_before: record.not_before,
                 not_after: record.not_after,
                 cert_pem: &record.cert_pem,
+                role: record.role.as_deref(),
             })
             .await?;
         }

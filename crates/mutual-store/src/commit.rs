@@ -28,6 +28,8 @@ pub struct OwnedCert {
     pub not_after: OffsetDateTime,
     /// PEM of the certificate alone.
     pub cert_pem: String,
+    /// The role it was issued under (None for CA certificates).
+    pub role: Option<String>,
 }
 
 struct Job {
@@ -153,8 +155,8 @@ fn insert<'a>(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
         for c in certs {
             stmt.execute(rusqlite::params![
@@ -165,6 +167,7 @@ fn insert<'a>(
                 c.not_after.unix_timestamp(),
                 c.cert_pem,
                 now,
+                c.role,
             ])?;
         }
     }

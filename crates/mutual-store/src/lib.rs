@@ -36,5 +36,5 @@ pub use error::StoreError;
 pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;
-pub use sqlite::Store;
-pub use tokens::{token_hash, TokenRecord, ALL_MOUNTS};
+pub use sqlite::{FeedEntry, Store};
+pub use tokens::{token_hash, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};

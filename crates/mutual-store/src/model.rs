@@ -53,6 +53,8 @@ pub struct NewCert<'a> {
     pub not_after: OffsetDateTime,
     /// PEM of the certificate alone.
     pub cert_pem: &'a str,
+    /// The role it was issued under (None for CA certificates).
+    pub role: Option<&'a str>,
 }
 
 /// A recorded certificate.
@@ -79,6 +81,8 @@ pub struct CertRecord {
     /// PEM of the certificate.
     #[serde(skip)]
     pub cert_pem: String,
+    /// The role it was issued under (None for CA certificates and rows older than the column).
+    pub role: Option<String>,
 }
 
 fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {

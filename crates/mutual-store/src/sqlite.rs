@@ -59,6 +59,85 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS certs_ca ON certs(ca, serial)",
 ];
 
+/// Columns added after the first release, as (table, column, definition): added to a store
+/// that lacks them when it is opened, so that stores made by older versions keep working.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The role a certificate was issued under: renewal applies it again.
+    ("certs", "role", "TEXT"),
+    // The revocation feed's sequence number, given by `revoke` (see `revocations_since`).
+    ("certs", "revoked_seq", "INTEGER"),
+    // Bootstrap tokens: the one role they may issue under, how many issuances they allow
+    // (0: no limit), how many they made, and when they stop working.
+    ("tokens", "role", "TEXT"),
+    ("tokens", "num_uses", "INTEGER NOT NULL DEFAULT 0"),
+    ("tokens", "uses", "INTEGER NOT NULL DEFAULT 0"),
+    ("tokens", "expires_at", "INTEGER"),
+];
+
+/// Brings a store's schema up to date: every statement is idempotent, and a column added by a
+/// concurrent opener is not an error.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    for stmt in SCHEMA.iter().chain(crate::mounts::SCHEMA) {
+        sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
+    }
+    for (table, column, def) in ADDED_COLUMNS {
+        let present: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?"
+        ))
+        .bind(column)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+        if present > 0 {
+            continue;
+        }
+        match sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
+            .execute(pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("duplicate column") => {}
+            Err(e) => return Err(db_err(e)),
+        }
+        if *column == "revoked_seq" {
+            // Certificates revoked before the feed existed get sequence numbers in the order
+            // they were revoked, so that a subscriber starting at 0 sees them too.
+            sqlx::query(
+                "UPDATE certs SET revoked_seq = (SELECT COUNT(*) FROM certs c2 \
+                 WHERE c2.revoked_at IS NOT NULL \
+                 AND (c2.revoked_at, c2.serial) <= (certs.revoked_at, certs.serial)) \
+                 WHERE revoked_at IS NOT NULL",
+            )
+            .execute(pool)
+            .await
+            .map_err(db_err)?;
+        }
+    }
+    // The feed's counter lives apart from the rows, so that `tidy` deleting the latest revoked
+    // certificate never makes a sequence number come round twice.
+    for stmt in [
+        "CREATE INDEX IF NOT EXISTS certs_revoked_seq ON certs(revoked_seq) WHERE revoked_seq IS NOT NULL",
+        "CREATE TABLE IF NOT EXISTS revocation_seq (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL)",
+        "INSERT OR IGNORE INTO revocation_seq (one, seq) SELECT 1, COALESCE(MAX(revoked_seq), 0) FROM certs",
+    ] {
+        sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// The feed's sequence number (store-wide, increasing).
+    pub seq: u64,
+    /// The revoked certificate's serial.
+    pub serial: Serial,
+    /// When it was revoked.
+    pub revoked_at: OffsetDateTime,
+    /// Why.
+    pub reason: Reason,
+}
+
 /// The SQLite store in a data directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -127,9 +206,7 @@ impl Store {
             Kek::create(dir)?
         };
         let pool = Self::connect(&db, true, durable).await?;
-        for stmt in SCHEMA.iter().chain(crate::mounts::SCHEMA) {
-            sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
-        }
+        migrate(&pool).await?;
         sqlx::query(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?), ('kek_check', ?)",
         )
@@ -169,9 +246,7 @@ impl Store {
                 "unknown store format {format:?} (expected {FORMAT})"
             )));
         }
-        for stmt in SCHEMA.iter().chain(crate::mounts::SCHEMA) {
-            sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
-        }
+        migrate(&pool).await?;
         let kek = Kek::load(dir)?;
         let check: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'kek_check'")
@@ -315,6 +390,14 @@ impl Store {
                 name: name.to_string(),
             });
         }
+        // The CA of a server mount: its `config/urls` says the same (seen by a server at its
+        // next start).
+        sqlx::query("UPDATE mounts SET urls = ? WHERE path = ?")
+            .bind(serde_json::to_string(urls).map_err(|e| StoreError::Db(e.to_string()))?)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -388,7 +471,7 @@ impl Store {
     /// Records an issued certificate. Returns once the row is committed and synced.
     pub async fn record_cert(&self, cert: &NewCert<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(cert.serial.to_hex())
         .bind(cert.ca)
@@ -397,6 +480,7 @@ impl Store {
         .bind(ts(cert.not_after))
         .bind(cert.cert_pem)
         .bind(ts(OffsetDateTime::now_utc()))
+        .bind(cert.role)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -457,15 +541,25 @@ impl Store {
         reason: Reason,
         at: OffsetDateTime,
     ) -> Result<RevokeOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let updated: Option<String> = sqlx::query_scalar(
-            "UPDATE certs SET revoked_at = ?, reason = ? WHERE serial = ? AND revoked_at IS NULL RETURNING ca",
+            "UPDATE certs SET revoked_at = ?, reason = ?, \
+             revoked_seq = (SELECT seq + 1 FROM revocation_seq WHERE one = 1) \
+             WHERE serial = ? AND revoked_at IS NULL RETURNING ca",
         )
         .bind(ts(at))
         .bind(reason.code())
         .bind(serial.to_hex())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        if updated.is_some() {
+            sqlx::query("UPDATE revocation_seq SET seq = seq + 1 WHERE one = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         if let Some(ca) = updated {
             return Ok(RevokeOutcome::Revoked { ca, at });
         }
@@ -474,6 +568,52 @@ impl Store {
             ca: existing.ca,
             at: existing.revoked_at.unwrap_or(at),
         })
+    }
+
+    /// The revocation feed of CA `ca`: its revocations with a sequence number above `since`,
+    /// oldest first, at most `limit`, and the sequence number to ask from next time (the
+    /// store's latest when the page is complete, so that a subscriber skips other CAs'
+    /// entries; the last one returned when the page is full).
+    pub async fn revocations_since(
+        &self,
+        ca: &str,
+        since: u64,
+        limit: u32,
+    ) -> Result<(Vec<FeedEntry>, u64), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let latest: Option<i64> = sqlx::query_scalar("SELECT seq FROM revocation_seq")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT revoked_seq, serial, revoked_at, reason FROM certs \
+             WHERE revoked_seq > ? AND revoked_seq <= ? AND ca = ? ORDER BY revoked_seq LIMIT ?",
+        )
+        .bind(since as i64)
+        .bind(latest.unwrap_or(0))
+        .bind(ca)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let full = rows.len() >= limit.max(1) as usize;
+        let entries: Vec<FeedEntry> = rows
+            .into_iter()
+            .filter_map(|(seq, serial, at, reason)| {
+                Some(FeedEntry {
+                    seq: seq as u64,
+                    serial: Serial::parse(&serial).ok()?,
+                    revoked_at: from_ts(at),
+                    reason: Reason::from_code(reason.unwrap_or(0)),
+                })
+            })
+            .collect();
+        let next = match entries.last() {
+            Some(last) if full => last.seq,
+            _ => since.max(latest.unwrap_or(0) as u64),
+        };
+        Ok((entries, next))
     }
 
     /// The revoked certificates of a CA, for its CRL.
@@ -511,6 +651,7 @@ fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> CertRecord {
         revoked_at: revoked_at.map(from_ts),
         reason: revoked_at.map(|_| Reason::from_code(reason.unwrap_or(0))),
         cert_pem: row.get("cert_pem"),
+        role: row.get("role"),
     }
 }
 

@@ -1,5 +1,7 @@
 //! API tokens: random secrets shown once and stored only as their SHA-256, each scoped to a
-//! list of mounts (`*` for all, the root token's scope).
+//! list of mounts (`*` for all, the root token's scope). A bootstrap token (one with a role)
+//! may only issue under that role, a limited number of times, until it expires: each use is
+//! taken by one conditional UPDATE, so two concurrent uses of the last one cannot both win.
 
 use aws_lc_rs::digest;
 use sqlx::Row;
@@ -22,6 +24,55 @@ pub struct TokenRecord {
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// For a bootstrap token, the one role it may issue under (on its one mount).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// How many issuances it allows; 0 for no limit.
+    pub num_uses: u32,
+    /// How many it has made.
+    pub uses: u32,
+    /// When it stops working (None: never).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// What a new token may do.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSpec {
+    /// Free text shown in `lookup-self`.
+    pub display_name: String,
+    /// Mounts it may use (`*`: all).
+    pub mounts: Vec<String>,
+    /// A bootstrap token's role (exactly one mount then).
+    pub role: Option<String>,
+    /// How many issuances a bootstrap token allows (0: no limit).
+    pub num_uses: u32,
+    /// How long it works (None: until revoked).
+    pub ttl: Option<std::time::Duration>,
+}
+
+/// What taking one use of a bootstrap token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Taken: this was use `used` of `of` (0: no limit).
+    Taken {
+        /// Uses made, this one included.
+        used: u32,
+        /// Uses allowed.
+        of: u32,
+    },
+    /// Every use was taken before.
+    UsedUp {
+        /// Uses allowed.
+        of: u32,
+    },
+    /// It expired at this time.
+    Expired {
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// No such token (revoked meanwhile).
+    Gone,
 }
 
 impl TokenRecord {
@@ -33,6 +84,11 @@ impl TokenRecord {
     /// True when the token may use `mount`.
     pub fn allows(&self, mount: &str) -> bool {
         self.is_root() || self.mounts.iter().any(|m| m == mount)
+    }
+
+    /// True once its TTL has passed at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -54,15 +110,83 @@ impl Store {
         display_name: &str,
         mounts: &[String],
     ) -> Result<(String, TokenRecord), StoreError> {
-        let secret = format!("mutual.{}", random_hex(24));
-        let record = TokenRecord {
-            accessor: random_hex(12),
+        self.create_token_with(&TokenSpec {
             display_name: display_name.to_string(),
             mounts: mounts.to_vec(),
-            created_at: OffsetDateTime::now_utc(),
+            ..TokenSpec::default()
+        })
+        .await
+    }
+
+    /// Creates a token as `spec` says and returns its secret (shown once, stored hashed).
+    pub async fn create_token_with(
+        &self,
+        spec: &TokenSpec,
+    ) -> Result<(String, TokenRecord), StoreError> {
+        let secret = format!("mutual.{}", random_hex(24));
+        let now = OffsetDateTime::now_utc();
+        let record = TokenRecord {
+            accessor: random_hex(12),
+            display_name: spec.display_name.clone(),
+            mounts: spec.mounts.clone(),
+            created_at: now,
+            role: spec.role.clone(),
+            num_uses: spec.num_uses,
+            uses: 0,
+            expires_at: spec.ttl.map(|t| now + t),
         };
         self.put_token(&secret, &record).await?;
         Ok((secret, record))
+    }
+
+    /// Takes one use of a bootstrap token, atomically: of concurrent callers for the last use,
+    /// exactly one gets [`TokenUse::Taken`].
+    pub async fn take_token_use(
+        &self,
+        secret: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenUse, StoreError> {
+        let hash = token_hash(secret);
+        let taken: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE tokens SET uses = uses + 1 WHERE hash = ? \
+             AND (num_uses = 0 OR uses < num_uses) \
+             AND (expires_at IS NULL OR expires_at > ?) RETURNING uses, num_uses",
+        )
+        .bind(&hash)
+        .bind(now.unix_timestamp())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        if let Some((used, of)) = taken {
+            return Ok(TokenUse::Taken {
+                used: used as u32,
+                of: of as u32,
+            });
+        }
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT num_uses, expires_at FROM tokens WHERE hash = ?")
+                .bind(&hash)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+        Ok(match row {
+            None => TokenUse::Gone,
+            Some((_, Some(at))) if at <= now.unix_timestamp() => TokenUse::Expired {
+                at: OffsetDateTime::from_unix_timestamp(at).unwrap_or(now),
+            },
+            Some((of, _)) => TokenUse::UsedUp { of: of as u32 },
+        })
+    }
+
+    /// Gives back a use taken by [`Store::take_token_use`] for an issuance that then failed
+    /// (a refused name must not burn a one-time token).
+    pub async fn return_token_use(&self, secret: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET uses = uses - 1 WHERE hash = ? AND uses > 0")
+            .bind(token_hash(secret))
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// Stores a token with a secret chosen by the caller (the dev server's root token).
@@ -70,13 +194,18 @@ impl Store {
         let mounts =
             serde_json::to_string(&record.mounts).map_err(|e| StoreError::Db(e.to_string()))?;
         sqlx::query(
-            "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash(secret))
         .bind(&record.accessor)
         .bind(&record.display_name)
         .bind(mounts)
         .bind(record.created_at.unix_timestamp())
+        .bind(&record.role)
+        .bind(i64::from(record.num_uses))
+        .bind(i64::from(record.uses))
+        .bind(record.expires_at.map(|t| t.unix_timestamp()))
         .execute(self.pool())
         .await
         .map_err(db_err)?;
@@ -86,7 +215,7 @@ impl Store {
     /// The token whose secret this is, if any.
     pub async fn lookup_token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT accessor, display_name, mounts, created_at FROM tokens WHERE hash = ?",
+            "SELECT accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at FROM tokens WHERE hash = ?",
         )
         .bind(token_hash(secret))
         .fetch_optional(self.pool())
@@ -98,7 +227,7 @@ impl Store {
     /// Every token, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT accessor, display_name, mounts, created_at FROM tokens ORDER BY created_at, accessor",
+            "SELECT accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at FROM tokens ORDER BY created_at, accessor",
         )
         .fetch_all(self.pool())
         .await
@@ -126,5 +255,11 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRecord {
         mounts: serde_json::from_str(&mounts).unwrap_or_default(),
         created_at: OffsetDateTime::from_unix_timestamp(r.get("created_at"))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        role: r.get("role"),
+        num_uses: r.get::<i64, _>("num_uses").max(0) as u32,
+        uses: r.get::<i64, _>("uses").max(0) as u32,
+        expires_at: r
+            .get::<Option<i64>, _>("expires_at")
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
     }
 }

@@ -47,7 +47,7 @@ pub use identity::PeerIdentity;
 pub use layer::{Authorize, AuthorizeLayer};
 pub use load::{Identity, LoadError, TrustStore};
 pub use matcher::{Matcher, MatcherError};
-pub use policy::{Denial, Permit, Policy};
+pub use policy::{Denial, DenyAt, DenyAtError, Permit, Policy};
 pub use refusal::Refusal;
 pub use server::{Accepted, ServerMaterial, ServerTls, ServerTlsBuilder};
 pub use verifier::{verify_client_chain, ClientCheck, ClientVerifier, HandshakeSlot, Observed};

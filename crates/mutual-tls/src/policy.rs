@@ -32,6 +32,42 @@ impl Permit {
     }
 }
 
+/// Where a peer that the policy does not allow is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyAt {
+    /// After the handshake: HTTP 403 with a body naming the caller and the rule.
+    Http,
+    /// In the TLS handshake itself (alert access_denied), logged with the peer's identity.
+    Handshake,
+}
+
+/// A [`DenyAt`] that is neither `http` nor `handshake`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\": expected http or handshake")]
+pub struct DenyAtError(pub String);
+
+impl std::str::FromStr for DenyAt {
+    type Err = DenyAtError;
+
+    fn from_str(s: &str) -> Result<DenyAt, DenyAtError> {
+        match s {
+            "http" => Ok(DenyAt::Http),
+            "handshake" => Ok(DenyAt::Handshake),
+            other => Err(DenyAtError(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DenyAt {
+    /// `http` or `handshake`, as written in flags and configuration files.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DenyAt::Http => "http",
+            DenyAt::Handshake => "handshake",
+        })
+    }
+}
+
 /// Why a verified peer is not allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
@@ -139,5 +175,17 @@ mod tests {
         );
         assert!(Policy::any().authorize(&bob).is_ok());
         assert!(Policy::parse(["cn=a", "bad"]).is_err());
+    }
+
+    #[test]
+    fn deny_at_reads_as_written() {
+        for (text, want) in [("http", DenyAt::Http), ("handshake", DenyAt::Handshake)] {
+            assert_eq!(text.parse::<DenyAt>(), Ok(want));
+            assert_eq!(want.to_string(), text);
+        }
+        assert_eq!(
+            "tls".parse::<DenyAt>().unwrap_err().to_string(),
+            "\"tls\": expected http or handshake"
+        );
     }
 }

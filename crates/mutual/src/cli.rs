@@ -1,13 +1,44 @@
 //! Every flag of the `mutual` command line, its help text and its parsing, in one place.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mutual_tls::{DenyAt, Matcher, MatcherError};
 
+/// Every duration flag: Vault's forms (`90s`, `30m`, `720h`, `30d`).
 fn duration(s: &str) -> Result<Duration, String> {
     mutual_pki::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Every `--allow`: an identity matcher, parsed once, here.
+fn matcher(s: &str) -> Result<Matcher, MatcherError> {
+    s.parse()
+}
+
+/// `--deny-at http|handshake`.
+fn deny_at() -> impl TypedValueParser<Value = DenyAt> {
+    PossibleValuesParser::new([
+        PossibleValue::new("http")
+            .help("After the handshake: HTTP 403 with a body naming the caller"),
+        PossibleValue::new("handshake").help(
+            "In the TLS handshake itself (alert access_denied), logged with the peer's identity",
+        ),
+    ])
+    .try_map(|s| s.parse::<DenyAt>())
+}
+
+/// An address the proxy listens on, `HOST:PORT` with an IP host.
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("\"{s}\" is not HOST:PORT"))
+}
+
+/// The proxy's `--backend http://HOST:PORT`, kept as its `HOST:PORT`.
+fn backend(s: &str) -> Result<String, String> {
+    mutual_proxy::config::backend_authority(s)
 }
 
 /// mutual makes mutual TLS between services boring: a certificate authority, an mTLS data
@@ -87,6 +118,10 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Client mode: plaintext in on a local port, mTLS out with our certificate.
     Tunnel(TunnelArgs),
+    // --- mutual agent (enrollment and renewal; flags in AgentArgs below) ---
+    /// Enroll with a bootstrap token and keep a certificate renewed on disk (cert.pem,
+    /// key.pem, ca.pem), running a hook after each renewal.
+    Agent(AgentArgs),
 }
 
 /// `mutual ca …`
@@ -188,6 +223,9 @@ pub struct CaUrlsArgs {
     /// CRL distribution point URL; repeatable.
     #[arg(long = "crl")]
     pub crl: Vec<String>,
+    /// OCSP responder URL (AIA OCSP), e.g. http://ca:8200/v1/pki/ocsp; repeatable.
+    #[arg(long = "ocsp")]
+    pub ocsp: Vec<String>,
 }
 
 /// `mutual role …`
@@ -409,15 +447,6 @@ pub enum ServeCommand {
     Echo(ServeEchoArgs),
 }
 
-/// Where a refused identity is refused.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum DenyAt {
-    /// After the handshake: HTTP 403 with a body naming the caller.
-    Http,
-    /// In the TLS handshake itself (alert access_denied), logged with the peer's identity.
-    Handshake,
-}
-
 /// `mutual serve hello`
 #[derive(Debug, Args)]
 pub struct ServeHelloArgs {
@@ -438,10 +467,10 @@ pub struct ServeHelloArgs {
     pub crl: Vec<PathBuf>,
     /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
     /// any match allows. Default: any verified client.
-    #[arg(long)]
-    pub allow: Vec<String>,
+    #[arg(long, value_parser = matcher)]
+    pub allow: Vec<Matcher>,
     /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
-    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    #[arg(long, default_value = "http", value_parser = deny_at())]
     pub deny_at: DenyAt,
     /// How long a client may take to finish the handshake.
     #[arg(long, default_value = "10s", value_parser = duration)]
@@ -557,14 +586,27 @@ pub enum ServerCommand {
 /// `mutual token …`
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token that may use the given mounts (printed once, stored hashed).
+    /// Create a token that may use the given mounts (printed once, stored hashed); with
+    /// --role, a bootstrap (join) token that may only issue under that role, --uses times,
+    /// for --ttl. With --addr it is made by the server (root token needed).
     Create {
-        /// A mount the token may use (repeatable); `*` for everything, `sys/` included.
+        /// A mount the token may use (repeatable); `*` for everything, `sys/` included. A
+        /// bootstrap token names exactly one.
         #[arg(long = "mount", required = true)]
         mounts: Vec<String>,
         /// A name to recognise the token by.
-        #[arg(long, default_value = "token")]
-        display_name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Make a bootstrap token for this role of the mount: it may only POST
+        /// MOUNT/sign/ROLE or MOUNT/issue/ROLE.
+        #[arg(long)]
+        role: Option<String>,
+        /// How many certificates a bootstrap token may obtain (0: no limit).
+        #[arg(long, requires = "role", default_value_t = 1)]
+        uses: u32,
+        /// How long the token works (e.g. 1h, 30m); forever when absent.
+        #[arg(long, value_parser = duration)]
+        ttl: Option<Duration>,
     },
     /// Revoke a token, given by its secret or its accessor.
     Revoke {
@@ -582,10 +624,10 @@ pub struct ProxyArgs {
     #[arg(long, conflicts_with_all = ["backend", "ca", "cert", "key", "crl", "allow"])]
     pub config: Option<PathBuf>,
     /// Address to listen on for mTLS (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    pub listen: String,
+    #[arg(long, default_value = "127.0.0.1:8443", value_parser = socket_addr)]
+    pub listen: SocketAddr,
     /// The plain HTTP backend, `http://HOST:PORT`.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present = "config", value_parser = backend)]
     pub backend: Option<String>,
     /// CAs that client certificates must chain to.
     #[arg(long, required_unless_present = "config")]
@@ -601,14 +643,14 @@ pub struct ProxyArgs {
     pub crl: Vec<PathBuf>,
     /// Who may call: cn=, cn~REGEX, dns=GLOB, uri=GLOB, issuer=, ou=, serial=, any. Repeatable;
     /// any match allows. Default: any verified client.
-    #[arg(long)]
-    pub allow: Vec<String>,
+    #[arg(long, value_parser = matcher)]
+    pub allow: Vec<Matcher>,
     /// Refuse callers that --allow does not match with HTTP 403, or in the handshake.
-    #[arg(long, value_enum, default_value_t = DenyAt::Http)]
+    #[arg(long, default_value = "http", value_parser = deny_at())]
     pub deny_at: DenyAt,
     /// Admin listener for /metrics, /ready and /live (plain HTTP; keep it on loopback).
-    #[arg(long)]
-    pub admin: Option<String>,
+    #[arg(long, value_parser = socket_addr)]
+    pub admin: Option<SocketAddr>,
     /// Access-log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -616,14 +658,14 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub no_access_log: bool,
     /// How long a client may take to finish the handshake.
-    #[arg(long, default_value = "10s")]
-    pub handshake_timeout: String,
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub handshake_timeout: Duration,
     /// How long a keep-alive connection may stay idle.
-    #[arg(long, default_value = "60s")]
-    pub idle_timeout: String,
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub idle_timeout: Duration,
     /// How long the backend may take to answer (504 beyond).
-    #[arg(long, default_value = "30s")]
-    pub request_timeout: String,
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub request_timeout: Duration,
     /// Concurrent connections; more are closed at once.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
@@ -680,4 +722,54 @@ pub struct DemoArgs {
     /// Key type of every CA and certificate of the story.
     #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
     pub key_type: KeyTypeArg,
+}
+
+// --- mutual agent -------------------------------------------------------------------------
+
+/// `mutual agent`. The CA is the global `--addr` (comma-separated nodes, tried in order),
+/// `--cacert` and `--token` (env `MUTUAL_TOKEN`).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// PKI mount of the CA.
+    #[arg(long, default_value = "pki")]
+    pub mount: String,
+    /// Role to enroll under.
+    #[arg(long)]
+    pub role: String,
+    /// Common name of the certificate.
+    #[arg(long)]
+    pub cn: String,
+    /// DNS SAN; repeatable or comma-separated.
+    #[arg(long = "san", value_delimiter = ',')]
+    pub san: Vec<String>,
+    /// IP SAN; repeatable or comma-separated.
+    #[arg(long = "ip", value_delimiter = ',')]
+    pub ip: Vec<String>,
+    /// URI SAN (SPIFFE ID); repeatable or comma-separated.
+    #[arg(long = "uri", value_delimiter = ',')]
+    pub uri: Vec<String>,
+    /// Directory for cert.pem (leaf + chain), key.pem (0600) and ca.pem (trust bundle).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Requested lifetime (capped by the role's max_ttl; the role's ttl by default).
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+    /// Type of the key made on this host (EC P-256, RSA 2048, Ed25519).
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ec)]
+    pub key_type: KeyTypeArg,
+    /// Command run with `sh -c` after each new certificate (reload the service).
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Signal sent after each new certificate, `PID:SIG` (e.g. `1234:HUP`).
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Serve Prometheus metrics at /metrics and readiness at /ready on this address.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Enroll or renew if due, then exit: 0 when the certificate on disk is good, 1 when not.
+    #[arg(long)]
+    pub once: bool,
+    /// Longest wait between failed attempts.
+    #[arg(long, value_parser = duration, default_value = "5m")]
+    pub max_retry: Duration,
 }

@@ -8,19 +8,22 @@ mod cmd;
 mod files;
 mod output;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|e| usage(e));
     // One worker per core this process may run on (taskset/cgroups are honoured), or
     // TOKIO_WORKER_THREADS when set. On one core, everything runs on the main thread: no
     // hand-over between threads and one malloc arena (bench/proxy.sh: less memory, as fast).
+    // The agent sleeps between renewals: one thread keeps its idle footprint small.
+    let agent = matches!(cli.command, cli::Command::Agent(_));
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1);
-    let mut builder = if workers <= 1 {
+    let mut builder = if workers <= 1 || agent {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -37,6 +40,24 @@ fn main() {
         eprintln!("mutual: {}", one_line(&err));
         std::process::exit(err.downcast_ref::<cmd::UsageError>().map_or(1, |_| 2));
     }
+}
+
+/// Exits on a command line that clap refused. A value that its flag's parser refused is one
+/// line naming the flag as the user wrote it (`mutual: --allow: invalid matcher "cn~["…`);
+/// anything else (help, version, a missing or unknown flag) is clap's own report.
+fn usage(e: clap::Error) -> ! {
+    if e.kind() == ErrorKind::ValueValidation {
+        let flag = match e.get(ContextKind::InvalidArg) {
+            // `--allow <ALLOW>`: the flag without its value name.
+            Some(ContextValue::String(arg)) => arg.split(' ').next().map(str::to_string),
+            _ => None,
+        };
+        if let (Some(flag), Some(why)) = (flag, std::error::Error::source(&e)) {
+            eprintln!("mutual: {flag}: {}", why.to_string().replace('\n', " "));
+            std::process::exit(2);
+        }
+    }
+    e.exit()
 }
 
 /// The error and its context chain on one line: `reading --cert a.crt: no such file`.

@@ -52,7 +52,7 @@ fn story_certificates_verify_with_openssl() {
         )
         .ok();
         // Leaf of an intermediate: the chain file carries the intermediate after the leaf.
-        let leaf = format!("certs/{who}-int/{who}.example.com.crt");
+        let leaf = format!("certs/{who}/{who}.example.com.crt");
         openssl_verify(
             &s,
             &[
@@ -89,8 +89,8 @@ fn story_certificates_verify_with_openssl() {
             "-CAfile",
             "certs/alice-ca.pem",
             "-untrusted",
-            "certs/bob-int/bob.example.com.crt",
-            "certs/bob-int/bob.example.com.crt",
+            "certs/bob/bob.example.com.crt",
+            "certs/bob/bob.example.com.crt",
         ],
     );
     assert_ne!(refused.code, 0);
@@ -150,7 +150,7 @@ fn leaf_files_have_the_right_shape_and_modes() {
     let crt = s.read("certs/alice.example.com.crt");
     assert_eq!(crt.matches("BEGIN CERTIFICATE").count(), 1);
     // Issued by an intermediate: leaf, then the intermediate, no root.
-    let crt = s.read("certs/alice-int/alice.example.com.crt");
+    let crt = s.read("certs/alice/alice.example.com.crt");
     let ders = mutual_pki_certs(&crt);
     assert_eq!(ders.len(), 2);
     let (_, leaf) = X509Certificate::from_der(&ders[0]).unwrap();
@@ -245,7 +245,7 @@ fn every_key_type_for_cas_and_leaves_is_accepted_by_openssl() {
 #[test]
 fn revocation_shows_in_a_crl_that_openssl_verifies_and_enforces() {
     let s = Story::build("ec");
-    let serial = serial_of(&s, "certs/bob-int/bob.example.com.crt");
+    let serial = serial_of(&s, "certs/bob/bob.example.com.crt");
     let out = s
         .mutual(&["revoke", &serial, "--reason", "keyCompromise"])
         .ok()
@@ -331,13 +331,13 @@ fn revocation_shows_in_a_crl_that_openssl_verifies_and_enforces() {
             "bob.crl",
             "-CAfile",
             "bundle.pem",
-            "certs/bob-int/bob.example.com.crt",
+            "certs/bob/bob.example.com.crt",
         ],
     );
     assert_ne!(v.code, 0);
     assert!(format!("{}{}", v.stdout, v.stderr).contains("certificate revoked"));
     // Alice, from the other intermediate, is untouched.
-    let alice_serial = serial_of(&s, "certs/alice-int/alice.example.com.crt");
+    let alice_serial = serial_of(&s, "certs/alice/alice.example.com.crt");
     let listed = s.mutual(&["certs", "--revoked"]).ok().stdout;
     assert!(listed.contains(&common::colon_hex(&serial)), "{listed}");
     assert!(

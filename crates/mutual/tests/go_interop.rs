@@ -67,8 +67,8 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
             &client,
             &[
                 &srv.url("/?name=Alice"),
-                "certs/alice-int/alice.example.com.crt",
-                "certs/alice-int/alice.example.com.key",
+                "certs/alice/alice.example.com.crt",
+                "certs/alice/alice.example.com.key",
                 "certs/root.pem",
             ],
         )
@@ -78,8 +78,8 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
         &client,
         &[
             &srv.url("/"),
-            "certs/bob-int/bob.example.com.crt",
-            "certs/bob-int/bob.example.com.key",
+            "certs/bob/bob.example.com.crt",
+            "certs/bob/bob.example.com.key",
             "certs/root.pem",
         ],
     );
@@ -112,9 +112,9 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
         "curl",
         &url,
         "--cert",
-        "certs/alice-int/alice.example.com.crt",
+        "certs/alice/alice.example.com.crt",
         "--key",
-        "certs/alice-int/alice.example.com.key",
+        "certs/alice/alice.example.com.key",
         "--ca",
         "certs/root.pem",
     ]);
@@ -122,9 +122,9 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
         "curl",
         &url,
         "--cert",
-        "certs/bob-int/bob.example.com.crt",
+        "certs/bob/bob.example.com.crt",
         "--key",
-        "certs/bob-int/bob.example.com.key",
+        "certs/bob/bob.example.com.key",
         "--ca",
         "certs/root.pem",
     ]);

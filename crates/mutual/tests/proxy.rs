@@ -622,3 +622,77 @@ fn h2c_upstream_and_idle_connections_closed() {
     // Still serving.
     assert_eq!(curl(&s, "alice", &url, &["--http2"]).status, "200");
 }
+
+/// A bad flag value is reported by the flag the user wrote, on one line, with exit code 2;
+/// nothing is started and no file is read.
+#[test]
+fn bad_flag_values_name_their_flag() {
+    let s = Story::new();
+    let run = |flag: &str, value: &str| {
+        let mut args = vec![
+            "proxy", "--ca", "root.pem", "--cert", "www.crt", "--key", "www.key",
+        ];
+        for (f, v) in [
+            ("--listen", "127.0.0.1:0"),
+            ("--backend", "http://127.0.0.1:1"),
+        ] {
+            if f != flag {
+                args.extend([f, v]);
+            }
+        }
+        args.extend([flag, value]);
+        s.mutual(&args)
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "--allow",
+            "cn~[",
+            "mutual: --allow: invalid matcher \"cn~[\" at column 4: bad regular expression",
+        ),
+        (
+            "--handshake-timeout",
+            "10 parsecs",
+            "mutual: --handshake-timeout: ",
+        ),
+        ("--idle-timeout", "soon", "mutual: --idle-timeout: "),
+        (
+            "--request-timeout",
+            "1fortnight",
+            "mutual: --request-timeout: ",
+        ),
+        (
+            "--backend",
+            "https://127.0.0.1:1",
+            "mutual: --backend: \"https://127.0.0.1:1\": a backend is http://HOST:PORT",
+        ),
+        (
+            "--listen",
+            "nowhere",
+            "mutual: --listen: \"nowhere\" is not HOST:PORT",
+        ),
+        (
+            "--admin",
+            "127.0.0.1",
+            "mutual: --admin: \"127.0.0.1\" is not HOST:PORT",
+        ),
+    ];
+    for (flag, value, want) in cases {
+        let r = run(flag, value).fails(2);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{flag}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(want),
+            "{flag}: want {want}: {}",
+            r.stderr
+        );
+    }
+    // Vault's duration forms pass the flags; the proxy then stops at its missing files.
+    for (flag, value) in [("--idle-timeout", "30d"), ("--request-timeout", "720h")] {
+        let r = run(flag, value).fails(1);
+        assert!(
+            r.stderr.contains("reading --cert www.crt"),
+            "{flag} {value}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains(flag), "{flag} {value}: {}", r.stderr);
+    }
+}

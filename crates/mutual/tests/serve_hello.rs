@@ -81,7 +81,7 @@ fn hello_greets_alice_and_the_world_and_refuses_no_certificate() {
     );
 
     // The root-trusting service accepts both intermediates' clients.
-    for who in ["alice-int/alice.example.com", "bob-int/bob.example.com"] {
+    for who in ["alice/alice.example.com", "bob/bob.example.com"] {
         let r = mutual_curl(&s, &srv.url("/?name=x"), who, &[]).ok();
         assert_eq!(r.stdout.trim(), "Hello x");
     }
@@ -113,16 +113,16 @@ fn alice_only_service_refuses_bob_and_says_why_on_both_sides() {
     let r = curl(
         &s,
         &srv.url("/?name=Alice"),
-        Some("alice-int/alice.example.com"),
+        Some("alice/alice.example.com"),
         &[],
     )
     .ok();
     assert_eq!(r.stdout.trim(), "Hello Alice");
-    let r = curl(&s, &srv.url("/"), Some("bob-int/bob.example.com"), &[]);
+    let r = curl(&s, &srv.url("/"), Some("bob/bob.example.com"), &[]);
     assert_ne!(r.code, 0, "curl must be refused: {}", r.stdout);
 
     for tls in ["--tls1.2", "--tls1.3"] {
-        let r = mutual_curl(&s, &srv.url("/"), "bob-int/bob.example.com", &[tls]).fails(1);
+        let r = mutual_curl(&s, &srv.url("/"), "bob/bob.example.com", &[tls]).fails(1);
         assert!(
             r.stderr.contains("Alice Intermediate Authority"),
             "{tls}: {}",
@@ -145,9 +145,9 @@ fn alice_only_service_refuses_bob_and_says_why_on_both_sides() {
             "doctor",
             &srv.url("/"),
             "--cert",
-            "certs/bob-int/bob.example.com.crt",
+            "certs/bob/bob.example.com.crt",
             "--key",
-            "certs/bob-int/bob.example.com.key",
+            "certs/bob/bob.example.com.key",
             "--ca",
             "certs/root.pem",
         ])
@@ -168,9 +168,9 @@ fn alice_only_service_refuses_bob_and_says_why_on_both_sides() {
             "doctor",
             &srv.url("/"),
             "--cert",
-            "certs/alice-int/alice.example.com.crt",
+            "certs/alice/alice.example.com.crt",
             "--key",
-            "certs/alice-int/alice.example.com.key",
+            "certs/alice/alice.example.com.key",
             "--ca",
             "certs/root.pem",
         ])

@@ -50,7 +50,7 @@ fn same_first_error_as_openssl() {
         "certs",
     ])
     .ok();
-    let bob = "certs/bob-int/bob.example.com.crt";
+    let bob = "certs/bob/bob.example.com.crt";
     let serial = serial_of(&s, "certs/alice.example.com.crt");
     s.mutual(&["revoke", &serial]).ok();
     s.mutual(&["crl", "--ca", "root", "--out", "root.crl", "--pem"])
@@ -153,8 +153,8 @@ fn same_first_error_as_openssl() {
 #[test]
 fn alice_only_story_and_the_wide_trust_pitfall() {
     let s = Story::build("ec");
-    let alice = "certs/alice-int/alice.example.com.crt";
-    let bob = "certs/bob-int/bob.example.com.crt";
+    let alice = "certs/alice/alice.example.com.crt";
+    let bob = "certs/bob/bob.example.com.crt";
     s.mutual(&[
         "verify",
         alice,

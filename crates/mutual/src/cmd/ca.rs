@@ -92,12 +92,12 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
             }
         }
         CaCommand::Urls(a) => {
-            if a.issuing.is_empty() && a.crl.is_empty() {
+            if a.issuing.is_empty() && a.crl.is_empty() && a.ocsp.is_empty() {
                 bail!(crate::cmd::UsageError(
-                    "give --issuing URL and/or --crl URL".into()
+                    "give --issuing URL, --crl URL and/or --ocsp URL".into()
                 ));
             }
-            for url in a.issuing.iter().chain(&a.crl) {
+            for url in a.issuing.iter().chain(&a.crl).chain(&a.ocsp) {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     bail!("\"{url}\" is not an http:// or https:// URL");
                 }
@@ -106,11 +106,12 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
             let urls = Urls {
                 issuing_certificates: a.issuing,
                 crl_distribution_points: a.crl,
+                ocsp_servers: a.ocsp,
             };
             store.set_urls(&a.name, &urls).await?;
             if json {
                 output::json(
-                    &json!({ "name": a.name, "issuing_certificates": urls.issuing_certificates, "crl_distribution_points": urls.crl_distribution_points }),
+                    &json!({ "name": a.name, "issuing_certificates": urls.issuing_certificates, "crl_distribution_points": urls.crl_distribution_points, "ocsp_servers": urls.ocsp_servers }),
                 )
             } else {
                 println!(
@@ -122,6 +123,9 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
                 }
                 for u in &urls.crl_distribution_points {
                     println!("  crl          {u}");
+                }
+                for u in &urls.ocsp_servers {
+                    println!("  ocsp         {u}");
                 }
                 Ok(())
             }

@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use mutual::story_pki::{Step, StoryPki};
 
 use crate::cli::DemoArgs;
 
@@ -127,6 +128,41 @@ impl Demo {
             bail!("`mutual {}` failed: {}", args.join(" "), out.reason());
         }
         Ok(out)
+    }
+
+    /// Runs the commands of the story PKI: each narrated and required to succeed, except that
+    /// a CA certificate saved to a file is fetched quietly (the chapter says so in one line).
+    fn steps(&mut self, steps: &[Step]) -> Result<()> {
+        for step in steps {
+            match step.stdout_to {
+                Some(file) => {
+                    let out = self.quiet(&step.argv())?;
+                    fs::write(self.dir.join(file), &out.stdout)
+                        .with_context(|| format!("writing {file}"))?;
+                }
+                None => {
+                    self.must(&step.argv())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends SIGHUP to a service and waits (bounded) until its log says it reloaded.
+    fn reload(&mut self, name: &str) {
+        if let Some(pid) = self.pid(name) {
+            self.say(&format!(
+                "$ kill -HUP {pid}    (reload certificates, CAs and CRLs; connections stay up)"
+            ));
+            let _ = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status();
+        }
+        // The reload is asynchronous.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && self.log_line(name, "reloaded").is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts a service (`serve …`, `proxy …`) on a free port and waits until it accepts.
@@ -395,74 +431,25 @@ fn run_blocking(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// The story, chapter by chapter, as DESIGN.md tells it; each chapter starts and stops the
+/// services it needs.
 fn story(d: &mut Demo, key_type: &str) -> Result<()> {
-    // 1. The CA.
-    d.title(1, "A root CA, a role, a server certificate, Alice and Bob");
-    d.must(&[
-        "ca",
-        "init",
-        "--name",
-        "Local Root CA",
-        "--key-type",
-        key_type,
-    ])?;
-    d.must(&[
-        "ca",
-        "urls",
-        "root",
-        "--issuing",
+    let pki = StoryPki::new(key_type).with_urls(
         "http://127.0.0.1:8200/v1/pki/ca",
-        "--crl",
         "http://127.0.0.1:8200/v1/pki/crl",
-    ])?;
-    d.must(&[
-        "role",
-        "set",
-        "service",
-        "--ca",
-        "root",
-        "--allowed-domains",
-        "example.com",
-        "--allow-bare-domains",
-        "--allow-subdomains",
-        "--allow-localhost",
-        "--allow-ip-sans",
-        "--enforce-hostnames",
-        "--max-ttl",
-        "720h",
-        "--key-type",
-        key_type,
-    ])?;
-    d.must(&[
-        "issue",
-        "www.example.com",
-        "--role",
-        "service",
-        "--san",
-        "localhost",
-        "--ip",
-        "127.0.0.1",
-        "--out",
-        "certs",
-    ])?;
-    d.must(&[
-        "issue",
-        "alice.example.com",
-        "--role",
-        "service",
-        "--out",
-        "certs",
-    ])?;
-    d.must(&[
-        "issue",
-        "bob.example.com",
-        "--role",
-        "service",
-        "--out",
-        "certs",
-    ])?;
-    let root = d.quiet(&["ca", "cert", "root"])?;
-    fs::write(d.dir.join("certs/root.pem"), &root.stdout)?;
+    );
+    a_root_ca_and_its_certificates(d, &pki)?;
+    the_hello_service(d)?;
+    two_intermediates(d, &pki)?;
+    only_alice_may_call(d)?;
+    services_calling_each_other(d)?;
+    revocation(d)
+}
+
+/// Chapter 1: The root CA, role `service`, www/Alice/Bob; a name outside the role is refused.
+fn a_root_ca_and_its_certificates(d: &mut Demo, pki: &StoryPki) -> Result<()> {
+    d.title(1, "A root CA, a role, a server certificate, Alice and Bob");
+    d.steps(&pki.root())?;
     d.say("(mutual ca cert root > certs/root.pem)");
     let evil = d.mutual(&["issue", "evil.com", "--role", "service", "--out", "certs"])?;
     let why = evil.reason();
@@ -470,15 +457,13 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         evil.code == 1 && why.contains("\"evil.com\" is not allowed by role \"service\""),
         &format!("evil.com refused: {why}"),
     );
+    Ok(())
+}
 
-    // 2. The hello service.
+/// Chapter 2: `serve hello` greets Alice and Bob; a caller without a certificate is told why, and
+/// the server logs it.
+fn the_hello_service(d: &mut Demo) -> Result<()> {
     d.title(2, "The hello service on mTLS");
-    let www = [
-        "--cert",
-        "certs/www.example.com.crt",
-        "--key",
-        "certs/www.example.com.key",
-    ];
     let port = d.hello("hello", "certs/root.pem", &[])?;
     d.greeted(port, "alice.example.com", "Alice", "Alice")?;
     d.greeted(port, "bob.example.com", "Bob", "Bob")?;
@@ -490,48 +475,21 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
     let line = d.log_line("hello", "no_certificate").unwrap_or_default();
     d.check(!line.is_empty(), &format!("and the server logs: {line}"));
     d.stop("hello");
+    Ok(())
+}
 
-    // 3. Intermediates.
+/// Chapter 3: Alice's and Bob's intermediates: trusting the root admits both, trusting Alice's
+/// intermediate admits only Alice, and a bundle with the root appended admits Bob again.
+fn two_intermediates(d: &mut Demo, pki: &StoryPki) -> Result<()> {
     d.title(3, "Two intermediates: trust the root, or only Alice's");
-    for (short, name) in [
-        ("alice", "Alice Intermediate Authority"),
-        ("bob", "Bob Intermediate Authority"),
-    ] {
-        d.must(&[
-            "ca",
-            "intermediate",
-            short,
-            "--name",
-            name,
-            "--key-type",
-            key_type,
-        ])?;
-        d.must(&[
-            "role",
-            "set",
-            short,
-            "--ca",
-            short,
-            "--allowed-domains",
-            "example.com",
-            "--allow-subdomains",
-            "--max-ttl",
-            "720h",
-            "--key-type",
-            key_type,
-        ])?;
-        d.must(&[
-            "issue",
-            &format!("{short}.example.com"),
-            "--role",
-            short,
-            "--out",
-            &format!("certs/{short}"),
-        ])?;
-        let ca = d.quiet(&["ca", "cert", short])?;
-        fs::write(d.dir.join(format!("certs/{short}-ca.pem")), &ca.stdout)?;
-    }
+    d.steps(&pki.intermediates())?;
     d.say("(mutual ca cert alice > certs/alice-ca.pem)");
+    trusting_the_root(d)?;
+    trusting_only_alices_intermediate(d)?;
+    the_bundle_pitfall(d)
+}
+
+fn trusting_the_root(d: &mut Demo) -> Result<()> {
     let port = d.hello("hello-root", "certs/root.pem", &[])?;
     for who in ["alice", "bob"] {
         let out = d.curl(
@@ -549,6 +507,10 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         );
     }
     d.stop("hello-root");
+    Ok(())
+}
+
+fn trusting_only_alices_intermediate(d: &mut Demo) -> Result<()> {
     let port = d.hello("hello-alice-only", "certs/alice-ca.pem", &[])?;
     let out = d.curl(
         port,
@@ -584,7 +546,10 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         &format!("and the server logs: {line}"),
     );
     d.stop("hello-alice-only");
+    Ok(())
+}
 
+fn the_bundle_pitfall(d: &mut Demo) -> Result<()> {
     d.say("The pitfall: today's OpenBao returns the intermediate with the root appended.");
     let wide = format!(
         "{}{}",
@@ -614,13 +579,21 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         ),
     );
     d.stop("hello-bundle");
+    Ok(())
+}
 
-    // 4. Only Alice.
+/// Chapter 4: One root, only Alice may call: at a proxy, at the handshake, in the service.
+fn only_alice_may_call(d: &mut Demo) -> Result<()> {
     d.title(4, "One root, only Alice may call");
-    // (a) proxy
+    at_the_proxy(d)?;
+    at_the_handshake(d)?;
+    in_process(d)
+}
+
+fn at_the_proxy(d: &mut Demo) -> Result<()> {
     let echo = d.start("echo", &["serve", "echo"])?;
     let backend = format!("http://127.0.0.1:{echo}");
-    let mut args = vec![
+    let args = [
         "proxy",
         "--backend",
         &backend,
@@ -628,8 +601,11 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         "certs/root.pem",
         "--allow",
         "cn=alice.example.com",
+        "--cert",
+        "certs/www.example.com.crt",
+        "--key",
+        "certs/www.example.com.key",
     ];
-    args.extend(www);
     match d.start("proxy", &args) {
         Ok(port) => {
             let out = d.curl(port, "", Some("alice.example.com"), "certs/root.pem")?;
@@ -651,7 +627,10 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         Err(e) => d.check(false, &format!("the proxy did not start: {e}")),
     }
     d.stop("echo");
-    // (b) handshake
+    Ok(())
+}
+
+fn at_the_handshake(d: &mut Demo) -> Result<()> {
     let port = d.hello(
         "hello-handshake",
         "certs/root.pem",
@@ -673,7 +652,10 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         .unwrap_or_default();
     d.check(!line.is_empty(), &format!("and the server logs: {line}"));
     d.stop("hello-handshake");
-    // (c) in-process
+    Ok(())
+}
+
+fn in_process(d: &mut Demo) -> Result<()> {
     let port = d.hello(
         "hello-http",
         "certs/root.pem",
@@ -690,8 +672,12 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
         ),
     );
     d.stop("hello-http");
+    Ok(())
+}
 
-    // 5. A, B, C.
+/// Chapter 5: Services a, b and c, each a client and a server: a may call b and c, b and c may not
+/// call each other.
+fn services_calling_each_other(d: &mut Demo) -> Result<()> {
     d.title(5, "Services that are both clients and servers: A may call B and C; B and C may not call each other");
     for svc in ["a", "b", "c"] {
         d.must(&[
@@ -762,8 +748,12 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
     for svc in ["a", "b", "c"] {
         d.stop(&format!("service-{svc}"));
     }
+    Ok(())
+}
 
-    // 6. Revocation.
+/// Chapter 6: Alice's certificate is revoked; the service picks up the new CRL on SIGHUP, without a
+/// restart, and refuses her while Bob still gets in.
+fn revocation(d: &mut Demo) -> Result<()> {
     d.title(
         6,
         "Revocation: Alice's certificate revoked, the CRL picked up without a restart",
@@ -774,19 +764,7 @@ fn story(d: &mut Demo, key_type: &str) -> Result<()> {
     let serial = cert_serial(&d.dir.join("certs/alice.example.com.crt"))?;
     d.must(&["revoke", &serial, "--reason", "keyCompromise"])?;
     d.must(&["crl", "--ca", "root", "--out", "certs/root.crl", "--pem"])?;
-    if let Some(pid) = d.pid("hello-crl") {
-        d.say(&format!(
-            "$ kill -HUP {pid}    (reload certificates, CAs and CRLs; connections stay up)"
-        ));
-        let _ = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status();
-    }
-    // The reload is asynchronous; wait (bounded) until the log says it happened.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && d.log_line("hello-crl", "reloaded").is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.reload("hello-crl");
     let out = d.curl(
         port,
         "?name=Alice",

@@ -1,5 +1,6 @@
 //! One function per command; each opens the store, calls the library, prints.
 
+mod agent;
 mod backend;
 mod ca;
 mod certs;
@@ -54,7 +55,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Crl(a) => certs::crl(&target, json, a).await,
         Command::Certs(a) => certs::list(&target, json, a).await,
         Command::Server(a) => server::run(data, a).await,
-        Command::Token(c) => token::run(data, json, c).await,
+        Command::Token(c) => token::run(&target, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
         Command::Demo(a) => demo::run(a).await,
@@ -63,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(a) => doctor::run(json, a).await,
         Command::Proxy(a) => proxy::run(a).await,
         Command::Tunnel(a) => tunnel::run(a).await,
+        Command::Agent(a) => agent::run(&target, json, a).await,
     }
 }
 

@@ -1,11 +1,10 @@
 //! `mutual proxy`: the authorizing mTLS reverse proxy, from `--config FILE` or from flags.
 
 use anyhow::Result;
-use mutual_proxy::config::{FileConfig, FileListener, FileRoute, FileUpstream};
-use mutual_proxy::{Proxy, ProxyError, Source};
+use mutual_proxy::config::{Config, FileConfig, Limits, SingleBackend};
+use mutual_proxy::{Proxy, Source};
 
-use crate::cli::{DenyAt, LogFormat, ProxyArgs};
-use crate::cmd::UsageError;
+use crate::cli::{LogFormat, ProxyArgs};
 
 /// Logs to stderr as text or JSON; `MUTUAL_LOG` sets the filter (default `info`).
 pub fn init_logging(json: bool) {
@@ -23,92 +22,51 @@ pub fn init_logging(json: bool) {
     };
 }
 
-fn from_flags(a: &ProxyArgs) -> FileConfig {
-    let backend = a.backend.clone().unwrap_or_default();
-    FileConfig {
-        admin: a
-            .admin
-            .clone()
-            .map(|listen| mutual_proxy::config::FileAdmin { listen }),
-        log_format: Some(
-            if a.log_format == LogFormat::Json {
-                "json"
-            } else {
-                "human"
-            }
-            .into(),
-        ),
-        access_log: Some(!a.no_access_log),
-        listeners: vec![FileListener {
-            listen: a.listen.clone(),
-            ca: a.ca.clone().unwrap_or_default(),
-            cert: a.cert.clone().unwrap_or_default(),
-            key: a.key.clone().unwrap_or_default(),
-            crl: a.crl.clone(),
-            handshake_timeout: Some(a.handshake_timeout.clone()),
-            idle_timeout: Some(a.idle_timeout.clone()),
-            request_timeout: Some(a.request_timeout.clone()),
-            max_connections: Some(a.max_connections),
-            max_header_bytes: Some(a.max_header_bytes),
-            max_body_bytes: Some(a.max_body_bytes),
-            client_cert_headers: a.client_cert_headers,
-            routes: vec![FileRoute {
-                host: "*".into(),
-                path: "/".into(),
-                upstream: "backend".into(),
-                allow: if a.allow.is_empty() {
-                    vec!["any".into()]
-                } else {
-                    a.allow.clone()
-                },
-                deny_at: Some(
-                    if a.deny_at == DenyAt::Handshake {
-                        "handshake"
-                    } else {
-                        "http"
-                    }
-                    .into(),
-                ),
-            }],
-            ..FileListener::default()
-        }],
-        upstreams: vec![FileUpstream {
-            name: "backend".into(),
-            servers: vec![backend],
-            balance: None,
-            protocol: None,
-            eject_after: None,
-            eject_for: None,
-            connect_timeout: None,
-        }],
+/// The proxy that the flags describe, from values clap has already parsed: a bad value was
+/// reported by its flag before this runs, so nothing here can fail.
+fn from_flags(a: ProxyArgs) -> Config {
+    let limits = Limits {
+        handshake_timeout: a.handshake_timeout,
+        idle_timeout: a.idle_timeout,
+        request_timeout: a.request_timeout,
+        max_connections: a.max_connections,
+        max_header_bytes: a.max_header_bytes,
+        max_body_bytes: a.max_body_bytes,
+    };
+    SingleBackend {
+        listen: a.listen,
+        // clap requires these three and --backend unless --config is given.
+        backend: a.backend.unwrap_or_default(),
+        ca: a.ca.unwrap_or_default(),
+        cert: a.cert.unwrap_or_default(),
+        key: a.key.unwrap_or_default(),
+        crls: a.crl,
+        allow: a.allow,
+        deny_at: a.deny_at,
+        admin: a.admin,
+        json_logs: a.log_format == LogFormat::Json,
+        access_log: !a.no_access_log,
+        limits,
+        client_cert_headers: a.client_cert_headers,
     }
+    .config()
 }
 
 /// Runs the proxy until interrupted.
 pub async fn run(a: ProxyArgs) -> Result<()> {
-    let source = match &a.config {
-        Some(path) => Source::File(path.clone()),
-        None => {
-            let f = from_flags(&a);
-            // A bad flag value is a usage error (exit 2), not a refused operation.
-            f.check().map_err(|e| UsageError(e.to_string()))?;
-            Source::Fixed(Box::new(f))
-        }
+    let source = match a.config.clone() {
+        Some(path) => Source::File(path),
+        None => Source::Fixed(Box::new(from_flags(a))),
     };
     let json = match &source {
         Source::File(p) => std::fs::read_to_string(p)
             .ok()
             .and_then(|t| FileConfig::parse(&t).ok())
             .is_some_and(|f| f.log_format.as_deref() == Some("json")),
-        Source::Fixed(_) => a.log_format == LogFormat::Json,
+        Source::Fixed(c) => c.json_logs,
     };
     init_logging(json);
-    let proxy = Proxy::load(source).map_err(|e| match e {
-        ProxyError::Config(c) if a.config.is_none() => {
-            anyhow::Error::new(UsageError(c.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
+    let proxy = Proxy::load(source)?;
     for w in proxy.warnings() {
         eprintln!("warning: {w}");
     }

@@ -368,6 +368,7 @@ impl Remote {
             Some(u) => Urls {
                 issuing_certificates: strings(&u.data, "issuing_certificates"),
                 crl_distribution_points: strings(&u.data, "crl_distribution_points"),
+                ocsp_servers: strings(&u.data, "ocsp_servers"),
             },
             None => Urls::default(),
         };
@@ -414,10 +415,32 @@ impl Remote {
             json!({
                 "issuing_certificates": urls.issuing_certificates,
                 "crl_distribution_points": urls.crl_distribution_points,
+                "ocsp_servers": urls.ocsp_servers,
             }),
         )
         .await?;
         Ok(())
+    }
+
+    /// `token create`: Vault's `auth/token/create` (with mutual's `mount`, `role`,
+    /// `num_uses`, `ttl` for a bootstrap token); the `auth` object of the answer.
+    pub async fn create_token(&self, body: Value) -> Result<Value> {
+        let (status, bytes) = self
+            .call(Method::POST, "auth/token/create", Some(&body))
+            .await?;
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            let errors = strings(&parsed, "errors");
+            if errors.is_empty() {
+                bail!("{} answered HTTP {status} to auth/token/create", self.addr);
+            }
+            bail!("{}", errors.join("; "));
+        }
+        parsed
+            .get("auth")
+            .cloned()
+            .filter(|a| a.is_object())
+            .context("the server's answer to auth/token/create has no \"auth\"")
     }
 
     /// `role set`: writes the role into its CA's mount.
@@ -563,6 +586,7 @@ impl Remote {
                 .and_then(Value::as_str)
                 .and_then(|r| r.parse().ok()),
             cert_pem,
+            role: a.data.get("role").and_then(Value::as_str).map(String::from),
         }))
     }
 

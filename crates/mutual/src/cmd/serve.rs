@@ -8,11 +8,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use mutual_tls::{http as mhttp, AuthorizeLayer, Policy, ServerTls};
+use mutual_tls::{http as mhttp, AuthorizeLayer, DenyAt, Policy, ServerTls};
 use tokio::net::TcpListener;
 
-use crate::cli::{DenyAt, ServeCommand, ServeEchoArgs, ServeHelloArgs};
-use crate::cmd::UsageError;
+use crate::cli::{ServeCommand, ServeEchoArgs, ServeHelloArgs};
 
 /// Logs to stderr, human-readable; `MUTUAL_LOG` sets the filter (default `info`).
 pub fn init_logging() {
@@ -42,11 +41,7 @@ async fn bind(listen: &str) -> Result<TcpListener> {
 }
 
 async fn hello(a: ServeHelloArgs) -> Result<()> {
-    let policy = if a.allow.is_empty() {
-        None
-    } else {
-        Some(Policy::parse(&a.allow).map_err(|e| UsageError(format!("--allow: {e}")))?)
-    };
+    let policy = (!a.allow.is_empty()).then(|| Policy::new(a.allow));
     let mut builder = ServerTls::builder()
         .ca(&a.ca)
         .cert(&a.cert)

@@ -35,6 +35,10 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
                     display_name: "root".into(),
                     mounts: vec![ALL_MOUNTS.into()],
                     created_at: time::OffsetDateTime::now_utc(),
+                    role: None,
+                    num_uses: 0,
+                    uses: 0,
+                    expires_at: None,
                 },
             )
             .await?;
@@ -147,6 +151,7 @@ fn client_cert(
         common_name: peer.common_name.clone().unwrap_or_default(),
         subject: peer.subject.clone(),
         mounts,
+        chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
     })
 }
 

@@ -7,6 +7,8 @@ use std::{
     process::{Command, Output},
 };
 
+use mutual::story_pki::StoryPki;
+
 /// The real binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mutual"))
@@ -106,94 +108,16 @@ impl Story {
         std::fs::write(self.path(p), text).unwrap_or_else(|e| panic!("writing {p}: {e}"))
     }
 
-    /// The story's PKI: root `Local Root CA` (`key_type`), role `service`, www / alice / bob,
-    /// the Alice and Bob intermediates with their roles, all files under `certs/`.
+    /// The story's PKI (`mutual::story_pki`): root `Local Root CA`, role `service`, www /
+    /// alice / bob, the Alice and Bob intermediates with roles `alice` / `bob` and their
+    /// leaves under `certs/alice/` / `certs/bob/`, every CA as PEM; keys of `key_type`.
     pub fn build(key_type: &str) -> Story {
         let s = Story::new();
-        s.mutual(&[
-            "ca",
-            "init",
-            "--name",
-            "Local Root CA",
-            "--key-type",
-            key_type,
-        ])
-        .ok();
-        s.mutual(&[
-            "role",
-            "set",
-            "service",
-            "--ca",
-            "root",
-            "--allowed-domains",
-            "example.com",
-            "--allow-bare-domains",
-            "--allow-subdomains",
-            "--allow-localhost",
-            "--allow-ip-sans",
-            "--enforce-hostnames",
-            "--max-ttl",
-            "720h",
-        ])
-        .ok();
-        s.mutual(&[
-            "issue",
-            "www.example.com",
-            "--role",
-            "service",
-            "--san",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-            "--out",
-            "certs",
-        ])
-        .ok();
-        for who in ["alice", "bob"] {
-            s.mutual(&[
-                "issue",
-                &format!("{who}.example.com"),
-                "--role",
-                "service",
-                "--out",
-                "certs",
-            ])
-            .ok();
-        }
-        for (short, name) in [
-            ("alice", "Alice Intermediate Authority"),
-            ("bob", "Bob Intermediate Authority"),
-        ] {
-            s.mutual(&["ca", "intermediate", short, "--name", name])
-                .ok();
-            s.mutual(&[
-                "role",
-                "set",
-                &format!("{short}-role"),
-                "--ca",
-                short,
-                "--allowed-domains",
-                "example.com",
-                "--allow-subdomains",
-                "--max-ttl",
-                "720h",
-            ])
-            .ok();
-            s.mutual(&[
-                "issue",
-                &format!("{short}.example.com"),
-                "--role",
-                &format!("{short}-role"),
-                "--out",
-                &format!("certs/{short}-int"),
-            ])
-            .ok();
-        }
-        let root = s.mutual(&["ca", "cert", "root"]).ok().stdout;
-        s.write("certs/root.pem", &root);
-        for short in ["alice", "bob"] {
-            let pem = s.mutual(&["ca", "cert", short]).ok().stdout;
-            s.write(&format!("certs/{short}-ca.pem"), &pem);
+        for step in StoryPki::new(key_type).steps() {
+            let out = s.mutual(&step.argv()).ok();
+            if let Some(file) = step.stdout_to {
+                s.write(file, &out.stdout);
+            }
         }
         s
     }

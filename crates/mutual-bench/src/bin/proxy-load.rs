@@ -1,11 +1,12 @@
-//! `mutual-load`: a small load generator for mTLS HTTP/1.1 servers, written for
-//! `bench/proxy.sh` because wrk cannot present a client certificate.
+//! `proxy-load`: mTLS HTTP/1.1 load on a proxy or any TLS server, for `bench/proxy.sh`
+//! (wrk cannot present a client certificate).
 //!
 //! Modes: keep-alive (each connection sends requests back to back), `--new-conn` (a new TCP
 //! connection and a full TLS handshake per request, no resumption), and `--rate R` (a fixed
-//! total request rate; latency is measured from each request's scheduled time, so a stalled
-//! server is not hidden by coordinated omission). TLS 1.3 only. It prints one JSON line.
-//! It is a benchmark tool, not a general HTTP client: responses must carry Content-Length.
+//! total request rate, latency measured from each request's due time). TLS 1.3 only. It prints
+//! one JSON line (`--output text` for a human). Responses must carry Content-Length.
+//!
+//! `proxy-load https://localhost:8443/ --connect 127.0.0.1:8443 --ca ca.crt --cert alice.crt --key alice.key -c 64 -d 10`
 #![forbid(unsafe_code)]
 
 use std::io;
@@ -13,19 +14,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Parser;
+use mutual_bench::flags::{self, Load};
+use mutual_bench::pace::{self, Schedule};
+use mutual_bench::report::{Report, Tally};
+use mutual_tls::{Identity, TrustStore};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::SingleCertAndKey;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Load generator for mTLS HTTP/1.1 servers.
+/// mTLS HTTP/1.1 load on a TLS server.
 #[derive(Debug, Parser)]
-#[command(name = "mutual-load", version)]
+#[command(name = "proxy-load", version)]
 struct Args {
     /// `https://HOST:PORT/PATH`; HOST is the TLS server name and the Host header.
     url: String,
@@ -33,34 +38,29 @@ struct Args {
     #[arg(long)]
     connect: Option<String>,
     /// CA bundle the server's certificate must chain to.
-    #[arg(long)]
-    ca: PathBuf,
+    #[arg(long, required_unless_present = "no_verify")]
+    ca: Option<PathBuf>,
     /// Our certificate chain.
     #[arg(long)]
     cert: PathBuf,
     /// Our private key.
     #[arg(long)]
     key: PathBuf,
-    /// Concurrent connections.
-    #[arg(short = 'c', long, default_value_t = 64)]
-    connections: usize,
-    /// Measured time, in seconds.
-    #[arg(short = 'd', long, default_value_t = 10.0)]
-    duration: f64,
+    #[command(flatten)]
+    load: Load,
     /// Unmeasured warm-up time, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
+    #[arg(long, default_value = "1", value_parser = flags::seconds_or_zero)]
+    warmup: Duration,
     /// A new connection and full handshake per request.
     #[arg(long)]
     new_conn: bool,
-    /// Fixed total rate in requests per second (default: as fast as possible).
-    #[arg(long)]
-    rate: Option<f64>,
     /// Do not verify the server's certificate (keeps the generator's CPU for the load).
     #[arg(long)]
     no_verify: bool,
 }
 
+/// Accepts any server certificate: `--no-verify`, so that a handshake costs the generator only
+/// its own signature and the measured figure is the server's.
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
 
@@ -96,29 +96,22 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
+/// The files are read by mutual-tls, as every mutual client reads them (same checks, same
+/// one-line errors); the config is built once and shared by every connection, so the hot loop
+/// only clones an `Arc`. mutual-tls's own `ClientTls` is not used: it builds a config per
+/// connection to record what each handshake showed, which a load generator does not want.
 fn config(a: &Args) -> Result<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&a.cert)
-        .with_context(|| format!("reading --cert {}", a.cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading --cert {}", a.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&a.key)
-        .with_context(|| format!("reading --key {}", a.key.display()))?;
+    let provider = mutual_tls::load::provider();
+    let identity = Identity::from_files(&a.cert, &a.key)?;
     let b = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let b = if a.no_verify {
-        b.dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-    } else {
-        let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(&a.ca)
-            .with_context(|| format!("reading --ca {}", a.ca.display()))?
-        {
-            roots.add(c?)?;
-        }
-        b.with_root_certificates(roots)
+    let b = match (&a.ca, a.no_verify) {
+        (Some(ca), false) => b.with_root_certificates(TrustStore::from_file(ca)?.roots),
+        _ => b
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
     };
-    let mut c = b.with_client_auth_cert(chain, key)?;
+    let mut c = b.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified)));
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     c.resumption = rustls::client::Resumption::disabled();
     Ok(c)
@@ -151,7 +144,7 @@ fn target(a: &Args) -> Result<Target> {
             format!("{auth}:443")
         }
     });
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {auth}\r\nUser-Agent: mutual-load\r\n\r\n")
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {auth}\r\nUser-Agent: proxy-load\r\n\r\n")
         .into_bytes();
     Ok(Target {
         host,
@@ -213,57 +206,32 @@ async fn exchange(s: &mut Tls, req: &[u8], buf: &mut Vec<u8>) -> io::Result<u16>
     Ok(status)
 }
 
-#[derive(Default)]
-struct Tally {
-    ok: u64,
-    non2xx: u64,
-    errors: u64,
-    first_error: Option<String>,
-    lat_us: Vec<u32>,
-}
-
-/// How long before a scheduled send the timer hands over to yielding.
-const PRECISE: Duration = Duration::from_millis(2);
-
-async fn worker(
-    i: usize,
-    a: Arc<Args>,
-    t: Arc<Target>,
-    c: TlsConnector,
+/// The run's time line: warm-up from `start`, measured from `measure_from` until `end`.
+#[derive(Clone, Copy)]
+struct Window {
     start: Instant,
     measure_from: Instant,
     end: Instant,
-) -> Tally {
+}
+
+async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, w: Window) -> Tally {
     let mut tally = Tally::default();
     let mut conn: Option<Tls> = None;
     let mut buf = Vec::with_capacity(16384);
-    let interval = a
+    let mut schedule = a
+        .load
         .rate
-        .map(|r| Duration::from_secs_f64(a.connections as f64 / r));
-    let mut next = start
-        + interval
-            .map(|iv| iv.mul_f64(i as f64 / a.connections as f64))
-            .unwrap_or_default();
+        .map(|r| Schedule::new(w.start, r, i, a.load.connections));
     loop {
-        if let Some(iv) = interval {
-            // tokio's timer rounds up to whole milliseconds, which would add up to a
-            // millisecond to every latency measured from the schedule: sleep to just before
-            // the send time, then yield until it (the load generator has a core of its own).
-            let now = Instant::now();
-            if next > now + PRECISE {
-                tokio::time::sleep_until((next - PRECISE).into()).await;
+        let scheduled = match &mut schedule {
+            Some(s) => {
+                let due = s.next_due();
+                pace::until(due).await;
+                due
             }
-            while Instant::now() < next {
-                tokio::task::yield_now().await;
-            }
-            next += iv;
-        }
-        let scheduled = if interval.is_some() {
-            next - interval.unwrap_or_default()
-        } else {
-            Instant::now()
+            None => Instant::now(),
         };
-        if scheduled >= end {
+        if scheduled >= w.end {
             break;
         }
         let result = async {
@@ -282,30 +250,17 @@ async fn worker(
                 let _ = s.shutdown().await;
             }
         }
-        if scheduled < measure_from {
+        if scheduled < w.measure_from {
             if result.is_err() {
                 conn = None;
             }
             continue;
         }
         match result {
-            Ok(status) if (200..300).contains(&status) => {
-                tally.ok += 1;
-                tally.lat_us.push(
-                    done.duration_since(scheduled)
-                        .as_micros()
-                        .min(u32::MAX as u128) as u32,
-                );
-            }
-            Ok(status) => {
-                tally.non2xx += 1;
-                tally
-                    .first_error
-                    .get_or_insert_with(|| format!("HTTP {status}"));
-            }
+            Ok(status) if (200..300).contains(&status) => tally.ok(done - scheduled),
+            Ok(status) => tally.non2xx(status, ""),
             Err(e) => {
-                tally.errors += 1;
-                tally.first_error.get_or_insert_with(|| e.to_string());
+                tally.error(e);
                 conn = None;
                 // Do not spin on a refusing server.
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -315,19 +270,8 @@ async fn worker(
     tally
 }
 
-fn pct(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn main() -> Result<()> {
-    let a = Arc::new(Args::parse());
-    if a.connections == 0 || a.duration <= 0.0 {
-        bail!("--connections and --duration must be positive");
-    }
+fn run(a: Args) -> Result<()> {
+    let a = Arc::new(a);
     let t = Arc::new(target(&a)?);
     let c = TlsConnector::from(Arc::new(config(&a)?));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -335,52 +279,31 @@ fn main() -> Result<()> {
         .build()?;
     let total = rt.block_on(async {
         let start = Instant::now();
-        let measure_from = start + Duration::from_secs_f64(a.warmup);
-        let end = measure_from + Duration::from_secs_f64(a.duration);
-        let tasks: Vec<_> = (0..a.connections)
-            .map(|i| {
-                tokio::spawn(worker(
-                    i,
-                    a.clone(),
-                    t.clone(),
-                    c.clone(),
-                    start,
-                    measure_from,
-                    end,
-                ))
-            })
+        let measure_from = start + a.warmup;
+        let w = Window {
+            start,
+            measure_from,
+            end: measure_from + a.load.duration,
+        };
+        let tasks: Vec<_> = (0..a.load.connections)
+            .map(|i| tokio::spawn(worker(i, a.clone(), t.clone(), c.clone(), w)))
             .collect();
         let mut total = Tally::default();
         for task in tasks {
-            let r = task.await.map_err(|e| anyhow!("worker failed: {e}"))?;
-            total.ok += r.ok;
-            total.non2xx += r.non2xx;
-            total.errors += r.errors;
-            if total.first_error.is_none() {
-                total.first_error = r.first_error;
-            }
-            total.lat_us.extend(r.lat_us);
+            total.merge(task.await.context("a worker failed")?);
         }
         Ok::<_, anyhow::Error>(total)
     })?;
-    let mut lat = total.lat_us;
-    lat.sort_unstable();
-    let out = serde_json::json!({
-        "mode": if a.new_conn { "new_conn" } else { "keepalive" },
-        "connections": a.connections,
-        "rate": a.rate,
-        "seconds": a.duration,
-        "ok": total.ok,
-        "non2xx": total.non2xx,
-        "errors": total.errors,
-        "first_error": total.first_error,
-        "rps": total.ok as f64 / a.duration,
-        "p50_us": pct(&lat, 0.50),
-        "p90_us": pct(&lat, 0.90),
-        "p99_us": pct(&lat, 0.99),
-        "p999_us": pct(&lat, 0.999),
-        "max_us": lat.last().copied().unwrap_or(0),
-    });
-    println!("{out}");
+    let report = Report {
+        mode: if a.new_conn { "new_conn" } else { "keepalive" },
+        load: &a.load,
+        seconds: a.load.duration.as_secs_f64(),
+        tally: total,
+    };
+    print!("{}", report.render());
     Ok(())
+}
+
+fn main() {
+    mutual_bench::exit_on_error("proxy-load", run(flags::parse("64")));
 }

@@ -1,0 +1,162 @@
+//! `GET <mount>/revocations`: the revocation feed. Every revocation has a store-wide sequence
+//! number; a subscriber asks for what came after the last one it saw (`since`, or SSE's
+//! `Last-Event-ID`) and gets it at once, or waits for the next revocation (long-poll with
+//! `wait`, or an event stream). Waiting holds a `watch` receiver and a timer in the request's
+//! own future — no task, no polling — so ten thousand idle subscribers cost little more than
+//! their sockets.
+
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    http::HeaderMap,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse,
+    },
+};
+use mutual_pki::cert;
+use mutual_store::FeedEntry;
+use serde_json::{json, Value};
+
+use crate::{
+    error::ApiError,
+    params::Params,
+    reply::Reply,
+    state::{App, Mount},
+};
+
+/// The longest a long-poll waits.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Most entries in one answer (the rest come with the next `since`).
+const PAGE: u32 = 1000;
+/// The comment line an event stream sends when nothing happened, so that proxies and
+/// subscribers see it alive.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+fn entry_json(e: &FeedEntry, issuer: &str) -> Value {
+    json!({
+        "seq": e.seq,
+        "serial": e.serial.to_string(),
+        "issuer": issuer,
+        "revoked_at": e.revoked_at.unix_timestamp(),
+        "reason": e.reason.to_string(),
+    })
+}
+
+fn number(p: &Params, key: &str) -> Result<Option<u64>, ApiError> {
+    match p.string(key).filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(s) => s.trim().parse().map(Some).map_err(|_| {
+            ApiError::bad(format!(
+                "invalid value for \"{key}\": expected a non-negative integer, got \"{s}\""
+            ))
+        }),
+    }
+}
+
+/// Answers the feed: JSON (long-poll) or, for `Accept: text/event-stream`, an event stream.
+pub(crate) async fn handle(
+    app: &Arc<App>,
+    mount: Arc<Mount>,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Reply, ApiError> {
+    let issuer = cert::facts(&mount.ca()?.cert_der)?.subject;
+    let last_event = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let since = number(p, "since")?.or(last_event).unwrap_or(0);
+    let sse = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if sse {
+        return Ok(Reply::Response(stream(app.clone(), mount, issuer, since)));
+    }
+    let wait = number(p, "wait")?
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::ZERO)
+        .min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = app.revocations.subscribe();
+    loop {
+        // Marked seen before the query: a revocation committed after it wakes `changed`.
+        rx.borrow_and_update();
+        let (entries, next) = app
+            .store
+            .revocations_since(&mount.record.path, since, PAGE)
+            .await?;
+        let timed_out = tokio::time::Instant::now() >= deadline;
+        if !entries.is_empty() || timed_out {
+            let revoked: Vec<Value> = entries.iter().map(|e| entry_json(e, &issuer)).collect();
+            return Ok(Reply::data(json!({ "next": next, "revoked": revoked })));
+        }
+        // A revocation elsewhere (another mount) wakes this too; the loop asks again and goes
+        // back to waiting until the deadline.
+        let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
+    }
+}
+
+struct Subscriber {
+    app: Arc<App>,
+    mount: Arc<Mount>,
+    issuer: String,
+    since: u64,
+    rx: tokio::sync::watch::Receiver<u64>,
+    ready: VecDeque<FeedEntry>,
+}
+
+fn stream(
+    app: Arc<App>,
+    mount: Arc<Mount>,
+    issuer: String,
+    since: u64,
+) -> axum::response::Response {
+    let rx = app.revocations.subscribe();
+    let sub = Subscriber {
+        app,
+        mount,
+        issuer,
+        since,
+        rx,
+        ready: VecDeque::new(),
+    };
+    let events = futures_util::stream::unfold(sub, |mut s| async move {
+        loop {
+            if let Some(e) = s.ready.pop_front() {
+                let event = Event::default()
+                    .id(e.seq.to_string())
+                    .event("revoked")
+                    .data(entry_json(&e, &s.issuer).to_string());
+                return Some((Ok::<_, Infallible>(event), s));
+            }
+            s.rx.borrow_and_update();
+            match s
+                .app
+                .store
+                .revocations_since(&s.mount.record.path, s.since, PAGE)
+                .await
+            {
+                Ok((entries, next)) => {
+                    s.since = next;
+                    if !entries.is_empty() {
+                        s.ready.extend(entries);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    // The subscriber reconnects with Last-Event-ID and misses nothing.
+                    tracing::warn!(error = %e, "revocation feed: reading the store failed; closing the stream");
+                    return None;
+                }
+            }
+            if s.rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response()
+}

@@ -1,0 +1,483 @@
+//! `mutual agent`: enroll, keep the certificate on disk renewed, run a hook after each renewal,
+//! and say what it decided, one structured log line per decision. The logic is in
+//! `mutual-agent`; this is the loop, the hooks and the admin listener.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use mutual_agent::{
+    obtain, CaClient, CertState, ClientError, Material, OutDir, Plan, Request, Via,
+};
+use mutual_pki::key::KeyType;
+use time::OffsetDateTime;
+
+use super::backend::Target;
+use super::UsageError;
+use crate::cli::AgentArgs;
+
+/// What the admin listener reports; the loop updates it.
+#[derive(Debug, Default)]
+struct Metrics {
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+    last_success: Option<bool>,
+    next_attempt: Option<OffsetDateTime>,
+    /// (result, count): `success` or the failure's code.
+    renewals: Vec<(&'static str, u64)>,
+}
+
+impl Metrics {
+    fn count(&mut self, result: &'static str) {
+        match self.renewals.iter_mut().find(|(r, _)| *r == result) {
+            Some((_, n)) => *n += 1,
+            None => self.renewals.push((result, 1)),
+        }
+    }
+
+    fn ready(&self, now: OffsetDateTime) -> bool {
+        matches!((self.not_before, self.not_after), (Some(nb), Some(na)) if nb <= now && now < na)
+    }
+
+    fn render(&self, now: OffsetDateTime) -> String {
+        let secs = |t: OffsetDateTime| (t - now).as_seconds_f64();
+        let mut s = String::with_capacity(1024);
+        s.push_str("# HELP mutual_agent_cert_expiry_seconds Seconds until the certificate on disk expires (negative: expired).\n# TYPE mutual_agent_cert_expiry_seconds gauge\n");
+        if let Some(na) = self.not_after {
+            s.push_str(&format!(
+                "mutual_agent_cert_expiry_seconds {:.3}\n",
+                secs(na)
+            ));
+        }
+        s.push_str("# HELP mutual_agent_last_renewal_success 1 when the last attempt succeeded, 0 when it failed.\n# TYPE mutual_agent_last_renewal_success gauge\n");
+        if let Some(ok) = self.last_success {
+            s.push_str(&format!(
+                "mutual_agent_last_renewal_success {}\n",
+                u8::from(ok)
+            ));
+        }
+        s.push_str("# HELP mutual_agent_next_attempt_seconds Seconds until the next renewal attempt.\n# TYPE mutual_agent_next_attempt_seconds gauge\n");
+        if let Some(t) = self.next_attempt {
+            s.push_str(&format!(
+                "mutual_agent_next_attempt_seconds {:.3}\n",
+                secs(t).max(0.0)
+            ));
+        }
+        s.push_str("# HELP mutual_agent_renewals_total Renewal attempts by result (success, or why they failed).\n# TYPE mutual_agent_renewals_total counter\n");
+        for (result, n) in &self.renewals {
+            s.push_str(&format!(
+                "mutual_agent_renewals_total{{result=\"{result}\"}} {n}\n"
+            ));
+        }
+        s
+    }
+}
+
+/// A hook run after each new certificate.
+#[derive(Debug, Clone)]
+enum Hook {
+    Exec(String),
+    Signal { pid: u32, sig: String },
+}
+
+fn parse_signal(spec: &str) -> Result<Hook, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "--signal \"{spec}\": expected PID:SIG, e.g. 1234:HUP (SIG one of HUP, INT, QUIT, TERM, USR1, USR2 or a number)"
+        ))
+    };
+    let (pid, sig) = spec.split_once(':').ok_or_else(bad)?;
+    let pid: u32 = pid.parse().map_err(|_| bad())?;
+    let sig = sig.trim_start_matches("SIG").to_ascii_uppercase();
+    let known = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "KILL"];
+    if pid == 0 || !(known.contains(&sig.as_str()) || sig.parse::<u8>().is_ok()) {
+        return Err(bad());
+    }
+    Ok(Hook::Signal { pid, sig })
+}
+
+async fn run_hook(hook: &Hook) {
+    let hook = hook.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut cmd = match &hook {
+            Hook::Exec(c) => {
+                let mut cmd = std::process::Command::new("sh");
+                cmd.arg("-c").arg(c);
+                cmd
+            }
+            Hook::Signal { pid, sig } => {
+                let mut cmd = std::process::Command::new("kill");
+                cmd.arg("-s").arg(sig).arg(pid.to_string());
+                cmd
+            }
+        };
+        (format!("{hook:?}"), cmd.status())
+    })
+    .await;
+    match result {
+        Ok((hook, Ok(st))) if st.success() => {
+            tracing::info!(hook = %hook, decision = "hook", "hook ran")
+        }
+        Ok((hook, Ok(st))) => {
+            tracing::warn!(hook = %hook, status = %st, decision = "hook", "hook failed")
+        }
+        Ok((hook, Err(e))) => {
+            tracing::warn!(hook = %hook, error = %e, decision = "hook", "hook did not start")
+        }
+        Err(e) => tracing::warn!(error = %e, "hook task failed"),
+    }
+}
+
+struct Agent {
+    client: CaClient,
+    request: Request,
+    token: Option<String>,
+    out: OutDir,
+    plan: Plan,
+    hooks: Vec<Hook>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTUAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
+}
+
+pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
+    init_logging(json);
+    let addr = target.addr.as_deref().ok_or_else(|| {
+        UsageError("mutual agent needs the CA: --addr URL[,URL…] (or MUTUAL_ADDR)".into())
+    })?;
+    let client = CaClient::new(addr, target.cacert.as_deref()).map_err(|e| match e {
+        ClientError::Local(m) => anyhow::Error::new(UsageError(m)),
+        other => anyhow::Error::new(other),
+    })?;
+    let key_type = KeyType::from_parts(a.key_type.name(), 0)?;
+    let mut hooks = Vec::new();
+    if let Some(c) = &a.exec {
+        hooks.push(Hook::Exec(c.clone()));
+    }
+    if let Some(s) = &a.signal {
+        hooks.push(parse_signal(s)?);
+    }
+    let out = OutDir::open(&a.out)?;
+    let plan = Plan {
+        max_retry: a.max_retry.max(Duration::from_secs(1)),
+        ..Plan::default()
+    };
+    let agent = Agent {
+        client,
+        request: Request {
+            mount: a.mount.trim_matches('/').to_string(),
+            role: a.role.clone(),
+            common_name: a.cn.clone(),
+            dns: a.san.clone(),
+            ips: a.ip.clone(),
+            uris: a.uri.clone(),
+            ttl: a.ttl,
+            key_type,
+        },
+        token: target.token.clone().filter(|t| !t.is_empty()),
+        out,
+        plan,
+        hooks,
+        metrics: Arc::new(Mutex::new(Metrics::default())),
+    };
+    if a.once {
+        return agent.once(json).await;
+    }
+    if let Some(admin) = &a.admin {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("--admin {admin}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(admin = %local, "admin listening (/metrics, /ready)");
+        tokio::spawn(serve_admin(listener, agent.metrics.clone()));
+    }
+    agent.run().await
+}
+
+impl Agent {
+    fn seed(&self, m: &Material) -> u64 {
+        m.seed(&self.request.common_name)
+    }
+
+    /// The material on disk, checked; `None` when there is none or it is unusable (logged).
+    fn held(&self) -> Option<Material> {
+        let (pems, received) = self.out.read()?;
+        match Material::from_pems(pems, received) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(dir = %self.out.path().display(), error = %e, decision = "replace", "the files on disk are unusable; enrolling again");
+                None
+            }
+        }
+    }
+
+    fn note_held(&self, m: Option<&Material>) {
+        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        metrics.not_before = m.map(|m| m.validity.not_before);
+        metrics.not_after = m.map(|m| m.validity.not_after);
+    }
+
+    fn set_next(&self, at: Option<OffsetDateTime>) {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_attempt = at;
+    }
+
+    /// One attempt: obtain, check, write, run the hooks.
+    async fn attempt(
+        &self,
+        held: Option<&Material>,
+        usable: bool,
+    ) -> Result<(Material, Via), ClientError> {
+        let cert = self.out.file("cert.pem");
+        let key = self.out.file("key.pem");
+        let current = (held.is_some() && usable).then_some((cert.as_path(), key.as_path()));
+        let (pems, via) =
+            obtain(&self.client, &self.request, self.token.as_deref(), current).await?;
+        let now = OffsetDateTime::now_utc();
+        let material = Material::from_pems(pems, Some(now)).map_err(|e| ClientError::Invalid {
+            node: "CA".into(),
+            message: e,
+        })?;
+        if let s @ CertState::NotYetValid { .. } = self.plan.state(&material.validity, now, 0) {
+            return Err(ClientError::Invalid {
+                node: "CA".into(),
+                message: format!("the new certificate is {s}"),
+            });
+        }
+        self.out
+            .write(&material.pems, now)
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        Ok((material, via))
+    }
+
+    fn record(&self, result: &Result<(Material, Via), ClientError>) {
+        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok((m, _)) => {
+                metrics.last_success = Some(true);
+                metrics.count("success");
+                metrics.not_before = Some(m.validity.not_before);
+                metrics.not_after = Some(m.validity.not_after);
+            }
+            Err(e) => {
+                metrics.last_success = Some(false);
+                metrics.count(e.code());
+            }
+        }
+    }
+
+    async fn renewed(&self, m: &Material, via: Via, previous: Option<&Material>) {
+        tracing::info!(
+            serial = %m.serial,
+            previous = previous.map(|p| p.serial.as_str()).unwrap_or(""),
+            not_after = %rfc3339(m.validity.not_after),
+            via = via.as_str(),
+            dir = %self.out.path().display(),
+            decision = "renewed",
+            "new certificate written"
+        );
+        for hook in &self.hooks {
+            run_hook(hook).await;
+        }
+    }
+
+    async fn once(self, json: bool) -> Result<()> {
+        let held = self.held();
+        let now = OffsetDateTime::now_utc();
+        let state = held
+            .as_ref()
+            .map(|m| self.plan.state(&m.validity, now, self.seed(m)));
+        if let (Some(m), Some(s @ CertState::Fresh { .. })) = (&held, &state) {
+            tracing::info!(serial = %m.serial, state = s.code(), decision = "keep", "{s}");
+            return report(json, "ok", m);
+        }
+        if let (Some(m), Some(s)) = (&held, &state) {
+            log_state(m, s);
+        }
+        let usable = state.is_some_and(|s| s.usable());
+        let result = self.attempt(held.as_ref(), usable).await;
+        self.record(&result);
+        match result {
+            Ok((m, via)) => {
+                self.renewed(&m, via, held.as_ref()).await;
+                report(json, "renewed", &m)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, code = e.code(), decision = "failed", "renewal failed");
+                let what = if held.is_some() {
+                    "renewing"
+                } else {
+                    "enrolling"
+                };
+                bail!("{what} {}: {e}", self.out.path().display())
+            }
+        }
+    }
+
+    async fn run(self) -> Result<()> {
+        let mut failures = 0u32;
+        let mut announced: Option<&'static str> = None;
+        loop {
+            let held = self.held();
+            self.note_held(held.as_ref());
+            let now = OffsetDateTime::now_utc();
+            let state = held
+                .as_ref()
+                .map(|m| (m, self.plan.state(&m.validity, now, self.seed(m))));
+            if let Some((m, s)) = &state {
+                if announced != Some(s.code()) {
+                    announced = Some(s.code());
+                    log_state(m, s);
+                }
+                if let CertState::Fresh { renew_in } = s {
+                    self.set_next(Some(now + *renew_in));
+                    tracing::info!(serial = %m.serial, renew_in_s = renew_in.as_secs(), renew_at = %rfc3339(now + *renew_in), decision = "wait", "certificate valid; next renewal scheduled");
+                    tokio::time::sleep(*renew_in).await;
+                    continue;
+                }
+            }
+            self.set_next(Some(now));
+            let usable = state.as_ref().is_some_and(|(_, s)| s.usable());
+            let held_m = state.as_ref().map(|(m, _)| *m);
+            let result = self.attempt(held_m, usable).await;
+            self.record(&result);
+            match result {
+                Ok((m, via)) => {
+                    failures = 0;
+                    announced = None;
+                    self.renewed(&m, via, held_m).await;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let now = OffsetDateTime::now_utc();
+                    let seed = held_m.map(|m| self.seed(m)).unwrap_or(0);
+                    let delay = self.plan.retry_after(
+                        failures,
+                        e.permanent(),
+                        now,
+                        held_m.map(|m| &m.validity),
+                        seed,
+                    );
+                    self.set_next(Some(now + delay));
+                    let keeping = held_m.map(|m| m.serial.as_str()).unwrap_or("");
+                    let critical = state
+                        .as_ref()
+                        .is_some_and(|(_, s)| !matches!(s, CertState::Due { .. }));
+                    if critical || held_m.is_none() {
+                        tracing::error!(error = %e, code = e.code(), permanent = e.permanent(), failures, retry_in_s = delay.as_secs_f64(), keeping, decision = "retry", "renewal failed");
+                    } else {
+                        tracing::warn!(error = %e, code = e.code(), permanent = e.permanent(), failures, retry_in_s = delay.as_secs_f64(), keeping, decision = "retry", "renewal failed; keeping the current certificate");
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+fn log_state(m: &Material, s: &CertState) {
+    match s {
+        CertState::Fresh { .. } => {}
+        CertState::Due { .. } => {
+            tracing::warn!(serial = %m.serial, state = s.code(), decision = "renew", "certificate {s}")
+        }
+        _ => {
+            tracing::error!(serial = %m.serial, state = s.code(), decision = "renew", "certificate {s}")
+        }
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn report(json: bool, result: &str, m: &Material) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "result": result,
+                "serial": m.serial,
+                "subject": m.subject,
+                "not_before": rfc3339(m.validity.not_before),
+                "not_after": rfc3339(m.validity.not_after),
+            })
+        );
+    } else {
+        println!(
+            "{result}: {} serial {} valid until {}",
+            m.subject,
+            m.serial,
+            rfc3339(m.validity.not_after)
+        );
+    }
+    Ok(())
+}
+
+async fn serve_admin(listener: tokio::net::TcpListener, metrics: Arc<Mutex<Metrics>>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let metrics = metrics.clone();
+        let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let now = OffsetDateTime::now_utc();
+            let m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+            let (status, body) = match req.uri().path() {
+                "/metrics" => (200, m.render(now)),
+                "/ready" if m.ready(now) => (200, "ready\n".to_string()),
+                "/ready" => (503, "no valid certificate on disk\n".to_string()),
+                _ => (404, "not found\n".to_string()),
+            };
+            let resp = http::Response::builder()
+                .status(status)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(body)));
+            std::future::ready(resp)
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert!(
+            matches!(parse_signal("12:HUP"), Ok(Hook::Signal { pid: 12, ref sig }) if sig == "HUP")
+        );
+        assert!(
+            matches!(parse_signal("12:SIGusr1"), Ok(Hook::Signal { ref sig, .. }) if sig == "USR1")
+        );
+        for bad in ["12", "x:HUP", "0:HUP", "12:BOGUS"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+}
