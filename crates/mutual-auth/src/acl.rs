@@ -346,6 +346,26 @@ impl Acl {
             .map_or(vec!["deny"], |m| m.capabilities.names())
     }
 
+    /// True when some rule grants something (not deny) at or below `mount` — Vault's check
+    /// before it tells a caller about a mount (`sys/internal/ui/mounts/:path`).
+    pub fn any_under(&self, mount: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let mount = format!("{}/", mount.trim_matches('/'));
+        let grants =
+            |m: &Matched| !m.capabilities.is_empty() && !m.capabilities.has(Capability::Deny);
+        let under = |p: &str| p.starts_with(&mount) || mount.starts_with(p);
+        self.exact
+            .iter()
+            .any(|(p, m)| p.starts_with(&mount) && grants(m))
+            || self.prefix.iter().any(|(p, m)| under(p) && grants(m))
+            || self.segments.iter().any(|(p, m)| {
+                let fixed = p.split('+').next().unwrap_or("");
+                under(fixed) && grants(m)
+            })
+    }
+
     fn find(&self, path: &str, capability: Capability) -> Option<&Matched> {
         let listing = capability == Capability::List || capability == Capability::Scan;
         if let Some(m) = self.exact.get(path) {

@@ -18,15 +18,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod approle;
 mod authority;
 mod commit;
 mod error;
 mod kek;
 mod model;
 mod mounts;
+mod policies;
 mod sqlite;
 mod tokens;
 
+pub use approle::{AppRoleRecord, AuthMount, SecretIdRecord};
 pub use authority::{
     issue_signed, sign_csr, sign_verbatim_role, AuthorityError, Issued, Signed, CRL_VALIDITY,
     SYSTEM_MAX_TTL,
@@ -37,4 +40,4 @@ pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;
 pub use sqlite::{FeedEntry, Store};
-pub use tokens::{token_hash, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};
+pub use tokens::{token_hash, TokenLease, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};

@@ -35,6 +35,10 @@ pub(crate) const SCHEMA: &[&str] = &[
         display_name TEXT NOT NULL,
         mounts TEXT NOT NULL,
         created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS acl_policies (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_at INTEGER NOT NULL)",
 ];
 
 /// A mounted secrets engine.

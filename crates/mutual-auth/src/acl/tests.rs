@@ -141,6 +141,9 @@ fn decisions_table() {
     );
     assert_eq!(acl.capabilities("pki/revoke"), vec!["sudo", "update"]);
     assert_eq!(acl.capabilities("pki/nothing"), vec!["deny"]);
+    assert!(acl.any_under("pki"));
+    assert!(!acl.any_under("pki_other"));
+    assert!(!acl.any_under("sys"), "sys/* is denied by guard");
 }
 
 #[test]
