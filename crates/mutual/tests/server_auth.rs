@@ -57,6 +57,9 @@ fn policies_and_tokens_behave_as_in_openbao() {
         ("past_max_ttl", "refused"),
         ("issue_with_policy", "ok"),
         ("child_issue", "ok"),
+        ("approle_issue", "ok"),
+        ("login_3_used_up", "refused"),
+        ("login_expired_secret", "refused"),
     ] {
         assert_eq!(get(k), Some(want), "{k}");
     }

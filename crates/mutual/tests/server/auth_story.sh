@@ -81,6 +81,33 @@ sleep 4
 outcome past_max_ttl as "$E" bao token lookup
 outcome renew_past_max_ttl as "$E" bao token renew
 
+# AppRole, as cert-manager and Agent log in.
+outcome auth_enable bao auth enable approle
+fact auth_listed "$(bao auth list -format=json | jq -r '."approle/".type')"
+outcome role_write bao write auth/approle/role/web token_policies=issuer token_ttl=20m \
+    token_max_ttl=30m secret_id_ttl=10m secret_id_num_uses=2
+fact role_read "$(bao read -format=json auth/approle/role/web | jq -c '[.data.token_policies, .data.token_ttl, .data.token_max_ttl, .data.secret_id_num_uses, .data.secret_id_ttl, .data.bind_secret_id]')"
+ROLE_ID=$(bao read -field=role_id auth/approle/role/web/role-id)
+SID=$(bao write -f -format=json auth/approle/role/web/secret-id)
+fact secret_id_reply "$(jq -c '[.data.secret_id_num_uses, .data.secret_id_ttl, (.data.secret_id_accessor | length > 0)]' <<<"$SID")"
+SID=$(jq -r .data.secret_id <<<"$SID")
+L=$(bao write -format=json auth/approle/login role_id="$ROLE_ID" secret_id="$SID")
+fact login_auth "$(jq -c '[.auth.lease_duration, .auth.renewable, .auth.policies, .auth.metadata.role_name]' <<<"$L")"
+A=$(token_of <<<"$L")
+outcome approle_issue as "$A" bao write pki_auth/issue/web common_name=f.example.com
+outcome approle_renew as "$A" bao token renew -format=json
+fact approle_renew_lease "$(jq -r .auth.lease_duration approle_renew.out 2>/dev/null)"
+outcome login_2 bao write auth/approle/login role_id="$ROLE_ID" secret_id="$SID"
+outcome login_3_used_up bao write auth/approle/login role_id="$ROLE_ID" secret_id="$SID"
+outcome login_bad_secret bao write auth/approle/login role_id="$ROLE_ID" secret_id=nope
+outcome login_no_secret bao write auth/approle/login role_id="$ROLE_ID"
+outcome login_bad_role bao write auth/approle/login role_id=nope secret_id="$SID"
+outcome secret_id_too_many_uses bao write -f auth/approle/role/web/secret-id num_uses=5
+S2=$(bao write -f -field=secret_id auth/approle/role/web/secret-id ttl=2s)
+sleep 3
+outcome login_expired_secret bao write auth/approle/login role_id="$ROLE_ID" secret_id="$S2"
+outcome role_unbound bao write auth/approle/role/open bind_secret_id=false token_policies=issuer
+
 outcome policy_delete bao policy delete issuer
 fact policy_listed_after_delete "$(bao policy list | grep -cx issuer)"
 outcome delete_default bao policy delete default
