@@ -17,6 +17,8 @@ pub struct ClientCert {
     pub subject: String,
     /// The mounts a login with this certificate may use; empty when no rule grants any.
     pub mounts: Vec<String>,
+    /// The chain as the listener verified it, leaf first (DER).
+    pub chain: Vec<Vec<u8>>,
 }
 
 /// Answers `auth/cert/login`: 400 without a verified certificate, 403 when no rule grants
