@@ -403,9 +403,11 @@ fn a_service_on_the_library_refuses_a_session_saved_before_a_revocation_or_a_pol
     resumes(&s, svc.port, "carol", &hello("carol"));
 }
 
-/// Runs the Python client (Nagle on) against `port` until one round of 250 new connections
-/// has a first-response p99 within 5 ms: a Nagle stall behind a delayed ACK costs about 40 ms
-/// on every connection, while a busy machine only delays a few; rounds are bounded.
+/// Runs the Python client (Nagle on) against `port`: 250 new connections, each answered
+/// within 5 ms at the 99th percentile. A Nagle stall behind a delayed ACK costs about 40 ms on
+/// every connection. On a machine busy with other work the scheduler adds a few ms here and
+/// there, to the NODELAY control connections as much; there a round passes when the Nagle
+/// client's p99 is within 5 ms of the control's. At most 5 rounds.
 #[track_caller]
 fn python_first_response(s: &Story, port: u16, what: &str) {
     let script = concat!(
@@ -436,11 +438,14 @@ fn python_first_response(s: &Story, port: u16, what: &str) {
                 .unwrap_or_else(|| panic!("no {key} in {line:?}"))
         };
         let (p50, p99) = (ms("p50_ms="), ms("p99_ms="));
-        // Every connection would wait on the stall (40 ms): the median shows it whatever the
-        // load.
-        assert!(p50 <= 20.0, "{what}: first-response p50 {p50} ms: {line}");
+        let (control_p50, control_p99) = (ms("control_p50_ms="), ms("control_p99_ms="));
+        // The stall would shift the median by 40 ms, whatever the load.
+        assert!(
+            p50 <= 5.0_f64.max(control_p50 + 5.0),
+            "{what}: first-response p50 {p50} ms: {line}"
+        );
         rounds.push(line);
-        if p99 <= 5.0 {
+        if p99 <= 5.0_f64.max(control_p99 + 5.0) {
             return;
         }
     }
