@@ -75,7 +75,7 @@ async fn connection(
             Some(t) => (Some(t.policy.clone()), false),
             None => (handshake_policy(&lc.routes, sni), true),
         };
-        Ok(material.terms(policy, alpn))
+        material.terms(policy, alpn)
     };
     let result = acceptor.accept(tcp, limits.handshake_timeout, hello).await;
     drop(rt);

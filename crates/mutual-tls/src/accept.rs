@@ -130,7 +130,7 @@ impl Acceptor {
         hello: F,
     ) -> Result<Established, Refusal>
     where
-        F: FnOnce(Option<&str>) -> Result<Terms, Refusal>,
+        F: FnOnce(Option<&str>) -> Terms,
     {
         let remote = tcp
             .peer_addr()
@@ -166,7 +166,7 @@ impl Acceptor {
         hello: F,
     ) -> Result<Established, (Refusal, Option<TcpStream>)>
     where
-        F: FnOnce(Option<&str>) -> Result<Terms, Refusal>,
+        F: FnOnce(Option<&str>) -> Terms,
     {
         let mut lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
         let start = match (&mut lazy).await {
@@ -177,10 +177,7 @@ impl Acceptor {
             .client_hello()
             .server_name()
             .map(|s| s.to_ascii_lowercase());
-        let terms = match hello(sni.as_deref()) {
-            Ok(t) => t,
-            Err(r) => return Err((r, Some(start.io))),
-        };
+        let terms = hello(sni.as_deref());
         let slot = Arc::new(Mutex::new(HandshakeSlot::default()));
         let auth = terms.client_auth.clone();
         let config = match self.config(terms, &slot) {

@@ -250,13 +250,13 @@ impl ServerTls {
             .acceptor
             .accept(tcp, source.handshake_timeout, |_sni| {
                 let m = self.material();
-                Ok(Terms {
+                Terms {
                     certified: Arc::clone(&m.identity.certified),
                     client_auth: ClientAuth::Required(
                         Arc::clone(&m.checker) as Arc<dyn ClientCheck>
                     ),
                     alpn: source.alpn.clone(),
-                })
+                }
             })
             .await?;
         // Required: the acceptor refuses a client without a verified certificate.

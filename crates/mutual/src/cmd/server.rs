@@ -203,12 +203,10 @@ async fn tls_serve(
         };
         let (tls, router, logins) = (Arc::clone(&tls), router.clone(), logins.clone());
         tokio::spawn(async move {
-            let terms = |_sni: Option<&str>| {
-                Ok(mutual_tls::Terms {
-                    certified: Arc::clone(&tls.certified),
-                    client_auth: tls.client_auth.clone(),
-                    alpn: vec![b"http/1.1".to_vec()],
-                })
+            let terms = |_sni: Option<&str>| mutual_tls::Terms {
+                certified: Arc::clone(&tls.certified),
+                client_auth: tls.client_auth.clone(),
+                alpn: vec![b"http/1.1".to_vec()],
             };
             // A refusal is logged by the acceptor.
             let Ok(established) = tls.acceptor.accept(tcp, HANDSHAKE_TIMEOUT, terms).await else {
