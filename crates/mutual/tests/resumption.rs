@@ -177,25 +177,27 @@ fn story() -> Story {
     s
 }
 
+/// `mutual serve hello` with the story's server certificate, trusting the root.
+fn hello_server(s: &Story, extra: &[&str]) -> serving::Server {
+    let mut args = vec![
+        "hello",
+        "--ca",
+        "certs/root.pem",
+        "--cert",
+        "certs/www.example.com.crt",
+        "--key",
+        "certs/www.example.com.key",
+    ];
+    args.extend_from_slice(extra);
+    serving::Server::start(s.dir.path(), &args)
+}
+
 const REVOKED: &str = "reason.code=\"revoked\"";
 
 #[test]
 fn serve_hello_refuses_a_session_saved_before_the_revocation() {
     let s = story();
-    let srv = serving::Server::start(
-        s.dir.path(),
-        &[
-            "hello",
-            "--ca",
-            "certs/root.pem",
-            "--cert",
-            "certs/www.example.com.crt",
-            "--key",
-            "certs/www.example.com.key",
-            "--crl",
-            "certs/root.crl",
-        ],
-    );
+    let srv = hello_server(&s, &["--crl", "certs/root.crl"]);
     let hello = |who: &str| format!("Hello {who}");
     save_sessions(&s, srv.port, &["alice", "bob"], hello);
     // Before the revocation a session without the key is served: resumption is on.
@@ -455,18 +457,7 @@ fn python_first_response(s: &Story, port: u16, what: &str) {
 #[test]
 fn a_client_without_nodelay_is_answered_at_once_by_serve_hello_and_through_the_proxy() {
     let s = story();
-    let srv = serving::Server::start(
-        s.dir.path(),
-        &[
-            "hello",
-            "--ca",
-            "certs/root.pem",
-            "--cert",
-            "certs/www.example.com.crt",
-            "--key",
-            "certs/www.example.com.key",
-        ],
-    );
+    let srv = hello_server(&s, &[]);
     python_first_response(&s, srv.port, "serve hello");
     let e = proxying::echo(&s);
     let p = proxying::proxy(&s, &format!("http://127.0.0.1:{}", e.port), &[]);
