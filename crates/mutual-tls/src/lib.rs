@@ -45,7 +45,7 @@ pub use client::{CallError, ClientTls, ClientTlsBuilder, Reply, Target};
 pub use explain::CertificateRefused;
 pub use identity::PeerIdentity;
 pub use layer::{Authorize, AuthorizeLayer};
-pub use load::{Identity, LoadError, TrustStore};
+pub use load::{Identity, LoadError, TrustError, TrustStore};
 pub use matcher::{Matcher, MatcherError};
 pub use policy::{Denial, Permit, Policy};
 pub use refusal::Refusal;
