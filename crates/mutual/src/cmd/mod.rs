@@ -2,6 +2,7 @@
 
 mod backend;
 mod ca;
+mod ca_info;
 mod certs;
 mod curl;
 mod demo;
