@@ -45,8 +45,8 @@ pub enum LoadError {
     Trust {
         /// The CA file.
         path: PathBuf,
-        /// Which certificate, and why.
-        source: TrustError,
+        /// Which certificate, and why (boxed: the rustls error inside is large).
+        source: Box<TrustError>,
     },
     /// A configuration that cannot be built (no CA given, bad matcher, …).
     #[error("{0}")]
@@ -174,7 +174,7 @@ impl TrustStore {
             .map_err(|e| invalid(path, "--ca", e.to_string()))?;
         TrustStore::from_ders(anchors).map_err(|source| LoadError::Trust {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -259,7 +259,8 @@ mod tests {
         let good = root("Local Root CA");
         let junk = vec![0x30, 0x03, 0x02, 0x01, 0x01];
         // (anchors, Ok(subjects) or the start of the error's Display)
-        let cases: Vec<(Vec<Vec<u8>>, Result<Vec<&str>, &str>)> = vec![
+        type Case = (Vec<Vec<u8>>, Result<Vec<&'static str>, &'static str>);
+        let cases: Vec<Case> = vec![
             (vec![], Err("no certificate found")),
             (vec![good.clone()], Ok(vec!["CN=Local Root CA"])),
             (
@@ -293,13 +294,8 @@ mod tests {
         std::fs::write(&path, pem).unwrap();
         let err = TrustStore::from_file(&path).unwrap_err();
         assert!(
-            matches!(
-                &err,
-                LoadError::Trust {
-                    source: TrustError::Unreadable { number: 2, .. },
-                    ..
-                }
-            ),
+            matches!(&err, LoadError::Trust { source, .. }
+                if matches!(**source, TrustError::Unreadable { number: 2, .. })),
             "{err:?}"
         );
         let want = format!(
