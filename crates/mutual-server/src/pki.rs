@@ -70,9 +70,7 @@ pub(crate) fn is_rsa(kind: &str) -> bool {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 /// Answers a request for `rest` on `mount`.

@@ -24,6 +24,7 @@ mod error;
 mod kek;
 mod model;
 mod mounts;
+mod schema;
 mod sqlite;
 mod tokens;
 

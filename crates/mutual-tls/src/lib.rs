@@ -51,7 +51,7 @@ pub use client::{CallError, ClientTls, ClientTlsBuilder, Reply, Target};
 pub use explain::CertificateRefused;
 pub use identity::PeerIdentity;
 pub use layer::{Authorize, AuthorizeLayer};
-pub use load::{Identity, LoadError, TrustStore};
+pub use load::{Identity, LoadError, TrustError, TrustStore};
 pub use matcher::{Matcher, MatcherError};
 pub use policy::{Denial, DenyAt, DenyAtError, Permit, Policy};
 pub use refusal::Refusal;

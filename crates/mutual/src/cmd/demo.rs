@@ -1,8 +1,8 @@
-//! `mutual demo`: the story of DESIGN.md played on loopback with a fresh store, narrated step
-//! by step with the command a user would type. Every step runs the real `mutual` binary (this
-//! very executable) as a child process, so what the demo shows is what those commands do; each
-//! outcome is checked, and the demo exits 0 only if all behaved as narrated. Every process it
-//! starts is ended before it returns.
+//! `mutual demo`: the story of docs/architecture.md played on loopback with a fresh store,
+//! narrated step by step with the command a user would type. Every step runs the real `mutual`
+//! binary (this very executable) as a child process, so what the demo shows is what those
+//! commands do; each outcome is checked, and the demo exits 0 only if all behaved as narrated.
+//! Every process it starts is ended before it returns.
 
 use std::{
     fs,

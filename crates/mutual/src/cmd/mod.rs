@@ -3,6 +3,7 @@
 mod agent;
 mod backend;
 mod ca;
+mod ca_info;
 mod certs;
 mod curl;
 mod demo;
