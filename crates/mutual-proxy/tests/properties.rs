@@ -499,3 +499,14 @@ proptest! {
         prop_assert_eq!(route::host_of(&format!("{}:{port}", host.to_ascii_uppercase())), bare.to_string());
     }
 }
+
+#[test]
+fn a_crl_url_with_an_ipv6_host_and_no_port_parses() {
+    // Regression: the last `:` inside `[::1]` was taken for the port separator, and the URL
+    // refused as "bad host or port".
+    let u = HttpUrl::parse("http://[::1]/crl").unwrap();
+    assert_eq!(
+        (u.authority.as_str(), u.host.as_str(), u.path.as_str()),
+        ("[::1]:80", "[::1]", "/crl")
+    );
+}
