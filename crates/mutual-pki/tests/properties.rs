@@ -332,6 +332,19 @@ fn a_ca_ttl_past_year_9999_ends_there() {
 }
 
 #[test]
+fn control_characters_in_names_are_escaped() {
+    // Regression (found by mangled_crls_never_panic): a newline in a peer's DN reached error
+    // messages verbatim and split them over two lines.
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, "evil\nCN=admin\u{0}");
+    let der = p.self_signed(&key).unwrap().der().to_vec();
+    let f = cert::facts(&der).unwrap();
+    assert_eq!(f.subject, "CN=evil\\0ACN\\=admin\\00");
+}
+
+#[test]
 fn many_duration_parts_never_wrap_around() {
     // Regression: the sum was cut to 64 bits, so enough large parts made a short duration.
     let text = "999999999999s".repeat(20_000);
