@@ -456,7 +456,7 @@ proptest! {
         s in "(https?|tcp)://\\PC{0,24}|\\PC{0,24}|(https?|tcp)://\\[[0-9a-f:]{0,8}\\]?:?[0-9]{0,6}/?\\PC{0,4}"
     ) {
         if let Ok((host, _)) = tunnel::parse_upstream(&s) {
-            prop_assert!(!host.contains('/'));
+            prop_assert!(!host.is_empty() && !host.contains('/'), "{:?}", host);
         }
         if let Ok(u) = HttpUrl::parse(&s) {
             prop_assert!(u.path.starts_with('/'));
@@ -508,5 +508,22 @@ fn a_crl_url_with_an_ipv6_host_and_no_port_parses() {
     assert_eq!(
         (u.authority.as_str(), u.host.as_str(), u.path.as_str()),
         ("[::1]:80", "[::1]", "/crl")
+    );
+}
+
+#[test]
+fn an_upstream_without_a_host_or_with_junk_after_the_brackets_is_refused() {
+    // Regression: these were taken as host "" (or the junk ignored) and port 443.
+    for url in [
+        "https://:443",
+        "https://[]",
+        "https://[]:8443",
+        "https://[::1]x",
+    ] {
+        assert!(tunnel::parse_upstream(url).is_err(), "{url}");
+    }
+    assert_eq!(
+        tunnel::parse_upstream("https://[::1]"),
+        Ok(("::1".to_string(), 443))
     );
 }
