@@ -761,7 +761,10 @@ async fn tidy(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
     let buffer = p
         .duration("safety_buffer")?
         .unwrap_or(Duration::from_secs(72 * 3600));
-    let before = OffsetDateTime::now_utc() - buffer;
+    let before = time::Duration::try_from(buffer)
+        .ok()
+        .and_then(|b| OffsetDateTime::now_utc().checked_sub(b))
+        .ok_or_else(|| ApiError::bad("invalid value for \"safety_buffer\": too large"))?;
     let unrevoked = p.bool_or("tidy_cert_store", false)?;
     let revoked = p.bool_or("tidy_revoked_certs", false)?;
     let n = app
