@@ -201,7 +201,9 @@ fn openssl(args: &[&str]) -> (bool, String) {
 /// `ca.pem` (time not checked: a pair left by a kill may have expired since; what is checked is
 /// that it was never torn nor mixed), and the key is the certificate's.
 fn check_pair(dir: &Path) -> String {
-    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    // As a reader must while the agent runs: resolve the generation once, read all from it.
+    let gen = dir.join(std::fs::read_link(dir.join("..data")).expect("..data"));
+    let p = |f: &str| gen.join(f).to_string_lossy().into_owned();
     let (ok, text) = openssl(&[
         "verify",
         "-no_check_time",
