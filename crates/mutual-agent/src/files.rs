@@ -111,7 +111,11 @@ impl OutDir {
             .and_then(parse_generation);
         // Through the generation `..data` names now, not the stable links: a writer swapping
         // between two reads would otherwise hand out a certificate and a key of two generations.
-        let gen = self.dir.join(target.as_ref()?);
+        // Without `..data` the files were put there by hand: read them as they are.
+        let gen = match &target {
+            Some(t) => self.dir.join(t),
+            None => self.dir.clone(),
+        };
         let read = |n: &str| fs::read_to_string(gen.join(n)).ok();
         let pems = Pems {
             cert: read("cert.pem")?,
