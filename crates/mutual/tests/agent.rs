@@ -351,13 +351,13 @@ fn enrolls_then_renews_with_a_new_serial_and_runs_the_hook() {
         log.contains("decision=\"renewed\"") || log.contains("decision=renewed"),
         "{log}"
     );
-    // Only two generations' worth of names: the current one, no leftovers.
+    // The current generation and the one before it (kept for readers mid-swap), no leftovers.
     let gens = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("..20"))
         .count();
-    assert_eq!(gens, 1);
+    assert_eq!(gens, 2);
 }
 
 /// A tiny xorshift so the kill moments differ per run but stay reproducible from the seed
@@ -408,7 +408,8 @@ fn kill_9_at_random_moments_never_leaves_a_torn_or_mismatched_pair() {
                     .count()
             })
             .unwrap_or(0);
-        assert!(stray <= 2, "generations pile up: {stray}");
+        // Current, previous, and at most one half-written by the kill (removed at next start).
+        assert!(stray <= 3, "generations pile up: {stray}");
     }
     assert!(kills >= 30, "only {kills} kills in time");
     assert!(
