@@ -271,11 +271,18 @@ fn the_proxy_refuses_a_session_saved_before_a_revocation_or_a_policy_change() {
         "{}",
         p.log()
     );
-    let revoked = p
-        .log()
-        .lines()
-        .filter(|l| l.contains("refused client") && l.contains("CN=alice") && l.contains(REVOKED))
-        .count();
+    // One line per refused attempt (TLS 1.2 and 1.3); the second may still be on its way.
+    let lines = |pred: &dyn Fn(&str) -> bool| p.log().lines().filter(|l| pred(l)).count();
+    let settle = |pred: &dyn Fn(&str) -> bool| {
+        let start = Instant::now();
+        while lines(pred) < 2 && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lines(pred)
+    };
+    let revoked = settle(&|l: &str| {
+        l.contains("refused client") && l.contains("CN=alice") && l.contains(REVOKED)
+    });
     assert_eq!(revoked, 2, "{}", p.log());
     resumes(&s, p.port, "bob", &xfcc("bob"));
     resumes(&s, p.port, "carol", &xfcc("carol"));
@@ -288,11 +295,9 @@ fn the_proxy_refuses_a_session_saved_before_a_revocation_or_a_policy_change() {
     sighup(p.child.id());
     reloads(n + 1);
     refused(&s, p.port, "bob", &xfcc("bob"));
-    let not_allowed = p
-        .log()
-        .lines()
-        .filter(|l| l.contains("CN=bob.example.com") && l.contains("reason.code=\"not_allowed\""))
-        .count();
+    let not_allowed = settle(&|l: &str| {
+        l.contains("CN=bob.example.com") && l.contains("reason.code=\"not_allowed\"")
+    });
     assert_eq!(not_allowed, 2, "{}", p.log());
     resumes(&s, p.port, "carol", &xfcc("carol"));
 }
@@ -365,13 +370,22 @@ impl LibraryService {
         }
     }
 
-    fn refusals(&self, code: &str) -> usize {
-        self.refusals
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| *c == code)
-            .count()
+    /// How many refusals with `code` were recorded, waiting (bounded) for `want`: the client
+    /// has its alert before the accept loop has recorded the refusal.
+    fn refusals(&self, code: &str, want: usize) -> usize {
+        let count = || {
+            self.refusals
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| *c == code)
+                .count()
+        };
+        let start = Instant::now();
+        while count() < want && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        count()
     }
 }
 
@@ -385,7 +399,7 @@ fn a_service_on_the_library_refuses_a_session_saved_before_a_revocation_or_a_pol
     revoke(&s, "alice");
     svc.tls.reload().expect("reload");
     refused(&s, svc.port, "alice", &hello("alice"));
-    assert_eq!(svc.refusals("revoked"), 2);
+    assert_eq!(svc.refusals("revoked", 2), 2);
     resumes(&s, svc.port, "bob", &hello("bob"));
 
     // Only Carol may connect now; Bob's session goes the way of his certificate.
@@ -401,7 +415,7 @@ fn a_service_on_the_library_refuses_a_session_saved_before_a_revocation_or_a_pol
     );
     svc.tls.swap(material);
     refused(&s, svc.port, "bob", &hello("bob"));
-    assert_eq!(svc.refusals("not_allowed"), 2);
+    assert_eq!(svc.refusals("not_allowed", 2), 2);
     resumes(&s, svc.port, "carol", &hello("carol"));
 }
 
