@@ -31,9 +31,18 @@ fi
 PATH=$PATH:/usr/sbin
 
 # The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
-cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin proxy-load
-M=$ROOT/target/dist/mutual
-LOAD=$ROOT/target/dist/proxy-load
+# MUTUAL_BIN and LOAD_BIN name binaries built elsewhere instead. BEFORE=path/to/an/older/mutual
+# adds that binary as a fourth server, "before", in the same run (same load, same backend).
+if [ -n "${MUTUAL_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
+    M=$MUTUAL_BIN
+    LOAD=$LOAD_BIN
+else
+    cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin proxy-load
+    M=$ROOT/target/dist/mutual
+    LOAD=$ROOT/target/dist/proxy-load
+fi
+SERVERS="mutual nginx haproxy"
+[ -n "${BEFORE:-}" ] && SERVERS="before $SERVERS"
 
 W=$(mktemp -d)
 PIDS=()
@@ -76,6 +85,10 @@ wait_port() {
 wait_port $BACKEND_PORT
 
 # --- the three servers --------------------------------------------------------------------
+start_before() { # kind
+    M_SAVED=$M; M=$BEFORE; start_mutual "$1"; M=$M_SAVED
+}
+
 start_mutual() { # kind
     local d=$W/$1
     taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" proxy --listen 127.0.0.1:$PORT \
@@ -184,7 +197,7 @@ record() { # server figure json
     echo "{\"server\":\"$1\",\"figure\":\"$2\",\"result\":$3}" >>"$RESULTS"
 }
 
-for server in mutual nginx haproxy; do
+for server in $SERVERS; do
     echo "== $server" >&2
     "start_$server" ec
     wait_port $PORT
@@ -223,7 +236,7 @@ def get(s, f):
         key = "p99_us" if f == "p99_2000" else "rps"
         found.sort(key=lambda r: r[key])
     return found[len(found) // 2]
-servers = ["mutual", "nginx", "haproxy"]
+servers = [s for s in ["before", "mutual", "nginx", "haproxy"] if any(r["server"] == s for r in rows)]
 figs = [
     ("keep-alive req/s, 64 conns", lambda s: get(s, "keepalive")["rps"], True, "≥ 1.3×"),
     ("handshakes/s ECDSA P-256, 32 conns", lambda s: get(s, "handshake_ec")["rps"], True, "≥ 1.5×"),
@@ -242,7 +255,8 @@ for name, f, higher, target, *digits in figs:
         best = max(v["nginx"], v["haproxy"]) if higher else min(v["nginx"], v["haproxy"])
         ratio = v["mutual"] / best if best else float("nan")
     cells = " | ".join(f"{v[s]:,.{digits[0] if digits else 1}f}" for s in servers)
-    print(f"| {name} | {cells} | {ratio:.2f}× | {target} |")
+    before = f" (before: {v['before'] / best if 'RSS' not in name else v['before'] / v['nginx']:.2f}×)" if "before" in v else ""
+    print(f"| {name} | {cells} | {ratio:.2f}×{before} | {target} |")
 errs = [(r["server"], r["figure"], r["result"].get("errors"), r["result"].get("non2xx"), r["result"].get("first_error"))
         for r in rows if isinstance(r["result"], dict) and (r["result"].get("errors") or r["result"].get("non2xx"))]
 for e in errs:

@@ -8,8 +8,11 @@
 //! ```
 //!
 //! A generation is written whole and fsynced before the `..data` link is renamed over the old
-//! one, so a crash (even `kill -9`) leaves either the old generation or the new one. Older
-//! generations and half-written ones are removed after the swap and at the next start. The
+//! one, so a crash (even `kill -9`) leaves either the old generation or the new one. A reader
+//! that needs the pair while the agent runs resolves `DIR/..data` once and reads both files
+//! from that generation (or reads after the `--exec`/`--signal` hook, which follows the swap).
+//! The generation before the current one is kept, so such a reader never finds its second file
+//! gone; older and half-written ones are removed after the swap and at the next start. The
 //! generation's name is the time it was received, which the renewal schedule reads back.
 
 use std::fs::{self, File, OpenOptions};
@@ -106,7 +109,14 @@ impl OutDir {
             .and_then(|t| t.file_name())
             .and_then(|n| n.to_str())
             .and_then(parse_generation);
-        let read = |n: &str| fs::read_to_string(self.dir.join(n)).ok();
+        // Through the generation `..data` names now, not the stable links: a writer swapping
+        // between two reads would otherwise hand out a certificate and a key of two generations.
+        // Without `..data` the files were put there by hand: read them as they are.
+        let gen = match &target {
+            Some(t) => self.dir.join(t),
+            None => self.dir.clone(),
+        };
+        let read = |n: &str| fs::read_to_string(gen.join(n)).ok();
         let pems = Pems {
             cert: read("cert.pem")?,
             key: Zeroizing::new(read("key.pem")?),
@@ -156,12 +166,15 @@ impl OutDir {
         fs::rename(&tmp, &path).map_err(|e| self.err(format!("linking {file}"), e))
     }
 
-    /// Removes every generation but the current one, and leftovers of a crash.
+    /// Removes every generation but the current one and the one before it, and leftovers of a
+    /// crash. The one before stays so that a reader who resolved `..data` just before a swap
+    /// can still read the rest of its pair.
     fn clean(&self) {
         let current = fs::read_link(self.dir.join(DATA)).ok();
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
+        let mut older = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -171,11 +184,24 @@ impl OutDir {
             if current.as_deref() == Some(Path::new(name)) {
                 continue;
             }
-            if parse_generation(name).is_some() {
-                let _ = fs::remove_dir_all(entry.path());
+            if let Some(t) = parse_generation(name) {
+                older.push((t, entry.path()));
             } else if name == DATA_TMP || name.ends_with(".tmp") {
                 let _ = fs::remove_file(entry.path());
             }
+        }
+        // The previous generation is the newest one older than the current; one newer than
+        // the current, or any without a current, was never published (a crash mid-write).
+        let current_t = current
+            .as_deref()
+            .and_then(|c| c.to_str())
+            .and_then(parse_generation);
+        older.sort();
+        if let Some(i) = older.iter().rposition(|(t, _)| Some(*t) < current_t) {
+            older.remove(i);
+        }
+        for (_, path) in older {
+            let _ = fs::remove_dir_all(path);
         }
     }
 
@@ -269,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn swaps_generations_and_keeps_one() {
+    fn swaps_generations_and_keeps_the_previous_one() {
         let tmp = tempfile::tempdir().unwrap();
         let out = OutDir::open(&tmp.path().join("certs")).unwrap();
         assert!(out.read().is_none());
@@ -293,7 +319,11 @@ mod tests {
             .flatten()
             .filter_map(|e| parse_generation(e.file_name().to_str()?))
             .collect();
-        assert_eq!(gens.len(), 1, "old generations are removed");
+        assert_eq!(
+            gens.len(),
+            2,
+            "generations older than the previous one are removed"
+        );
         assert_eq!(
             fs::read_link(out.file("cert.pem")).unwrap(),
             Path::new("..data/cert.pem")

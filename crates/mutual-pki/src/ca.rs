@@ -167,7 +167,12 @@ fn ca_params(
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     // Vault backdates by 30 s so that clocks a little behind still accept the certificate.
     params.not_before = now - Duration::from_secs(30);
-    params.not_after = now + ttl;
+    // A TTL past what X.509 can say ends at 9999-12-31, RFC 5280's "no expiration", instead of
+    // overflowing the clock.
+    params.not_after = time::Duration::try_from(ttl)
+        .ok()
+        .and_then(|t| now.checked_add(t))
+        .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC));
     params.serial_number = Some(rcgen::SerialNumber::from_slice(Serial::random().as_bytes()));
     params
 }

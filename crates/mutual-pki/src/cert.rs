@@ -304,6 +304,15 @@ fn escape_dn_value(v: &str) -> String {
         let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
             || (i == 0 && (c == '#' || c == ' '))
             || (i == v.chars().count() - 1 && c == ' ');
+        if c.is_control() {
+            // RFC 4514's hex form: a newline in a peer's name must not split a log line or
+            // an error message.
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{b:02X}"));
+            }
+            continue;
+        }
         if special {
             out.push('\\');
         }

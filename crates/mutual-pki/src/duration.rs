@@ -64,7 +64,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         }
         total += millis as u128;
     }
-    Ok(Duration::from_millis(total as u64))
+    u64::try_from(total)
+        .map(Duration::from_millis)
+        .map_err(|_| err("too large"))
 }
 
 /// Formats a duration the way Vault prints TTLs: the largest whole unit (`720h`, `30m`, `90s`).

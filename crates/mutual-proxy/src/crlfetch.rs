@@ -5,7 +5,7 @@
 //! what they do to callers is decided by [`crate::crlstate`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -13,8 +13,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
+use mutual_pki::crl::CrlRejected;
 use mutual_pki::diagnosis::Diagnosis;
 use time::OffsetDateTime;
 
@@ -59,11 +60,150 @@ pub struct CrlFeed {
     started: AtomicBool,
 }
 
+/// Why a body is not a CRL in DER or PEM.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotACrl {
+    /// Neither a DER SEQUENCE nor text.
+    #[error("neither DER nor PEM")]
+    NeitherDerNorPem,
+    /// Text without a `BEGIN X509 CRL` line.
+    #[error("no X509 CRL in the PEM")]
+    NoPemBlock,
+    /// A `BEGIN X509 CRL` without its `END` line.
+    #[error("unterminated PEM")]
+    Unterminated,
+    /// The block's base64 does not decode.
+    #[error("bad PEM: {0}")]
+    BadBase64(base64::DecodeError),
+}
+
+/// Why a listener's CRLs could not be fetched, or fetching could not start: which file or
+/// URL, and why. Each message is one line; the round logs it and keeps it for the admin page.
+#[derive(Debug, thiserror::Error)]
+pub enum CrlFetchError {
+    /// The listener's CA file could not be read (it names the URLs and signs the CRLs).
+    #[error("reading {}: {source}", .path.display())]
+    CaFileRead {
+        /// The CA file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The CA file holds no certificate that can be read.
+    #[error("reading {}: {source}", .path.display())]
+    CaFileInvalid {
+        /// The CA file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: mutual_pki::PkiError,
+    },
+    /// `crl_fetch` with nothing to fetch.
+    #[error("crl_fetch: no http:// CRL distribution point in {} and no crl_urls", .ca.display())]
+    NoUrl {
+        /// The CA file that names no distribution point.
+        ca: PathBuf,
+    },
+    /// No TCP connection to the URL's host.
+    #[error("{url}: connecting to {authority}: {source}")]
+    Connect {
+        /// The CRL URL.
+        url: String,
+        /// `host:port` it names.
+        authority: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The URL's path or host cannot go into a request.
+    #[error("{url}: cannot be requested: {source}")]
+    Request {
+        /// The CRL URL.
+        url: String,
+        /// Why the request cannot be built.
+        source: http::Error,
+    },
+    /// The HTTP exchange failed after the connection (bad response, connection closed).
+    #[error("{url}: HTTP exchange failed: {source}")]
+    Http {
+        /// The CRL URL.
+        url: String,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+    /// The server answered with another status than 200.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The CRL URL.
+        url: String,
+        /// The status it answered.
+        status: http::StatusCode,
+    },
+    /// The body is larger than the largest CRL accepted.
+    #[error("{url}: the body is larger than the largest CRL accepted ({limit} bytes)")]
+    TooLarge {
+        /// The CRL URL.
+        url: String,
+        /// [`MAX_CRL_BYTES`].
+        limit: usize,
+    },
+    /// The body could not be read to its end.
+    #[error("{url}: reading the body: {source}")]
+    Body {
+        /// The CRL URL.
+        url: String,
+        /// What broke off.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// No complete answer in time.
+    #[error("{url}: no answer in {}s", .timeout.as_secs())]
+    Timeout {
+        /// The CRL URL.
+        url: String,
+        /// [`FETCH_TIMEOUT`].
+        timeout: Duration,
+    },
+    /// The body is not a CRL.
+    #[error("{url}: not a CRL: {reason}")]
+    NotACrl {
+        /// The CRL URL.
+        url: String,
+        /// What the body is instead.
+        reason: NotACrl,
+    },
+    /// The CRL does not parse, or is not signed by a CA of the file (unknown issuer, bad
+    /// signature, no cRLSign).
+    #[error("{url}: {source}")]
+    Rejected {
+        /// The CRL URL.
+        url: String,
+        /// Why it cannot be used with these CAs.
+        source: CrlRejected,
+    },
+    /// A CRL older than the one in use (a stale mirror, or a replay).
+    #[error(
+        "{url}: the CRL is older than the one in use (thisUpdate {this_update}, in use {in_use})"
+    )]
+    Older {
+        /// The CRL URL.
+        url: String,
+        /// The fetched CRL's thisUpdate.
+        this_update: OffsetDateTime,
+        /// The thisUpdate of the one in use.
+        in_use: OffsetDateTime,
+    },
+}
+
 /// The CA file's certificates (DER) and the http:// CRL URLs they name.
-fn read_cas(path: &PathBuf) -> Result<(Vec<Vec<u8>>, Vec<HttpUrl>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let cas = mutual_pki::cert::certs_from_bytes(&bytes)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+fn read_cas(path: &Path) -> Result<(Vec<Vec<u8>>, Vec<HttpUrl>), CrlFetchError> {
+    let bytes = std::fs::read(path).map_err(|source| CrlFetchError::CaFileRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cas = mutual_pki::cert::certs_from_bytes(&bytes).map_err(|source| {
+        CrlFetchError::CaFileInvalid {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
     let urls = cas
         .iter()
         .filter_map(|c| mutual_pki::cert::facts(c).ok())
@@ -74,32 +214,38 @@ fn read_cas(path: &PathBuf) -> Result<(Vec<Vec<u8>>, Vec<HttpUrl>), String> {
 }
 
 /// A CRL body as DER: DER as it is, or the first `X509 CRL` PEM block.
-pub fn crl_der(body: &[u8]) -> Result<Vec<u8>, String> {
+pub fn crl_der(body: &[u8]) -> Result<Vec<u8>, NotACrl> {
     if body.first() == Some(&0x30) {
         return Ok(body.to_vec());
     }
-    let text = std::str::from_utf8(body).map_err(|_| "neither DER nor PEM".to_string())?;
+    let text = std::str::from_utf8(body).map_err(|_| NotACrl::NeitherDerNorPem)?;
     let begin = "-----BEGIN X509 CRL-----";
-    let start = text.find(begin).ok_or("no X509 CRL in the PEM")? + begin.len();
+    let start = text.find(begin).ok_or(NotACrl::NoPemBlock)? + begin.len();
     let end = text[start..]
         .find("-----END X509 CRL-----")
-        .ok_or("unterminated PEM")?;
+        .ok_or(NotACrl::Unterminated)?;
     let b64: String = text[start..start + end]
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
     base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|e| format!("bad PEM: {e}"))
+        .map_err(NotACrl::BadBase64)
 }
 
-async fn get(u: &HttpUrl) -> Result<Vec<u8>, String> {
+async fn get(u: &HttpUrl) -> Result<Vec<u8>, CrlFetchError> {
+    let url = || u.url.clone();
+    let http = |source| CrlFetchError::Http { url: url(), source };
     let tcp = tokio::net::TcpStream::connect(&u.authority)
         .await
-        .map_err(|e| format!("connecting to {}: {e}", u.authority))?;
+        .map_err(|source| CrlFetchError::Connect {
+            url: url(),
+            authority: u.authority.clone(),
+            source,
+        })?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(http)?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -107,15 +253,32 @@ async fn get(u: &HttpUrl) -> Result<Vec<u8>, String> {
         .header(http::header::HOST, u.host.as_str())
         .header(http::header::USER_AGENT, "mutual-proxy")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+        .map_err(|source| CrlFetchError::Request { url: url(), source })?;
+    let resp = send.send_request(req).await.map_err(http)?;
     if resp.status() != http::StatusCode::OK {
-        return Err(format!("HTTP {}", resp.status()));
+        return Err(CrlFetchError::Status {
+            url: url(),
+            status: resp.status(),
+        });
+    }
+    let too_large = || CrlFetchError::TooLarge {
+        url: url(),
+        limit: MAX_CRL_BYTES,
+    };
+    // A declared length over the limit is refused before anything is read.
+    if hyper::body::Body::size_hint(resp.body()).lower() > MAX_CRL_BYTES as u64 {
+        return Err(too_large());
     }
     let body = Limited::new(resp.into_body(), MAX_CRL_BYTES)
         .collect()
         .await
-        .map_err(|e| format!("reading the body: {e}"))?;
+        .map_err(|source| {
+            if source.is::<LengthLimitError>() {
+                too_large()
+            } else {
+                CrlFetchError::Body { url: url(), source }
+            }
+        })?;
     Ok(body.to_bytes().to_vec())
 }
 
@@ -124,14 +287,28 @@ async fn fetch(
     u: &HttpUrl,
     cas: &[Vec<u8>],
     current: Option<&Good>,
-) -> Result<(Vec<u8>, Good), String> {
+) -> Result<(Vec<u8>, Good), CrlFetchError> {
     let body = tokio::time::timeout(FETCH_TIMEOUT, get(u))
         .await
-        .map_err(|_| format!("no answer in {}s", FETCH_TIMEOUT.as_secs()))??;
-    let der = crl_der(&body)?;
-    let f = mutual_pki::crl::check_issued_by(&der, cas).map_err(|e| e.to_string())?;
-    if current.is_some_and(|c| c.issuer == f.issuer && f.this_update < c.this_update) {
-        return Err("the CRL is older than the one in use".into());
+        .map_err(|_| CrlFetchError::Timeout {
+            url: u.url.clone(),
+            timeout: FETCH_TIMEOUT,
+        })??;
+    let der = crl_der(&body).map_err(|reason| CrlFetchError::NotACrl {
+        url: u.url.clone(),
+        reason,
+    })?;
+    let f =
+        mutual_pki::crl::check_issued_by(&der, cas).map_err(|source| CrlFetchError::Rejected {
+            url: u.url.clone(),
+            source,
+        })?;
+    if let Some(c) = current.filter(|c| c.issuer == f.issuer && f.this_update < c.this_update) {
+        return Err(CrlFetchError::Older {
+            url: u.url.clone(),
+            this_update: f.this_update,
+            in_use: c.this_update,
+        });
     }
     let good = Good {
         issuer: f.issuer,
@@ -144,7 +321,7 @@ async fn fetch(
 
 impl CrlFeed {
     /// The feed of a listener with `crl_fetch`; its CA file must name or be given a URL.
-    pub fn new(l: &ListenerConfig) -> Result<Option<Arc<CrlFeed>>, String> {
+    pub fn new(l: &ListenerConfig) -> Result<Option<Arc<CrlFeed>>, CrlFetchError> {
         let Some(config) = &l.crl_fetch else {
             return Ok(None);
         };
@@ -153,10 +330,7 @@ impl CrlFeed {
         urls.extend(from_cas);
         urls.dedup_by(|a, b| a.url == b.url);
         if urls.is_empty() {
-            return Err(format!(
-                "crl_fetch: no http:// CRL distribution point in {} and no crl_urls",
-                l.ca.display()
-            ));
+            return Err(CrlFetchError::NoUrl { ca: l.ca.clone() });
         }
         let entries = urls.into_iter().map(|u| (u, Entry::default())).collect();
         let feed = CrlFeed {
@@ -236,9 +410,12 @@ impl CrlFeed {
             .map(|(u, e)| (u.clone(), e.source.good.clone()))
             .collect();
         for (u, current) in todo {
+            // What is kept of a failure is its line, for the log and the admin listener.
             let result = match &cas {
-                Ok((cas, _)) => fetch(&u, cas, current.as_ref()).await,
-                Err(e) => Err(e.clone()),
+                Ok((cas, _)) => fetch(&u, cas, current.as_ref())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let Some((_, e)) = entries.iter_mut().find(|(x, _)| x.url == u.url) else {
@@ -322,12 +499,146 @@ mod tests {
         assert_eq!(crl_der(&[0x30, 1, 2]).unwrap(), [0x30, 1, 2]);
         let pem = "junk\n-----BEGIN X509 CRL-----\nMAEC\n-----END X509 CRL-----\n";
         assert_eq!(crl_der(pem.as_bytes()).unwrap(), [0x30, 1, 2]);
-        for bad in [
-            &b"<html>"[..],
-            b"-----BEGIN X509 CRL-----\nMAEC",
-            b"\xff\xfe",
-        ] {
-            assert!(crl_der(bad).is_err());
+        let cases: &[(&[u8], &str)] = &[
+            (b"<html>", "no X509 CRL in the PEM"),
+            (b"-----BEGIN X509 CRL-----\nMAEC", "unterminated PEM"),
+            (b"\xff\xfe", "neither DER nor PEM"),
+            (
+                b"-----BEGIN X509 CRL-----\nM!!\n-----END X509 CRL-----",
+                "bad PEM: Invalid symbol 33, offset 1.",
+            ),
+        ];
+        for (body, want) in cases {
+            let got = crl_der(body).unwrap_err().to_string();
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(body));
         }
+    }
+
+    fn ca(cn: &str) -> mutual_pki::ca::CaMaterial {
+        let req = mutual_pki::ca::RootRequest {
+            common_name: cn.into(),
+            ..Default::default()
+        };
+        mutual_pki::ca::generate_root(&req, OffsetDateTime::now_utc()).unwrap()
+    }
+
+    fn crl_of(ca: &mutual_pki::ca::CaMaterial, now: OffsetDateTime) -> Vec<u8> {
+        let urls = mutual_pki::ca::Urls::default();
+        let signing = mutual_pki::ca::SigningCa {
+            cert_der: &ca.cert_der,
+            key: &ca.key,
+            urls: &urls,
+        };
+        mutual_pki::crl::build(&signing, 1, &[], now, Duration::from_secs(3600)).unwrap()
+    }
+
+    /// A loopback HTTP server that answers each path with a canned response, then closes.
+    async fn server(answers: Vec<(&'static str, Vec<u8>)>) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                let answer = answers
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, a)| a.clone())
+                    .unwrap_or_default();
+                let _ = sock.write_all(&answer).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        addr
+    }
+
+    fn ok(body: &[u8]) -> Vec<u8> {
+        let mut r =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// Each way a fetch fails, against a real HTTP server on loopback: the variant, with the
+    /// URL and the cause in its line.
+    #[tokio::test]
+    async fn each_fetch_failure_names_the_url_and_why() {
+        let trusted = ca("Local Root CA");
+        let stranger = ca("Stranger CA");
+        let now = OffsetDateTime::now_utc();
+        let good = crl_of(&trusted, now);
+        let addr = server(vec![
+            (
+                "/missing",
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            ),
+            (
+                "/huge",
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    MAX_CRL_BYTES + 1
+                )
+                .into_bytes(),
+            ),
+            ("/page", ok(b"<html>")),
+            ("/stranger", ok(&crl_of(&stranger, now))),
+            ("/good", ok(&good)),
+        ])
+        .await;
+        let cas = vec![trusted.cert_der.clone()];
+        let url = |p: &str| HttpUrl::parse(&format!("http://{addr}{p}")).unwrap();
+        let newer = Good {
+            issuer: "CN=Local Root CA".into(),
+            this_update: now + Duration::from_secs(60),
+            next_update: None,
+            fetched_at: now,
+        };
+
+        let (der, got) = fetch(&url("/good"), &cas, None).await.unwrap();
+        assert_eq!(der, good);
+        assert_eq!(got.issuer, "CN=Local Root CA");
+
+        let cases: Vec<(&str, Option<&Good>, &str)> = vec![
+            ("/missing", None, "HTTP 404 Not Found"),
+            (
+                "/huge",
+                None,
+                "the body is larger than the largest CRL accepted (16777216 bytes)",
+            ),
+            ("/page", None, "not a CRL: no X509 CRL in the PEM"),
+            (
+                "/stranger",
+                None,
+                "the CRL is issued by \"CN=Stranger CA\", which is not one of the trusted CAs",
+            ),
+            (
+                "/good",
+                Some(&newer),
+                "the CRL is older than the one in use",
+            ),
+        ];
+        for (path, current, want) in cases {
+            let u = url(path);
+            let err = fetch(&u, &cas, current).await.unwrap_err();
+            let line = err.to_string();
+            assert!(
+                line.starts_with(&format!("{}: {want}", u.url)),
+                "{path}: {line}"
+            );
+        }
+
+        // Nobody listens on a port just released.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let u = HttpUrl::parse(&format!("http://127.0.0.1:{port}/crl")).unwrap();
+        let err = fetch(&u, &cas, None).await.unwrap_err();
+        assert!(
+            matches!(&err, CrlFetchError::Connect { authority, .. } if *authority == format!("127.0.0.1:{port}")),
+            "{err:?}"
+        );
     }
 }

@@ -44,7 +44,8 @@ impl HttpUrl {
             return Err(format!("\"{url}\": expected http://HOST[:PORT]/PATH"));
         }
         let (authority, host) = match auth.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || auth.starts_with('[') => {
+            // In `[::1]` the last `:` is inside the brackets: no port was given.
+            Some((h, p)) if !p.contains(']') => {
                 if h.is_empty() || p.parse::<u16>().is_err() {
                     return Err(format!("\"{url}\": bad host or port"));
                 }

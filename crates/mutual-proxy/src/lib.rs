@@ -130,9 +130,9 @@ impl Runtime {
                 });
                 match kept {
                     Some(f) => Ok(Some(f)),
-                    None => crlfetch::CrlFeed::new(l).map_err(|reason| ConfigError::Invalid {
+                    None => crlfetch::CrlFeed::new(l).map_err(|e| ConfigError::Invalid {
                         at: format!("listener {}", l.listen),
-                        reason,
+                        reason: e.to_string(),
                     }),
                 }
             })

@@ -1,6 +1,6 @@
-//! The accept loop of one listener: a bound on open connections, the handshake under a time
-//! limit with the policy of the name the client asked for, then HTTP/1.1 or HTTP/2 (by ALPN)
-//! with bounded headers, and closed after `idle_timeout` without a request in flight.
+//! The accept loop of one listener: a bound on open connections, mutual-tls's handshake with
+//! the policy of the name the client asked for, then HTTP/1.1 or HTTP/2 (by ALPN) with bounded
+//! headers, and closed after `idle_timeout` without a request in flight.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use mutual_tls::Refusal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mutual_tls::{Acceptor, Established};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::LazyConfigAcceptor;
 
 use crate::service::{self, Conn};
-use crate::tls::Slot;
 use crate::{xfcc, Proxy};
 
 /// Accepts connections until the process ends.
@@ -26,6 +23,9 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
         .limits
         .max_connections;
     let limiter = Arc::new(Semaphore::new(max));
+    // One for the life of the listener: its TLS sessions outlive reloads, and mutual-tls
+    // checks each resumed one against the material and policy of the moment.
+    let acceptor = Acceptor::new();
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -46,111 +46,51 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
             continue;
         };
         let proxy = Arc::clone(&proxy);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             proxy.metrics.connections.fetch_add(1, Ordering::Relaxed);
-            connection(&proxy, index, tcp, remote).await;
+            connection(&proxy, &acceptor, index, tcp, remote).await;
             proxy.metrics.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
 }
 
-async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
+async fn connection(
+    proxy: &Arc<Proxy>,
+    acceptor: &Acceptor,
+    index: usize,
+    tcp: TcpStream,
+    remote: SocketAddr,
+) {
     let rt = proxy.runtime();
     let lc = &rt.config.listeners[index];
     let limits = lc.limits;
     let material = Arc::clone(&rt.listeners[index]);
-    let slot = Arc::new(Mutex::new(Slot::default()));
-    let handshake = async {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
-            .await
-            .map_err(|e| {
-                (
-                    Refusal::Handshake {
-                        detail: e.to_string(),
-                    },
-                    None,
-                )
-            })?;
-        let sni = start
-            .client_hello()
-            .server_name()
-            .map(|s| s.to_ascii_lowercase());
-        // A tcp listener relays bytes: no HTTP protocol to agree on.
-        let (policy, alpn) = (lc.handshake.for_sni(sni.as_deref()), lc.tcp.is_none());
-        let config = material
-            .config(policy, alpn, Arc::clone(&slot))
-            .map_err(|e| {
-                (
-                    Refusal::Handshake {
-                        detail: e.to_string(),
-                    },
-                    None,
-                )
-            })?;
-        match start.into_stream(config).into_fallible().await {
-            Ok(stream) => Ok((stream, sni)),
-            Err((err, tcp)) => {
-                let refusal = slot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .refusal
-                    .take();
-                let refusal = refusal.unwrap_or_else(|| {
-                    match err
-                        .get_ref()
-                        .and_then(|e| e.downcast_ref::<rustls::Error>())
-                    {
-                        Some(rustls::Error::NoCertificatesPresented) => Refusal::NoCertificate {
-                            asked_for: material.trust.subjects.clone(),
-                        },
-                        Some(e) => Refusal::Handshake {
-                            detail: e.to_string(),
-                        },
-                        None => Refusal::Handshake {
-                            detail: err.to_string(),
-                        },
-                    }
-                });
-                Err((refusal, Some(tcp)))
-            }
-        }
-    };
-    let result = tokio::time::timeout(limits.handshake_timeout, handshake).await;
     let tcp_route = lc.tcp.clone();
+    let hello = |sni: Option<&str>| {
+        // A tcp listener relays bytes: no HTTP protocol to agree on.
+        material.terms(lc.handshake.for_sni(sni), lc.tcp.is_none())
+    };
+    let result = acceptor.accept(tcp, limits.handshake_timeout, hello).await;
     drop(rt);
-    let (stream, sni) = match result {
-        Err(_) => {
-            let r = Refusal::Timeout {
-                seconds: limits.handshake_timeout.as_secs(),
-            };
-            refused(proxy, remote, &r);
+    let established = match result {
+        Ok(e) => e,
+        Err(refusal) => {
+            proxy.metrics.handshake("refused", refusal.code());
             return;
         }
-        Ok(Err((r, tcp))) => {
-            refused(proxy, remote, &r);
-            if let Some(tcp) = tcp {
-                linger_close(tcp).await;
-            }
-            return;
-        }
-        Ok(Ok(x)) => x,
     };
     proxy.metrics.handshake("ok", "ok");
-    let (peer, chain) = {
-        let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
-        (s.peer.take(), std::mem::take(&mut s.chain))
-    };
-    let Some(peer) = peer else {
-        // Cannot happen without a verified certificate; refuse rather than serve anonymously.
-        refused(
-            proxy,
-            remote,
-            &Refusal::Handshake {
-                detail: "no verified client certificate".into(),
-            },
-        );
+    let Established {
+        stream,
+        peer,
+        chain,
+        sni,
+        ..
+    } = established;
+    // Required by the terms: the acceptor refused a client without a verified certificate.
+    let (Some(peer), Some((leaf, issuers))) = (peer, chain.split_first()) else {
         return;
     };
     if let Some(route) = tcp_route {
@@ -166,10 +106,7 @@ async fn connection(proxy: &Arc<Proxy>, index: usize, tcp: TcpStream, remote: So
         return;
     }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let client_cert = Some((
-        xfcc::client_cert(&chain[0]),
-        xfcc::client_cert_chain(&chain[1..]),
-    ));
+    let client_cert = Some((xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers)));
     let conn = Arc::new(Conn {
         proxy: Arc::clone(proxy),
         listener: index,
@@ -273,42 +210,4 @@ impl Activity {
         let until = *self.last.lock().unwrap_or_else(|p| p.into_inner()) + idle;
         (until > now).then_some(until)
     }
-}
-
-fn refused(proxy: &Proxy, remote: SocketAddr, r: &Refusal) {
-    proxy.metrics.handshake("refused", r.code());
-    match r {
-        Refusal::Handshake { .. } | Refusal::Timeout { .. } => tracing::info!(
-            peer.addr = %remote,
-            reason.code = r.code(),
-            reason = %r,
-            "handshake failed"
-        ),
-        _ => tracing::warn!(
-            peer.addr = %remote,
-            peer.subject = r.subject().unwrap_or("-"),
-            peer.issuer = r.issuer().unwrap_or("-"),
-            reason.code = r.code(),
-            reason = %r,
-            "refused client"
-        ),
-    }
-}
-
-/// Closes a refused connection so that the alert reaches the client: FIN first, then read
-/// what it still sends for a moment, so that closing does not answer with a reset that would
-/// destroy the alert.
-async fn linger_close(mut tcp: TcpStream) {
-    let _ = tcp.shutdown().await;
-    let mut buf = [0u8; 4096];
-    let drain = async {
-        let mut total = 0usize;
-        while let Ok(n) = tcp.read(&mut buf).await {
-            total += n;
-            if n == 0 || total > 256 * 1024 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }

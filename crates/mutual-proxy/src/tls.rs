@@ -1,19 +1,17 @@
-//! The TLS side of a listener: its certificate, CAs and CRLs loaded from files, a rustls
-//! server configuration per connection (ALPN `h2` and `http/1.1`, the handshake policy of the
-//! name the client asked for), and client certificates verified by
+//! The TLS side of a listener: its certificate, CAs and CRLs loaded from files, and the
+//! [`Terms`] of one connection for mutual-tls's handshake (ALPN `h2` and `http/1.1`, the
+//! handshake policy of the name the client asked for): client certificates verified by
 //! [`mutual_tls::verify_client_chain`], the one client check of every mutual server, behind a
-//! cache and the gate of fetched CRLs, through mutual-tls's [`mutual_tls::ClientVerifier`].
+//! cache and the gate of fetched CRLs. mutual-tls asks the same check of resumed sessions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mutual_tls::load::{crls_from_files, provider};
+use mutual_tls::load::crls_from_files;
 use mutual_tls::{
-    ClientCheck, ClientVerifier, HandshakeSlot, Identity, LoadError, PeerIdentity, Policy, Refusal,
-    TrustStore,
+    ClientAuth, ClientCheck, Identity, LoadError, PeerIdentity, Policy, Refusal, Terms, TrustStore,
 };
-use rustls::crypto::CryptoProvider;
-use rustls::{DistinguishedName, ServerConfig};
+use rustls::DistinguishedName;
 use time::OffsetDateTime;
 
 use crate::config::ListenerConfig;
@@ -35,7 +33,6 @@ pub struct TlsMaterial {
     /// CRLs fetched over HTTP, when the listener fetches them.
     pub feed: Option<Arc<CrlFeed>>,
     hints: Vec<DistinguishedName>,
-    provider: Arc<CryptoProvider>,
     verified: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
@@ -97,59 +94,27 @@ impl TlsMaterial {
             identity,
             trust,
             crls,
-            provider: preferring_aes128(),
             verified: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The configuration for one connection: `policy` is enforced in the handshake when given,
-    /// ALPN offers `h2` and `http/1.1` when `alpn`, and the outcome lands in `slot`.
-    pub fn config(
-        self: &Arc<Self>,
-        policy: Option<Arc<Policy>>,
-        alpn: bool,
-        slot: Arc<Mutex<Slot>>,
-    ) -> Result<Arc<ServerConfig>, rustls::Error> {
-        let verifier = Arc::new(ClientVerifier {
-            check: ProxyCheck {
+    /// The terms of one connection: `policy` is enforced in the handshake when given, ALPN
+    /// offers `h2` and `http/1.1` when `alpn`.
+    pub fn terms(self: &Arc<Self>, policy: Option<Arc<Policy>>, alpn: bool) -> Terms {
+        Terms {
+            certified: Arc::clone(&self.identity.certified),
+            client_auth: ClientAuth::Required(Arc::new(ProxyCheck {
                 material: Arc::clone(self),
                 policy,
+            })),
+            alpn: if alpn {
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            } else {
+                Vec::new()
             },
-            slot,
-        });
-        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-                (*self.identity.certified).clone(),
-            )));
-        if alpn {
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         }
-        config.ignore_client_order = true;
-        // No resumption: every connection proves its certificate against the current CAs,
-        // CRLs and policy.
-        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-        config.send_tls13_tickets = 0;
-        Ok(Arc::new(config))
     }
 }
-
-/// aws-lc-rs with AES-128-GCM / SHA-256 first: as strong for TLS and cheaper than AES-256 /
-/// SHA-384, whose SHA-512 core has no CPU instructions on common x86 parts.
-fn preferring_aes128() -> Arc<CryptoProvider> {
-    let mut p = (*provider()).clone();
-    p.cipher_suites.sort_by_key(|s| match s.suite() {
-        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
-        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
-        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
-        _ => 3,
-    });
-    Arc::new(p)
-}
-
-/// What the verifier of one connection found (mutual-tls's slot: peer, chain, refusal).
-pub type Slot = HandshakeSlot;
 
 /// The proxy's decision on a chain: the listener's material (through its cache and the gate
 /// of fetched CRLs) and the handshake policy of the name the client asked for.
@@ -164,8 +129,8 @@ impl ClientCheck for ProxyCheck {
         &self.material.hints
     }
 
-    fn provider(&self) -> &CryptoProvider {
-        &self.material.provider
+    fn asked_for(&self) -> Vec<String> {
+        self.material.trust.subjects.clone()
     }
 
     fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {

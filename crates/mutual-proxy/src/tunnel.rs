@@ -39,13 +39,17 @@ pub fn parse_upstream(url: &str) -> Result<(String, u16), String> {
     if auth.contains('/') || auth.is_empty() {
         return Err(format!("\"{url}\": the upstream has no path"));
     }
+    if auth.starts_with(':') || auth.starts_with("[]") {
+        return Err(format!("\"{url}\": the upstream has no host"));
+    }
     if let Some(v6) = auth.strip_prefix('[') {
         let (h, p) = v6
             .split_once(']')
             .ok_or_else(|| format!("\"{url}\": unclosed ["))?;
         let port = match p.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| format!("\"{url}\": bad port"))?,
-            None => 443,
+            None if p.is_empty() => 443,
+            None => return Err(format!("\"{url}\": bad port")),
         };
         return Ok((h.to_string(), port));
     }

@@ -111,8 +111,7 @@ impl App {
         let mut policies: Vec<Arc<Policy>> = Vec::new();
         if tok.policies.is_empty() {
             for m in &tok.mounts {
-                let p = Policy::parse(&mount_policy_name(m), &mount_policy_text(m))
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let p = Policy::parse(&mount_policy_name(m), &mount_policy_text(m))?;
                 policies.push(Arc::new(p));
             }
         }

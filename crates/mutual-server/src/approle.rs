@@ -54,13 +54,12 @@ impl Default for RoleConfig {
 
 impl RoleConfig {
     fn secret_id_policy(&self) -> Result<SecretIdPolicy, ApiError> {
-        let bad = |e: mutual_auth::approle::CidrError| ApiError::bad(e.to_string());
         Ok(SecretIdPolicy {
             bind_secret_id: self.bind_secret_id,
             secret_id_num_uses: self.secret_id_num_uses,
             secret_id_ttl: self.secret_id_ttl,
-            secret_id_bound_cidrs: parse_cidrs(&self.secret_id_bound_cidrs).map_err(bad)?,
-            token_bound_cidrs: parse_cidrs(&self.token_bound_cidrs).map_err(bad)?,
+            secret_id_bound_cidrs: parse_cidrs(&self.secret_id_bound_cidrs)?,
+            token_bound_cidrs: parse_cidrs(&self.token_bound_cidrs)?,
         })
     }
 
@@ -83,6 +82,13 @@ impl RoleConfig {
             "token_type": "default",
         })
     }
+}
+
+fn encode(source: serde_json::Error) -> ApiError {
+    ApiError::Store(mutual_store::StoreError::Encode {
+        what: "approle role",
+        source,
+    })
 }
 
 fn random_id() -> String {
@@ -206,7 +212,7 @@ async fn role(app: &App, mount: &str, name: &str) -> Result<(String, RoleConfig)
         .get_approle(mount, name)
         .await?
         .ok_or_else(|| ApiError::bad(format!("role \"{name}\" does not exist")))?;
-    let cfg = serde_json::from_str(&rec.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cfg = serde_json::from_str(&rec.body).map_err(encode)?;
     Ok((rec.role_id, cfg))
 }
 
@@ -283,11 +289,8 @@ pub(crate) async fn handle(
                     "\"token_ttl\" value must be less than \"token_max_ttl\" value",
                 ));
             }
-            cfg.secret_id_policy()?
-                .check()
-                .map_err(|e| ApiError::bad(e.to_string()))?;
-            let body =
-                serde_json::to_string(&cfg).map_err(|e| ApiError::Internal(e.to_string()))?;
+            cfg.secret_id_policy()?.check()?;
+            let body = serde_json::to_string(&cfg).map_err(encode)?;
             app.store.put_approle(mount, name, &role_id, &body).await?;
             Ok(Reply::NoContent)
         }
@@ -311,25 +314,21 @@ pub(crate) async fn handle(
                 .string("role_id")
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| ApiError::bad("missing role_id"))?;
-            let body =
-                serde_json::to_string(&cfg).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let body = serde_json::to_string(&cfg).map_err(encode)?;
             app.store.put_approle(mount, name, &role_id, &body).await?;
             Ok(Reply::NoContent)
         }
         (Op::Write, "secret-id" | "custom-secret-id") => {
             let (_, cfg) = role(app, mount, name).await?;
             let policy = cfg.secret_id_policy()?;
-            let cidrs =
-                parse_cidrs(&p.list("cidr_list")?).map_err(|e| ApiError::bad(e.to_string()))?;
+            let cidrs = parse_cidrs(&p.list("cidr_list")?)?;
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            let state = policy
-                .new_secret_id(
-                    p.u32("num_uses")?.unwrap_or(0),
-                    secs(p, "ttl")?.unwrap_or(0),
-                    cidrs,
-                    now,
-                )
-                .map_err(|e| ApiError::bad(e.to_string()))?;
+            let state = policy.new_secret_id(
+                p.u32("num_uses")?.unwrap_or(0),
+                secs(p, "ttl")?.unwrap_or(0),
+                cidrs,
+                now,
+            )?;
             let secret = match sub {
                 "custom-secret-id" => p
                     .string("secret_id")
@@ -403,8 +402,7 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
         .approle_by_role_id(mount, &role_id)
         .await?
         .ok_or_else(|| ApiError::bad("invalid role or secret ID"))?;
-    let cfg: RoleConfig =
-        serde_json::from_str(&rec.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cfg: RoleConfig = serde_json::from_str(&rec.body).map_err(encode)?;
     let policy = cfg.secret_id_policy()?;
     let secret = p.string("secret_id").filter(|s| !s.is_empty());
     let now = OffsetDateTime::now_utc();
@@ -428,7 +426,7 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
                 uses_left: s.uses_left,
                 created: s.created_at,
                 expires: s.expires_at,
-                cidrs: parse_cidrs(&s.cidrs).map_err(|e| ApiError::bad(e.to_string()))?,
+                cidrs: parse_cidrs(&s.cidrs)?,
             })
         })
         .transpose()?;
@@ -440,8 +438,7 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
         state.as_ref(),
         None,
         now.unix_timestamp(),
-    )
-    .map_err(|e| ApiError::bad(e.to_string()))?;
+    )?;
     if let Some(s) = &stored {
         let applied = match after {
             AfterLogin::Keep => true,
@@ -469,8 +466,7 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
         true,
         false,
         now.unix_timestamp(),
-    )
-    .map_err(|e| ApiError::bad(e.to_string()))?;
+    )?;
     let ttl = life.ttl_left(now.unix_timestamp());
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("role_name".to_string(), rec.name.clone());

@@ -17,7 +17,7 @@ pub struct ClientCert {
     pub subject: String,
     /// The mounts a login with this certificate may use; empty when no rule grants any.
     pub mounts: Vec<String>,
-    /// The verified chain as presented, DER, leaf first (renewal reads the leaf).
+    /// The chain as the listener verified it, leaf first (DER).
     pub chain: Vec<Vec<u8>>,
 }
 

@@ -70,9 +70,7 @@ pub(crate) fn is_rsa(kind: &str) -> bool {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 /// Answers a request for `rest` on `mount`.
@@ -763,7 +761,10 @@ async fn tidy(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
     let buffer = p
         .duration("safety_buffer")?
         .unwrap_or(Duration::from_secs(72 * 3600));
-    let before = OffsetDateTime::now_utc() - buffer;
+    let before = time::Duration::try_from(buffer)
+        .ok()
+        .and_then(|b| OffsetDateTime::now_utc().checked_sub(b))
+        .ok_or_else(|| ApiError::bad("invalid value for \"safety_buffer\": too large"))?;
     let unrevoked = p.bool_or("tidy_cert_store", false)?;
     let revoked = p.bool_or("tidy_revoked_certs", false)?;
     let n = app

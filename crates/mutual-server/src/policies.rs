@@ -34,7 +34,7 @@ pub(crate) async fn handle(app: &App, op: Op, path: &str, p: &Params) -> Result<
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
-    let name = policy_name(name).map_err(|e| ApiError::bad(e.to_string()))?;
+    let name = policy_name(name)?;
     match op {
         Op::Read => {
             let text = match app.store.get_policy(&name).await? {
@@ -62,8 +62,7 @@ pub(crate) async fn handle(app: &App, op: Op, path: &str, p: &Params) -> Result<
                     text = s;
                 }
             }
-            Policy::parse(&name, &text)
-                .map_err(|e| ApiError::bad(format!("failed to parse policy: {e}")))?;
+            Policy::parse(&name, &text)?;
             app.store.put_policy(&name, &text).await?;
             app.forget_policy(&name);
             Ok(Reply::NoContent)

@@ -227,9 +227,8 @@ pub(crate) async fn handle(
 
 async fn renew(app: &App, p: &Params, t: TokenRecord, secret: &str) -> Result<Reply, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let (life, ttl, warnings) = lifetime(&t)
-        .renew(system(), secs(p, "increment")?, now.unix_timestamp())
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let (life, ttl, warnings) =
+        lifetime(&t).renew(system(), secs(p, "increment")?, now.unix_timestamp())?;
     let expires = life
         .expires
         .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok());
@@ -290,7 +289,7 @@ async fn create(
         sudo,
         num_uses: tok.num_uses,
     };
-    let child = child_token(&parent, &req).map_err(|e| ApiError::bad(e.to_string()))?;
+    let child = child_token(&parent, &req)?;
     let never_expires = child.policies.iter().any(|p| p == "root");
     let inputs = LeaseInputs {
         increment: 0,
@@ -307,8 +306,7 @@ async fn create(
         renewable,
         never_expires,
         now.unix_timestamp(),
-    )
-    .map_err(|e| ApiError::bad(e.to_string()))?;
+    )?;
     if life.expires.is_none() && tok.expires_at.is_some() {
         return Err(ApiError::bad(
             "expiring root tokens cannot create non-expiring root tokens",

@@ -6,32 +6,7 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{sqlite::db_err, Store, StoreError};
-
-/// The schema of auth mounts, AppRole roles and secret IDs.
-pub(crate) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS auth_mounts (
-        path TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        accessor TEXT NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS approle_roles (
-        mount TEXT NOT NULL,
-        name TEXT NOT NULL,
-        role_id TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (mount, name))",
-    "CREATE TABLE IF NOT EXISTS approle_secret_ids (
-        hmac TEXT PRIMARY KEY,
-        mount TEXT NOT NULL,
-        role TEXT NOT NULL,
-        accessor TEXT NOT NULL UNIQUE,
-        uses_left INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER,
-        cidrs TEXT NOT NULL DEFAULT '[]')",
-];
+use crate::{error::db_err, Store, StoreError};
 
 /// An enabled auth method.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +67,10 @@ impl Store {
     /// The store's key for HMACs of secrets (made on first use, kept in `meta`).
     pub async fn auth_hmac_key(&self) -> Result<Vec<u8>, StoreError> {
         let mut fresh = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut fresh).map_err(|_| StoreError::Db("no randomness".into()))?;
+        aws_lc_rs::rand::fill(&mut fresh).map_err(|_| StoreError::Db {
+            code: None,
+            message: "the system random generator failed".into(),
+        })?;
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('auth_hmac_key', ?)")
             .bind(hex::encode(fresh))
             .execute(self.pool())
@@ -102,7 +80,10 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .map_err(db_err)?;
-        hex::decode(row.get::<String, _>("value")).map_err(|e| StoreError::Db(e.to_string()))
+        hex::decode(row.get::<String, _>("value")).map_err(|e| StoreError::Db {
+            code: None,
+            message: format!("auth_hmac_key: {e}"),
+        })
     }
 
     /// Every enabled auth method.
@@ -136,7 +117,7 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(|e| match db_err(e) {
-            StoreError::Db(msg) if msg.contains("UNIQUE") => StoreError::Duplicate {
+            StoreError::Db { message, .. } if message.contains("UNIQUE") => StoreError::Duplicate {
                 kind: "auth mount",
                 name: m.path.clone(),
             },

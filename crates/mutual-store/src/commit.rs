@@ -8,6 +8,7 @@ use mutual_pki::serial::Serial;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error::{busy_secs, sqlite_err, translate, DbFailure};
 use crate::{Store, StoreError};
 
 /// Most certificates written by one transaction.
@@ -34,7 +35,7 @@ pub struct OwnedCert {
 
 struct Job {
     cert: OwnedCert,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), DbFailure>>,
 }
 
 /// The handle to a store's group-commit writer; cheap to clone.
@@ -58,11 +59,11 @@ impl CertWriter {
         self.tx
             .send(Job { cert, done })
             .await
-            .map_err(|_| StoreError::Db("the certificate writer has stopped".into()))?;
+            .map_err(|_| StoreError::WriterStopped)?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(StoreError::Db(msg)),
-            Err(_) => Err(StoreError::Db("the certificate writer has stopped".into())),
+            Ok(Err(failure)) => Err(translate(failure)),
+            Err(_) => Err(StoreError::WriterStopped),
         }
     }
 }
@@ -82,7 +83,7 @@ impl Store {
         std::thread::Builder::new()
             .name("mutual-cert-writer".into())
             .spawn(move || write_loop(conn, incoming))
-            .map_err(|e| StoreError::Db(format!("starting the certificate writer: {e}")))?;
+            .map_err(|e| StoreError::io("starting the certificate writer", e))?;
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -115,23 +116,19 @@ impl Store {
             self.db_path(),
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(sql_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(crate::sqlite::busy_secs()))
-            .map_err(sql_err)?;
+        .map_err(sqlite_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(busy_secs()))
+            .map_err(sqlite_err)?;
         // As the pool's connections: a certificate returned to a caller must survive a crash.
         let sync = if self.is_durable() { "FULL" } else { "OFF" };
         conn.pragma_update(None, "synchronous", sync)
-            .map_err(sql_err)?;
+            .map_err(sqlite_err)?;
         // Index pages rewritten by every batch are copied back to the database once per
         // checkpoint: checkpointing every 16 MiB of WAL instead of 4 MiB copies fewer of them.
         conn.pragma_update(None, "wal_autocheckpoint", 4000)
-            .map_err(sql_err)?;
+            .map_err(sqlite_err)?;
         Ok(conn)
     }
-}
-
-fn sql_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Db(e.to_string())
 }
 
 fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receiver<Vec<Job>>) {
@@ -140,7 +137,10 @@ fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receive
         while let Ok(more) = incoming.try_recv() {
             batch.extend(more);
         }
-        let result = insert(&mut conn, batch.iter().map(|j| &j.cert)).map_err(|e| e.to_string());
+        // Each caller of the batch gets the failure, translated on its side (the store's one
+        // translation point, as for the pool): a lock held too long says so.
+        let result =
+            insert(&mut conn, batch.iter().map(|j| &j.cert)).map_err(|e| DbFailure::from(&e));
         for job in batch {
             let _ = job.done.send(result.clone());
         }

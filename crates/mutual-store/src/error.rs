@@ -46,9 +46,26 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Anything else the database said.
-    #[error("database error: {0}")]
-    Db(String),
+    /// The certificate writer's task or thread has ended; nothing more can be recorded.
+    #[error("the certificate writer has stopped")]
+    WriterStopped,
+    /// A value could not be encoded for the database.
+    #[error("encoding {what} for the store: {source}")]
+    Encode {
+        /// What was being encoded (`URLs`, `role`, …).
+        what: &'static str,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// Anything else the database said, named by its SQLite result code when it has one.
+    #[error("database error: {message}{}", code_suffix(.code))]
+    Db {
+        /// SQLite's extended result code, when the error came from SQLite itself (not from
+        /// the pool or the driver).
+        code: Option<i32>,
+        /// What the database said.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -58,25 +75,236 @@ impl StoreError {
             source,
         }
     }
+
+    pub(crate) fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
+        move |source| StoreError::Encode { what, source }
+    }
 }
 
-pub(crate) fn map_db(err: sqlx::Error, busy_secs: u64) -> StoreError {
-    if let sqlx::Error::Database(db) = &err {
-        let msg = db.message().to_string();
-        let code = db.code().unwrap_or_default();
-        // SQLITE_BUSY (5) and SQLITE_LOCKED (6) after the busy timeout.
-        if code == "5" || code == "6" || msg.contains("database is locked") {
-            return StoreError::Locked(busy_secs);
+/// How long a writer waits for another process's write lock before saying so; 10 s unless
+/// `MUTUAL_LOCK_TIMEOUT` (a duration such as `2s`) says otherwise. Both drivers wait this long,
+/// and [`Locked`](StoreError::Locked) says how long was waited.
+pub(crate) fn busy_secs() -> u64 {
+    std::env::var("MUTUAL_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| mutual_pki::duration::parse(&v).ok())
+        .map_or(10, |d| d.as_secs().max(1))
+}
+
+/// What SQLite said, whichever driver carried it (sqlx for the pool, rusqlite for the
+/// certificate writer): the input of the store's one translation point, [`translate`].
+/// Cloneable, so that one failed batch answers each of its callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DbFailure {
+    /// SQLite's extended result code; `None` when the failure is not SQLite's (pool, IO,
+    /// decoding).
+    pub code: Option<i32>,
+    /// The message, without the code.
+    pub message: String,
+}
+
+impl From<&sqlx::Error> for DbFailure {
+    fn from(err: &sqlx::Error) -> DbFailure {
+        match err {
+            sqlx::Error::Database(db) => DbFailure {
+                code: db.code().and_then(|c| c.parse().ok()),
+                message: db.message().to_string(),
+            },
+            other => DbFailure {
+                code: None,
+                message: other.to_string(),
+            },
         }
-        // SQLITE_CORRUPT (11), SQLITE_NOTADB (26).
-        if code == "11"
-            || code == "26"
-            || msg.contains("not a database")
-            || msg.contains("malformed")
-        {
-            return StoreError::Corrupt(msg);
-        }
-        return StoreError::Db(msg);
     }
-    StoreError::Db(err.to_string())
+}
+
+impl From<&rusqlite::Error> for DbFailure {
+    fn from(err: &rusqlite::Error) -> DbFailure {
+        DbFailure {
+            code: err.sqlite_error().map(|e| e.extended_code),
+            // For an SQLite failure this is SQLite's message alone.
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The primary result codes the translation tells apart (<https://sqlite.org/rescode.html>).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_NOTADB: i32 = 26;
+
+/// The store's one translation point from a database failure to a [`StoreError`]: a lock
+/// held past the busy timeout is [`Locked`](StoreError::Locked), a damaged file
+/// [`Corrupt`](StoreError::Corrupt), anything else [`Db`](StoreError::Db) with its code.
+pub(crate) fn translate(f: DbFailure) -> StoreError {
+    // Extended codes (SQLITE_BUSY_SNAPSHOT = 517, …) carry the primary code in the low byte.
+    match f.code.map(|c| c & 0xff) {
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => StoreError::Locked(busy_secs()),
+        Some(SQLITE_CORRUPT | SQLITE_NOTADB) => StoreError::Corrupt(f.message),
+        Some(_) => StoreError::Db {
+            code: f.code,
+            message: f.message,
+        },
+        // Without a code, only the words say what happened.
+        None if f.message.contains("database is locked") => StoreError::Locked(busy_secs()),
+        None if f.message.contains("not a database") || f.message.contains("malformed") => {
+            StoreError::Corrupt(f.message)
+        }
+        None => StoreError::Db {
+            code: None,
+            message: f.message,
+        },
+    }
+}
+
+/// A failure of the sqlx pool, translated.
+pub(crate) fn db_err(err: sqlx::Error) -> StoreError {
+    translate(DbFailure::from(&err))
+}
+
+/// A failure of a rusqlite connection (the certificate writer), translated.
+pub(crate) fn sqlite_err(err: rusqlite::Error) -> StoreError {
+    translate(DbFailure::from(&err))
+}
+
+/// ` (SQLITE_NAME)` for a known result code, ` (SQLite code N)` for another, nothing without.
+fn code_suffix(code: &Option<i32>) -> String {
+    let Some(code) = *code else {
+        return String::new();
+    };
+    let name = match code & 0xff {
+        1 => "SQLITE_ERROR",
+        2 => "SQLITE_INTERNAL",
+        3 => "SQLITE_PERM",
+        4 => "SQLITE_ABORT",
+        7 => "SQLITE_NOMEM",
+        8 => "SQLITE_READONLY",
+        9 => "SQLITE_INTERRUPT",
+        10 => "SQLITE_IOERR",
+        13 => "SQLITE_FULL",
+        14 => "SQLITE_CANTOPEN",
+        15 => "SQLITE_PROTOCOL",
+        17 => "SQLITE_SCHEMA",
+        18 => "SQLITE_TOOBIG",
+        19 => "SQLITE_CONSTRAINT",
+        20 => "SQLITE_MISMATCH",
+        21 => "SQLITE_MISUSE",
+        22 => "SQLITE_NOLFS",
+        23 => "SQLITE_AUTH",
+        25 => "SQLITE_RANGE",
+        _ => return format!(" (SQLite code {code})"),
+    };
+    format!(" ({name})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: Option<i32>, message: &str) -> DbFailure {
+        DbFailure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn each_failure_is_translated_by_its_code_then_by_its_words() {
+        let wait = busy_secs();
+        let locked = format!(
+            "the store is locked by another process (waited {wait} s); try again when it has finished"
+        );
+        let cases: &[(Option<i32>, &str, &str)] = &[
+            (Some(5), "database is locked", &locked),
+            // SQLITE_BUSY_SNAPSHOT and SQLITE_LOCKED_SHAREDCACHE: extended codes of the same.
+            (Some(517), "database is locked", &locked),
+            (Some(262), "database table is locked", &locked),
+            (None, "database is locked", &locked),
+            (
+                Some(26),
+                "file is not a database",
+                "the store's database is corrupt or not a mutual database: file is not a database",
+            ),
+            (
+                None,
+                "database disk image is malformed",
+                "the store's database is corrupt or not a mutual database: database disk image is malformed",
+            ),
+            (
+                Some(2067),
+                "UNIQUE constraint failed: certs.serial",
+                "database error: UNIQUE constraint failed: certs.serial (SQLITE_CONSTRAINT)",
+            ),
+            (
+                Some(13),
+                "database or disk is full",
+                "database error: database or disk is full (SQLITE_FULL)",
+            ),
+            (Some(99), "odd", "database error: odd (SQLite code 99)"),
+            (
+                None,
+                "pool timed out while waiting for an open connection",
+                "database error: pool timed out while waiting for an open connection",
+            ),
+        ];
+        for (code, message, want) in cases {
+            let got = translate(failure(*code, message)).to_string();
+            assert_eq!(&got, want, "code {code:?}, {message:?}");
+        }
+    }
+
+    /// A real lock, held by a second connection, through rusqlite as the certificate writer
+    /// meets it.
+    #[test]
+    fn a_lock_met_by_rusqlite_says_the_store_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mutual.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x INTEGER); BEGIN EXCLUSIVE;")
+            .unwrap();
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let err = writer
+            .execute("INSERT INTO t (x) VALUES (1)", [])
+            .unwrap_err();
+        assert!(
+            matches!(sqlite_err(err), StoreError::Locked(_)),
+            "a held lock must read as Locked"
+        );
+        holder.execute_batch("ROLLBACK").unwrap();
+        writer.execute("INSERT INTO t (x) VALUES (1)", []).unwrap();
+    }
+
+    #[test]
+    fn other_rusqlite_failures_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+        let conn = rusqlite::Connection::open(&junk).unwrap();
+        let err = conn
+            .execute_batch("SELECT * FROM sqlite_master")
+            .unwrap_err();
+        assert_eq!(
+            sqlite_err(err).to_string(),
+            "the store's database is corrupt or not a mutual database: file is not a database"
+        );
+
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert_eq!(
+            sqlite_err(err).to_string(),
+            "database error: UNIQUE constraint failed: t.x (SQLITE_CONSTRAINT)"
+        );
+        let err = conn
+            .query_row("SELECT x FROM t", [], |r| r.get::<_, String>(0))
+            .unwrap_err();
+        assert!(
+            matches!(sqlite_err(err), StoreError::Db { code: None, .. }),
+            "a driver error has no SQLite code"
+        );
+    }
 }

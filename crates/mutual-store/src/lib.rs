@@ -26,6 +26,7 @@ mod kek;
 mod model;
 mod mounts;
 mod policies;
+mod schema;
 mod sqlite;
 mod tokens;
 

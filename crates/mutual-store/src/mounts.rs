@@ -8,38 +8,7 @@ use mutual_pki::{ca::Urls, key::PrivateKey, role::Role};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{sqlite::db_err, Store, StoreError};
-
-/// The schema of mounts, their roles, pending intermediate keys and tokens (added to the
-/// store's schema; every statement is idempotent).
-pub(crate) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS mounts (
-        path TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        max_lease_ttl INTEGER NOT NULL DEFAULT 0,
-        default_lease_ttl INTEGER NOT NULL DEFAULT 0,
-        accessor TEXT NOT NULL,
-        uuid TEXT NOT NULL,
-        urls TEXT NOT NULL DEFAULT '{}',
-        created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS mount_roles (
-        mount TEXT NOT NULL,
-        name TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (mount, name))",
-    "CREATE TABLE IF NOT EXISTS pending_keys (mount TEXT PRIMARY KEY, key_sealed BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tokens (
-        hash TEXT PRIMARY KEY,
-        accessor TEXT NOT NULL UNIQUE,
-        display_name TEXT NOT NULL,
-        mounts TEXT NOT NULL,
-        created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS acl_policies (
-        name TEXT PRIMARY KEY,
-        body TEXT NOT NULL,
-        updated_at INTEGER NOT NULL)",
-];
+use crate::{error::db_err, Store, StoreError};
 
 /// A mounted secrets engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +86,7 @@ impl Store {
         .bind(m.default_lease_ttl.as_secs() as i64)
         .bind(&m.accessor)
         .bind(&m.uuid)
-        .bind(serde_json::to_string(&m.urls).map_err(|e| StoreError::Db(e.to_string()))?)
+        .bind(serde_json::to_string(&m.urls).map_err(StoreError::encode("URLs"))?)
         .bind(OffsetDateTime::now_utc().unix_timestamp())
         .execute(self.pool())
         .await;
@@ -198,7 +167,7 @@ impl Store {
 
     /// Sets a mount's `config/urls`, and its CA's when it has one.
     pub async fn set_mount_urls(&self, path: &str, urls: &Urls) -> Result<(), StoreError> {
-        let body = serde_json::to_string(urls).map_err(|e| StoreError::Db(e.to_string()))?;
+        let body = serde_json::to_string(urls).map_err(StoreError::encode("URLs"))?;
         let done = sqlx::query("UPDATE mounts SET urls = ? WHERE path = ?")
             .bind(&body)
             .bind(path)
@@ -287,7 +256,7 @@ impl Store {
 
     /// Creates or replaces a role of a mount.
     pub async fn put_mount_role(&self, mount: &str, role: &Role) -> Result<(), StoreError> {
-        let body = serde_json::to_string(role).map_err(|e| StoreError::Db(e.to_string()))?;
+        let body = serde_json::to_string(role).map_err(StoreError::encode("role"))?;
         sqlx::query(
             "INSERT INTO mount_roles (mount, name, body) VALUES (?, ?, ?)
              ON CONFLICT(mount, name) DO UPDATE SET body = excluded.body",

@@ -4,7 +4,7 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{sqlite::db_err, Store, StoreError};
+use crate::{error::db_err, Store, StoreError};
 
 impl Store {
     /// Writes (creates or replaces) the policy `name`.

@@ -18,46 +18,13 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use crate::{
-    error::map_db, CaRecord, CertFilter, CertRecord, Kek, NewCa, NewCert, RevokeOutcome, StoreError,
+    error::{busy_secs, db_err},
+    schema::SCHEMA,
+    CaRecord, CertFilter, CertRecord, Kek, NewCa, NewCert, RevokeOutcome, StoreError,
 };
 
 const DB_FILE: &str = "mutual.db";
 const FORMAT: &str = "mutual-store-1";
-/// How long a writer waits for another process's write lock before saying so; 10 s unless
-/// `MUTUAL_LOCK_TIMEOUT` (a duration such as `2s`) says otherwise.
-pub(crate) fn busy_secs() -> u64 {
-    std::env::var("MUTUAL_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|v| mutual_pki::duration::parse(&v).ok())
-        .map_or(10, |d| d.as_secs().max(1))
-}
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS cas (
-        name TEXT PRIMARY KEY,
-        cert_pem TEXT NOT NULL,
-        key_sealed BLOB NOT NULL,
-        parent TEXT,
-        chain_pem TEXT NOT NULL DEFAULT '',
-        urls TEXT NOT NULL DEFAULT '{}',
-        crl_number INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS certs (
-        serial TEXT PRIMARY KEY,
-        ca TEXT NOT NULL,
-        common_name TEXT NOT NULL,
-        not_before INTEGER NOT NULL,
-        not_after INTEGER NOT NULL,
-        cert_pem TEXT NOT NULL,
-        issued_at INTEGER NOT NULL,
-        revoked_at INTEGER,
-        reason INTEGER)",
-    "CREATE INDEX IF NOT EXISTS certs_revoked ON certs(ca, serial) WHERE revoked_at IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS certs_not_after ON certs(not_after)",
-    "CREATE INDEX IF NOT EXISTS certs_ca ON certs(ca, serial)",
-];
 
 /// Columns added after the first release, as (table, column, definition): added to a store
 /// that lacks them when it is opened, so that stores made by older versions keep working.
@@ -81,11 +48,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 /// Brings a store's schema up to date: every statement is idempotent, and a column added by a
 /// concurrent opener is not an error.
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    for stmt in SCHEMA
-        .iter()
-        .chain(crate::mounts::SCHEMA)
-        .chain(crate::approle::SCHEMA)
-    {
+    for stmt in SCHEMA {
         sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
     }
     for (table, column, def) in ADDED_COLUMNS {
@@ -153,10 +116,6 @@ pub struct Store {
     kek: std::sync::Arc<Kek>,
     dir: PathBuf,
     durable: bool,
-}
-
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    map_db(e, busy_secs())
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -244,7 +203,7 @@ impl Store {
                 .fetch_optional(&pool)
                 .await
                 .map_err(|e| match db_err(e) {
-                    StoreError::Db(m) if m.contains("no such table") => {
+                    StoreError::Db { message, .. } if message.contains("no such table") => {
                         StoreError::Corrupt("it has no mutual tables".into())
                     }
                     other => other,
@@ -385,7 +344,7 @@ impl Store {
 
     /// Sets the URLs a CA stamps into what it issues.
     pub async fn set_urls(&self, name: &str, urls: &Urls) -> Result<(), StoreError> {
-        let body = serde_json::to_string(urls).map_err(|e| StoreError::Db(e.to_string()))?;
+        let body = serde_json::to_string(urls).map_err(StoreError::encode("URLs"))?;
         let done = sqlx::query("UPDATE cas SET urls = ? WHERE name = ?")
             .bind(body)
             .bind(name)
@@ -401,7 +360,7 @@ impl Store {
         // The CA of a server mount: its `config/urls` says the same (seen by a server at its
         // next start).
         sqlx::query("UPDATE mounts SET urls = ? WHERE path = ?")
-            .bind(serde_json::to_string(urls).map_err(|e| StoreError::Db(e.to_string()))?)
+            .bind(serde_json::to_string(urls).map_err(StoreError::encode("CA URLs"))?)
             .bind(name)
             .execute(&self.pool)
             .await
@@ -426,7 +385,7 @@ impl Store {
 
     /// Creates or replaces a role.
     pub async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
-        let body = serde_json::to_string(role).map_err(|e| StoreError::Db(e.to_string()))?;
+        let body = serde_json::to_string(role).map_err(StoreError::encode("role"))?;
         sqlx::query("INSERT INTO roles (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body")
             .bind(&role.name)
             .bind(body)

@@ -7,7 +7,7 @@ use aws_lc_rs::digest;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{sqlite::db_err, Store, StoreError};
+use crate::{error::db_err, Store, StoreError};
 
 /// The scope of a token that may do everything, `sys/` included.
 pub const ALL_MOUNTS: &str = "*";
@@ -229,7 +229,7 @@ impl Store {
     /// Stores a token with a secret chosen by the caller (the dev server's root token).
     pub async fn put_token(&self, secret: &str, record: &TokenRecord) -> Result<(), StoreError> {
         let mounts =
-            serde_json::to_string(&record.mounts).map_err(|e| StoreError::Db(e.to_string()))?;
+            serde_json::to_string(&record.mounts).map_err(StoreError::encode("token mounts"))?;
         sqlx::query(
             "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -243,9 +243,9 @@ impl Store {
         .bind(i64::from(record.num_uses))
         .bind(i64::from(record.uses))
         .bind(record.expires_at.map(|t| t.unix_timestamp()))
-        .bind(serde_json::to_string(&record.policies).map_err(|e| StoreError::Db(e.to_string()))?)
+        .bind(serde_json::to_string(&record.policies).map_err(StoreError::encode("token policies"))?)
         .bind(&record.parent)
-        .bind(serde_json::to_string(&record.lease).map_err(|e| StoreError::Db(e.to_string()))?)
+        .bind(serde_json::to_string(&record.lease).map_err(StoreError::encode("token lease"))?)
         .execute(self.pool())
         .await
         .map_err(db_err)?;

@@ -66,10 +66,7 @@ impl ClientTlsBuilder {
         self.tls13_only = true;
         self
     }
-    /// Risky switches.
-    pub fn dangerous(self) -> crate::danger::DangerousClientTlsBuilder {
-        crate::danger::DangerousClientTlsBuilder(self)
-    }
+    // The way in is `dangerous()`, defined beside the other risky switches.
     pub(crate) fn set_accept_any_server(mut self) -> Self {
         self.accept_any_server = true;
         self

@@ -1,10 +1,19 @@
-//! Risky switches, kept apart so that they are easy to find in a review.
+//! Risky switches, kept apart so that they are easy to find in a review: the way into them,
+//! [`ClientTlsBuilder::dangerous`], is defined here too, so this module depends on the client
+//! and not the other way round.
 
 use crate::client::ClientTlsBuilder;
 
+impl ClientTlsBuilder {
+    /// Risky switches.
+    pub fn dangerous(self) -> DangerousClientTlsBuilder {
+        DangerousClientTlsBuilder(self)
+    }
+}
+
 /// A [`ClientTlsBuilder`] on its way to doing something risky.
 #[derive(Debug)]
-pub struct DangerousClientTlsBuilder(pub(crate) ClientTlsBuilder);
+pub struct DangerousClientTlsBuilder(ClientTlsBuilder);
 
 impl DangerousClientTlsBuilder {
     /// Accept any server certificate: only to look at what a server presents (`inspect`,

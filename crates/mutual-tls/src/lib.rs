@@ -8,7 +8,10 @@
 //! from the verified chain, decides with [`Policy`] / [`Matcher`] (pure, parsed once), and
 //! authorizes HTTP requests with [`AuthorizeLayer`]. Every refusal explains itself: the
 //! server logs a [`Refusal`], the client returns a [`CallError`] that names the CAs the server
-//! asked for and the CAs its certificate chains to. It is not a CA (`mutual-pki`) nor a proxy.
+//! asked for and the CAs its certificate chains to. Every mutual server — [`ServerTls`], the
+//! proxy, `mutual server` — runs the same handshake, [`Acceptor::accept`], where a resumed TLS
+//! session is checked against the current CAs, CRLs and policy like a full handshake. It is
+//! not a CA (`mutual-pki`) nor a proxy.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod client;
 pub mod danger;
 pub mod explain;
@@ -39,15 +43,17 @@ pub mod matcher;
 pub mod policy;
 pub mod refusal;
 pub mod server;
+pub mod sessions;
 mod verifier;
 
+pub use accept::{Acceptor, ClientAuth, Established, Terms};
 pub use client::{CallError, ClientTls, ClientTlsBuilder, Reply, Target};
 pub use explain::CertificateRefused;
 pub use identity::PeerIdentity;
 pub use layer::{Authorize, AuthorizeLayer};
-pub use load::{Identity, LoadError, TrustStore};
+pub use load::{Identity, LoadError, TrustError, TrustStore};
 pub use matcher::{Matcher, MatcherError};
 pub use policy::{Denial, DenyAt, DenyAtError, Permit, Policy};
 pub use refusal::Refusal;
 pub use server::{Accepted, ServerMaterial, ServerTls, ServerTlsBuilder};
-pub use verifier::{verify_client_chain, ClientCheck, ClientVerifier, HandshakeSlot, Observed};
+pub use verifier::{verify_client_chain, ClientCheck, Observed, TrustCheck};

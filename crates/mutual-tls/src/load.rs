@@ -40,9 +40,43 @@ pub enum LoadError {
         /// The key file.
         key: PathBuf,
     },
+    /// The CA file was read but its certificates cannot all be trust anchors.
+    #[error("reading --ca {path}: {source}")]
+    Trust {
+        /// The CA file.
+        path: PathBuf,
+        /// Which certificate, and why (boxed: the rustls error inside is large).
+        source: Box<TrustError>,
+    },
     /// A configuration that cannot be built (no CA given, bad matcher, …).
     #[error("{0}")]
     Config(String),
+}
+
+/// Why a set of CA certificates cannot be a [`TrustStore`]: which certificate, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// Not one certificate.
+    #[error("no certificate found")]
+    Empty,
+    /// A certificate that does not parse.
+    #[error("certificate {number}: {source}")]
+    Unreadable {
+        /// Its position, counted from 1 as a reader of the file counts.
+        number: usize,
+        /// Why it does not parse.
+        source: mutual_pki::PkiError,
+    },
+    /// A certificate that rustls refuses as a trust anchor.
+    #[error("certificate {number} ({subject}): {source}")]
+    NotAnAnchor {
+        /// Its position, counted from 1.
+        number: usize,
+        /// Its subject.
+        subject: String,
+        /// Why rustls refuses it.
+        source: rustls::Error,
+    },
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, LoadError> {
@@ -138,22 +172,30 @@ impl TrustStore {
         let bytes = read(path, "--ca")?;
         let anchors = mutual_pki::cert::certs_from_bytes(&bytes)
             .map_err(|e| invalid(path, "--ca", e.to_string()))?;
-        TrustStore::from_ders(anchors).map_err(|r| invalid(path, "--ca", r))
+        TrustStore::from_ders(anchors).map_err(|source| LoadError::Trust {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
     }
 
     /// Builds a trust store from DER certificates.
-    pub fn from_ders(anchors: Vec<Vec<u8>>) -> Result<TrustStore, String> {
+    pub fn from_ders(anchors: Vec<Vec<u8>>) -> Result<TrustStore, TrustError> {
         if anchors.is_empty() {
-            return Err("no certificate found".into());
+            return Err(TrustError::Empty);
         }
         let mut roots = RootCertStore::empty();
         let mut subjects = Vec::new();
         for (i, der) in anchors.iter().enumerate() {
-            let facts =
-                mutual_pki::cert::facts(der).map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            roots
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| format!("certificate {} ({}): {e}", i + 1, facts.subject))?;
+            let number = i + 1;
+            let facts = mutual_pki::cert::facts(der)
+                .map_err(|source| TrustError::Unreadable { number, source })?;
+            if let Err(source) = roots.add(CertificateDer::from(der.clone())) {
+                return Err(TrustError::NotAnAnchor {
+                    number,
+                    subject: facts.subject,
+                    source,
+                });
+            }
             subjects.push(facts.subject);
         }
         let warnings = mutual_pki::trust::wide_trust_warnings(&anchors);
@@ -196,4 +238,70 @@ fn check_crl(path: &Path, der: &[u8]) -> Result<(), LoadError> {
     webpki::OwnedCertRevocationList::from_der(der)
         .map(|_| ())
         .map_err(|e| invalid(path, "--crl", format!("unreadable CRL: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(cn: &str) -> Vec<u8> {
+        let req = mutual_pki::ca::RootRequest {
+            common_name: cn.into(),
+            ..Default::default()
+        };
+        mutual_pki::ca::generate_root(&req, time::OffsetDateTime::now_utc())
+            .unwrap()
+            .cert_der
+    }
+
+    #[test]
+    fn a_trust_store_names_the_certificate_it_cannot_use() {
+        let good = root("Local Root CA");
+        let junk = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+        // (anchors, Ok(subjects) or the start of the error's Display)
+        type Case = (Vec<Vec<u8>>, Result<Vec<&'static str>, &'static str>);
+        let cases: Vec<Case> = vec![
+            (vec![], Err("no certificate found")),
+            (vec![good.clone()], Ok(vec!["CN=Local Root CA"])),
+            (
+                vec![good.clone(), junk.clone()],
+                Err("certificate 2: unreadable certificate: "),
+            ),
+            (
+                vec![junk.clone()],
+                Err("certificate 1: unreadable certificate: "),
+            ),
+        ];
+        for (anchors, want) in cases {
+            let n = anchors.len();
+            match (TrustStore::from_ders(anchors), want) {
+                (Ok(t), Ok(subjects)) => assert_eq!(t.subjects, subjects),
+                (Err(e), Err(start)) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(start), "{n} anchors: {msg:?}");
+                }
+                (got, want) => panic!("{n} anchors: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_ca_file_error_names_the_flag_the_file_and_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        let pem = mutual_pki::cert::to_pem(&root("Local Root CA"))
+            + &mutual_pki::cert::to_pem(&[0x30, 0x03, 0x02, 0x01, 0x01]);
+        std::fs::write(&path, pem).unwrap();
+        let err = TrustStore::from_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, LoadError::Trust { source, .. }
+                if matches!(**source, TrustError::Unreadable { number: 2, .. })),
+            "{err:?}"
+        );
+        let want = format!(
+            "reading --ca {}: certificate 2: unreadable certificate: ",
+            path.display()
+        );
+        assert!(err.to_string().starts_with(&want), "{err}");
+    }
 }

@@ -1,31 +1,30 @@
 //! The server side: a [`ServerTls`] built from files, whose certificate, CAs, CRLs and
-//! handshake policy can be swapped while it runs; accepting with a handshake timeout, a bound
-//! on concurrent handshakes, and one log line per refused handshake.
+//! handshake policy can be swapped while it runs; accepting through the one handshake of
+//! [`crate::accept`] (time limit, one log line per refusal, resumption re-checked), with a
+//! bound on concurrent handshakes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
-use rustls::ServerConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 
+use crate::accept::{Acceptor, ClientAuth, Terms};
 use crate::identity::PeerIdentity;
-use crate::load::{crls_from_files, provider, Identity, LoadError, TrustStore};
+use crate::load::{crls_from_files, Identity, LoadError, TrustStore};
 use crate::policy::Policy;
 use crate::refusal::Refusal;
-use crate::verifier::{ClientChecker, ClientVerifier, HandshakeSlot};
+use crate::verifier::{ClientCheck, TrustCheck};
 
 /// The material a server presents and checks with; swapped whole on reload.
 #[derive(Debug)]
 pub struct ServerMaterial {
     identity: Identity,
-    checker: Arc<ClientChecker>,
+    checker: Arc<TrustCheck>,
 }
 
 impl ServerMaterial {
@@ -38,12 +37,7 @@ impl ServerMaterial {
     ) -> ServerMaterial {
         ServerMaterial {
             identity,
-            checker: Arc::new(ClientChecker::new(
-                trust,
-                crls,
-                handshake_policy.map(Arc::new),
-                provider(),
-            )),
+            checker: Arc::new(TrustCheck::new(trust, crls, handshake_policy.map(Arc::new))),
         }
     }
 
@@ -153,7 +147,7 @@ impl ServerTlsBuilder {
             inner: Arc::new(Inner {
                 material: ArcSwap::from_pointee(material),
                 limiter: Semaphore::new(self.max_handshakes),
-                sessions: ServerSessionMemoryCache::new(1024),
+                acceptor: Acceptor::new(),
                 source: self,
             }),
         })
@@ -164,7 +158,8 @@ impl ServerTlsBuilder {
 struct Inner {
     material: ArcSwap<ServerMaterial>,
     limiter: Semaphore,
-    sessions: Arc<dyn StoresServerSessions>,
+    /// One for the life of the server: its sessions outlive reloads and are checked again.
+    acceptor: Acceptor,
     source: ServerTlsBuilder,
 }
 
@@ -183,6 +178,12 @@ pub struct Accepted {
     pub peer: Arc<PeerIdentity>,
     /// Where it connected from.
     pub remote: SocketAddr,
+    /// The client's chain as verified, leaf first (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// The server name the client asked for, lower-cased.
+    pub sni: Option<String>,
+    /// Whether a stored session was resumed (its chain passed the check again).
+    pub resumed: bool,
 }
 
 impl ServerTls {
@@ -231,46 +232,10 @@ impl ServerTls {
         }
     }
 
-    fn config(&self, slot: Arc<Mutex<HandshakeSlot>>) -> Result<Arc<ServerConfig>, rustls::Error> {
-        let m = self.material();
-        let verifier = Arc::new(ClientVerifier {
-            check: Arc::clone(&m.checker),
-            slot,
-        });
-        let mut config = ServerConfig::builder_with_provider(m.checker.provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-                (*m.identity.certified).clone(),
-            )));
-        config.session_storage = Arc::clone(&self.inner.sessions);
-        config.alpn_protocols = self.inner.source.alpn.clone();
-        Ok(Arc::new(config))
-    }
-
-    /// Runs the handshake on an accepted TCP connection. A refusal is logged (one line, with
-    /// the peer's address, the presented subject and issuer, and the first failed check) and
-    /// returned.
+    /// Runs the handshake on an accepted TCP connection with the material in use now. A
+    /// refusal is logged (one line, with the peer's address, the presented subject and
+    /// issuer, and the first failed check) and returned.
     pub async fn accept(&self, tcp: TcpStream) -> Result<Accepted, Refusal> {
-        let remote = tcp
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let result = self.handshake(tcp).await;
-        if let Err(refusal) = &result {
-            log_refusal(remote, refusal);
-        }
-        result.map(|(stream, peer)| Accepted {
-            stream,
-            peer: Arc::new(peer),
-            remote,
-        })
-    }
-
-    async fn handshake(
-        &self,
-        tcp: TcpStream,
-    ) -> Result<(TlsStream<TcpStream>, PeerIdentity), Refusal> {
-        let timeout = self.inner.source.handshake_timeout;
         let _permit = self
             .inner
             .limiter
@@ -279,105 +244,34 @@ impl ServerTls {
             .map_err(|_| Refusal::Handshake {
                 detail: "server shutting down".into(),
             })?;
-        let slot = Arc::new(Mutex::new(HandshakeSlot::default()));
-        let config = self
-            .config(Arc::clone(&slot))
-            .map_err(|e| Refusal::Handshake {
-                detail: e.to_string(),
-            })?;
-        let accept = tokio_rustls::TlsAcceptor::from(config)
-            .accept(tcp)
-            .into_fallible();
-        let outcome = match tokio::time::timeout(timeout, accept).await {
-            Err(_) => {
-                return Err(Refusal::Timeout {
-                    seconds: timeout.as_secs(),
-                })
-            }
-            Ok(o) => o,
-        };
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        match outcome {
-            Ok(stream) => {
-                let peer = match slot.peer.take() {
-                    Some(p) => p,
-                    None => {
-                        // A resumed session: the chain comes from the session.
-                        let chain: Vec<Vec<u8>> = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|c| c.as_ref().to_vec())
-                            .collect();
-                        PeerIdentity::from_chain(&chain).map_err(|e| Refusal::Handshake {
-                            detail: e.to_string(),
-                        })?
-                    }
-                };
-                Ok((stream, peer))
-            }
-            Err((err, tcp)) => {
-                linger_close(tcp);
-                if let Some(r) = slot.refusal.take() {
-                    return Err(r);
+        let source = &self.inner.source;
+        let established = self
+            .inner
+            .acceptor
+            .accept(tcp, source.handshake_timeout, |_sni| {
+                let m = self.material();
+                Terms {
+                    certified: Arc::clone(&m.identity.certified),
+                    client_auth: ClientAuth::Required(
+                        Arc::clone(&m.checker) as Arc<dyn ClientCheck>
+                    ),
+                    alpn: source.alpn.clone(),
                 }
-                let rustls_err = err
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<rustls::Error>())
-                    .cloned();
-                Err(match rustls_err {
-                    Some(rustls::Error::NoCertificatesPresented) => Refusal::NoCertificate {
-                        asked_for: self.material().trust().subjects.clone(),
-                    },
-                    Some(e) => Refusal::Handshake {
-                        detail: e.to_string(),
-                    },
-                    None => Refusal::Handshake {
-                        detail: err.to_string(),
-                    },
-                })
-            }
-        }
-    }
-}
-
-/// Closes a refused connection so that the alert reaches the client: send FIN, then read
-/// what the client still sends (its first request, under TLS 1.3) for a moment, so that
-/// closing does not answer it with a reset that would destroy the alert.
-fn linger_close(mut tcp: TcpStream) {
-    tokio::spawn(async move {
-        let _ = tcp.shutdown().await;
-        let mut buf = [0u8; 4096];
-        let drain = async {
-            let mut total = 0usize;
-            while let Ok(n) = tcp.read(&mut buf).await {
-                total += n;
-                if n == 0 || total > 256 * 1024 {
-                    break;
-                }
-            }
+            })
+            .await?;
+        // Required: the acceptor refuses a client without a verified certificate.
+        let Some(peer) = established.peer else {
+            return Err(Refusal::Handshake {
+                detail: "no verified client certificate".into(),
+            });
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-    });
-}
-
-fn log_refusal(remote: SocketAddr, refusal: &Refusal) {
-    match refusal {
-        Refusal::Handshake { .. } | Refusal::Timeout { .. } => tracing::info!(
-            peer.addr = %remote,
-            reason.code = refusal.code(),
-            reason = %refusal,
-            "handshake failed"
-        ),
-        _ => tracing::warn!(
-            peer.addr = %remote,
-            peer.subject = refusal.subject().unwrap_or("-"),
-            peer.issuer = refusal.issuer().unwrap_or("-"),
-            reason.code = refusal.code(),
-            reason = %refusal,
-            "refused client"
-        ),
+        Ok(Accepted {
+            stream: established.stream,
+            peer: Arc::new(peer),
+            remote: established.remote,
+            chain: established.chain,
+            sni: established.sni,
+            resumed: established.resumed,
+        })
     }
 }

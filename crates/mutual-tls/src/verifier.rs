@@ -1,6 +1,7 @@
-//! The rustls verifiers: client certificates checked by `mutual_pki::verify` (OpenSSL's checks
-//! in OpenSSL's order, then webpki's), server certificates likewise, and a per-connection slot
-//! where the reason of a refusal waits for the code that logs or explains it.
+//! The rustls verifiers: client certificates checked by a [`ClientCheck`] (by default
+//! `mutual_pki::verify`: OpenSSL's checks in OpenSSL's order, then webpki's), server
+//! certificates likewise, and a per-connection slot where the caller or the reason of a
+//! refusal waits for the code that logs or explains it.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,47 @@ use crate::load::TrustStore;
 use crate::policy::Policy;
 use crate::refusal::Refusal;
 
+/// The three signature methods that rustls asks of every verifier, client or server: each
+/// checks with the algorithms of `self.provider`. One definition for both verifiers, since a
+/// trait's methods cannot be shared through a default without a second trait.
+macro_rules! handshake_signatures_by_provider {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
 pub(crate) fn to_time(now: UnixTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
         .unwrap_or_else(|_| OffsetDateTime::now_utc())
@@ -30,41 +72,51 @@ fn chain_of(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>
         .collect()
 }
 
-/// What the server checks a client's chain against; shared by all connections of a config.
+/// The check of a server built from files ([`crate::ServerTls`], `mutual server`): a chain
+/// verified against CAs and CRLs, then, when given, the handshake policy.
 #[derive(Debug)]
-pub(crate) struct ClientChecker {
+pub struct TrustCheck {
+    /// The CAs a client must chain to.
     pub trust: TrustStore,
+    /// CRLs (DER); when any is given, every certificate of the chain must be covered.
     pub crls: Vec<Vec<u8>>,
+    /// Who may connect at all, when the refusal is at the handshake.
     pub handshake_policy: Option<Arc<Policy>>,
-    pub hints: Vec<DistinguishedName>,
-    pub provider: Arc<CryptoProvider>,
+    hints: Vec<DistinguishedName>,
 }
 
-impl ClientChecker {
+impl TrustCheck {
+    /// The check for these CAs, CRLs and handshake policy.
     pub fn new(
         trust: TrustStore,
         crls: Vec<Vec<u8>>,
         handshake_policy: Option<Arc<Policy>>,
-        provider: Arc<CryptoProvider>,
-    ) -> ClientChecker {
+    ) -> TrustCheck {
         let hints = trust.roots.subjects();
-        ClientChecker {
+        TrustCheck {
             trust,
             crls,
             handshake_policy,
             hints,
-            provider,
         }
     }
+}
 
-    /// Verifies a client chain (leaf first) and applies the handshake policy.
-    #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
-    pub fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
+impl ClientCheck for TrustCheck {
+    fn hints(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn asked_for(&self) -> Vec<String> {
+        self.trust.subjects.clone()
+    }
+
+    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
         let peer = verify_client_chain(&self.trust, &self.crls, chain, now)?;
         if let Some(policy) = &self.handshake_policy {
-            policy
-                .authorize(&Arc::new(peer.clone()))
-                .map_err(Refusal::NotAllowed)?;
+            let peer = Arc::new(peer);
+            policy.authorize(&peer).map_err(Refusal::NotAllowed)?;
+            return Ok(Arc::unwrap_or_clone(peer));
         }
         Ok(peer)
     }
@@ -108,69 +160,62 @@ pub fn verify_client_chain(
     })
 }
 
-/// A server's decision on a client's chain: what a [`ClientVerifier`] asks of it.
+/// A server's decision on a client's chain, asked in a full handshake and again for every
+/// resumed session (see [`crate::accept`]). It must be a pure function of the chain, the time
+/// and the server's current material: a resumed session is admitted on its word alone.
 pub trait ClientCheck: Send + Sync + std::fmt::Debug {
     /// The CAs named in the CertificateRequest.
     fn hints(&self) -> &[DistinguishedName];
-    /// The provider whose algorithms check the handshake signature.
-    fn provider(&self) -> &CryptoProvider;
+    /// The same CAs as text, for the refusal of a client that sent no certificate.
+    fn asked_for(&self) -> Vec<String> {
+        self.hints()
+            .iter()
+            .map(|d| crate::explain::dn_from_der(d.as_ref()))
+            .collect()
+    }
     /// The verified caller of a chain (leaf first, DER) at `now`, or why it is refused.
     #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
     fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal>;
 }
 
-impl ClientCheck for ClientChecker {
-    fn hints(&self) -> &[DistinguishedName] {
-        &self.hints
-    }
-
-    fn provider(&self) -> &CryptoProvider {
-        &self.provider
-    }
-
-    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
-        ClientChecker::check(self, chain, now)
-    }
-}
-
-impl<C: ClientCheck> ClientCheck for Arc<C> {
-    fn hints(&self) -> &[DistinguishedName] {
-        (**self).hints()
-    }
-
-    fn provider(&self) -> &CryptoProvider {
-        (**self).provider()
-    }
-
-    fn check(&self, chain: &[Vec<u8>], now: OffsetDateTime) -> Result<PeerIdentity, Refusal> {
-        (**self).check(chain, now)
-    }
-}
-
-/// What the client-certificate verifier of one connection found, read after the handshake.
+/// What rustls told one connection's verifier and session store, read after the handshake:
+/// rustls only carries an alert, the code that logs needs the reason and the caller.
 #[derive(Debug, Default)]
-pub struct HandshakeSlot {
-    /// The verified caller.
-    pub peer: Option<PeerIdentity>,
-    /// The chain it presented (leaf first, DER).
-    pub chain: Vec<Vec<u8>>,
-    /// Why it was refused: rustls only carries an alert, the code that logs needs the reason.
+pub(crate) struct HandshakeSlot {
+    /// The caller the verifier verified in a full handshake, with its chain.
+    pub verified: Option<(PeerIdentity, Vec<Vec<u8>>)>,
+    /// Why the verifier refused the presented chain.
     pub refusal: Option<Refusal>,
+    /// A stored session admitted for resumption: its caller (none without a certificate) and
+    /// its chain. rustls may still not resume it (another suite, name or key-exchange mode).
+    pub admitted: Option<(Option<PeerIdentity>, Vec<Vec<u8>>)>,
+    /// Why a stored session was not admitted: its chain no longer passes the check.
+    pub declined: Option<Refusal>,
+    /// A CertificateRequest went out, which a resumed handshake never sends: this handshake is
+    /// a full one, whatever session was admitted before.
+    pub full: bool,
 }
 
 /// The rustls client-certificate verifier of one connection: the chain goes to a
 /// [`ClientCheck`], the outcome to the connection's [`HandshakeSlot`], the handshake signature
-/// to the check's provider. Every mutual server (ServerTls, the proxy) verifies through it.
+/// to the server's provider.
 #[derive(Debug)]
-pub struct ClientVerifier<C> {
-    /// The decision.
-    pub check: C,
-    /// Where the outcome waits for the connection.
+pub(crate) struct ClientVerifier {
+    pub check: Arc<dyn ClientCheck>,
+    /// Whether a client without a certificate is refused.
+    pub mandatory: bool,
+    pub provider: Arc<CryptoProvider>,
     pub slot: Arc<Mutex<HandshakeSlot>>,
 }
 
-impl<C: ClientCheck> ClientCertVerifier for ClientVerifier<C> {
+impl ClientCertVerifier for ClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // rustls asks for the names only to write a CertificateRequest.
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).full = true;
         self.check.hints()
     }
 
@@ -185,8 +230,7 @@ impl<C: ClientCheck> ClientCertVerifier for ClientVerifier<C> {
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(peer) => {
-                slot.peer = Some(peer);
-                slot.chain = chain;
+                slot.verified = Some((peer, chain));
                 Ok(ClientCertVerified::assertion())
             }
             Err(refusal) => {
@@ -197,40 +241,7 @@ impl<C: ClientCheck> ClientCertVerifier for ClientVerifier<C> {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.check.provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.check.provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.check
-            .provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    handshake_signatures_by_provider!();
 }
 
 /// What the client saw of one connection: the server's chain, the CAs it asked for, and why
@@ -299,39 +310,7 @@ impl ServerCertVerifier for ConnServerVerifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    handshake_signatures_by_provider!();
 }
 
 /// The client-certificate resolver of one client connection: records the CAs the server asks

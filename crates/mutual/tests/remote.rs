@@ -269,3 +269,71 @@ fn a_bad_token_or_no_server_is_one_line_and_exit_1() {
     assert!(out.stderr.contains("connecting to"), "{}", out.stderr);
     s.mutual(&["ca", "list", "--addr", "ftp://x"]).fails(2);
 }
+
+/// A lock held by another process, met by the server's group-commit writer (rusqlite), reads
+/// as it does on the CLI's path (sqlx): the store is locked, and for how long it was waited.
+#[test]
+fn a_store_locked_by_another_process_is_named_by_the_server_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let out = server::mutual(&["server", "init", "--data", data_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Root Token: "))
+        .expect("root token printed")
+        .trim()
+        .to_string();
+    let srv = server::mutual_data_env(&data, &token, &[("MUTUAL_LOCK_TIMEOUT", "1s")]);
+    let setup = [
+        ("sys/mounts/pki_locked", r#"{"type":"pki"}"#),
+        (
+            "pki_locked/root/generate/internal",
+            r#"{"common_name":"Local Root CA","key_type":"ec","ttl":"8760h"}"#,
+        ),
+        (
+            "pki_locked/roles/service",
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec"}"#,
+        ),
+    ];
+    for (path, body) in setup {
+        let (code, resp) = server::curl(&srv, "POST", path, Some(body));
+        assert!(code / 100 == 2, "{path}: {code} {resp}");
+    }
+    // Another process holds the write lock for 3 s (python's sqlite3, not ours).
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\ncon=sqlite3.connect(sys.argv[1],isolation_level=None)\ncon.execute('BEGIN EXCLUSIVE')\nprint('locked',flush=True)\ntime.sleep(3)\ncon.execute('ROLLBACK')",
+            data.join("mutual.db").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let issue = r#"{"common_name":"late.example.com","ttl":"1h"}"#;
+    let (code, body) = server::curl(&srv, "POST", "pki_locked/issue/service", Some(issue));
+    assert_eq!(code, 500, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["errors"][0],
+        "the store is locked by another process (waited 1 s); try again when it has finished",
+        "{body}"
+    );
+    holder.wait().unwrap();
+    // Once the lock is released, the same request succeeds.
+    let (code, body) = server::curl(&srv, "POST", "pki_locked/issue/service", Some(issue));
+    assert_eq!(code, 200, "{body}");
+}

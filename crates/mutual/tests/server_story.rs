@@ -1,6 +1,7 @@
-//! `mutual server` against the real clients: the `bao` CLI through DESIGN.md's story and hvac
-//! as an application or cert-manager drives it, every certificate and CRL checked by openssl.
-//! The same scripts run against OpenBao's dev server in the same test, so that passing proves
+//! `mutual server` against the real clients: the `bao` CLI through the story of
+//! docs/architecture.md and hvac as an application or cert-manager drives it, every certificate
+//! and CRL checked by openssl. The same scripts run against OpenBao's dev server in the same
+//! test, so that passing proves
 //! compatibility rather than agreement with ourselves.
 
 mod server;
@@ -41,8 +42,9 @@ fn bao_cli_story_passes_against_mutual_and_openbao_with_the_same_answers() {
     assert_eq!(ours.len(), theirs.len());
     for ((k, a), (_, b)) in ours.iter().zip(&theirs) {
         if k == "sign_intermediate_bundle_certs" {
-            // DESIGN.md, Pitfalls: Vault 1.5's documented pem_bundle is the intermediate alone
-            // when the signer is a self-signed root; today's OpenBao appends the root.
+            // docs/architecture.md, Pitfalls (pem_bundle): Vault 1.5's documented pem_bundle is
+            // the intermediate alone when the signer is a self-signed root; today's OpenBao
+            // appends the root.
             assert_eq!(a, "1", "mutual returns the intermediate alone");
             continue;
         }

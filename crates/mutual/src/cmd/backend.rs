@@ -12,36 +12,10 @@ use mutual_pki::{
     role::{IssueRequest, Role},
     serial::Serial,
 };
-use mutual_store::{CaRecord, CertFilter, CertRecord, Issued, RevokeOutcome, Store, StoreError};
+use mutual_store::{CertFilter, CertRecord, Issued, RevokeOutcome, Store, StoreError};
 
+use super::ca_info::CaInfo;
 use super::remote::Remote;
-
-/// What the commands show of a CA (never its key, which a server keeps to itself).
-#[derive(Debug, Clone)]
-pub struct CaInfo {
-    /// Short name (the mount path on a server).
-    pub name: String,
-    /// Certificate PEM.
-    pub cert_pem: String,
-    /// Certificate DER.
-    pub cert_der: Vec<u8>,
-    /// Parent CA's name, when it is a CA of the same store or server.
-    pub parent: Option<String>,
-    /// URLs stamped into issued certificates.
-    pub urls: Urls,
-}
-
-impl From<CaRecord> for CaInfo {
-    fn from(c: CaRecord) -> CaInfo {
-        CaInfo {
-            name: c.name,
-            cert_pem: c.cert_pem,
-            cert_der: c.cert_der,
-            parent: c.parent,
-            urls: c.urls,
-        }
-    }
-}
 
 /// The global flags that choose a backend.
 #[derive(Debug, Clone)]

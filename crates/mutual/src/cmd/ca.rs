@@ -2,7 +2,8 @@ use anyhow::{bail, Result};
 use mutual_pki::{ca::RootRequest, ca::Urls, cert, key::KeyType};
 use serde_json::json;
 
-use super::backend::{CaInfo, Target};
+use super::backend::Target;
+use super::ca_info::CaInfo;
 
 use crate::{
     cli::{CaCommand, KeyArgs},

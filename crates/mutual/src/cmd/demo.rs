@@ -1,8 +1,8 @@
-//! `mutual demo`: the story of DESIGN.md played on loopback with a fresh store, narrated step
-//! by step with the command a user would type. Every step runs the real `mutual` binary (this
-//! very executable) as a child process, so what the demo shows is what those commands do; each
-//! outcome is checked, and the demo exits 0 only if all behaved as narrated. Every process it
-//! starts is ended before it returns.
+//! `mutual demo`: the story of docs/architecture.md played on loopback with a fresh store,
+//! narrated step by step with the command a user would type. Every step runs the real `mutual`
+//! binary (this very executable) as a child process, so what the demo shows is what those
+//! commands do; each outcome is checked, and the demo exits 0 only if all behaved as narrated.
+//! Every process it starts is ended before it returns.
 
 use std::{
     fs,
@@ -158,11 +158,8 @@ impl Demo {
                 .args(["-HUP", &pid.to_string()])
                 .status();
         }
-        // The reload is asynchronous.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && self.log_line(name, "reloaded").is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // The reload is asynchronous: wait for its line.
+        let _ = self.log_line(name, "reloaded");
     }
 
     /// Starts a service (`serve …`, `proxy …`) on a free port and waits until it accepts.
@@ -255,15 +252,25 @@ impl Demo {
     }
 
     /// The last log line of a service that mentions `needle`, shortened for narration.
+    /// The last line of a service's log that holds `needle`, waited for a moment: a refused
+    /// client has the alert before the server has written its line (rustls sends the alert
+    /// from inside the handshake; the log line follows it).
     fn log_line(&self, name: &str, needle: &str) -> Option<String> {
-        let text = self.log(name);
-        text.lines().rev().find(|l| l.contains(needle)).map(|l| {
-            // Drop the timestamp; keep level and fields.
-            l.split_once("Z ")
-                .map_or(l, |(_, rest)| rest)
-                .trim()
-                .to_string()
-        })
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.log(name);
+            let found = text.lines().rev().find(|l| l.contains(needle)).map(|l| {
+                // Drop the timestamp; keep level and fields.
+                l.split_once("Z ")
+                    .map_or(l, |(_, rest)| rest)
+                    .trim()
+                    .to_string()
+            });
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn pid(&self, name: &str) -> Option<u32> {

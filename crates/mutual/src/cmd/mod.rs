@@ -3,6 +3,8 @@
 mod agent;
 mod backend;
 mod ca;
+mod ca_info;
+mod ca_server;
 mod certs;
 mod curl;
 mod demo;
@@ -12,8 +14,7 @@ mod issue;
 mod proxy;
 mod remote;
 mod role;
-mod serve;
-mod server;
+mod services;
 mod token;
 mod tunnel;
 
@@ -54,12 +55,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => certs::revoke(&target, json, a).await,
         Command::Crl(a) => certs::crl(&target, json, a).await,
         Command::Certs(a) => certs::list(&target, json, a).await,
-        Command::Server(a) => server::run(data, a).await,
+        Command::Server(a) => ca_server::run(data, a).await,
         Command::Token(c) => token::run(&target, json, c).await,
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
         Command::Demo(a) => demo::run(a).await,
-        Command::Serve(c) => serve::run(c).await,
+        Command::Serve(c) => services::run(c).await,
         Command::Curl(a) => curl::run(json, a).await,
         Command::Doctor(a) => doctor::run(json, a).await,
         Command::Proxy(a) => proxy::run(a).await,

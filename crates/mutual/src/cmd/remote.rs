@@ -25,7 +25,7 @@ use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::backend::CaInfo;
+use super::ca_info::CaInfo;
 
 /// A `mutual server` (or Vault) reached over HTTP.
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# DESIGN.md's story through the real `bao` CLI, against whatever BAO_ADDR/BAO_TOKEN point at
-# (`mutual server --dev` or OpenBao's dev server), every certificate and CRL checked by openssl.
+# The story of docs/architecture.md through the real `bao` CLI, against whatever
+# BAO_ADDR/BAO_TOKEN point at (`mutual server --dev` or OpenBao's dev server), every
+# certificate and CRL checked by openssl.
 # Usage: bao_story.sh WORKDIR. Prints `ok: …` lines; exits non-zero at the first failure.
 # Facts the caller compares between servers are written to WORKDIR/facts.
 set -euo pipefail

@@ -90,9 +90,15 @@ pub fn mutual_dev() -> Server {
 
 /// `mutual server --data DIR` on a free loopback port (the store must be initialised).
 pub fn mutual_data(data: &Path, token: &str) -> Server {
+    mutual_data_env(data, token, &[])
+}
+
+/// [`mutual_data`] with extra environment variables (`MUTUAL_LOCK_TIMEOUT`, …).
+pub fn mutual_data_env(data: &Path, token: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(bin())
         .args(["server", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -59,6 +59,11 @@ impl Server {
         Server { child, port, log }
     }
 
+    /// The server's process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

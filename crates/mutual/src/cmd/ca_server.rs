@@ -78,7 +78,7 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
         None => None,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key, client_ca)?),
+        (Some(cert), Some(key)) => Some(api_tls(cert, key, client_ca)?),
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -100,7 +100,7 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     let _ = out.flush();
     let router = mutual_server::router(app);
     match tls {
-        Some(acceptor) => tls_serve(listener, acceptor, router, logins).await,
+        Some(tls) => tls_serve(listener, tls, router, logins).await,
         None => axum_serve(listener, router).await,
     }
 }
@@ -136,140 +136,63 @@ fn parse_cert_login(rule: &str) -> Result<CertLogin> {
 }
 
 /// What the listener tells the API about a connection's verified client certificate: its
-/// names, and the mounts of every `--cert-login` rule that matches it.
+/// names, its chain, and the mounts of every `--cert-login` rule that matches it.
 fn client_cert(
-    chain: &[rustls_pki_types::CertificateDer<'_>],
+    peer: &mutual_tls::PeerIdentity,
+    chain: Vec<Vec<u8>>,
     logins: &[CertLogin],
-) -> Option<mutual_server::ClientCert> {
-    let peer = mutual_tls::PeerIdentity::from_chain(chain).ok()?;
+) -> mutual_server::ClientCert {
     let mut mounts: Vec<String> = Vec::new();
-    for rule in logins.iter().filter(|r| r.matcher.matches(&peer)) {
+    for rule in logins.iter().filter(|r| r.matcher.matches(peer)) {
         for m in &rule.mounts {
             if !mounts.contains(m) {
                 mounts.push(m.clone());
             }
         }
     }
-    Some(mutual_server::ClientCert {
+    mutual_server::ClientCert {
         common_name: peer.common_name.clone().unwrap_or_default(),
         subject: peer.subject.clone(),
         mounts,
-        chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
-    })
-}
-
-/// Asks for a client certificate without requiring one, and verifies one that is presented
-/// as every mutual server does (`mutual_tls::verify_client_chain` against --tls-client-ca).
-#[derive(Debug)]
-struct OptionalClientCert {
-    trust: mutual_tls::TrustStore,
-    hints: Vec<rustls::DistinguishedName>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::server::danger::ClientCertVerifier for OptionalClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
-        &self.hints
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &rustls_pki_types::CertificateDer<'_>,
-        intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        let chain: Vec<Vec<u8>> = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.as_ref().to_vec())
-            .collect();
-        let now = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-        match mutual_tls::verify_client_chain(&self.trust, &[], &chain, now) {
-            Ok(_) => Ok(rustls::server::danger::ClientCertVerified::assertion()),
-            Err(refusal) => {
-                tracing::debug!(%refusal, "client certificate refused");
-                Err(refusal.to_rustls())
-            }
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        chain,
     }
 }
 
 /// The listener's TLS: our chain and key, HTTP/1.1 by ALPN. Callers authenticate with their
-/// token; with --tls-client-ca a client certificate is also asked for (not required), for
-/// `auth/cert/login`.
-fn tls_acceptor(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<mutual_tls::TrustStore>,
-) -> Result<tokio_rustls::TlsAcceptor> {
+/// token; with --tls-client-ca a client certificate is also asked for (not required) and
+/// verified as every mutual server does, for `auth/cert/login`.
+#[derive(Debug)]
+struct ApiTls {
+    acceptor: mutual_tls::Acceptor,
+    certified: Arc<rustls::sign::CertifiedKey>,
+    client_auth: mutual_tls::ClientAuth,
+}
+
+fn api_tls(cert: &Path, key: &Path, client_ca: Option<mutual_tls::TrustStore>) -> Result<ApiTls> {
     let identity = mutual_tls::Identity::from_files(cert, key)?;
-    let provider = mutual_tls::load::provider();
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match client_ca {
-        Some(trust) => builder.with_client_cert_verifier(Arc::new(OptionalClientCert {
-            hints: trust.roots.subjects(),
+    let client_auth = match client_ca {
+        Some(trust) => mutual_tls::ClientAuth::Optional(Arc::new(mutual_tls::TrustCheck::new(
             trust,
-            provider,
-        })),
-        None => builder.with_no_client_auth(),
+            Vec::new(),
+            None,
+        ))),
+        None => mutual_tls::ClientAuth::Off,
     };
-    let mut config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-        (*identity.certified).clone(),
-    )));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(ApiTls {
+        acceptor: mutual_tls::Acceptor::new(),
+        certified: identity.certified,
+        client_auth,
+    })
 }
 
 /// Serves the API over TLS until Ctrl-C: one task per connection, each handshake bounded.
 async fn tls_serve(
     listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: ApiTls,
     router: axum::Router,
     logins: Arc<Vec<CertLogin>>,
 ) -> Result<()> {
+    let tls = Arc::new(tls);
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
@@ -285,33 +208,30 @@ async fn tls_serve(
                 }
             },
         };
-        let (acceptor, router, logins) = (acceptor.clone(), router.clone(), logins.clone());
+        let (tls, router, logins) = (Arc::clone(&tls), router.clone(), logins.clone());
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
+            let terms = |_sni: Option<&str>| mutual_tls::Terms {
+                certified: Arc::clone(&tls.certified),
+                client_auth: tls.client_auth.clone(),
+                alpn: vec![b"http/1.1".to_vec()],
+            };
+            // A refusal is logged by the acceptor.
+            let Ok(established) = tls.acceptor.accept(tcp, HANDSHAKE_TIMEOUT, terms).await else {
+                return;
             };
             // The verified client certificate, if any, goes with every request of the
             // connection (the API reads it at `auth/cert/login`).
-            let cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| client_cert(chain, &logins));
-            let router = match cert {
-                Some(cert) => router.layer(axum::Extension(cert)),
+            let router = match &established.peer {
+                Some(peer) => router.layer(axum::Extension(client_cert(
+                    peer,
+                    established.chain,
+                    &logins,
+                ))),
                 None => router,
             };
             let service = hyper_util::service::TowerToHyperService::new(router);
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(hyper_util::rt::TokioIo::new(established.stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

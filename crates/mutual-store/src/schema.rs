@@ -1,0 +1,81 @@
+//! The store's tables, in one place: every statement is idempotent and runs each time a store
+//! is created or opened, so that a store made by an older release gains the newer tables.
+
+/// The CAs, roles and issued certificates of the local store, then the mounts, their roles,
+/// pending intermediate keys and the tokens of the server.
+pub(crate) const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cas (
+        name TEXT PRIMARY KEY,
+        cert_pem TEXT NOT NULL,
+        key_sealed BLOB NOT NULL,
+        parent TEXT,
+        chain_pem TEXT NOT NULL DEFAULT '',
+        urls TEXT NOT NULL DEFAULT '{}',
+        crl_number INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS certs (
+        serial TEXT PRIMARY KEY,
+        ca TEXT NOT NULL,
+        common_name TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        cert_pem TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        reason INTEGER)",
+    "CREATE INDEX IF NOT EXISTS certs_revoked ON certs(ca, serial) WHERE revoked_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS certs_not_after ON certs(not_after)",
+    "CREATE INDEX IF NOT EXISTS certs_ca ON certs(ca, serial)",
+    // Mounts, their roles, pending intermediate keys, tokens: the server's.
+    "CREATE TABLE IF NOT EXISTS mounts (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        max_lease_ttl INTEGER NOT NULL DEFAULT 0,
+        default_lease_ttl INTEGER NOT NULL DEFAULT 0,
+        accessor TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        urls TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS mount_roles (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, name))",
+    "CREATE TABLE IF NOT EXISTS pending_keys (mount TEXT PRIMARY KEY, key_sealed BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tokens (
+        hash TEXT PRIMARY KEY,
+        accessor TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        mounts TEXT NOT NULL,
+        created_at INTEGER NOT NULL)",
+    // ACL policies (their text; mutual-auth parses them), auth methods enabled through
+    // sys/auth, AppRole roles and their secret IDs (by HMAC).
+    "CREATE TABLE IF NOT EXISTS acl_policies (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS auth_mounts (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        accessor TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS approle_roles (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, name))",
+    "CREATE TABLE IF NOT EXISTS approle_secret_ids (
+        hmac TEXT PRIMARY KEY,
+        mount TEXT NOT NULL,
+        role TEXT NOT NULL,
+        accessor TEXT NOT NULL UNIQUE,
+        uses_left INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        cidrs TEXT NOT NULL DEFAULT '[]')",
+];
