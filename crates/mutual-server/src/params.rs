@@ -27,6 +27,8 @@ impl Params {
         } else {
             match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(m)) => m,
+                // `bao write -f` sends `null` for "no parameters", which Vault accepts.
+                Ok(Value::Null) => Map::new(),
                 Ok(_) => return Err(ApiError::bad("failed to decode JSON input: not an object")),
                 Err(e) => return Err(ApiError::bad(format!("failed to decode JSON input: {e}"))),
             }

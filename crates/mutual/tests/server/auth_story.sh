@@ -13,7 +13,7 @@ outcome() {
     local name=$1; shift
     if "$@" > "$name.out" 2>&1; then fact "$name" ok; else fact "$name" refused; fi
 }
-as() { local t=$1; shift; BAO_TOKEN=$t "$@"; }
+as() { local t=$1; shift; [ -n "$t" ] || return 1; BAO_TOKEN=$t "$@"; }
 token_of() { jq -r .auth.client_token; }
 
 bao secrets enable -path=pki_auth pki >/dev/null || exit 1
