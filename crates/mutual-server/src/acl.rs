@@ -17,9 +17,12 @@ use crate::{error::ApiError, params::Params, state::App, Op};
 /// another node takes effect within this).
 const POLICY_FRESH: Duration = Duration::from_secs(2);
 
-/// Parsed policies by name; `None` for a name with no stored policy.
+/// A parsed policy (`None`: no policy of that name) and when it was read.
+type Cached = (Option<Arc<Policy>>, Instant);
+
+/// Parsed policies by name.
 #[derive(Debug, Default)]
-pub(crate) struct PolicyCache(Mutex<HashMap<String, (Option<Arc<Policy>>, Instant)>>);
+pub(crate) struct PolicyCache(Mutex<HashMap<String, Cached>>);
 
 /// The name of the policy that `mutual token create --mount M` writes for mount `M`.
 pub(crate) fn mount_policy_name(mount: &str) -> String {
