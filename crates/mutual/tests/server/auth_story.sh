@@ -37,6 +37,9 @@ outcome policy_write bao policy write issuer issuer.hcl
 outcome policy_read bao policy read issuer
 fact policy_read_same "$(cmp -s <(bao policy read issuer) issuer.hcl && echo yes || echo no)"
 fact policy_listed "$(bao policy list | grep -cx -e issuer -e default -e root)"
+fact old_policy_list "$(bao read -format=json sys/policy | jq -c '[(.data.policies | index("issuer") != null), (.data.keys | index("root") != null)]')"
+fact old_policy_rules "$(bao read -field=rules sys/policy/issuer | cmp -s - issuer.hcl && echo same || echo differs)"
+fact default_policy_self "$(bao policy read default | grep -c 'auth/token/lookup-self')"
 printf 'path "pki_auth/*" {\n  capabilities = ["reed"]\n}\n' > bad.hcl
 outcome policy_bad bao policy write bad bad.hcl
 fact policy_bad_names_capability "$(grep -c 'reed' policy_bad.out)"
