@@ -443,3 +443,31 @@ fn subscribers(a: &Args, j: &Job, n: usize, trigger: &str) -> Result<()> {
 fn main() {
     mutual_bench::exit_on_error("ca-load", run(flags::parse("1")));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::answer_complete;
+
+    #[test]
+    fn a_feed_answer_is_complete_only_when_all_of_it_arrived() {
+        let full = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let table: &[(&[u8], Option<usize>)] = &[
+            (full, Some(full.len())),
+            (&full[..full.len() - 1], None),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n", None),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Some(38)),
+            (chunked, Some(chunked.len())),
+            (&chunked[..chunked.len() - 2], None),
+        ];
+        for (buf, want) in table {
+            assert_eq!(
+                answer_complete(buf).map(<[u8]>::len),
+                *want,
+                "{}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
+}
