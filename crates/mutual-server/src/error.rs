@@ -48,6 +48,28 @@ pub enum ApiError {
     /// The store failed (500), or a name is taken (400).
     #[error(transparent)]
     Store(StoreError),
+    /// An ACL policy that does not parse (400, with its line and what is wrong).
+    #[error("failed to parse policy: {0}")]
+    Policy(#[from] mutual_auth::PolicyError),
+    /// A token request Vault's rules refuse (400): a child asking for policies its parent
+    /// lacks, an orphan without sudo, a token with limited uses making children.
+    #[error(transparent)]
+    TokenRefused(#[from] mutual_auth::token::CreateRefusal),
+    /// A renewal refused (400): not renewable, expired, past its max TTL.
+    #[error(transparent)]
+    RenewRefused(#[from] mutual_auth::token::RenewRefusal),
+    /// A TTL that cannot be given (400).
+    #[error(transparent)]
+    Ttl(#[from] mutual_auth::ttl::TtlError),
+    /// An AppRole login refused (400, as Vault): unknown role or secret ID, expired, used up.
+    #[error(transparent)]
+    LoginRefused(#[from] mutual_auth::approle::LoginRefusal),
+    /// An AppRole role or secret ID request refused (400).
+    #[error(transparent)]
+    AppRoleRefused(#[from] mutual_auth::approle::RoleRefusal),
+    /// A CIDR block that does not parse (400).
+    #[error(transparent)]
+    Cidr(#[from] mutual_auth::approle::CidrError),
     /// A task on the blocking pool (RSA key generation, signing) ended without an answer:
     /// it panicked or the runtime is shutting down (500).
     #[error("worker failed: {0}")]
@@ -64,9 +86,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::PermissionDenied | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::BadRequest(_) | ApiError::Refused(_) | ApiError::Pki(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BadRequest(_)
+            | ApiError::Refused(_)
+            | ApiError::Pki(_)
+            | ApiError::Policy(_)
+            | ApiError::TokenRefused(_)
+            | ApiError::RenewRefused(_)
+            | ApiError::Ttl(_)
+            | ApiError::LoginRefused(_)
+            | ApiError::AppRoleRefused(_)
+            | ApiError::Cidr(_) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::Duplicate { .. }) => StatusCode::BAD_REQUEST,
             ApiError::NoRoute(_) | ApiError::UnsupportedPath | ApiError::NotFound => {
                 StatusCode::NOT_FOUND

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod acl;
+mod approle;
 mod cert_auth;
 mod error;
 mod feed;
@@ -25,11 +27,13 @@ mod lifecycle;
 mod ocsp;
 mod params;
 mod pki;
+mod policies;
 mod renew;
 mod reply;
 mod roles;
 mod state;
 mod sys;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -123,6 +127,14 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         return cert_auth::login(app, op, parts.extensions.get::<ClientCert>()).await;
     }
     let token = token_of(&parts.headers);
+    if let Some(login) = path
+        .strip_prefix("auth/")
+        .and_then(|p| p.strip_suffix("/login"))
+    {
+        if let Some((mount, "")) = approle::mount_of(app, &format!("auth/{login}")).await? {
+            return approle::login(app, op, &mount, &params).await;
+        }
+    }
     if path.starts_with("sys/") || path.starts_with("auth/") {
         return sys::handle(app, op, &path, params, token.as_deref()).await;
     }
@@ -149,9 +161,25 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
             let rest = rest.to_string();
             return lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret).await;
         }
-        if tok.expired(time::OffsetDateTime::now_utc()) || !tok.allows(&mount.record.path) {
+        if tok.expired(time::OffsetDateTime::now_utc()) {
             return Err(ApiError::PermissionDenied);
         }
+        // A write to a role that does not exist yet is a create, as Vault's existence check
+        // makes it; every other write is an update.
+        let exists = match rest.strip_prefix("roles/") {
+            Some(name) if op == Op::Write => mount.roles.contains_key(name),
+            _ => true,
+        };
+        let full = format!("{}/{}", mount.record.path, rest);
+        app.authorize(
+            &tok,
+            &full,
+            acl::capability(op, exists),
+            &params,
+            Some(rest),
+        )
+        .await?;
+        tokens::count_use(app, &tok, token.as_deref().unwrap_or_default()).await?;
     }
     let rest = rest.to_string();
     pki::handle(app, mount, op, &rest, params).await

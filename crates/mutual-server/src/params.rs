@@ -14,6 +14,11 @@ use crate::error::ApiError;
 pub struct Params(Map<String, Value>);
 
 impl Params {
+    /// Every parameter, for the ACL's parameter rules.
+    pub(crate) fn to_map(&self) -> std::collections::BTreeMap<String, Value> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Parses a JSON body (empty means no parameters) and adds the query string's pairs that
     /// the body does not set.
     pub fn parse(body: &[u8], query: Option<&str>) -> Result<Params, ApiError> {
@@ -22,6 +27,8 @@ impl Params {
         } else {
             match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(m)) => m,
+                // `bao write -f` sends `null` for "no parameters", which Vault accepts.
+                Ok(Value::Null) => Map::new(),
                 Ok(_) => return Err(ApiError::bad("failed to decode JSON input: not an object")),
                 Err(e) => return Err(ApiError::bad(format!("failed to decode JSON input: {e}"))),
             }

@@ -71,6 +71,8 @@ pub struct App {
     pub revocations: tokio::sync::watch::Sender<u64>,
     /// Counters of the lifecycle endpoints (renewals, OCSP answers).
     pub counters: crate::lifecycle::Counters,
+    /// Parsed ACL policies, briefly cached.
+    pub(crate) policies: crate::acl::PolicyCache,
 }
 
 impl App {
@@ -92,6 +94,7 @@ impl App {
             body_limit: 1 << 20,
             revocations: tokio::sync::watch::Sender::new(0),
             counters: crate::lifecycle::Counters::default(),
+            policies: crate::acl::PolicyCache::default(),
         })
     }
 

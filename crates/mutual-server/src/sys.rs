@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use mutual_store::{MountRecord, TokenRecord, SYSTEM_MAX_TTL};
+use mutual_store::{MountRecord, SYSTEM_MAX_TTL};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
@@ -45,20 +45,33 @@ pub async fn handle(
     if tok.expired(OffsetDateTime::now_utc()) {
         return Err(ApiError::PermissionDenied);
     }
-    if let Some(rest) = path.strip_prefix("auth/token/") {
-        return token_op(app, op, rest, &p, &tok, token.unwrap_or_default()).await;
-    }
     if let Some(rest) = path.strip_prefix("sys/internal/ui/mounts/") {
+        let acl = app.acl(&tok).await?;
         let (mount, _) = app
             .route(rest.trim_matches('/'))
-            .filter(|(m, _)| tok.allows(&m.record.path))
+            .filter(|(m, _)| acl.any_under(&m.record.path))
             .ok_or(ApiError::PermissionDenied)?;
         let mut info = mount_json(&mount);
         info["path"] = json!(format!("{}/", mount.record.path));
         return Ok(Reply::data(info));
     }
-    if !tok.is_root() {
-        return Err(ApiError::PermissionDenied);
+    if let Some(rest) = path.strip_prefix("auth/token/") {
+        return crate::tokens::handle(app, op, rest, &p, &tok, token.unwrap_or_default()).await;
+    }
+    app.authorize(&tok, path, crate::acl::capability(op, true), &p, None)
+        .await?;
+    crate::tokens::count_use(app, &tok, token.unwrap_or_default()).await?;
+    if path == "sys/policy"
+        || path.starts_with("sys/policy/")
+        || path.starts_with("sys/policies/acl")
+    {
+        return crate::policies::handle(app, op, path, &p).await;
+    }
+    if path == "sys/auth" || path.starts_with("sys/auth/") {
+        return crate::approle::sys_auth(app, op, path, &p).await;
+    }
+    if let Some((mount, rest)) = crate::approle::mount_of(app, path).await? {
+        return crate::approle::handle(app, op, &mount, rest, &p).await;
     }
     match (op, path) {
         (Op::Read, "sys/metrics") => Ok(Reply::Raw {
@@ -234,7 +247,7 @@ async fn tune(app: &App, op: Op, path: &str, p: &Params) -> Result<Reply, ApiErr
 }
 
 /// A bootstrap token names one mount and one of its roles.
-fn check_bootstrap(app: &App, mounts: &[String], role: &str) -> Result<(), ApiError> {
+pub(crate) fn check_bootstrap(app: &App, mounts: &[String], role: &str) -> Result<(), ApiError> {
     let [mount] = mounts else {
         return Err(ApiError::bad(
             "a bootstrap token (one with a role) names exactly one mount",
@@ -249,106 +262,4 @@ fn check_bootstrap(app: &App, mounts: &[String], role: &str) -> Result<(), ApiEr
         )));
     }
     Ok(())
-}
-
-fn token_json(t: &TokenRecord, id: Option<&str>) -> Value {
-    json!({
-        "accessor": t.accessor,
-        "creation_time": t.created_at.unix_timestamp(),
-        "creation_ttl": 0,
-        "display_name": t.display_name,
-        "entity_id": "",
-        "expire_time": t.expires_at.map(|at| at.unix_timestamp()),
-        "explicit_max_ttl": 0,
-        "id": id.unwrap_or(""),
-        "meta": null,
-        "num_uses": t.num_uses,
-        "orphan": true,
-        "path": "auth/token/create",
-        "policies": if t.is_root() { vec!["root".to_string()] } else { t.mounts.clone() },
-        "mounts": t.mounts,
-        "renewable": false,
-        "ttl": 0,
-        "type": "service",
-    })
-}
-
-async fn token_op(
-    app: &App,
-    op: Op,
-    rest: &str,
-    p: &Params,
-    tok: &TokenRecord,
-    secret: &str,
-) -> Result<Reply, ApiError> {
-    match (op, rest) {
-        (Op::Read, "lookup-self") => Ok(Reply::data(token_json(tok, Some(secret)))),
-        (Op::Write, "revoke-self") => {
-            app.store.revoke_token(secret).await?;
-            app.forget_token(secret);
-            Ok(Reply::NoContent)
-        }
-        (Op::Write, "create") if tok.is_root() => {
-            let mut mounts = p.list("mounts")?;
-            if mounts.is_empty() {
-                mounts = p.list("policies")?;
-            }
-            if let Some(m) = p.string("mount").filter(|m| !m.trim().is_empty()) {
-                mounts = vec![m.trim().trim_matches('/').to_string()];
-            }
-            if mounts.iter().any(|m| m == "root") {
-                mounts = vec![mutual_store::ALL_MOUNTS.to_string()];
-            }
-            let role = p.string("role").filter(|r| !r.trim().is_empty());
-            let num_uses = p.u32("num_uses")?;
-            if role.is_none() && num_uses.is_some_and(|n| n > 0) {
-                return Err(ApiError::bad(
-                    "num_uses limits a bootstrap token: give a role (and one mount) with it",
-                ));
-            }
-            if let Some(role) = &role {
-                check_bootstrap(app, &mounts, role)?;
-            }
-            let spec = mutual_store::TokenSpec {
-                display_name: p.str_or(
-                    "display_name",
-                    if role.is_some() { "bootstrap" } else { "token" },
-                ),
-                mounts,
-                // A join token is one-time unless told otherwise.
-                num_uses: if role.is_some() {
-                    num_uses.unwrap_or(1)
-                } else {
-                    0
-                },
-                role,
-                ttl: p.duration("ttl")?.filter(|t| !t.is_zero()),
-            };
-            let (secret, rec) = app.store.create_token_with(&spec).await?;
-            Ok(Reply::Auth(json!({
-                "client_token": secret,
-                "accessor": rec.accessor,
-                "policies": rec.mounts,
-                "token_policies": rec.mounts,
-                "metadata": rec.role.as_ref().map(|r| json!({ "role": r })),
-                "lease_duration": spec.ttl.map_or(0, |t| t.as_secs()),
-                "num_uses": rec.num_uses,
-                "expire_time": rec.expires_at.map(|at| at.unix_timestamp()),
-                "renewable": false,
-                "entity_id": "",
-                "token_type": "service",
-                "orphan": true,
-            })))
-        }
-        (Op::Write, "revoke") | (Op::Write, "revoke-accessor") if tok.is_root() => {
-            let target = p
-                .string("token")
-                .or_else(|| p.string("accessor"))
-                .ok_or_else(|| ApiError::bad("missing token"))?;
-            app.store.revoke_token(&target).await?;
-            app.forget_tokens();
-            Ok(Reply::NoContent)
-        }
-        _ => Err(ApiError::PermissionDenied),
-    }
 }

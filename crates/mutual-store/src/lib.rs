@@ -18,16 +18,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod approle;
 mod authority;
 mod commit;
 mod error;
 mod kek;
 mod model;
 mod mounts;
+mod policies;
 mod schema;
 mod sqlite;
 mod tokens;
 
+pub use approle::{AppRoleRecord, AuthMount, SecretIdRecord};
 pub use authority::{
     issue_signed, sign_csr, sign_verbatim_role, AuthorityError, Issued, Signed, CRL_VALIDITY,
     SYSTEM_MAX_TTL,
@@ -38,4 +41,4 @@ pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;
 pub use sqlite::{FeedEntry, Store};
-pub use tokens::{token_hash, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};
+pub use tokens::{token_hash, TokenLease, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};

@@ -51,4 +51,31 @@ pub(crate) const SCHEMA: &[&str] = &[
         display_name TEXT NOT NULL,
         mounts TEXT NOT NULL,
         created_at INTEGER NOT NULL)",
+    // ACL policies (their text; mutual-auth parses them), auth methods enabled through
+    // sys/auth, AppRole roles and their secret IDs (by HMAC).
+    "CREATE TABLE IF NOT EXISTS acl_policies (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS auth_mounts (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        accessor TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS approle_roles (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, name))",
+    "CREATE TABLE IF NOT EXISTS approle_secret_ids (
+        hmac TEXT PRIMARY KEY,
+        mount TEXT NOT NULL,
+        role TEXT NOT NULL,
+        accessor TEXT NOT NULL UNIQUE,
+        uses_left INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        cidrs TEXT NOT NULL DEFAULT '[]')",
 ];

@@ -39,6 +39,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("tokens", "num_uses", "INTEGER NOT NULL DEFAULT 0"),
     ("tokens", "uses", "INTEGER NOT NULL DEFAULT 0"),
     ("tokens", "expires_at", "INTEGER"),
+    // ACL policies (JSON list), the parent's accessor (children die with it), the lease.
+    ("tokens", "policies", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tokens", "parent", "TEXT"),
+    ("tokens", "lease", "TEXT NOT NULL DEFAULT '{}'"),
 ];
 
 /// Brings a store's schema up to date: every statement is idempotent, and a column added by a

@@ -34,6 +34,34 @@ pub struct TokenRecord {
     /// When it stops working (None: never).
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Its ACL policies (Vault's); a token made before policies has none, and its `mounts`
+    /// stand for them.
+    pub policies: Vec<String>,
+    /// The accessor of the token that created it; `None` for an orphan. Revoking a token
+    /// revokes its children.
+    pub parent: Option<String>,
+    /// How it lives and renews.
+    pub lease: TokenLease,
+}
+
+/// The lease of a token: what a renewal and `lookup` need besides its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TokenLease {
+    /// The TTL (seconds) a renewal without increment gives back.
+    pub ttl: u64,
+    /// The backend's max TTL (a role's `token_max_ttl`), 0 for none.
+    pub max_ttl: u64,
+    /// `explicit_max_ttl`, 0 for none.
+    pub explicit_max_ttl: u64,
+    /// `period`, 0 for none.
+    pub period: u64,
+    /// Whether it may be renewed.
+    pub renewable: bool,
+    /// The path that created it (`auth/token/create`, `auth/approle/login`).
+    pub path: String,
+    /// Free metadata (`role_name` of an AppRole login).
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 /// What a new token may do.
@@ -49,6 +77,12 @@ pub struct TokenSpec {
     pub num_uses: u32,
     /// How long it works (None: until revoked).
     pub ttl: Option<std::time::Duration>,
+    /// ACL policies.
+    pub policies: Vec<String>,
+    /// The parent's accessor (None: an orphan).
+    pub parent: Option<String>,
+    /// Lease.
+    pub lease: TokenLease,
 }
 
 /// What taking one use of a bootstrap token did.
@@ -78,7 +112,7 @@ pub enum TokenUse {
 impl TokenRecord {
     /// True for a token that may do everything (the root token).
     pub fn is_root(&self) -> bool {
-        self.mounts.iter().any(|m| m == ALL_MOUNTS)
+        self.mounts.iter().any(|m| m == ALL_MOUNTS) || self.policies.iter().any(|p| p == "root")
     }
 
     /// True when the token may use `mount`.
@@ -134,6 +168,9 @@ impl Store {
             num_uses: spec.num_uses,
             uses: 0,
             expires_at: spec.ttl.map(|t| now + t),
+            policies: spec.policies.clone(),
+            parent: spec.parent.clone(),
+            lease: spec.lease.clone(),
         };
         self.put_token(&secret, &record).await?;
         Ok((secret, record))
@@ -194,8 +231,8 @@ impl Store {
         let mounts =
             serde_json::to_string(&record.mounts).map_err(StoreError::encode("token mounts"))?;
         sqlx::query(
-            "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash(secret))
         .bind(&record.accessor)
@@ -206,6 +243,9 @@ impl Store {
         .bind(i64::from(record.num_uses))
         .bind(i64::from(record.uses))
         .bind(record.expires_at.map(|t| t.unix_timestamp()))
+        .bind(serde_json::to_string(&record.policies).map_err(StoreError::encode("token policies"))?)
+        .bind(&record.parent)
+        .bind(serde_json::to_string(&record.lease).map_err(StoreError::encode("token lease"))?)
         .execute(self.pool())
         .await
         .map_err(db_err)?;
@@ -214,38 +254,73 @@ impl Store {
 
     /// The token whose secret this is, if any.
     pub async fn lookup_token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at FROM tokens WHERE hash = ?",
-        )
-        .bind(token_hash(secret))
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?"))
+            .bind(token_hash(secret))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
         Ok(row.map(|r| token_from_row(&r)))
     }
 
     /// Every token, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at FROM tokens ORDER BY created_at, accessor",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tokens ORDER BY created_at, accessor"
+        ))
         .fetch_all(self.pool())
         .await
         .map_err(db_err)?;
         Ok(rows.iter().map(token_from_row).collect())
     }
 
-    /// Revokes the token given by its secret or its accessor; true when one was revoked.
+    /// Revokes the token given by its secret or its accessor, and with it every token it
+    /// created (children, their children, …); true when one was revoked.
     pub async fn revoke_token(&self, secret_or_accessor: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE hash = ? OR accessor = ?")
-            .bind(token_hash(secret_or_accessor))
-            .bind(secret_or_accessor)
+        let done = sqlx::query(
+            "WITH RECURSIVE tree(a) AS ( \
+               SELECT accessor FROM tokens WHERE hash = ? OR accessor = ? \
+               UNION SELECT t.accessor FROM tokens t JOIN tree ON t.parent = tree.a) \
+             DELETE FROM tokens WHERE accessor IN (SELECT a FROM tree)",
+        )
+        .bind(token_hash(secret_or_accessor))
+        .bind(secret_or_accessor)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The token with this accessor, if any.
+    pub async fn lookup_token_accessor(
+        &self,
+        accessor: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE accessor = ?"))
+            .bind(accessor)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(row.map(|r| token_from_row(&r)))
+    }
+
+    /// Sets a token's expiry after a renewal.
+    pub async fn renew_token(
+        &self,
+        accessor: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET expires_at = ? WHERE accessor = ?")
+            .bind(expires_at.unix_timestamp())
+            .bind(accessor)
             .execute(self.pool())
             .await
             .map_err(db_err)?;
-        Ok(done.rows_affected() > 0)
+        Ok(())
     }
 }
+
+const COLUMNS: &str =
+    "accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease";
 
 fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRecord {
     let mounts: String = r.get("mounts");
@@ -261,5 +336,14 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRecord {
         expires_at: r
             .get::<Option<i64>, _>("expires_at")
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+        policies: r
+            .get::<Option<String>, _>("policies")
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        parent: r.get("parent"),
+        lease: r
+            .get::<Option<String>, _>("lease")
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default(),
     }
 }

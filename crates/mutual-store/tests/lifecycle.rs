@@ -34,6 +34,7 @@ async fn a_bootstrap_token_gives_exactly_its_uses_even_under_contention() {
             role: Some("service".into()),
             num_uses: 3,
             ttl: Some(Duration::from_secs(3600)),
+            ..TokenSpec::default()
         })
         .await
         .unwrap();

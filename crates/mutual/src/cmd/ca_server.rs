@@ -39,6 +39,9 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
                     num_uses: 0,
                     uses: 0,
                     expires_at: None,
+                    policies: vec!["root".into()],
+                    parent: None,
+                    lease: Default::default(),
                 },
             )
             .await?;

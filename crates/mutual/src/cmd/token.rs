@@ -70,6 +70,8 @@ pub async fn run(target: &Target, json: bool, cmd: TokenCommand) -> Result<()> {
                             role: role.clone(),
                             num_uses,
                             ttl,
+                            // The mounts stand for their policies (mutual-server's ACL).
+                            ..TokenSpec::default()
                         })
                         .await?;
                     Created {
