@@ -52,6 +52,7 @@ pub struct Feed {
     mount: String,
     /// The URLs as given, for logs.
     pub urls: String,
+    wait: Duration,
     state: ArcSwap<Revoked>,
     /// Grows with each change of `state`: readers compare it before looking anything up.
     generation: AtomicU64,
@@ -129,12 +130,23 @@ impl Feed {
     /// nodes of one CA); `cacert` is the CA's TLS root for https. Nothing is fetched until
     /// [`Feed::run`].
     pub fn new(urls: &str, cacert: Option<&Path>) -> Result<Arc<Feed>, ClientError> {
+        Feed::with_wait(urls, cacert, WAIT)
+    }
+
+    /// [`Feed::new`] with another long-poll wait (at most 60 s, the server's limit): a
+    /// subscriber that must hear from the CA every N seconds asks with less than N.
+    pub fn with_wait(
+        urls: &str,
+        cacert: Option<&Path>,
+        wait: Duration,
+    ) -> Result<Arc<Feed>, ClientError> {
         let (bases, mount) = split_urls(urls).map_err(ClientError::Local)?;
         let client = CaClient::new(&bases, cacert)?;
         Ok(Arc::new(Feed {
             client,
             mount,
             urls: urls.to_string(),
+            wait: wait.min(Duration::from_secs(60)),
             state: ArcSwap::from_pointee(Revoked::default()),
             generation: AtomicU64::new(0),
             last_contact: AtomicI64::new(0),
@@ -205,7 +217,7 @@ impl Feed {
     pub async fn run(self: Arc<Self>) {
         let mut failures = 0u32;
         loop {
-            match self.poll(WAIT).await {
+            match self.poll(self.wait).await {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
