@@ -1084,6 +1084,51 @@ servers = ["tcp://127.0.0.1:5432"]
     }
 
     #[test]
+    fn revocation_feed_checks() {
+        let on = TCP.replace(
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\nrevocation_feed = \"https://127.0.0.1:8200/v1/pki\"\nrevocation_feed_ca = \"root.pem\"\nrevocation_feed_stale = \"fail_closed\"\nrevocation_feed_max_stale = \"10s\"",
+        );
+        let c = FileConfig::parse(&on).unwrap().check().unwrap();
+        let f = c.listeners[0]
+            .revocation_feed
+            .as_ref()
+            .expect("revocation_feed");
+        assert_eq!(f.url, "https://127.0.0.1:8200/v1/pki");
+        assert_eq!(f.ca.as_deref(), Some(std::path::Path::new("root.pem")));
+        assert_eq!(f.stale, crate::crlstate::Stale::FailClosed);
+        assert_eq!(f.max_stale, Duration::from_secs(10));
+        let plain = FileConfig::parse(TCP).unwrap().check().unwrap();
+        assert!(plain.listeners[0].revocation_feed.is_none());
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "\"fail_closed\"",
+                "\"open\"",
+                "listener[0].revocation_feed_stale: \"open\": expected keep_last or fail_closed",
+            ),
+            ("\"10s\"", "\"soon\"", "listener[0].revocation_feed_max_stale: "),
+            (
+                "/v1/pki\"",
+                "\"",
+                "listener[0].revocation_feed: revocation feed \"https://127.0.0.1:8200\": expected http(s)://HOST:PORT/v1/MOUNT",
+            ),
+            (
+                "revocation_feed = \"https://127.0.0.1:8200/v1/pki\"\n",
+                "",
+                "listener[0]: revocation_feed_ca, revocation_feed_stale and revocation_feed_max_stale need revocation_feed",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = on.replacen(from, to, 1);
+            let e = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .expect_err(&text)
+                .to_string();
+            assert!(e.contains(want), "{e} !~ {want}");
+        }
+    }
+
+    #[test]
     fn backend_urls() {
         assert_eq!(
             backend_authority("http://127.0.0.1:8080").unwrap(),
