@@ -400,6 +400,8 @@ impl CaClient {
         }))
     }
 
+    // One private transport step; its arguments are the request's parts.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         node: &Node,
