@@ -245,9 +245,58 @@ impl CaClient {
         }
     }
 
+    /// `GET /v1/<path>` on the first node that answers, within `timeout` per node (a
+    /// long poll needs more than the usual 15 s): the node and the `data` of its answer.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(String, Value), ClientError> {
+        let mut last = String::new();
+        for node in &self.nodes {
+            match self
+                .call(node, Method::GET, path, None, None, None, timeout)
+                .await
+            {
+                Outcome::Answer(status, bytes) if status >= 500 => {
+                    last = format!("{}: {} {}", node.url, status, errors_of(&bytes, status));
+                }
+                Outcome::Answer(status, bytes) if (200..300).contains(&status) => {
+                    let v: Value =
+                        serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid {
+                            node: node.url.clone(),
+                            message: format!("not JSON: {e}"),
+                        })?;
+                    return Ok((
+                        node.url.clone(),
+                        v.get("data").cloned().unwrap_or(Value::Null),
+                    ));
+                }
+                Outcome::Answer(status, bytes) => {
+                    return Err(ClientError::Refused {
+                        node: node.url.clone(),
+                        status,
+                        message: errors_of(&bytes, status),
+                    })
+                }
+                Outcome::Down(why) | Outcome::CertRefused(why) => {
+                    last = format!("{}: {why}", node.url);
+                }
+            }
+        }
+        Err(ClientError::Unreachable(if self.nodes.len() == 1 {
+            last
+        } else {
+            format!("{} (last: {last})", self.node_list())
+        }))
+    }
+
     async fn get_pem(&self, path: &str) -> Result<String, ClientError> {
         for node in &self.nodes {
-            match self.call(node, Method::GET, path, None, None, None).await {
+            match self
+                .call(node, Method::GET, path, None, None, None, TIMEOUT)
+                .await
+            {
                 Outcome::Answer(status, _) if status >= 500 => {
                     tracing::warn!(node = %node.url, status, "CA node failed; trying the next");
                 }
@@ -300,7 +349,15 @@ impl CaClient {
         let mut last = String::new();
         for node in self.nodes.iter().filter(|n| n.https || !https_only) {
             match self
-                .call(node, method.clone(), path, token, body.as_ref(), identity)
+                .call(
+                    node,
+                    method.clone(),
+                    path,
+                    token,
+                    body.as_ref(),
+                    identity,
+                    TIMEOUT,
+                )
                 .await
             {
                 Outcome::Answer(status, bytes) if status >= 500 => {
@@ -343,6 +400,8 @@ impl CaClient {
         }))
     }
 
+    // One private transport step; its arguments are the request's parts.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         node: &Node,
@@ -351,6 +410,7 @@ impl CaClient {
         token: Option<&str>,
         body: Option<&Value>,
         identity: Option<(&Path, &Path)>,
+        timeout: Duration,
     ) -> Outcome {
         let payload = body
             .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()))
@@ -364,9 +424,9 @@ impl CaClient {
                 call_plain(node, method, &uri, token, payload).await
             }
         };
-        match tokio::time::timeout(TIMEOUT, fut).await {
+        match tokio::time::timeout(timeout, fut).await {
             Ok(o) => o,
-            Err(_) => Outcome::Down(format!("no answer within {}s", TIMEOUT.as_secs())),
+            Err(_) => Outcome::Down(format!("no answer within {}s", timeout.as_secs())),
         }
     }
 

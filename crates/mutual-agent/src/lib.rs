@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod feed;
 pub mod files;
 pub mod material;
 pub mod source;
@@ -38,6 +39,7 @@ pub mod timing;
 use std::path::Path;
 
 pub use client::{CaClient, ClientError, Request};
+pub use feed::Feed;
 pub use files::{OutDir, Pems};
 pub use material::Material;
 pub use source::{Source, SourceConfig};

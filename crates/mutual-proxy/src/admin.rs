@@ -56,6 +56,11 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                 }
             }
             gauges.extend(tls_gauges(proxy, &rt, now));
+            for (i, r) in rt.revocations.iter().enumerate() {
+                if let (Some(r), Some(at)) = (r, proxy.listen_addr(i)) {
+                    gauges.extend(r.gauges(&at.to_string(), now));
+                }
+            }
             text(StatusCode::OK, proxy.metrics.render(&gauges))
         }
         _ => text(

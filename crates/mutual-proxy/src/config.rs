@@ -110,6 +110,14 @@ pub struct FileListener {
     /// More `http://` CRL URLs to fetch.
     #[serde(default)]
     pub crl_urls: Vec<String>,
+    /// The CA's revocation feed to follow (`https://ca:8200/v1/pki`; comma-separated nodes).
+    pub revocation_feed: Option<String>,
+    /// The CA's TLS root when the feed is https.
+    pub revocation_feed_ca: Option<PathBuf>,
+    /// `keep_last` (default) or `fail_closed`: what an unreachable feed does.
+    pub revocation_feed_stale: Option<String>,
+    /// Under `fail_closed`, how old the last contact may be (default `60s`).
+    pub revocation_feed_max_stale: Option<String>,
 }
 
 /// `[[listener.route]]`.
@@ -196,6 +204,8 @@ pub struct ListenerConfig {
     pub tcp: Option<TcpRoute>,
     /// CRLs fetched over HTTP, when enabled.
     pub crl_fetch: Option<CrlFetch>,
+    /// The revocation feed followed, when enabled.
+    pub revocation_feed: Option<crate::revocation::FeedConfig>,
     /// The policy each handshake enforces, by the name the client asks for; worked out once
     /// here so that a connection takes an `Arc` instead of building a policy.
     pub handshake: HandshakePolicies,
@@ -464,6 +474,7 @@ impl SingleBackend {
                 routes,
                 tcp: None,
                 crl_fetch: None,
+                revocation_feed: None,
             }],
             upstreams: vec![UpstreamConfig::new("backend", vec![self.backend])],
         }
@@ -659,6 +670,7 @@ impl FileListener {
         let limits = self.limits(at)?;
         let tcp = self.tcp_route(at, upstreams)?;
         let crl_fetch = self.crl_fetch(at)?;
+        let revocation_feed = self.revocation_feed(at)?;
         if tcp.is_none() && self.routes.is_empty() {
             return Err(invalid(at, "no [[listener.route]]"));
         }
@@ -690,6 +702,7 @@ impl FileListener {
             routes,
             tcp,
             crl_fetch,
+            revocation_feed,
             handshake,
         })
     }
@@ -755,6 +768,45 @@ impl FileListener {
             name: format!("tcp:{name}"),
             upstream: upstream_index(at, upstreams, name)?,
             policy: matchers(at, &self.allow)?,
+        }))
+    }
+
+    fn revocation_feed(
+        &self,
+        at: &str,
+    ) -> Result<Option<crate::revocation::FeedConfig>, ConfigError> {
+        use crate::crlstate::Stale;
+        let Some(url) = &self.revocation_feed else {
+            if self.revocation_feed_ca.is_some()
+                || self.revocation_feed_stale.is_some()
+                || self.revocation_feed_max_stale.is_some()
+            {
+                return Err(invalid(
+                    at,
+                    "revocation_feed_ca, revocation_feed_stale and revocation_feed_max_stale need revocation_feed",
+                ));
+            }
+            return Ok(None);
+        };
+        mutual_agent::feed::split_urls(url)
+            .map_err(|r| invalid(format!("{at}.revocation_feed"), r))?;
+        let stale = choice(
+            &format!("{at}.revocation_feed_stale"),
+            self.revocation_feed_stale.as_deref(),
+            &[
+                ("keep_last", Stale::KeepLast),
+                ("fail_closed", Stale::FailClosed),
+            ],
+        )?;
+        Ok(Some(crate::revocation::FeedConfig {
+            url: url.clone(),
+            ca: self.revocation_feed_ca.clone(),
+            stale,
+            max_stale: duration(
+                &format!("{at}.revocation_feed_max_stale"),
+                &self.revocation_feed_max_stale,
+                Duration::from_secs(60),
+            )?,
         }))
     }
 
@@ -1019,6 +1071,51 @@ servers = ["tcp://127.0.0.1:5432"]
                 "crl_fetch = true",
                 "crl_fetch = false",
                 "listener[0]: crl_refresh, crl_stale and crl_urls need crl_fetch = true",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = on.replacen(from, to, 1);
+            let e = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .expect_err(&text)
+                .to_string();
+            assert!(e.contains(want), "{e} !~ {want}");
+        }
+    }
+
+    #[test]
+    fn revocation_feed_checks() {
+        let on = TCP.replace(
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\nrevocation_feed = \"https://127.0.0.1:8200/v1/pki\"\nrevocation_feed_ca = \"root.pem\"\nrevocation_feed_stale = \"fail_closed\"\nrevocation_feed_max_stale = \"10s\"",
+        );
+        let c = FileConfig::parse(&on).unwrap().check().unwrap();
+        let f = c.listeners[0]
+            .revocation_feed
+            .as_ref()
+            .expect("revocation_feed");
+        assert_eq!(f.url, "https://127.0.0.1:8200/v1/pki");
+        assert_eq!(f.ca.as_deref(), Some(std::path::Path::new("root.pem")));
+        assert_eq!(f.stale, crate::crlstate::Stale::FailClosed);
+        assert_eq!(f.max_stale, Duration::from_secs(10));
+        let plain = FileConfig::parse(TCP).unwrap().check().unwrap();
+        assert!(plain.listeners[0].revocation_feed.is_none());
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "\"fail_closed\"",
+                "\"open\"",
+                "listener[0].revocation_feed_stale: \"open\": expected keep_last or fail_closed",
+            ),
+            ("\"10s\"", "\"soon\"", "listener[0].revocation_feed_max_stale: "),
+            (
+                "/v1/pki\"",
+                "\"",
+                "listener[0].revocation_feed: revocation feed \"https://127.0.0.1:8200\": expected http(s)://HOST:PORT/v1/MOUNT",
+            ),
+            (
+                "revocation_feed = \"https://127.0.0.1:8200/v1/pki\"\n",
+                "",
+                "listener[0]: revocation_feed_ca, revocation_feed_stale and revocation_feed_max_stale need revocation_feed",
             ),
         ];
         for (from, to, want) in cases {

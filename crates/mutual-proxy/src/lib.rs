@@ -28,6 +28,7 @@ pub mod crlstate;
 pub mod headers;
 pub mod metrics;
 pub mod reload;
+pub mod revocation;
 pub mod route;
 pub mod server;
 pub mod service;
@@ -112,6 +113,8 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<Upstream>>,
     /// Per listener (same order): its fetched CRLs, when it fetches them.
     pub feeds: Vec<Option<Arc<crlfetch::CrlFeed>>>,
+    /// Per listener (same order): the revocation feed it follows, when it follows one.
+    pub revocations: Vec<Option<Arc<revocation::RevocationFeed>>>,
 }
 
 impl Runtime {
@@ -137,13 +140,36 @@ impl Runtime {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let revocations = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let kept = previous.and_then(|p| {
+                    p.revocations
+                        .iter()
+                        .flatten()
+                        .find(|f| f.same_as(l))
+                        .cloned()
+                });
+                match kept {
+                    Some(f) => Ok(Some(f)),
+                    None => {
+                        revocation::RevocationFeed::new(l).map_err(|reason| ConfigError::Invalid {
+                            at: format!("listener {}", l.listen),
+                            reason,
+                        })
+                    }
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let listeners = config
             .listeners
             .iter()
             .zip(&feeds)
-            .map(|(l, feed)| {
+            .zip(&revocations)
+            .map(|((l, feed), revoked)| {
                 TlsMaterial::load(l, feed.clone())
-                    .map(Arc::new)
+                    .map(|m| Arc::new(m.with_revocations(revoked.clone())))
                     .map_err(|source| ProxyError::Load {
                         listen: l.listen,
                         source,
@@ -170,6 +196,7 @@ impl Runtime {
             listeners,
             upstreams,
             feeds,
+            revocations,
         })
     }
 }
@@ -253,6 +280,9 @@ impl Proxy {
                 for f in rt.feeds.iter().flatten() {
                     f.ensure_running(false);
                 }
+                for r in rt.revocations.iter().flatten() {
+                    r.ensure_running();
+                }
                 self.runtime.store(Arc::new(rt));
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("configuration reloaded");
@@ -274,6 +304,11 @@ impl Proxy {
         for f in rt.feeds.iter().flatten() {
             f.round().await;
             f.ensure_running(true);
+        }
+        // So is what the revocation feed has told so far.
+        for r in rt.revocations.iter().flatten() {
+            r.first().await;
+            r.ensure_running();
         }
         let mut listeners = Vec::new();
         for (i, l) in rt.config.listeners.iter().enumerate() {

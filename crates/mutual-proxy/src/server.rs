@@ -94,15 +94,25 @@ async fn connection(
         return;
     };
     if let Some(route) = tcp_route {
-        crate::tcp::relay(
+        let peer = Arc::new(peer);
+        let relay = crate::tcp::relay(
             proxy,
             &route,
             limits.idle_timeout,
             stream,
-            Arc::new(peer),
+            Arc::clone(&peer),
             remote,
-        )
-        .await;
+        );
+        match &material.revocations {
+            None => relay.await,
+            Some(feed) => {
+                tokio::select! {
+                    _ = relay => {}
+                    // Dropping the relay closes both sides.
+                    r = feed.until_refused(&peer) => feed.refused(&peer, remote, "tcp", &r),
+                }
+            }
+        }
         return;
     }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -115,7 +125,11 @@ async fn connection(
         remote,
         sni,
         client_cert,
+        revocation_seen: std::sync::atomic::AtomicU64::new(u64::MAX),
+        close: tokio::sync::Notify::new(),
+        closing: std::sync::atomic::AtomicBool::new(false),
     });
+    let closer = Arc::clone(&conn);
     let activity = Arc::new(Activity::new());
     let act = Arc::clone(&activity);
     let svc = hyper::service::service_fn(move |req| {
@@ -152,6 +166,13 @@ async fn connection(
     let result = loop {
         tokio::select! {
             r = served.as_mut() => break r,
+            _ = closer.close.notified() => {
+                // A revoked caller: the answer in flight is finished, then the connection ends.
+                served.as_mut().graceful_shutdown();
+                break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
+                    .await
+                    .unwrap_or(Ok(()));
+            }
             _ = tokio::time::sleep_until(deadline) => match activity.idle_until(idle) {
                 Some(later) => deadline = later,
                 None => {

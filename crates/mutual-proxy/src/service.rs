@@ -43,6 +43,20 @@ pub struct Conn {
     pub xfcc: String,
     /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`, when the listener sends them.
     pub client_cert: Option<(String, String)>,
+    /// The revocation feed's generation this caller was last looked up at.
+    pub revocation_seen: std::sync::atomic::AtomicU64,
+    /// Notified when the connection must close after the response in flight (a revoked
+    /// caller): HTTP/1.1 ends with `connection: close`, HTTP/2 with GOAWAY.
+    pub close: tokio::sync::Notify,
+    /// Set with the first refusal that closes the connection.
+    pub closing: std::sync::atomic::AtomicBool,
+}
+
+impl Conn {
+    /// Whether a close was already asked for (a permit is stored by an earlier `notify_one`).
+    fn close_requested(&self) -> bool {
+        self.closing.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
 }
 
 fn local(status: StatusCode, body: String) -> Response<UpBody> {
@@ -127,7 +141,12 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (resp, out) = forward(&conn, req).await;
+    let version = req.version();
+    let (mut resp, out) = forward(&conn, req).await;
+    if out.decision == "revoked" && version < Version::HTTP_2 {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let proxy = &conn.proxy;
     proxy
         .metrics
@@ -219,6 +238,21 @@ struct Admitted {
 fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admitted, Refused> {
     let rt = conn.proxy.runtime();
     let lc = &rt.config.listeners[conn.listener];
+    if let Some(feed) = &rt.listeners[conn.listener].revocations {
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(r) = feed.check_request(&conn.peer, &conn.revocation_seen, now) {
+            // Logged once: the connection closes after this answer.
+            if !conn.close_requested() {
+                feed.refused(&conn.peer, conn.remote, "request", &r);
+            }
+            conn.close.notify_one();
+            return Err(Refused::new(
+                StatusCode::FORBIDDEN,
+                "revoked",
+                r.to_string(),
+            ));
+        }
+    }
     let authority = req
         .uri()
         .authority()

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::config::ListenerConfig;
 use crate::crlfetch::{CrlFeed, Snapshot};
+use crate::revocation::RevocationFeed;
 
 /// A listener's certificate, CAs and CRLs, loaded; swapped whole on reload.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct TlsMaterial {
     pub not_after: i64,
     /// CRLs fetched over HTTP, when the listener fetches them.
     pub feed: Option<Arc<CrlFeed>>,
+    /// The revocation feed followed, when the listener follows one.
+    pub revocations: Option<Arc<RevocationFeed>>,
     hints: Vec<DistinguishedName>,
     verified: Mutex<HashMap<[u8; 32], Cached>>,
 }
@@ -90,12 +93,19 @@ impl TlsMaterial {
             by: facts.uris.first().cloned(),
             not_after: facts.not_after.unix_timestamp(),
             feed,
+            revocations: None,
             hints: trust.roots.subjects(),
             identity,
             trust,
             crls,
             verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The same material, checking callers against `revocations` too.
+    pub fn with_revocations(mut self, revocations: Option<Arc<RevocationFeed>>) -> TlsMaterial {
+        self.revocations = revocations;
+        self
     }
 
     /// The terms of one connection: `policy` is enforced in the handshake when given, ALPN
@@ -186,6 +196,23 @@ fn check(
             peer
         }
     };
+    // After the cache, not inside it: a revocation the feed reports takes effect at the very
+    // next handshake or resumption, whatever the cache holds (one hash lookup).
+    if let Some(r) = &m.revocations {
+        if let Err(refusal) = r.check(&peer, now) {
+            let diagnosis = refusal.diagnosis(&peer);
+            if matches!(refusal, crate::revocation::Refusal::Revoked { .. }) {
+                r.refusals
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            tracing::warn!(peer.cn = peer.name(), peer.issuer = peer.issuer_name(), peer.serial = %peer.serial, decision = "revoked", at = "handshake", reason = %refusal, "refused a caller by the revocation feed");
+            return Err(Refusal::Certificate {
+                subject: peer.subject.clone(),
+                issuer: peer.issuer.clone(),
+                diagnosis,
+            });
+        }
+    }
     if let Some(p) = policy {
         let peer = Arc::new(peer);
         p.authorize(&peer).map_err(Refusal::NotAllowed)?;

@@ -678,6 +678,20 @@ pub struct ProxyArgs {
     /// Also send RFC 9440 Client-Cert and Client-Cert-Chain to the backend.
     #[arg(long)]
     pub client_cert_headers: bool,
+    /// Follow the CA's revocation feed (`https://ca:8200/v1/pki`; comma-separated nodes):
+    /// a revoked caller is refused at its next handshake and its next request.
+    #[arg(long)]
+    pub revocation_feed: Option<String>,
+    /// The CA's TLS root when --revocation-feed is https.
+    #[arg(long, requires = "revocation_feed")]
+    pub revocation_feed_ca: Option<PathBuf>,
+    /// When the feed cannot be reached: keep_last (serve with what it told so far) or
+    /// fail_closed (refuse every caller after --revocation-feed-max-stale).
+    #[arg(long, requires = "revocation_feed", value_parser = ["keep_last", "fail_closed"])]
+    pub revocation_feed_stale: Option<String>,
+    /// Under fail_closed, how old the feed's last answer may be.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub revocation_feed_max_stale: Duration,
 }
 
 /// Log formats.

@@ -33,7 +33,20 @@ fn from_flags(a: ProxyArgs) -> Config {
         max_header_bytes: a.max_header_bytes,
         max_body_bytes: a.max_body_bytes,
     };
-    SingleBackend {
+    let feed = a
+        .revocation_feed
+        .clone()
+        .map(|url| mutual_proxy::revocation::FeedConfig {
+            url,
+            ca: a.revocation_feed_ca.clone(),
+            stale: if a.revocation_feed_stale.as_deref() == Some("fail_closed") {
+                mutual_proxy::crlstate::Stale::FailClosed
+            } else {
+                mutual_proxy::crlstate::Stale::KeepLast
+            },
+            max_stale: a.revocation_feed_max_stale,
+        });
+    let mut config = SingleBackend {
         listen: a.listen,
         // clap requires these three and --backend unless --config is given.
         backend: a.backend.unwrap_or_default(),
@@ -49,7 +62,9 @@ fn from_flags(a: ProxyArgs) -> Config {
         limits,
         client_cert_headers: a.client_cert_headers,
     }
-    .config()
+    .config();
+    config.listeners[0].revocation_feed = feed;
+    config
 }
 
 /// Runs the proxy until interrupted.
