@@ -90,6 +90,9 @@ pub struct FileListener {
     /// Also send RFC 9440 `Client-Cert` / `Client-Cert-Chain`.
     #[serde(default)]
     pub client_cert_headers: bool,
+    /// `required` (default) or `optional`: whether a client without a certificate completes
+    /// the handshake (`http` mode), to be answered 401, or `UNAUTHENTICATED` for gRPC.
+    pub client_certificate: Option<String>,
     /// The routes, tried in order of longest path prefix (`http` mode).
     #[serde(default, rename = "route")]
     pub routes: Vec<FileRoute>,
@@ -190,6 +193,8 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// RFC 9440 headers too.
     pub client_cert_headers: bool,
+    /// Whether a client must present a certificate in the handshake.
+    pub client_certificate: ClientCertificate,
     /// Routes, longest path prefix first (empty in `tcp` mode).
     pub routes: Vec<RouteConfig>,
     /// In `tcp` mode, where every connection goes and who may open one.
@@ -199,6 +204,18 @@ pub struct ListenerConfig {
     /// The policy each handshake enforces, by the name the client asks for; worked out once
     /// here so that a connection takes an `Arc` instead of building a policy.
     pub handshake: HandshakePolicies,
+}
+
+/// Whether a listener's handshake requires a client certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// A client without one is refused in the handshake.
+    #[default]
+    Required,
+    /// A client without one gets through the handshake, and every request it sends is answered
+    /// with what is missing: 401, or gRPC's `UNAUTHENTICATED`, which a gRPC client can only
+    /// receive over an established connection.
+    Optional,
 }
 
 /// How a listener fetches CRLs.
@@ -460,6 +477,7 @@ impl SingleBackend {
                 crls: self.crls,
                 limits: self.limits.usable(),
                 client_cert_headers: self.client_cert_headers,
+                client_certificate: ClientCertificate::Required,
                 handshake: HandshakePolicies::of(&routes),
                 routes,
                 tcp: None,
@@ -675,6 +693,20 @@ impl FileListener {
                 .cmp(&a.path.len())
                 .then_with(|| (a.host == "*").cmp(&(b.host == "*")))
         });
+        let client_certificate = match choice(
+            &format!("{at}.client_certificate"),
+            self.client_certificate.as_deref(),
+            &[("required", false), ("optional", true)],
+        )? {
+            true if tcp.is_some() => {
+                return Err(invalid(
+                    format!("{at}.client_certificate"),
+                    "a tcp listener cannot take callers without a certificate: it has no request to answer",
+                ))
+            }
+            true => ClientCertificate::Optional,
+            false => ClientCertificate::Required,
+        };
         let handshake = match &tcp {
             Some(t) => HandshakePolicies::always(Arc::clone(&t.policy)),
             None => HandshakePolicies::of(&routes),
@@ -687,6 +719,7 @@ impl FileListener {
             crls: self.crl.clone(),
             limits,
             client_cert_headers: self.client_cert_headers,
+            client_certificate,
             routes,
             tcp,
             crl_fetch,

@@ -14,7 +14,7 @@ use mutual_tls::{
 use rustls::DistinguishedName;
 use time::OffsetDateTime;
 
-use crate::config::ListenerConfig;
+use crate::config::{ClientCertificate, ListenerConfig};
 use crate::crlfetch::{CrlFeed, Snapshot};
 
 /// A listener's certificate, CAs and CRLs, loaded; swapped whole on reload.
@@ -32,6 +32,8 @@ pub struct TlsMaterial {
     pub not_after: i64,
     /// CRLs fetched over HTTP, when the listener fetches them.
     pub feed: Option<Arc<CrlFeed>>,
+    /// Whether a client without a certificate completes the handshake.
+    pub client_certificate: ClientCertificate,
     hints: Vec<DistinguishedName>,
     verified: Mutex<HashMap<[u8; 32], Cached>>,
 }
@@ -90,6 +92,7 @@ impl TlsMaterial {
             by: facts.uris.first().cloned(),
             not_after: facts.not_after.unix_timestamp(),
             feed,
+            client_certificate: l.client_certificate,
             hints: trust.roots.subjects(),
             identity,
             trust,
@@ -101,12 +104,16 @@ impl TlsMaterial {
     /// The terms of one connection: `policy` is enforced in the handshake when given, ALPN
     /// offers `h2` and `http/1.1` when `alpn`.
     pub fn terms(self: &Arc<Self>, policy: Option<Arc<Policy>>, alpn: bool) -> Terms {
+        let check = Arc::new(ProxyCheck {
+            material: Arc::clone(self),
+            policy,
+        });
         Terms {
             certified: Arc::clone(&self.identity.certified),
-            client_auth: ClientAuth::Required(Arc::new(ProxyCheck {
-                material: Arc::clone(self),
-                policy,
-            })),
+            client_auth: match self.client_certificate {
+                ClientCertificate::Required => ClientAuth::Required(check),
+                ClientCertificate::Optional => ClientAuth::Optional(check),
+            },
             alpn: if alpn {
                 vec![b"h2".to_vec(), b"http/1.1".to_vec()]
             } else {
