@@ -1024,6 +1024,48 @@ servers = ["tcp://127.0.0.1:5432"]
     }
 
     #[test]
+    fn client_certificate_required_or_optional() {
+        let c = FileConfig::parse(GOOD).unwrap().check().unwrap();
+        assert_eq!(
+            c.listeners[0].client_certificate,
+            ClientCertificate::Required
+        );
+        let at = "idle_timeout = \"30s\"";
+        for (value, want) in [
+            ("required", Ok(ClientCertificate::Required)),
+            ("optional", Ok(ClientCertificate::Optional)),
+            (
+                "maybe",
+                Err("listener[0].client_certificate: \"maybe\": expected required or optional"),
+            ),
+        ] {
+            let text = GOOD.replacen(at, &format!("{at}\nclient_certificate = \"{value}\""), 1);
+            let got = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .map(|c| c.listeners[0].client_certificate)
+                .map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{value}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{e} !~ {w}"),
+                (g, w) => panic!("{value}: {g:?} vs {w:?}"),
+            }
+        }
+        let tcp = TCP.replacen(
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\nclient_certificate = \"optional\"",
+            1,
+        );
+        let e = FileConfig::parse(&tcp)
+            .and_then(|f| f.check())
+            .expect_err("optional on tcp")
+            .to_string();
+        assert!(
+            e.contains("listener[0].client_certificate: a tcp listener cannot take callers without a certificate"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn crl_fetching_checks() {
         let on = TCP.replace(
             "mode = \"tcp\"",
