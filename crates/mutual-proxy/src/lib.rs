@@ -25,7 +25,6 @@ pub mod admin;
 pub mod config;
 pub mod crlfetch;
 pub mod crlstate;
-pub mod grpc;
 pub mod headers;
 pub mod metrics;
 pub mod reload;

@@ -13,10 +13,10 @@ use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use mutual_tls::{PeerIdentity, Permit};
+use mutual_tls::{grpc, PeerIdentity, Permit};
 
 use crate::config::Protocol;
-use crate::grpc;
+
 use crate::headers::{self, Forwarded};
 use crate::route::{self, NoRoute};
 use crate::upstream::{Pick, UpBody, Upstream};
@@ -54,22 +54,13 @@ fn refusal(r: &Refused, grpc: bool) -> Response<UpBody> {
     if !grpc {
         return local(r.status, format!("{}\n", r.reason));
     }
-    let mut resp = Response::new(
+    grpc::refusal(
+        r.status,
+        &r.reason,
         http_body_util::Empty::new()
             .map_err(|never| match never {})
             .boxed_unsync(),
-    );
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    h.insert(
-        "grpc-status",
-        HeaderValue::from(grpc::code_of(r.status) as u16),
-    );
-    // Percent-encoded, it is always valid header text.
-    if let Ok(v) = HeaderValue::from_str(&grpc::percent_encode(&r.reason)) {
-        h.insert("grpc-message", v);
-    }
-    resp
+    )
 }
 
 fn local(status: StatusCode, body: String) -> Response<UpBody> {
@@ -193,7 +184,7 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         server: None,
         rule: None,
     };
-    let grpc = grpc::is_grpc(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()));
+    let grpc = grpc::is_grpc_request(&req);
     match steps(conn, req, &mut out).await {
         Ok(resp) => {
             out.status = resp.status();

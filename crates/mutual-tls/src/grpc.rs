@@ -1,7 +1,7 @@
-//! What the proxy needs of gRPC: telling a gRPC call from other HTTP, the status a refusal
+//! What a refusal needs of gRPC: telling a gRPC call from other HTTP, the status a refusal
 //! becomes, `grpc-message`'s percent-encoding and the caller's `grpc-timeout`. Pure: the
-//! proxy's one answer to a refused request (service.rs) uses these for gRPC callers, whose
-//! clients report an HTTP 403 only as "unexpected HTTP status" and drop its body.
+//! [`AuthorizeLayer`](crate::AuthorizeLayer) and the proxy answer gRPC callers with these,
+//! since gRPC clients report an HTTP 403 only as "unexpected HTTP status" and drop its body.
 //!
 //! The rules are those of gRPC's "PROTOCOL-HTTP2" and "http-grpc-status-mapping" documents.
 
@@ -28,6 +28,35 @@ pub enum Code {
     Unauthenticated = 16,
     /// 2: anything else.
     Unknown = 2,
+}
+
+/// A gRPC "Trailers-Only" refusal: HTTP 200, no body, `grpc-status` of the refusal that would
+/// have been `status` over HTTP and `reason` as `grpc-message`.
+pub fn refusal<B>(status: StatusCode, reason: &str, body: B) -> http::Response<B> {
+    let mut resp = http::Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(
+        "grpc-status",
+        http::HeaderValue::from(code_of(status) as u16),
+    );
+    // Percent-encoded, it is always valid header text.
+    if let Ok(v) = http::HeaderValue::from_str(&percent_encode(reason)) {
+        h.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// True when a request is a gRPC call, by its `content-type`.
+pub fn is_grpc_request<B>(req: &http::Request<B>) -> bool {
+    is_grpc(
+        req.headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+    )
 }
 
 /// True for a request whose `content-type` is `application/grpc` or `application/grpc+...`
