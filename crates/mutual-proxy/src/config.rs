@@ -90,6 +90,9 @@ pub struct FileListener {
     /// Also send RFC 9440 `Client-Cert` / `Client-Cert-Chain`.
     #[serde(default)]
     pub client_cert_headers: bool,
+    /// `required` (default) or `optional`: whether a client without a certificate completes
+    /// the handshake (`http` mode), to be answered 401, or `UNAUTHENTICATED` for gRPC.
+    pub client_certificate: Option<String>,
     /// The routes, tried in order of longest path prefix (`http` mode).
     #[serde(default, rename = "route")]
     pub routes: Vec<FileRoute>,
@@ -198,6 +201,8 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// RFC 9440 headers too.
     pub client_cert_headers: bool,
+    /// Whether a client must present a certificate in the handshake.
+    pub client_certificate: ClientCertificate,
     /// Routes, longest path prefix first (empty in `tcp` mode).
     pub routes: Vec<RouteConfig>,
     /// In `tcp` mode, where every connection goes and who may open one.
@@ -209,6 +214,18 @@ pub struct ListenerConfig {
     /// The policy each handshake enforces, by the name the client asks for; worked out once
     /// here so that a connection takes an `Arc` instead of building a policy.
     pub handshake: HandshakePolicies,
+}
+
+/// Whether a listener's handshake requires a client certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// A client without one is refused in the handshake.
+    #[default]
+    Required,
+    /// A client without one gets through the handshake, and every request it sends is answered
+    /// with what is missing: 401, or gRPC's `UNAUTHENTICATED`, which a gRPC client can only
+    /// receive over an established connection.
+    Optional,
 }
 
 /// How a listener fetches CRLs.
@@ -470,6 +487,7 @@ impl SingleBackend {
                 crls: self.crls,
                 limits: self.limits.usable(),
                 client_cert_headers: self.client_cert_headers,
+                client_certificate: ClientCertificate::Required,
                 handshake: HandshakePolicies::of(&routes),
                 routes,
                 tcp: None,
@@ -687,6 +705,20 @@ impl FileListener {
                 .cmp(&a.path.len())
                 .then_with(|| (a.host == "*").cmp(&(b.host == "*")))
         });
+        let client_certificate = match choice(
+            &format!("{at}.client_certificate"),
+            self.client_certificate.as_deref(),
+            &[("required", false), ("optional", true)],
+        )? {
+            true if tcp.is_some() => {
+                return Err(invalid(
+                    format!("{at}.client_certificate"),
+                    "a tcp listener cannot take callers without a certificate: it has no request to answer",
+                ))
+            }
+            true => ClientCertificate::Optional,
+            false => ClientCertificate::Required,
+        };
         let handshake = match &tcp {
             Some(t) => HandshakePolicies::always(Arc::clone(&t.policy)),
             None => HandshakePolicies::of(&routes),
@@ -699,6 +731,7 @@ impl FileListener {
             crls: self.crl.clone(),
             limits,
             client_cert_headers: self.client_cert_headers,
+            client_certificate,
             routes,
             tcp,
             crl_fetch,
@@ -1040,6 +1073,48 @@ servers = ["tcp://127.0.0.1:5432"]
                 .to_string();
             assert!(e.contains(want), "{e} !~ {want}");
         }
+    }
+
+    #[test]
+    fn client_certificate_required_or_optional() {
+        let c = FileConfig::parse(GOOD).unwrap().check().unwrap();
+        assert_eq!(
+            c.listeners[0].client_certificate,
+            ClientCertificate::Required
+        );
+        let at = "idle_timeout = \"30s\"";
+        for (value, want) in [
+            ("required", Ok(ClientCertificate::Required)),
+            ("optional", Ok(ClientCertificate::Optional)),
+            (
+                "maybe",
+                Err("listener[0].client_certificate: \"maybe\": expected required or optional"),
+            ),
+        ] {
+            let text = GOOD.replacen(at, &format!("{at}\nclient_certificate = \"{value}\""), 1);
+            let got = FileConfig::parse(&text)
+                .and_then(|f| f.check())
+                .map(|c| c.listeners[0].client_certificate)
+                .map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{value}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{e} !~ {w}"),
+                (g, w) => panic!("{value}: {g:?} vs {w:?}"),
+            }
+        }
+        let tcp = TCP.replacen(
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\nclient_certificate = \"optional\"",
+            1,
+        );
+        let e = FileConfig::parse(&tcp)
+            .and_then(|f| f.check())
+            .expect_err("optional on tcp")
+            .to_string();
+        assert!(
+            e.contains("listener[0].client_certificate: a tcp listener cannot take callers without a certificate"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -86,7 +86,15 @@ pub struct Forwarded<'a> {
 /// Strips, then sets `x-forwarded-for`, `-proto`, `-host` and the identity headers. Values
 /// that are not valid header text are left out rather than failing the request.
 pub fn prepare(headers: &mut HeaderMap, f: &Forwarded<'_>) {
+    // `te: trailers` is hop-by-hop by name but end to end in meaning: it says the caller takes
+    // trailers, the only value HTTP/2 allows, and gRPC servers refuse a call without it.
+    let te_trailers = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     strip(headers);
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
     let set = |headers: &mut HeaderMap, name: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             headers.insert(HeaderName::from_static(name), v);
@@ -160,6 +168,22 @@ mod tests {
         strip(&mut m);
         assert_eq!(m.len(), 1);
         assert!(m.contains_key("accept"));
+    }
+
+    #[test]
+    fn te_trailers_alone_goes_on() {
+        let f = Forwarded {
+            client: "127.0.0.1".parse().unwrap(),
+            host: None,
+            xfcc: None,
+            client_cert: None,
+        };
+        for (te, kept) in [("trailers", true), ("Trailers", true), ("gzip", false)] {
+            let mut m = map(&[("te", te)]);
+            prepare(&mut m, &f);
+            let got = m.get("te").map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(got.as_deref(), kept.then_some("trailers"), "{te}");
+        }
     }
 
     #[test]

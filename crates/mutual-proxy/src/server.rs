@@ -89,11 +89,12 @@ async fn connection(
         sni,
         ..
     } = established;
-    // Required by the terms: the acceptor refused a client without a verified certificate.
-    let (Some(peer), Some((leaf, issuers))) = (peer, chain.split_first()) else {
-        return;
-    };
     if let Some(route) = tcp_route {
+        // A tcp listener's terms require a certificate: the acceptor refused a client without
+        // a verified one.
+        let Some(peer) = peer else {
+            return;
+        };
         let peer = Arc::new(peer);
         let relay = crate::tcp::relay(
             proxy,
@@ -116,12 +117,22 @@ async fn connection(
         return;
     }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let client_cert = Some((xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers)));
+    // No peer only on a listener with `client_certificate = "optional"`: its requests are
+    // answered with what is missing, and nothing of the caller is forwarded.
+    let (xfcc, client_cert) = match (&peer, chain.split_first()) {
+        (Some(peer), Some((leaf, issuers))) => (
+            xfcc::element(material.by.as_deref(), peer),
+            Some((xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers))),
+        ),
+        (None, _) => (String::new(), None),
+        // A verified caller without the chain it was verified by: never forward it.
+        (Some(_), None) => return,
+    };
     let conn = Arc::new(Conn {
         proxy: Arc::clone(proxy),
         listener: index,
-        xfcc: xfcc::element(material.by.as_deref(), &peer),
-        peer: Arc::new(peer),
+        xfcc,
+        peer: peer.map(Arc::new),
         remote,
         sni,
         client_cert,

@@ -1,7 +1,7 @@
 //! One request through the proxy: route by Host and path (Host held to the SNI), authorize the
 //! caller by the route's matchers, forward with the identity headers set and forged ones
-//! stripped, and turn every failure into a status with a reason: 400, 403, 404, 413, 421, 502,
-//! 504.
+//! stripped, and turn every failure into a status with a reason: 400, 401, 403, 404, 413, 421,
+//! 502, 504; for a gRPC call, the same reason as gRPC's status and `grpc-message`.
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -13,9 +13,10 @@ use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use mutual_tls::{PeerIdentity, Permit};
+use mutual_tls::{grpc, PeerIdentity, Permit};
 
 use crate::config::Protocol;
+
 use crate::headers::{self, Forwarded};
 use crate::route::{self, NoRoute};
 use crate::upstream::{Pick, UpBody, Upstream};
@@ -33,13 +34,14 @@ pub struct Conn {
     pub proxy: Arc<Proxy>,
     /// Index of the listener.
     pub listener: usize,
-    /// The verified caller.
-    pub peer: Arc<PeerIdentity>,
+    /// The verified caller; `None` for a client without a certificate on a listener with
+    /// `client_certificate = "optional"`, which no route admits.
+    pub peer: Option<Arc<PeerIdentity>>,
     /// Its address.
     pub remote: SocketAddr,
     /// The server name it asked for.
     pub sni: Option<String>,
-    /// Its XFCC element, made once per connection.
+    /// Its XFCC element, made once per connection (empty without a peer).
     pub xfcc: String,
     /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`, when the listener sends them.
     pub client_cert: Option<(String, String)>,
@@ -57,6 +59,22 @@ impl Conn {
     fn close_requested(&self) -> bool {
         self.closing.swap(true, std::sync::atomic::Ordering::AcqRel)
     }
+}
+
+/// The proxy's answer to a refused request, over HTTP or, for a gRPC call, as gRPC's own
+/// answer: HTTP 200 with no body and `grpc-status` / `grpc-message` (a "Trailers-Only"
+/// response), since gRPC clients report any other HTTP status as a transport failure.
+fn refusal(r: &Refused, grpc: bool) -> Response<UpBody> {
+    if !grpc {
+        return local(r.status, format!("{}\n", r.reason));
+    }
+    grpc::refusal(
+        r.status,
+        &r.reason,
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    )
 }
 
 fn local(status: StatusCode, body: String) -> Response<UpBody> {
@@ -148,6 +166,7 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let proxy = &conn.proxy;
+    let peer = conn.peer.as_deref();
     proxy
         .metrics
         .request(&out.route, out.status.as_u16(), out.decision);
@@ -155,8 +174,8 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
         tracing::info!(
             target: "mutual::access",
             method = %method,
-            peer.cn = conn.peer.name(),
-            peer.issuer = conn.peer.issuer_name(),
+            peer.cn = peer.map(|p| p.name()).unwrap_or(""),
+            peer.issuer = peer.map(|p| p.issuer_name()).unwrap_or(""),
             peer.addr = %conn.remote,
             path = %path,
             route = %out.route,
@@ -184,6 +203,7 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         server: None,
         rule: None,
     };
+    let grpc = grpc::is_grpc_request(&req);
     match steps(conn, req, &mut out).await {
         Ok(resp) => {
             out.status = resp.status();
@@ -192,7 +212,9 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
         Err(r) => {
             out.status = r.status;
             out.decision = r.decision;
-            let resp = local(r.status, format!("{}\n", r.reason));
+            // The log and metrics keep the HTTP status the refusal stands for, also when a gRPC
+            // caller gets it as a grpc-status over HTTP 200.
+            let resp = refusal(&r, grpc);
             out.reason = Some(r.reason);
             (resp, out)
         }
@@ -207,6 +229,12 @@ async fn steps(
     let admitted = admit(conn, &req, out)?;
     out.rule = Some(admitted.permit.rule().to_string());
     let req = within_body_limit(req, admitted.max_body).await?;
+    // A gRPC caller's deadline bounds the wait too; the header itself goes on to the backend.
+    let deadline = req
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|v| grpc::timeout(v.as_bytes()))
+        .filter(|d| *d < admitted.timeout);
     let pick = admitted.upstream.pick();
     let server = pick.authority().to_string();
     out.server = Some(server.clone());
@@ -217,7 +245,7 @@ async fn steps(
             return Err(r);
         }
     };
-    let resp = send(&admitted, pick, &server, req).await?;
+    let resp = send(&admitted, deadline, pick, &server, req).await?;
     Ok(map_response(resp))
 }
 
@@ -238,12 +266,14 @@ struct Admitted {
 fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admitted, Refused> {
     let rt = conn.proxy.runtime();
     let lc = &rt.config.listeners[conn.listener];
-    if let Some(feed) = &rt.listeners[conn.listener].revocations {
+    // A caller without a certificate (an optional listener) has nothing to revoke; it is
+    // refused below for what is missing.
+    if let (Some(feed), Some(peer)) = (&rt.listeners[conn.listener].revocations, &conn.peer) {
         let now = time::OffsetDateTime::now_utc();
-        if let Err(r) = feed.check_request(&conn.peer, &conn.revocation_seen, now) {
+        if let Err(r) = feed.check_request(peer, &conn.revocation_seen, now) {
             // Logged once: the connection closes after this answer.
             if !conn.close_requested() {
-                feed.refused(&conn.peer, conn.remote, "request", &r);
+                feed.refused(peer, conn.remote, "request", &r);
             }
             conn.close.notify_one();
             return Err(Refused::new(
@@ -280,14 +310,25 @@ fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admi
             Refused::new(status, decision, e.to_string())
         })?;
     out.route = route.name.clone();
-    let permit = route.policy.authorize(&conn.peer).map_err(|denial| {
+    let Some(peer) = conn.peer.as_ref() else {
+        return Err(Refused::new(
+            StatusCode::UNAUTHORIZED,
+            "no_certificate",
+            format!(
+                "you sent no client certificate: route {} admits only callers with one issued by {}",
+                route.name,
+                rt.listeners[conn.listener].trust.subjects.join(" or ")
+            ),
+        ));
+    };
+    let permit = route.policy.authorize(peer).map_err(|denial| {
         Refused::new(
             StatusCode::FORBIDDEN,
             "deny",
             format!(
                 "{denial} (route {}, issued by {})",
                 route.name,
-                conn.peer.issuer_name()
+                peer.issuer_name()
             ),
         )
     })?;
@@ -380,17 +421,30 @@ fn upstream_request(
     Ok(Request::from_parts(parts, body))
 }
 
-/// Sends to the picked server under the request time limit, and tells the pick how it went
-/// (a timeout, a failure to connect and a 502/503/504 count against the server).
+/// Sends to the picked server under the request time limit (or the caller's shorter gRPC
+/// `deadline`), and tells the pick how it went (a timeout, a failure to connect and a
+/// 502/503/504 count against the server; a caller's deadline does not).
 async fn send(
     admitted: &Admitted,
+    deadline: Option<Duration>,
     pick: Pick,
     server: &str,
     req: Request<UpBody>,
 ) -> Result<Response<Incoming>, Refused> {
-    let timeout = admitted.timeout;
+    let timeout = deadline.unwrap_or(admitted.timeout);
     let call = admitted.upstream.client().request(req);
     match tokio::time::timeout(timeout, call).await {
+        Err(_) if deadline.is_some() => {
+            pick.done(true);
+            Err(Refused::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "deadline",
+                format!(
+                    "the backend {server} did not answer within the caller's grpc-timeout of {}ms",
+                    timeout.as_millis()
+                ),
+            ))
+        }
         Err(_) => {
             pick.done(false);
             Err(Refused::new(

@@ -14,7 +14,7 @@ use mutual_tls::{
 use rustls::DistinguishedName;
 use time::OffsetDateTime;
 
-use crate::config::ListenerConfig;
+use crate::config::{ClientCertificate, ListenerConfig};
 use crate::crlfetch::{CrlFeed, Snapshot};
 use crate::revocation::RevocationFeed;
 
@@ -35,6 +35,8 @@ pub struct TlsMaterial {
     pub feed: Option<Arc<CrlFeed>>,
     /// The revocation feed followed, when the listener follows one.
     pub revocations: Option<Arc<RevocationFeed>>,
+    /// Whether a client without a certificate completes the handshake.
+    pub client_certificate: ClientCertificate,
     hints: Vec<DistinguishedName>,
     verified: Mutex<HashMap<[u8; 32], Cached>>,
 }
@@ -94,6 +96,7 @@ impl TlsMaterial {
             not_after: facts.not_after.unix_timestamp(),
             feed,
             revocations: None,
+            client_certificate: l.client_certificate,
             hints: trust.roots.subjects(),
             identity,
             trust,
@@ -111,12 +114,16 @@ impl TlsMaterial {
     /// The terms of one connection: `policy` is enforced in the handshake when given, ALPN
     /// offers `h2` and `http/1.1` when `alpn`.
     pub fn terms(self: &Arc<Self>, policy: Option<Arc<Policy>>, alpn: bool) -> Terms {
+        let check = Arc::new(ProxyCheck {
+            material: Arc::clone(self),
+            policy,
+        });
         Terms {
             certified: Arc::clone(&self.identity.certified),
-            client_auth: ClientAuth::Required(Arc::new(ProxyCheck {
-                material: Arc::clone(self),
-                policy,
-            })),
+            client_auth: match self.client_certificate {
+                ClientCertificate::Required => ClientAuth::Required(check),
+                ClientCertificate::Optional => ClientAuth::Optional(check),
+            },
             alpn: if alpn {
                 vec![b"h2".to_vec(), b"http/1.1".to_vec()]
             } else {

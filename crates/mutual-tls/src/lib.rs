@@ -35,6 +35,7 @@ pub mod accept;
 pub mod client;
 pub mod danger;
 pub mod explain;
+pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod layer;
