@@ -56,7 +56,9 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                 }
             }
             gauges.extend(tls_gauges(proxy, &rt, now));
-            text(StatusCode::OK, proxy.metrics.render(&gauges))
+            let mut body = proxy.metrics.render(&gauges);
+            body.push_str(&crate::enroll::render_metrics(proxy));
+            text(StatusCode::OK, body)
         }
         _ => text(
             StatusCode::NOT_FOUND,
