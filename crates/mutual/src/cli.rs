@@ -704,15 +704,18 @@ pub struct TunnelArgs {
     /// The mTLS service, `https://HOST:PORT`.
     #[arg(long)]
     pub upstream: String,
-    /// CAs the upstream's certificate must chain to.
-    #[arg(long)]
-    pub ca: PathBuf,
+    /// CAs the upstream's certificate must chain to (with --enroll, the CA's trust bundle when
+    /// absent).
+    #[arg(long, required_unless_present = "enroll")]
+    pub ca: Option<PathBuf>,
     /// Our certificate chain (leaf first).
-    #[arg(long)]
-    pub cert: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub cert: Option<PathBuf>,
     /// Our private key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub enroll: EnrollArgs,
 }
 
 /// Enrollment instead of `--cert`/`--key`: the certificate comes from a CA at start and renews

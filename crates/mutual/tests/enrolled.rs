@@ -1,5 +1,6 @@
 //! Enrolled services (`mutual proxy --enroll`, `mutual serve hello --enroll`) against a real
-//! `mutual server` on loopback, with 9-second certificates: rotation under load with 0 failed
+//! `mutual server` on loopback, with 9-second certificates (and `mutual tunnel --enroll` and
+//! `mutual agent` as clients): rotation under load with 0 failed
 //! requests and a new serial seen by `openssl s_client` after each renewal; the CA down across
 //! a renewal point (the proxy keeps serving, counts the failure in /metrics, renews soon after
 //! the CA returns); bad input as one line and exit 1. Every process is killed by its PID;
@@ -307,7 +308,13 @@ struct Load {
 
 /// Keep-alive load through `urls` with the client identity in `client` (read afresh for each
 /// batch, so the client's renewals are used) until `stop`.
-fn load(urls: Vec<String>, client: PathBuf, stop: Arc<AtomicBool>, tally: Arc<Load>) {
+fn load(
+    urls: Vec<String>,
+    plain: Vec<String>,
+    client: PathBuf,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Load>,
+) {
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(90) {
         // Stopped without a word when the test that started it ended early.
@@ -329,9 +336,19 @@ fn load(urls: Vec<String>, client: PathBuf, stop: Arc<AtomicBool>, tally: Arc<Lo
             .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
             .output()
             .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let through_tunnel = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-w", "%{http_code}\n"])
+            .args(plain.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
+            .output()
+            .expect("curl");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&through_tunnel.stdout)
+        );
+        let sent = (urls.len() + plain.len()) as u64;
         let ok = text.lines().filter(|l| l.trim() == "200").count() as u64;
-        if ok < urls.len() as u64 {
+        if ok < sent {
             tally.why.lock().unwrap().push(format!(
                 "curl exit {:?}: {:?} {}",
                 out.status.code(),
@@ -340,9 +357,7 @@ fn load(urls: Vec<String>, client: PathBuf, stop: Arc<AtomicBool>, tally: Arc<Lo
             ));
         }
         tally.ok.fetch_add(ok, Ordering::Relaxed);
-        tally
-            .failed
-            .fetch_add(urls.len() as u64 - ok, Ordering::Relaxed);
+        tally.failed.fetch_add(sent - ok, Ordering::Relaxed);
     }
 }
 
@@ -410,6 +425,22 @@ fn rotation_under_load_with_zero_failed_requests() {
     let mut args = vec!["serve", "hello", "--listen", &listen];
     args.extend(enroll_args(&addr, &ca.token, "hello.example.com", "9s"));
     let hello = Proc::start(&args, &tmp.path().join("hello.log"), "serving hello on");
+    // A client identity in memory: `mutual tunnel` enrolled, in front of the enrolled proxy.
+    let tunnel_listen = format!("127.0.0.1:{}", free_port());
+    let upstream = format!("https://127.0.0.1:{proxy_port}");
+    let mut args = vec![
+        "tunnel",
+        "--listen",
+        &tunnel_listen,
+        "--upstream",
+        &upstream,
+    ];
+    args.extend(enroll_args(&addr, &ca.token, "tunnel.example.com", "9s"));
+    let tunnel = Proc::start(
+        &args,
+        &tmp.path().join("tunnel.log"),
+        "mutual tunnel listening",
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Load::default());
@@ -420,9 +451,10 @@ fn rotation_under_load_with_zero_failed_requests() {
     for _ in 0..5 {
         urls.push(format!("https://127.0.0.1:{hello_port}/?name=alice"));
     }
+    let plain = vec![format!("http://{tunnel_listen}/echo"); 5];
     let worker = {
         let (stop, tally, alice) = (Arc::clone(&stop), Arc::clone(&tally), alice.clone());
-        std::thread::spawn(move || load(urls, alice, stop, tally))
+        std::thread::spawn(move || load(urls, plain, alice, stop, tally))
     };
     // Watch the serials each side presents until every one was renewed at least 3 times.
     let (mut proxy_serials, mut hello_serials, mut alice_serials) =
@@ -432,6 +464,7 @@ fn rotation_under_load_with_zero_failed_requests() {
         && [&proxy_serials, &hello_serials, &alice_serials]
             .iter()
             .any(|s| s.len() < 4)
+        || tunnel.log().matches("certificate swapped: ").count() < 3
     {
         proxy_serials.extend(served_serial(proxy_port, &alice));
         hello_serials.extend(served_serial(hello_port, &alice));
@@ -464,7 +497,11 @@ fn rotation_under_load_with_zero_failed_requests() {
         hello.log()
     );
     assert!(alice_serials.len() >= 4, "{alice_serials:?}");
-    for (name, log) in [("proxy", proxy.log()), ("hello", hello.log())] {
+    for (name, log) in [
+        ("proxy", proxy.log()),
+        ("hello", hello.log()),
+        ("tunnel", tunnel.log()),
+    ] {
         let swaps = log.matches("certificate swapped: ").count();
         assert!(swaps >= 3, "{name}: {swaps} swaps\n{log}");
     }
