@@ -442,7 +442,7 @@ pub enum PurposeArg {
 #[derive(Debug, Subcommand)]
 pub enum ServeCommand {
     /// The hello service over mTLS: answers `Hello <name>` (`?name=`, default `World`).
-    Hello(ServeHelloArgs),
+    Hello(Box<ServeHelloArgs>),
     /// A plain HTTP backend that answers with the request's method, path and headers (JSON).
     Echo(ServeEchoArgs),
 }

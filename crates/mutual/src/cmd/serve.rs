@@ -39,7 +39,7 @@ pub fn init_logging() {
 pub async fn run(target: &Target, c: ServeCommand) -> Result<()> {
     init_logging();
     match c {
-        ServeCommand::Hello(a) => hello(target, a).await,
+        ServeCommand::Hello(a) => hello(target, *a).await,
         ServeCommand::Echo(a) => echo(a).await,
     }
 }
