@@ -42,7 +42,7 @@ pub use client::{CaClient, ClientError, Request};
 pub use feed::Feed;
 pub use files::{OutDir, Pems};
 pub use material::Material;
-pub use source::{Source, SourceConfig};
+pub use source::{Source, SourceConfig, Stats};
 pub use timing::{CertState, Plan, Validity};
 
 /// How a certificate was obtained.

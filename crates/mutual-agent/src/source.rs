@@ -7,8 +7,9 @@
 //! 0600): `mutual-tls`'s `ClientTls`, which the renewal over mTLS uses, reads its identity from
 //! files.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -49,6 +50,32 @@ impl SourceConfig {
 pub struct Source {
     rx: watch::Receiver<Arc<Material>>,
     task: JoinHandle<()>,
+    stats: Arc<Stats>,
+}
+
+/// What the renewal task has done, for metrics: a failed attempt shows here while the
+/// current certificate keeps serving.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Renewals that gave a new certificate.
+    pub renewed: AtomicU64,
+    /// Attempts that failed.
+    pub failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    /// The last failure's text, until the next success.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
 }
 
 impl Drop for Source {
@@ -61,28 +88,55 @@ impl Source {
     /// Enrolls (an error when the first certificate cannot be had: nothing to serve with),
     /// then renews in a task.
     pub async fn enroll(config: SourceConfig) -> Result<Source, ClientError> {
+        Source::enroll_within(config, Duration::ZERO).await
+    }
+
+    /// Like [`Source::enroll`], but a CA that cannot be reached is tried again (once a second)
+    /// until `patience` has passed: a service started together with its CA waits for it. A
+    /// refusal (the role refuses the name, a bad token) is an error at once.
+    pub async fn enroll_within(
+        config: SourceConfig,
+        patience: Duration,
+    ) -> Result<Source, ClientError> {
         let dir = tempfile::Builder::new()
             .prefix("mutual-source")
             .tempdir()
             .map_err(|e| ClientError::Local(format!("private directory: {e}")))?;
         let out = OutDir::open(dir.path()).map_err(|e| ClientError::Local(e.to_string()))?;
-        let (pems, _) = crate::obtain(
-            &config.client,
-            &config.request,
-            config.token.as_deref(),
-            None,
-        )
-        .await?;
+        let deadline = Instant::now() + patience;
+        let pems = loop {
+            match crate::obtain(
+                &config.client,
+                &config.request,
+                config.token.as_deref(),
+                None,
+            )
+            .await
+            {
+                Ok((pems, _)) => break pems,
+                Err(e) if !e.permanent() && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "enrollment failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let first = publishable(&out, pems)?;
         tracing::info!(serial = %first.serial, subject = %first.subject, decision = "enrolled", "certificate source ready");
         let (tx, rx) = watch::channel(Arc::new(first));
-        let task = tokio::spawn(renew_loop(config, out, tx, dir));
-        Ok(Source { rx, task })
+        let stats = Arc::new(Stats::default());
+        let task = tokio::spawn(renew_loop(config, out, tx, dir, Arc::clone(&stats)));
+        Ok(Source { rx, task, stats })
     }
 
     /// A receiver that sees every new material.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Material>> {
         self.rx.clone()
+    }
+
+    /// Counts of renewals and failed attempts.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
     /// The material now.
@@ -104,6 +158,7 @@ async fn renew_loop(
     out: OutDir,
     tx: watch::Sender<Arc<Material>>,
     _dir: tempfile::TempDir,
+    stats: Arc<Stats>,
 ) {
     let plan = config.plan;
     let host = config.request.common_name.clone();
@@ -130,6 +185,8 @@ async fn renew_loop(
         match result {
             Ok((m, via)) => {
                 failures = 0;
+                stats.renewed.fetch_add(1, Ordering::Relaxed);
+                stats.set_error(None);
                 tracing::info!(serial = %m.serial, via = via.as_str(), decision = "renewed", "certificate renewed");
                 if tx.send(Arc::new(m)).is_err() {
                     return; // nobody listens any more
@@ -137,6 +194,8 @@ async fn renew_loop(
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.set_error(Some(e.to_string()));
                 let now = OffsetDateTime::now_utc();
                 let delay: Duration =
                     plan.retry_after(failures, e.permanent(), now, Some(&held.validity), seed);

@@ -61,7 +61,9 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                     gauges.extend(r.gauges(&at.to_string(), now));
                 }
             }
-            text(StatusCode::OK, proxy.metrics.render(&gauges))
+            let mut body = proxy.metrics.render(&gauges);
+            body.push_str(&crate::enroll::render_metrics(proxy));
+            text(StatusCode::OK, body)
         }
         _ => text(
             StatusCode::NOT_FOUND,

@@ -27,7 +27,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(at: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(at: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         at: at.into(),
         reason: reason.into(),
@@ -66,12 +66,17 @@ pub struct FileAdmin {
 pub struct FileListener {
     /// Address to listen on.
     pub listen: String,
-    /// CA bundle client certificates must chain to.
+    /// CA bundle client certificates must chain to (the CA's trust bundle when enrolled).
+    #[serde(default)]
     pub ca: PathBuf,
-    /// The proxy's certificate chain.
+    /// The proxy's certificate chain (none when enrolled).
+    #[serde(default)]
     pub cert: PathBuf,
-    /// The proxy's key.
+    /// The proxy's key (none when enrolled).
+    #[serde(default)]
     pub key: PathBuf,
+    /// `[listener.enroll]`: the certificate comes from a CA and renews itself.
+    pub enroll: Option<crate::enroll::FileEnroll>,
     /// CRL files.
     #[serde(default)]
     pub crl: Vec<PathBuf>,
@@ -197,6 +202,8 @@ pub struct ListenerConfig {
     pub key: PathBuf,
     /// CRLs.
     pub crls: Vec<PathBuf>,
+    /// Enrollment at a CA instead of `cert` and `key`.
+    pub enroll: Option<crate::enroll::EnrollConfig>,
     /// Limits.
     pub limits: Limits,
     /// RFC 9440 headers too.
@@ -457,6 +464,8 @@ pub struct SingleBackend {
     pub limits: Limits,
     /// Also send RFC 9440 `Client-Cert` / `Client-Cert-Chain`.
     pub client_cert_headers: bool,
+    /// Enrollment at a CA instead of `cert` and `key`.
+    pub enroll: Option<crate::enroll::EnrollConfig>,
 }
 
 impl SingleBackend {
@@ -485,6 +494,7 @@ impl SingleBackend {
                 cert: self.cert,
                 key: self.key,
                 crls: self.crls,
+                enroll: self.enroll,
                 limits: self.limits.usable(),
                 client_cert_headers: self.client_cert_headers,
                 client_certificate: ClientCertificate::Required,
@@ -689,6 +699,7 @@ impl FileListener {
         let tcp = self.tcp_route(at, upstreams)?;
         let crl_fetch = self.crl_fetch(at)?;
         let revocation_feed = self.revocation_feed(at)?;
+        let enroll = crate::enroll::check_listener(self, at)?;
         if tcp.is_none() && self.routes.is_empty() {
             return Err(invalid(at, "no [[listener.route]]"));
         }
@@ -729,6 +740,7 @@ impl FileListener {
             cert: self.cert.clone(),
             key: self.key.clone(),
             crls: self.crl.clone(),
+            enroll,
             limits,
             client_cert_headers: self.client_cert_headers,
             client_certificate,

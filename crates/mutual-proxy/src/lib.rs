@@ -25,6 +25,7 @@ pub mod admin;
 pub mod config;
 pub mod crlfetch;
 pub mod crlstate;
+pub mod enroll;
 pub mod headers;
 pub mod metrics;
 pub mod reload;
@@ -71,6 +72,16 @@ pub enum ProxyError {
         what: String,
         /// The error.
         source: std::io::Error,
+    },
+    /// The first enrollment of a listener failed.
+    #[error("listener {listen}: cannot enroll at {ca}: {reason}")]
+    Enroll {
+        /// The listener.
+        listen: SocketAddr,
+        /// The CA's nodes.
+        ca: String,
+        /// Why.
+        reason: String,
     },
     /// The new configuration changes what only a restart can change.
     #[error("{0}; restart the proxy to apply it")]
@@ -119,7 +130,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Loads every file of `config`; upstreams that did not change keep their pools and health.
-    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ProxyError> {
+    pub fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        enrolled: &[Option<Arc<enroll::Enrolled>>],
+    ) -> Result<Runtime, ProxyError> {
         let feeds = config
             .listeners
             .iter()
@@ -167,13 +182,18 @@ impl Runtime {
             .iter()
             .zip(&feeds)
             .zip(&revocations)
-            .map(|((l, feed), revoked)| {
-                TlsMaterial::load(l, feed.clone())
-                    .map(|m| Arc::new(m.with_revocations(revoked.clone())))
-                    .map_err(|source| ProxyError::Load {
-                        listen: l.listen,
-                        source,
-                    })
+            .enumerate()
+            .map(|(i, ((l, feed), revoked))| {
+                enroll::material(
+                    l,
+                    enrolled.get(i).cloned().flatten().as_deref(),
+                    feed.clone(),
+                )
+                .map(|m| Arc::new(m.with_revocations(revoked.clone())))
+                .map_err(|source| ProxyError::Load {
+                    listen: l.listen,
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let upstreams = config
@@ -199,6 +219,21 @@ impl Runtime {
             revocations,
         })
     }
+
+    /// This runtime with listener `i`'s material replaced (a renewed certificate).
+    fn with_listener(&self, i: usize, material: Arc<TlsMaterial>) -> Runtime {
+        let mut listeners = self.listeners.clone();
+        if let Some(slot) = listeners.get_mut(i) {
+            *slot = material;
+        }
+        Runtime {
+            config: self.config.clone(),
+            listeners,
+            upstreams: self.upstreams.clone(),
+            feeds: self.feeds.clone(),
+            revocations: self.revocations.clone(),
+        }
+    }
 }
 
 /// The proxy: its configuration source, the runtime in use, and counters.
@@ -210,6 +245,8 @@ pub struct Proxy {
     pub metrics: Metrics,
     /// The addresses the listeners are bound to, once started (port 0 resolved).
     bound: std::sync::OnceLock<Vec<SocketAddr>>,
+    /// Per listener: its certificate source, when enrolled.
+    enrolled: enroll::Enrollments,
 }
 
 /// Addresses a started proxy listens on.
@@ -224,13 +261,37 @@ pub struct Running {
 impl Proxy {
     /// Reads and checks the configuration and loads its files.
     pub fn load(source: Source) -> Result<Arc<Proxy>, ProxyError> {
-        let runtime = Runtime::build(source.read()?, None)?;
+        let config = source.read()?;
+        Proxy::assemble(source, config, Vec::new())
+    }
+
+    /// Like [`Proxy::load`], and enrolls the listeners that get their certificate from a CA
+    /// (see [`enroll`]); their renewals are swapped in once started.
+    pub async fn enroll(source: Source) -> Result<Arc<Proxy>, ProxyError> {
+        let config = source.read()?;
+        let enrolled = enroll::enroll_all(&config).await?;
+        Proxy::assemble(source, config, enrolled)
+    }
+
+    fn assemble(
+        source: Source,
+        config: Config,
+        enrolled: enroll::Enrollments,
+    ) -> Result<Arc<Proxy>, ProxyError> {
+        let runtime = Runtime::build(config, None, &enrolled)?;
         Ok(Arc::new(Proxy {
             source,
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::default(),
             bound: std::sync::OnceLock::new(),
+            enrolled,
         }))
+    }
+
+    /// Swaps one listener's material; a reload in between is not undone.
+    fn swap_listener(&self, i: usize, material: Arc<TlsMaterial>) {
+        self.runtime
+            .rcu(|rt| rt.with_listener(i, Arc::clone(&material)));
     }
 
     /// The runtime in use now.
@@ -272,7 +333,7 @@ impl Proxy {
                     "the listen addresses change from {was:?} to {now:?}"
                 )));
             }
-            Runtime::build(config, Some(&old))
+            Runtime::build(config, Some(&old), &self.enrolled)
         })();
         match result {
             Ok(rt) => {
@@ -338,6 +399,7 @@ impl Proxy {
             }
         };
         reload::watch(Arc::clone(self));
+        enroll::watch(self);
         Ok(Running { listeners, admin })
     }
 

@@ -85,12 +85,29 @@ impl TlsMaterial {
         let identity = Identity::from_files(&l.cert, &l.key)?;
         let trust = TrustStore::from_file(&l.ca)?;
         let crls = crls_from_files(&l.crls)?;
-        let facts =
-            mutual_pki::cert::facts(&identity.chain[0]).map_err(|e| LoadError::Invalid {
-                what: "--cert",
-                path: l.cert.clone(),
-                reason: e.to_string(),
-            })?;
+        mutual_pki::cert::facts(&identity.chain[0]).map_err(|e| LoadError::Invalid {
+            what: "--cert",
+            path: l.cert.clone(),
+            reason: e.to_string(),
+        })?;
+        TlsMaterial::from_parts(l, identity, trust, crls, feed)
+    }
+
+    /// Builds the material of listener `l` from parts already in memory (an enrolled
+    /// listener's certificate).
+    pub fn from_parts(
+        l: &ListenerConfig,
+        identity: Identity,
+        trust: TrustStore,
+        crls: Vec<Vec<u8>>,
+        feed: Option<Arc<CrlFeed>>,
+    ) -> Result<TlsMaterial, LoadError> {
+        let leaf = identity
+            .chain
+            .first()
+            .ok_or_else(|| LoadError::Config("our certificate chain is empty".into()))?;
+        let facts = mutual_pki::cert::facts(leaf)
+            .map_err(|e| LoadError::Config(format!("our certificate: {e}")))?;
         Ok(TlsMaterial {
             by: facts.uris.first().cloned(),
             not_after: facts.not_after.unix_timestamp(),

@@ -1,6 +1,7 @@
 //! Client mode: plaintext in on a local port, mTLS out to one upstream with our certificate,
 //! so that an application that cannot do mTLS calls mTLS services. The identity is read again
-//! on SIGHUP and when its files change.
+//! on SIGHUP and when its files change; an enrolled tunnel (`enroll`) gets it from the CA and
+//! swaps in each renewal instead.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct TunnelConfig {
     pub cert: PathBuf,
     /// Our key.
     pub key: PathBuf,
+    /// Enrollment at a CA instead of `cert` and `key` (and of `ca`, when it is empty).
+    pub enroll: Option<crate::enroll::EnrollConfig>,
 }
 
 /// Parses `https://HOST:PORT` (port 443 when absent).
@@ -67,6 +70,7 @@ pub fn parse_upstream(url: &str) -> Result<(String, u16), String> {
 pub struct Tunnel {
     config: TunnelConfig,
     client: ArcSwap<ClientTls>,
+    source: Option<mutual_agent::Source>,
 }
 
 impl Tunnel {
@@ -76,7 +80,77 @@ impl Tunnel {
         Ok(Arc::new(Tunnel {
             config,
             client: ArcSwap::from_pointee(client),
+            source: None,
         }))
+    }
+
+    /// Like [`Tunnel::load`]; with `enroll`, enrolls first (a CA unreachable for
+    /// [`crate::enroll::PATIENCE`], or a refusal, is an error naming the CA).
+    pub async fn enroll(config: TunnelConfig) -> Result<Arc<Tunnel>, ProxyError> {
+        let Some(e) = config.enroll.clone() else {
+            return Tunnel::load(config);
+        };
+        let fail = |reason: String| ProxyError::Enroll {
+            listen: config.listen,
+            ca: e.urls.clone(),
+            reason,
+        };
+        let sc = e.source_config().map_err(|err| fail(err.to_string()))?;
+        let source = mutual_agent::Source::enroll_within(sc, crate::enroll::PATIENCE)
+            .await
+            .map_err(|err| fail(err.to_string()))?;
+        let client = Self::enrolled_client(&config, &source.current())?;
+        Ok(Arc::new(Tunnel {
+            config,
+            client: ArcSwap::from_pointee(client),
+            source: Some(source),
+        }))
+    }
+
+    fn enrolled_client(
+        c: &TunnelConfig,
+        m: &mutual_agent::Material,
+    ) -> Result<ClientTls, ProxyError> {
+        let trust = if c.ca.as_os_str().is_empty() {
+            m.trust.clone()
+        } else {
+            mutual_tls::TrustStore::from_file(&c.ca).map_err(|source| ProxyError::Load {
+                listen: c.listen,
+                source,
+            })?
+        };
+        Ok(ClientTls::from_parts(trust, m.identity.clone()))
+    }
+
+    /// Swaps each renewal in; connections already open keep the identity they had.
+    fn swap_renewals(self: &Arc<Self>, source: &mutual_agent::Source) {
+        let mut updates = source.subscribe();
+        let t = Arc::clone(self);
+        tokio::spawn(async move {
+            while updates.changed().await.is_ok() {
+                let m = updates.borrow_and_update().clone();
+                match Self::enrolled_client(&t.config, &m) {
+                    Ok(c) => {
+                        let old = t.client.load_full();
+                        let old_serial = old
+                            .identity()
+                            .and_then(|i| mutual_pki::cert::facts(&i.chain[0]).ok())
+                            .map(|f| f.serial.to_string())
+                            .unwrap_or_default();
+                        t.client.store(Arc::new(c));
+                        let not_after = m
+                            .validity
+                            .not_after
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default();
+                        tracing::info!(old_serial = %old_serial, serial = %m.serial, not_after = %not_after, "certificate swapped: {old_serial} -> {}", m.serial);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "renewed certificate refused; the current one stays");
+                    }
+                }
+            }
+        });
     }
 
     fn client(c: &TunnelConfig) -> Result<ClientTls, ProxyError> {
@@ -112,6 +186,10 @@ impl Tunnel {
         let addr = listener.local_addr().unwrap_or(self.config.listen);
         let t = Arc::clone(self);
         tokio::spawn(async move { t.accept_loop(listener).await });
+        if let Some(source) = &self.source {
+            self.swap_renewals(source);
+            return Ok(addr);
+        }
         let t = Arc::clone(self);
         tokio::spawn(async move {
             let files = [

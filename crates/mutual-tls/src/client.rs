@@ -271,6 +271,17 @@ impl ClientTls {
         ClientTls::builder().ca(ca).cert(cert).key(key).build()
     }
 
+    /// The client for parts already in memory (a certificate source's trust bundle, chain
+    /// and key): TLS 1.3 and 1.2, no CRLs.
+    pub fn from_parts(trust: TrustStore, identity: Identity) -> ClientTls {
+        ClientTls {
+            trust: Some(trust),
+            identity: Some(identity),
+            crls: Vec::new(),
+            versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        }
+    }
+
     /// Warnings about the CA file.
     pub fn warnings(&self) -> Vec<String> {
         self.trust

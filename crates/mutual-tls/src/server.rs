@@ -143,14 +143,27 @@ impl ServerTlsBuilder {
     /// Reads every file and builds the server; each error is one line naming the file.
     pub fn build(self) -> Result<ServerTls, LoadError> {
         let material = self.load()?;
-        Ok(ServerTls {
+        Ok(self.build_with(material))
+    }
+
+    /// Builds the server on material from memory (a certificate source such as
+    /// `mutual_agent::Source`); the builder's files are ignored, so renew with
+    /// [`ServerTls::swap`], not [`ServerTls::reload`].
+    pub fn build_with(self, material: ServerMaterial) -> ServerTls {
+        ServerTls {
             inner: Arc::new(Inner {
                 material: ArcSwap::from_pointee(material),
                 limiter: Semaphore::new(self.max_handshakes),
                 acceptor: Acceptor::new(),
                 source: self,
             }),
-        })
+        }
+    }
+
+    /// The policy given to [`ServerTlsBuilder::deny_at_handshake`], for material built
+    /// elsewhere.
+    pub fn handshake_policy(&self) -> Option<&Policy> {
+        self.handshake_policy.as_ref()
     }
 }
 

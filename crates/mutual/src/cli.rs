@@ -442,7 +442,7 @@ pub enum PurposeArg {
 #[derive(Debug, Subcommand)]
 pub enum ServeCommand {
     /// The hello service over mTLS: answers `Hello <name>` (`?name=`, default `World`).
-    Hello(ServeHelloArgs),
+    Hello(Box<ServeHelloArgs>),
     /// A plain HTTP backend that answers with the request's method, path and headers (JSON).
     Echo(ServeEchoArgs),
 }
@@ -453,15 +453,18 @@ pub struct ServeHelloArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: String,
-    /// CAs that client certificates must chain to (every certificate is a trust anchor).
-    #[arg(long)]
-    pub ca: PathBuf,
+    /// CAs that client certificates must chain to (every certificate is a trust anchor; with
+    /// --enroll, the CA's trust bundle when absent).
+    #[arg(long, required_unless_present = "enroll")]
+    pub ca: Option<PathBuf>,
     /// The server's certificate chain (leaf first).
-    #[arg(long)]
-    pub cert: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub cert: Option<PathBuf>,
     /// The server's private key (PKCS#8, PKCS#1 or SEC1 PEM).
-    #[arg(long)]
-    pub key: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub enroll: EnrollArgs,
     /// CRL files; when given, every certificate of a client's chain must be covered. Repeatable.
     #[arg(long)]
     pub crl: Vec<PathBuf>,
@@ -621,7 +624,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// TOML configuration (listeners, routes, upstreams, admin); excludes the flags below.
-    #[arg(long, conflicts_with_all = ["backend", "ca", "cert", "key", "crl", "allow"])]
+    #[arg(long, conflicts_with_all = ["backend", "ca", "cert", "key", "crl", "allow", "enroll"])]
     pub config: Option<PathBuf>,
     /// Address to listen on for mTLS (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8443", value_parser = socket_addr)]
@@ -629,15 +632,18 @@ pub struct ProxyArgs {
     /// The plain HTTP backend, `http://HOST:PORT`.
     #[arg(long, required_unless_present = "config", value_parser = backend)]
     pub backend: Option<String>,
-    /// CAs that client certificates must chain to.
-    #[arg(long, required_unless_present = "config")]
+    /// CAs that client certificates must chain to (with --enroll, the CA's trust bundle when
+    /// absent).
+    #[arg(long, required_unless_present_any = ["config", "enroll"])]
     pub ca: Option<PathBuf>,
     /// The proxy's certificate chain (leaf first).
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "enroll"])]
     pub cert: Option<PathBuf>,
     /// The proxy's private key.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "enroll"])]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub enroll: EnrollArgs,
     /// CRL files; when given, every certificate of a client's chain must be covered. Repeatable.
     #[arg(long)]
     pub crl: Vec<PathBuf>,
@@ -712,15 +718,49 @@ pub struct TunnelArgs {
     /// The mTLS service, `https://HOST:PORT`.
     #[arg(long)]
     pub upstream: String,
-    /// CAs the upstream's certificate must chain to.
-    #[arg(long)]
-    pub ca: PathBuf,
+    /// CAs the upstream's certificate must chain to (with --enroll, the CA's trust bundle when
+    /// absent).
+    #[arg(long, required_unless_present = "enroll")]
+    pub ca: Option<PathBuf>,
     /// Our certificate chain (leaf first).
-    #[arg(long)]
-    pub cert: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub cert: Option<PathBuf>,
     /// Our private key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[arg(long, required_unless_present = "enroll")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub enroll: EnrollArgs,
+}
+
+/// Enrollment instead of `--cert`/`--key`: the certificate comes from a CA at start and renews
+/// itself in memory. The bootstrap token is the global `--token` (env `MUTUAL_TOKEN`), an
+/// `https://` CA is checked against the global `--cacert`.
+#[derive(Debug, Clone, Args)]
+pub struct EnrollArgs {
+    /// Enroll at this CA (comma-separated nodes, tried in order) instead of --cert/--key.
+    #[arg(long, value_name = "URL", requires_all = ["role", "cn"])]
+    pub enroll: Option<String>,
+    /// With --enroll: the role to enroll under.
+    #[arg(long, requires = "enroll")]
+    pub role: Option<String>,
+    /// With --enroll: the certificate's common name.
+    #[arg(long, requires = "enroll")]
+    pub cn: Option<String>,
+    /// With --enroll: DNS SAN; repeatable or comma-separated.
+    #[arg(long = "san", value_delimiter = ',', requires = "enroll")]
+    pub san: Vec<String>,
+    /// With --enroll: IP SAN; repeatable or comma-separated.
+    #[arg(long = "ip", value_delimiter = ',', requires = "enroll")]
+    pub ip: Vec<String>,
+    /// With --enroll: URI SAN (SPIFFE ID); repeatable or comma-separated.
+    #[arg(long = "uri", value_delimiter = ',', requires = "enroll")]
+    pub uri: Vec<String>,
+    /// With --enroll: the CA's PKI mount.
+    #[arg(long, default_value = "pki")]
+    pub mount: String,
+    /// With --enroll: requested lifetime (capped by the role's max_ttl).
+    #[arg(long, value_parser = duration, requires = "enroll")]
+    pub ttl: Option<Duration>,
 }
 
 /// `mutual demo`

@@ -60,13 +60,45 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::inspect(json, a).await,
         Command::Verify(a) => inspect::verify(json, a).await,
         Command::Demo(a) => demo::run(a).await,
-        Command::Serve(c) => services::run(c).await,
+        Command::Serve(c) => services::run(&target, c).await,
         Command::Curl(a) => curl::run(json, a).await,
         Command::Doctor(a) => doctor::run(json, a).await,
-        Command::Proxy(a) => proxy::run(a).await,
-        Command::Tunnel(a) => tunnel::run(a).await,
+        Command::Proxy(a) => proxy::run(&target, a).await,
+        Command::Tunnel(a) => tunnel::run(&target, a).await,
         Command::Agent(a) => agent::run(&target, json, a).await,
     }
+}
+
+/// The enrollment that `--enroll` and its companions describe, with the global `--token`
+/// (or `MUTUAL_TOKEN`) and `--cacert`; `None` without `--enroll`. `--cert`/`--key` with
+/// `--enroll` is one line and exit 1.
+pub fn enroll_config(
+    e: &crate::cli::EnrollArgs,
+    target: &backend::Target,
+    cert: &Option<std::path::PathBuf>,
+    key: &Option<std::path::PathBuf>,
+) -> Result<Option<mutual_proxy::enroll::EnrollConfig>> {
+    let Some(urls) = &e.enroll else {
+        return Ok(None);
+    };
+    if cert.is_some() || key.is_some() {
+        anyhow::bail!(
+            "--enroll cannot go with --cert/--key: the certificate comes from the CA {urls}"
+        );
+    }
+    Ok(Some(mutual_proxy::enroll::EnrollConfig {
+        urls: urls.clone(),
+        mount: e.mount.clone(),
+        // clap requires --role and --cn with --enroll.
+        role: e.role.clone().unwrap_or_default(),
+        cn: e.cn.clone().unwrap_or_default(),
+        san: e.san.clone(),
+        ip: e.ip.clone(),
+        uri: e.uri.clone(),
+        token: target.token.clone(),
+        ttl: e.ttl,
+        cacert: target.cacert.clone(),
+    }))
 }
 
 /// Opens the store of `--data`.

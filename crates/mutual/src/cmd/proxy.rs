@@ -2,7 +2,10 @@
 
 use anyhow::Result;
 use mutual_proxy::config::{Config, FileConfig, Limits, SingleBackend};
+use mutual_proxy::enroll::EnrollConfig;
 use mutual_proxy::{Proxy, Source};
+
+use super::backend::Target;
 
 use crate::cli::{LogFormat, ProxyArgs};
 
@@ -24,7 +27,7 @@ pub fn init_logging(json: bool) {
 
 /// The proxy that the flags describe, from values clap has already parsed: a bad value was
 /// reported by its flag before this runs, so nothing here can fail.
-fn from_flags(a: ProxyArgs) -> Config {
+fn from_flags(a: ProxyArgs, enroll: Option<EnrollConfig>) -> Config {
     let limits = Limits {
         handshake_timeout: a.handshake_timeout,
         idle_timeout: a.idle_timeout,
@@ -61,6 +64,7 @@ fn from_flags(a: ProxyArgs) -> Config {
         access_log: !a.no_access_log,
         limits,
         client_cert_headers: a.client_cert_headers,
+        enroll,
     }
     .config();
     config.listeners[0].revocation_feed = feed;
@@ -68,10 +72,11 @@ fn from_flags(a: ProxyArgs) -> Config {
 }
 
 /// Runs the proxy until interrupted.
-pub async fn run(a: ProxyArgs) -> Result<()> {
+pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
+    let enroll = super::enroll_config(&a.enroll, target, &a.cert, &a.key)?;
     let source = match a.config.clone() {
         Some(path) => Source::File(path),
-        None => Source::Fixed(Box::new(from_flags(a))),
+        None => Source::Fixed(Box::new(from_flags(a, enroll))),
     };
     let json = match &source {
         Source::File(p) => std::fs::read_to_string(p)
@@ -81,7 +86,8 @@ pub async fn run(a: ProxyArgs) -> Result<()> {
         Source::Fixed(c) => c.json_logs,
     };
     init_logging(json);
-    let proxy = Proxy::load(source)?;
+    // Enrolled listeners get their first certificate before anything listens.
+    let proxy = Proxy::enroll(source).await?;
     for w in proxy.warnings() {
         eprintln!("warning: {w}");
     }

@@ -8,7 +8,17 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use mutual_tls::{http as mhttp, AuthorizeLayer, DenyAt, Policy, ServerTls};
+use std::path::{Path, PathBuf};
+
+use mutual_agent::{Material, Source};
+use mutual_proxy::enroll::EnrollConfig;
+use mutual_tls::load::crls_from_files;
+use mutual_tls::{
+    http as mhttp, AuthorizeLayer, DenyAt, Policy, ServerMaterial, ServerTls, ServerTlsBuilder,
+    TrustStore,
+};
+
+use super::backend::Target;
 use tokio::net::TcpListener;
 
 use crate::cli::{ServeCommand, ServeEchoArgs, ServeHelloArgs};
@@ -26,10 +36,10 @@ pub fn init_logging() {
         .try_init();
 }
 
-pub async fn run(c: ServeCommand) -> Result<()> {
+pub async fn run(target: &Target, c: ServeCommand) -> Result<()> {
     init_logging();
     match c {
-        ServeCommand::Hello(a) => hello(a).await,
+        ServeCommand::Hello(a) => hello(target, *a).await,
         ServeCommand::Echo(a) => echo(a).await,
     }
 }
@@ -40,21 +50,35 @@ async fn bind(listen: &str) -> Result<TcpListener> {
         .with_context(|| format!("listening on {listen}"))
 }
 
-async fn hello(a: ServeHelloArgs) -> Result<()> {
+async fn hello(target: &Target, a: ServeHelloArgs) -> Result<()> {
+    let enroll = super::enroll_config(&a.enroll, target, &a.cert, &a.key)?;
     let policy = (!a.allow.is_empty()).then(|| Policy::new(a.allow));
     let mut builder = ServerTls::builder()
-        .ca(&a.ca)
-        .cert(&a.cert)
-        .key(&a.key)
         .handshake_timeout(a.handshake_timeout)
         .max_handshakes(a.max_handshakes);
+    for (path, set) in [(&a.ca, 0), (&a.cert, 1), (&a.key, 2)] {
+        if let Some(p) = path {
+            builder = match set {
+                0 => builder.ca(p),
+                1 => builder.cert(p),
+                _ => builder.key(p),
+            };
+        }
+    }
     for crl in &a.crl {
         builder = builder.crl(crl);
     }
     if let (Some(p), DenyAt::Handshake) = (&policy, a.deny_at) {
         builder = builder.deny_at_handshake(p.clone());
     }
-    let tls = builder.build()?;
+    let tls = match &enroll {
+        None => {
+            let tls = builder.build()?;
+            reload_on_sighup(tls.clone());
+            tls
+        }
+        Some(e) => enrolled(e, builder, a.ca.as_deref(), &a.crl).await?,
+    };
     for w in tls.warnings() {
         eprintln!("warning: {w}");
     }
@@ -65,7 +89,6 @@ async fn hello(a: ServeHelloArgs) -> Result<()> {
     if let Some(p) = &policy {
         eprintln!("mutual: allowing {p} (refused at {:?})", a.deny_at);
     }
-    reload_on_sighup(tls.clone());
 
     let hello = mhttp::service_fn(|req: Request<Incoming>| async move {
         let name = query_param(req.uri().query().unwrap_or(""), "name")
@@ -82,6 +105,51 @@ async fn hello(a: ServeHelloArgs) -> Result<()> {
         _ => mhttp::serve(listener, tls, hello).await?,
     }
     Ok(())
+}
+
+/// Enrolls, builds the server on the first certificate, and swaps each renewal in (build,
+/// validate, swap: connections in flight keep theirs). Without --ca the CA's trust bundle,
+/// renewed with the certificate, says who may call.
+async fn enrolled(
+    e: &EnrollConfig,
+    builder: ServerTlsBuilder,
+    ca: Option<&Path>,
+    crl: &[PathBuf],
+) -> Result<ServerTls> {
+    let source = e.source_config()?;
+    let source = Source::enroll_within(source, mutual_proxy::enroll::PATIENCE)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot enroll at {}: {err}", e.urls))?;
+    let crls = crls_from_files(crl)?;
+    let fixed_trust = ca.map(TrustStore::from_file).transpose()?;
+    let policy = builder.handshake_policy().cloned();
+    let material = move |m: &Material| {
+        let trust = fixed_trust.clone().unwrap_or_else(|| m.trust.clone());
+        ServerMaterial::new(m.identity.clone(), trust, crls.clone(), policy.clone())
+    };
+    let tls = builder.build_with(material(&source.current()));
+    let mut updates = source.subscribe();
+    let swapping = tls.clone();
+    tokio::spawn(async move {
+        // The source renews for as long as this task holds it.
+        let source = source;
+        while updates.changed().await.is_ok() {
+            let m = updates.borrow_and_update().clone();
+            let old = swapping.material();
+            let old_serial = mutual_pki::cert::facts(&old.identity().chain[0])
+                .map(|f| f.serial.to_string())
+                .unwrap_or_default();
+            swapping.swap(material(&m));
+            let not_after = m
+                .validity
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            tracing::info!(old_serial = %old_serial, serial = %m.serial, not_after = %not_after, "certificate swapped: {old_serial} -> {}", m.serial);
+        }
+        drop(source);
+    });
+    Ok(tls)
 }
 
 fn reload_on_sighup(tls: ServerTls) {

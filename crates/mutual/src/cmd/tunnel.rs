@@ -6,22 +6,28 @@ use mutual_proxy::tunnel::{parse_upstream, Tunnel, TunnelConfig};
 use crate::cli::TunnelArgs;
 use crate::cmd::UsageError;
 
+use super::backend::Target;
+
 /// Runs the tunnel until interrupted.
-pub async fn run(a: TunnelArgs) -> Result<()> {
+pub async fn run(target: &Target, a: TunnelArgs) -> Result<()> {
+    let enroll = super::enroll_config(&a.enroll, target, &a.cert, &a.key)?;
     super::proxy::init_logging(false);
     let (host, port) = parse_upstream(&a.upstream).map_err(UsageError)?;
     let listen = a
         .listen
         .parse()
         .map_err(|_| UsageError(format!("--listen \"{}\" is not HOST:PORT", a.listen)))?;
-    let tunnel = Tunnel::load(TunnelConfig {
+    // clap requires --ca, --cert and --key unless --enroll is given.
+    let tunnel = Tunnel::enroll(TunnelConfig {
         listen,
         host: host.clone(),
         port,
-        ca: a.ca,
-        cert: a.cert,
-        key: a.key,
-    })?;
+        ca: a.ca.unwrap_or_default(),
+        cert: a.cert.unwrap_or_default(),
+        key: a.key.unwrap_or_default(),
+        enroll,
+    })
+    .await?;
     let addr = tunnel.start().await?;
     println!("mutual tunnel listening on http://{addr} -> https://{host}:{port}");
     super::proxy::wait_for_shutdown().await;
