@@ -115,7 +115,7 @@ pub enum Command {
     /// the given identity would be accepted and why not.
     Doctor(DoctorArgs),
     /// Authorizing mTLS reverse proxy in front of a plain HTTP backend.
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// Client mode: plaintext in on a local port, mTLS out with our certificate.
     Tunnel(TunnelArgs),
     // --- mutual agent (enrollment and renewal; flags in AgentArgs below) ---

@@ -63,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(c) => services::run(&target, c).await,
         Command::Curl(a) => curl::run(json, a).await,
         Command::Doctor(a) => doctor::run(json, a).await,
-        Command::Proxy(a) => proxy::run(&target, a).await,
+        Command::Proxy(a) => proxy::run(&target, *a).await,
         Command::Tunnel(a) => tunnel::run(&target, a).await,
         Command::Agent(a) => agent::run(&target, json, a).await,
     }
