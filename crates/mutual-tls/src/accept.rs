@@ -214,6 +214,10 @@ impl Acceptor {
             self.sessions
                 .for_connection(terms.client_auth, Arc::clone(slot)),
         );
+        // One ticket, not rustls' default two: one is enough to resume and to carry the ACK
+        // that a client without TCP_NODELAY waits for, and each costs a session stored and a
+        // record written on every full handshake.
+        config.send_tls13_tickets = 1;
         Ok(Arc::new(config))
     }
 }
