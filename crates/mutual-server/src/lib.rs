@@ -104,6 +104,17 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         return Err(ApiError::NoRoute(path.trim_start_matches('/').to_string()));
     };
     let path = params::percent_decode(path.trim_end_matches('/'), false);
+    // A declared length over the limit is refused before the body is read: reading it would
+    // first answer `100 Continue` to a client that asked (curl does for large bodies), and the
+    // 413 could then be lost to the close that follows.
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.body_limit) {
+        return Err(ApiError::TooLarge);
+    }
     let body = axum::body::to_bytes(body, app.body_limit)
         .await
         .map_err(|_| ApiError::TooLarge)?;
