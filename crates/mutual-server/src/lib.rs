@@ -21,6 +21,7 @@
 mod acl;
 mod approle;
 mod cert_auth;
+mod certindex;
 mod error;
 mod feed;
 mod lifecycle;
@@ -46,6 +47,7 @@ use axum::{
 };
 
 pub use cert_auth::ClientCert;
+pub use certindex::spawn_catch_up;
 pub use error::ApiError;
 pub use lifecycle::Counters;
 pub use params::Params;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use mutual_pki::ocsp::{self, OcspRequest, Status};
-use mutual_store::StoreError;
 use time::OffsetDateTime;
 
 use crate::{
+    certindex::Lookup,
     error::ApiError,
     lifecycle::Counters,
     params,
@@ -73,9 +73,8 @@ pub(crate) async fn handle(
     let Some(ca) = mount.ca.clone() else {
         return Ok(answer(ocsp::internal_error()));
     };
-    let issuer = match ocsp::Issuer::new(&ca.cert_der) {
-        Ok(i) => i,
-        Err(_) => return Ok(answer(ocsp::internal_error())),
+    let Some(issuer) = mount.ocsp_issuer() else {
+        return Ok(answer(ocsp::internal_error()));
     };
     let statuses = statuses(app, mount, &issuer, &req).await?;
     for s in &statuses {
@@ -122,16 +121,15 @@ async fn statuses(
             out.push(Status::Unknown);
             continue;
         }
-        let status = match app.store.get_cert(&q.serial).await {
-            Ok(rec) if rec.ca == mount.record.path => match (rec.revoked_at, rec.reason) {
-                (Some(at), reason) => Status::Revoked {
-                    at,
-                    reason: reason.unwrap_or_default(),
+        let status = match app.certs.lookup(&app.store, &q.serial).await? {
+            Lookup::Found { issued, revoked } if issued.ca == mount.record.path => match revoked {
+                Some(r) => Status::Revoked {
+                    at: r.at,
+                    reason: r.reason,
                 },
-                _ => Status::Good,
+                None => Status::Good,
             },
-            Ok(_) | Err(StoreError::NotFound { .. }) => Status::Unknown,
-            Err(e) => return Err(e.into()),
+            Lookup::Found { .. } | Lookup::Unknown => Status::Unknown,
         };
         out.push(status);
     }

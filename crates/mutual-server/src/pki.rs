@@ -680,7 +680,9 @@ async fn revoke(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError>
         .revoke(&serial, reason, OffsetDateTime::now_utc())
         .await?
     {
-        RevokeOutcome::Revoked { at, .. } => {
+        RevokeOutcome::Revoked { at, ca } => {
+            let revoked = crate::certindex::Revoked { ca, at, reason };
+            app.certs.note_revoked(&serial, revoked);
             app.crls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -11,11 +11,12 @@ use mutual_pki::{
     csr::{self, ParsedCsr},
     role::{IssueRequest, Role},
 };
-use mutual_store::{sign_csr, StoreError};
+use mutual_store::sign_csr;
 use time::OffsetDateTime;
 
 use crate::{
     cert_auth::ClientCert,
+    certindex::Lookup,
     error::ApiError,
     lifecycle::Counters,
     params::Params,
@@ -75,20 +76,18 @@ async fn renew(
             f.subject
         ))
     };
-    let rec = match app.store.get_cert(serial).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Err(not_ours()),
-        Err(e) => return Err(e.into()),
+    let (issued, revoked) = match app.certs.lookup(&app.store, serial).await? {
+        Lookup::Found { issued, revoked } => (issued, revoked),
+        Lookup::Unknown => return Err(not_ours()),
     };
-    let recorded = cert::pem_certs(rec.cert_pem.as_bytes()).unwrap_or_default();
-    if rec.ca != *path || recorded.first() != Some(leaf) {
+    if issued.ca != *path || !issued.is(leaf) {
         return Err(not_ours());
     }
-    if let Some(at) = rec.revoked_at {
-        let reason = rec.reason.unwrap_or_default();
+    if let Some(r) = revoked {
         return Err(ApiError::Forbidden(format!(
-            "certificate {serial} was revoked at {} ({reason}); a revoked certificate cannot renew",
-            rfc3339(at)
+            "certificate {serial} was revoked at {} ({}); a revoked certificate cannot renew",
+            rfc3339(r.at),
+            r.reason
         )));
     }
     let now = OffsetDateTime::now_utc();
@@ -106,7 +105,7 @@ async fn renew(
             rfc3339(now)
         )));
     }
-    let role_name = rec.role.clone().ok_or_else(|| {
+    let role_name = issued.role.clone().ok_or_else(|| {
         ApiError::Forbidden(format!(
             "certificate {serial} has no recorded role (issued before roles were recorded); enroll again with a bootstrap token"
         ))

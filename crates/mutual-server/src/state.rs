@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, OnceLock, RwLock},
     time::{Duration, Instant},
 };
 
@@ -27,9 +27,37 @@ pub struct Mount {
     pub ca: Option<Arc<CaRecord>>,
     /// Its roles by name.
     pub roles: HashMap<String, Arc<Role>>,
+    /// The CertID hashes of its CA for OCSP, computed on first use.
+    ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
 }
 
 impl Mount {
+    /// A served mount.
+    pub fn new(
+        record: MountRecord,
+        ca: Option<Arc<CaRecord>>,
+        roles: HashMap<String, Arc<Role>>,
+    ) -> Mount {
+        Mount {
+            record,
+            ca,
+            roles,
+            ocsp_issuer: OnceLock::new(),
+        }
+    }
+
+    /// Its CA as an OCSP issuer (None without a CA or when its certificate does not parse).
+    pub fn ocsp_issuer(&self) -> Option<Arc<mutual_pki::ocsp::Issuer>> {
+        self.ocsp_issuer
+            .get_or_init(|| {
+                let ca = self.ca.as_ref()?;
+                mutual_pki::ocsp::Issuer::new(&ca.cert_der)
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
+    }
+
     /// The mount's CA, or Vault's 400 when it has none yet.
     pub fn ca(&self) -> Result<&Arc<CaRecord>, ApiError> {
         self.ca.as_ref().ok_or_else(|| {
@@ -73,6 +101,8 @@ pub struct App {
     pub counters: crate::lifecycle::Counters,
     /// Parsed ACL policies, briefly cached.
     pub(crate) policies: crate::acl::PolicyCache,
+    /// Revoked certificates and recently looked-up ones, for OCSP and renewal.
+    pub(crate) certs: crate::certindex::CertIndex,
 }
 
 impl App {
@@ -86,6 +116,7 @@ impl App {
         }
         Ok(App {
             writer: store.cert_writer()?,
+            certs: crate::certindex::CertIndex::load(&store).await?,
             store,
             mounts: RwLock::new(mounts),
             admin: tokio::sync::Mutex::new(()),
@@ -214,5 +245,5 @@ async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiErro
         .into_iter()
         .map(|r| (r.name.clone(), Arc::new(r)))
         .collect();
-    Ok(Mount { record, ca, roles })
+    Ok(Mount::new(record, ca, roles))
 }

@@ -583,6 +583,37 @@ impl Store {
         Ok((entries, next))
     }
 
+    /// Every CA's revocations with a sequence number above `since`, oldest first, at most
+    /// `limit`, each with its CA: what a server's in-memory revocation index catches up from
+    /// (revocations made by other processes on the same store).
+    pub async fn revocations_after(
+        &self,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<(String, FeedEntry)>, StoreError> {
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT revoked_seq, serial, ca, revoked_at, reason FROM certs \
+             WHERE revoked_seq > ? ORDER BY revoked_seq LIMIT ?",
+        )
+        .bind(since as i64)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, serial, ca, at, reason)| {
+                let entry = FeedEntry {
+                    seq: seq as u64,
+                    serial: Serial::parse(&serial).ok()?,
+                    revoked_at: from_ts(at),
+                    reason: Reason::from_code(reason.unwrap_or(0)),
+                };
+                Some((ca, entry))
+            })
+            .collect())
+    }
+
     /// The revoked certificates of a CA, for its CRL.
     pub async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(

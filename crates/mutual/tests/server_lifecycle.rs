@@ -814,3 +814,72 @@ fn the_feed_pushes_revocations_and_resumes_from_since() {
         "{resumed}"
     );
 }
+
+/// A revocation made by another process on the server's store (`mutual revoke` on the same
+/// data directory; another node of the same database is the same case) reaches OCSP, a
+/// waiting feed subscriber and the CRL within the server's one-second catch-up — even for a
+/// certificate whose "good" status the server has already answered and remembered.
+#[test]
+fn a_revocation_made_elsewhere_on_the_store_is_in_force_within_seconds() {
+    let s = Story::new();
+    let ca = Ca::start(&s);
+    let serial = ca.issue(&s, "dave", "dave.example.com", json!({}));
+    // Asked twice: the second answer comes from the server's memory of the certificate.
+    for _ in 0..2 {
+        let (out, err) = openssl_ocsp(&s, &ca, &["-cert", "dave.pem"]);
+        assert!(out.contains("dave.pem: good"), "{out}\n{err}");
+    }
+
+    let url = format!("{}/v1/pki/revocations?since=0&wait=30", ca.url);
+    let waiter = std::thread::spawn(move || {
+        let out = Command::new("curl")
+            .args(["-sS", &url])
+            .output()
+            .expect("curl");
+        (
+            Instant::now(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let revoked_at = Instant::now();
+    s.mutual(&["revoke", &serial, "--reason", "keyCompromise"])
+        .ok();
+
+    // OCSP says revoked within the catch-up (1 s) plus scheduling; bounded polling.
+    let mut said = String::new();
+    while revoked_at.elapsed() < Duration::from_secs(5) {
+        said = openssl_ocsp(&s, &ca, &["-cert", "dave.pem"]).0;
+        if said.contains("dave.pem: revoked") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = revoked_at.elapsed();
+    assert!(said.contains("dave.pem: revoked"), "{said}");
+    assert!(said.contains("Reason: keyCompromise"), "{said}");
+    assert!(took < Duration::from_millis(2500), "OCSP took {took:?}");
+
+    // The waiting subscriber was woken with the entry.
+    let (returned, out) = waiter.join().unwrap();
+    assert!(
+        returned.duration_since(revoked_at) < Duration::from_millis(2500),
+        "{out}"
+    );
+    assert_eq!(
+        json_of(&out)["data"]["revoked"][0]["serial"],
+        serial.as_str(),
+        "{out}"
+    );
+
+    // The served CRL was rebuilt with it.
+    let (code, crl) = curl(&s, &[], &format!("{}/v1/pki/crl/pem", ca.url));
+    assert_eq!(code, 200);
+    s.write("served.crl", &crl);
+    let text = s
+        .run("openssl", &["crl", "-in", "served.crl", "-noout", "-text"])
+        .ok()
+        .stdout;
+    let hex = serial.replace(':', "").to_ascii_uppercase();
+    assert!(text.to_ascii_uppercase().contains(&hex), "{text}");
+}

@@ -63,6 +63,8 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("loading the store: {e}"))?,
     );
+    // Revocations made by other processes on the store reach OCSP, renewal and the feed.
+    mutual_server::spawn_catch_up(&app);
     // Loaded before binding, so that a bad --tls-cert/--tls-key is reported at once.
     let logins = Arc::new(
         args.cert_login
