@@ -11,6 +11,7 @@
 //! [`crate::sessions`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +26,13 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::identity::PeerIdentity;
+use crate::io::ServerIo;
 use crate::refusal::Refusal;
 use crate::sessions::Sessions;
 use crate::verifier::{ClientCheck, ClientVerifier, HandshakeSlot};
+
+/// A server's TLS stream over TCP.
+pub type ServerStream = TlsStream<ServerIo>;
 
 /// How a server asks for client certificates, and what decides on them.
 #[derive(Debug, Clone)]
@@ -78,7 +83,7 @@ pub struct Terms {
 #[derive(Debug)]
 pub struct Established {
     /// The TLS stream.
-    pub stream: TlsStream<TcpStream>,
+    pub stream: ServerStream,
     /// The verified caller: always there with [`ClientAuth::Required`], `None` for a client
     /// that presented no certificate otherwise.
     pub peer: Option<PeerIdentity>,
@@ -168,10 +173,12 @@ impl Acceptor {
     where
         F: FnOnce(Option<&str>) -> Terms,
     {
-        let mut lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+        let arm = Arc::new(AtomicBool::new(false));
+        let io = ServerIo::new(tcp, Arc::clone(&arm));
+        let mut lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
         let start = match (&mut lazy).await {
             Ok(start) => start,
-            Err(e) => return Err((handshake_failed(e), lazy.take_io())),
+            Err(e) => return Err((handshake_failed(e), lazy.take_io().map(ServerIo::into_tcp))),
         };
         let sni = start
             .client_hello()
@@ -180,13 +187,16 @@ impl Acceptor {
         let terms = hello(sni.as_deref());
         let slot = Arc::new(Mutex::new(HandshakeSlot::default()));
         let auth = terms.client_auth.clone();
-        let config = match self.config(terms, &slot) {
+        let config = match self.config(terms, &slot, arm) {
             Ok(c) => c,
-            Err(e) => return Err((handshake_failed(e), Some(start.io))),
+            Err(e) => return Err((handshake_failed(e), Some(start.io.into_tcp()))),
         };
         match start.into_stream(config).into_fallible().await {
-            Ok(stream) => established(stream, sni, remote, &auth, &slot),
-            Err((err, tcp)) => Err((refusal_of(err, &auth, &slot), Some(tcp))),
+            Ok(mut stream) => {
+                send_ticket_unless_answering(&mut stream).await;
+                established(stream, sni, remote, &auth, &slot)
+            }
+            Err((err, io)) => Err((refusal_of(err, &auth, &slot), Some(io.into_tcp()))),
         }
     }
 
@@ -194,6 +204,7 @@ impl Acceptor {
         &self,
         terms: Terms,
         slot: &Arc<Mutex<HandshakeSlot>>,
+        arm: Arc<AtomicBool>,
     ) -> Result<Arc<ServerConfig>, rustls::Error> {
         let builder = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -205,6 +216,7 @@ impl Acceptor {
                     mandatory: matches!(terms.client_auth, ClientAuth::Required(_)),
                     provider: Arc::clone(&self.provider),
                     slot: Arc::clone(slot),
+                    arm_ticket_hold: arm,
                 })),
         };
         let mut config = builder.with_cert_resolver(Arc::new(Presented(terms.certified)));
@@ -222,11 +234,31 @@ impl Acceptor {
     }
 }
 
+/// Decides where a TLS 1.3 ticket held back by [`ServerIo`] goes: with the first response when
+/// the client's request is already here (one write and one segment fewer per connection), at
+/// once when it is not, because then the client may be waiting for the acknowledgement the
+/// ticket carries (Nagle's algorithm holds a request behind an unacknowledged Finished).
+async fn send_ticket_unless_answering(stream: &mut ServerStream) {
+    let (io, conn) = stream.get_mut();
+    let held = io.held() > 0;
+    io.stop_holding();
+    if !held {
+        return;
+    }
+    let request_here = conn
+        .process_new_packets()
+        .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
+        || io.peer_sent_more();
+    if !request_here {
+        let _ = io.send_held().await;
+    }
+}
+
 /// The caller of a completed handshake: the one the verifier passed in a full handshake, or
 /// the one of the resumed session, whose chain passed the check when it was admitted.
 #[allow(clippy::result_large_err)] // a refusal is rare and carries its whole reason
 fn established(
-    stream: TlsStream<TcpStream>,
+    stream: ServerStream,
     sni: Option<String>,
     remote: SocketAddr,
     auth: &ClientAuth,
@@ -254,7 +286,7 @@ fn established(
         // optional mode, or none at all): decide on what rustls holds.
         _ => match auth.judge(&presented, OffsetDateTime::now_utc()) {
             Ok(peer) => (peer, presented),
-            Err(r) => return Err((r, Some(stream.into_inner().0))),
+            Err(r) => return Err((r, Some(stream.into_inner().0.into_tcp()))),
         },
     };
     let chain = if peer.is_some() { chain } else { Vec::new() };

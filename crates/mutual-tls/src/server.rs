@@ -11,7 +11,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_rustls::server::TlsStream;
 
 use crate::accept::{Acceptor, ClientAuth, Terms};
 use crate::identity::PeerIdentity;
@@ -186,7 +185,7 @@ pub struct ServerTls {
 #[derive(Debug)]
 pub struct Accepted {
     /// The TLS stream.
-    pub stream: TlsStream<TcpStream>,
+    pub stream: crate::ServerStream,
     /// Who the client is.
     pub peer: Arc<PeerIdentity>,
     /// Where it connected from.

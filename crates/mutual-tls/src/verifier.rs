@@ -3,6 +3,7 @@
 //! certificates likewise, and a per-connection slot where the caller or the reason of a
 //! refusal waits for the code that logs or explains it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mutual_pki::diagnosis::{Diagnosis, Purpose};
@@ -21,9 +22,13 @@ use crate::refusal::Refusal;
 
 /// The three signature methods that rustls asks of every verifier, client or server: each
 /// checks with the algorithms of `self.provider`. One definition for both verifiers, since a
-/// trait's methods cannot be shared through a default without a second trait.
+/// trait's methods cannot be shared through a default without a second trait. The optional
+/// argument runs (with `self`) after a TLS 1.3 handshake signature passed.
 macro_rules! handshake_signatures_by_provider {
     () => {
+        handshake_signatures_by_provider!(|_: &Self| {});
+    };
+    ($after_tls13:expr) => {
         fn verify_tls12_signature(
             &self,
             message: &[u8],
@@ -44,12 +49,14 @@ macro_rules! handshake_signatures_by_provider {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
+            let valid = rustls::crypto::verify_tls13_signature(
                 message,
                 cert,
                 dss,
                 &self.provider.signature_verification_algorithms,
-            )
+            )?;
+            ($after_tls13)(self);
+            Ok(valid)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -206,6 +213,9 @@ pub(crate) struct ClientVerifier {
     pub mandatory: bool,
     pub provider: Arc<CryptoProvider>,
     pub slot: Arc<Mutex<HandshakeSlot>>,
+    /// Set once the client's TLS 1.3 CertificateVerify passed: from then on the only server
+    /// write of the handshake is the session ticket, which [`crate::io::ServerIo`] holds.
+    pub arm_ticket_hold: Arc<AtomicBool>,
 }
 
 impl ClientCertVerifier for ClientVerifier {
@@ -241,7 +251,9 @@ impl ClientCertVerifier for ClientVerifier {
         }
     }
 
-    handshake_signatures_by_provider!();
+    handshake_signatures_by_provider!(|this: &Self| this
+        .arm_ticket_hold
+        .store(true, Ordering::Release));
 }
 
 /// What the client saw of one connection: the server's chain, the CAs it asked for, and why
