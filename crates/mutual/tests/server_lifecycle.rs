@@ -36,7 +36,8 @@ fn spawn(s: &Story, extra: &[&str]) -> Child {
         .args(["server", "--listen", "127.0.0.1:0", "--data", "data"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // The server's log: one line per decision.
+        .stderr(std::fs::File::create(s.path("server.log")).expect("server.log"))
         .spawn()
         .expect("starting mutual server")
 }
@@ -213,6 +214,13 @@ fn ocsp_answers_good_revoked_and_unknown_to_openssl() {
     );
 
     ca.revoke(&s, &serial, "keyCompromise");
+    let log = s.read("server.log");
+    assert!(
+        log.lines().any(|l| l.contains("certificate revoked")
+            && l.contains(&serial)
+            && l.contains("keyCompromise")),
+        "{log}"
+    );
     let (out, err) = openssl_ocsp(&s, &ca, &["-cert", "alice.pem"]);
     assert!(out.contains("alice.pem: revoked"), "{out}\n{err}");
     assert!(out.contains("Reason: keyCompromise"), "{out}");
@@ -870,6 +878,12 @@ fn a_revocation_made_elsewhere_on_the_store_is_in_force_within_seconds() {
         json_of(&out)["data"]["revoked"][0]["serial"],
         serial.as_str(),
         "{out}"
+    );
+
+    let log = s.read("server.log");
+    assert!(
+        log.contains("revocations made elsewhere applied revocations=1"),
+        "{log}"
     );
 
     // The served CRL was rebuilt with it.

@@ -141,24 +141,8 @@ struct Agent {
     metrics: Arc<Mutex<Metrics>>,
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTUAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
-    };
-}
-
 pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
-    init_logging(json);
+    super::logging::init(json);
     let addr = target.addr.as_deref().ok_or_else(|| {
         UsageError("mutual agent needs the CA: --addr URL[,URL…] (or MUTUAL_ADDR)".into())
     })?;

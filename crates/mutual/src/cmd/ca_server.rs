@@ -13,6 +13,8 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     if let Some(ServerCommand::Init) = args.command {
         return init(data).await;
     }
+    // One line per decision (renewal, revocation, OCSP, refusal) on stderr.
+    super::logging::init(false);
     // Held until the server stops: the --dev store lives in it.
     let mut _dev_dir = None;
     let store = if args.dev {

@@ -11,6 +11,7 @@ mod demo;
 mod doctor;
 mod inspect;
 mod issue;
+mod logging;
 mod proxy;
 mod remote;
 mod role;

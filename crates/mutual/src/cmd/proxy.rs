@@ -9,22 +9,6 @@ use super::backend::Target;
 
 use crate::cli::{LogFormat, ProxyArgs};
 
-/// Logs to stderr as text or JSON; `MUTUAL_LOG` sets the filter (default `info`).
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTUAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    let _ = if json {
-        b.json().flatten_event(true).try_init()
-    } else {
-        b.try_init()
-    };
-}
-
 /// The proxy that the flags describe, from values clap has already parsed: a bad value was
 /// reported by its flag before this runs, so nothing here can fail.
 fn from_flags(a: ProxyArgs, enroll: Option<EnrollConfig>) -> Config {
@@ -85,7 +69,7 @@ pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
             .is_some_and(|f| f.log_format.as_deref() == Some("json")),
         Source::Fixed(c) => c.json_logs,
     };
-    init_logging(json);
+    super::logging::init(json);
     // Enrolled listeners get their first certificate before anything listens.
     let proxy = Proxy::enroll(source).await?;
     for w in proxy.warnings() {

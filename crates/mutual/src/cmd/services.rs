@@ -23,21 +23,8 @@ use tokio::net::TcpListener;
 
 use crate::cli::{ServeCommand, ServeEchoArgs, ServeHelloArgs};
 
-/// Logs to stderr, human-readable; `MUTUAL_LOG` sets the filter (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTUAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal; a log file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
-
 pub async fn run(target: &Target, c: ServeCommand) -> Result<()> {
-    init_logging();
+    super::logging::init(false);
     match c {
         ServeCommand::Hello(a) => hello(target, *a).await,
         ServeCommand::Echo(a) => echo(a).await,

@@ -11,7 +11,7 @@ use super::backend::Target;
 /// Runs the tunnel until interrupted.
 pub async fn run(target: &Target, a: TunnelArgs) -> Result<()> {
     let enroll = super::enroll_config(&a.enroll, target, &a.cert, &a.key)?;
-    super::proxy::init_logging(false);
+    super::logging::init(false);
     let (host, port) = parse_upstream(&a.upstream).map_err(UsageError)?;
     let listen = a
         .listen
