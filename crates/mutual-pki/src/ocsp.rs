@@ -104,7 +104,8 @@ pub fn parse_request(der: &[u8]) -> Result<OcspRequest, PkiError> {
 /// The hashes of an issuer that a CertID names, computed once per CA.
 #[derive(Debug, Clone)]
 pub struct Issuer {
-    cert_der: Vec<u8>,
+    /// The CA certificate, decoded once: every answer carries it.
+    cert: x509_cert::Certificate,
     name_der: Vec<u8>,
     key_bits: Vec<u8>,
     key_sha1: Vec<u8>,
@@ -119,8 +120,13 @@ impl Issuer {
             }
         })?;
         let key_bits = cert.public_key().subject_public_key.data.to_vec();
+        let decoded = x509_cert::Certificate::from_der(ca_cert_der).map_err(|e| {
+            PkiError::UnreadableCertificate {
+                detail: e.to_string(),
+            }
+        })?;
         Ok(Issuer {
-            cert_der: ca_cert_der.to_vec(),
+            cert: decoded,
             name_der: cert.subject().as_raw().to_vec(),
             key_sha1: digest(&OID_SHA1, &key_bits).unwrap_or_default(),
             key_bits,
@@ -239,18 +245,13 @@ pub fn respond(
     };
     let tbs_der = tbs.to_der().map_err(encode_err)?;
     let signature = key.pair().sign(&tbs_der)?;
-    let cert = x509_cert::Certificate::from_der(&issuer.cert_der).map_err(|e| {
-        PkiError::UnreadableCertificate {
-            detail: e.to_string(),
-        }
-    })?;
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
         signature_algorithm: signature_algorithm(key),
         signature: BitString::from_bytes(&signature).map_err(encode_err)?,
         // The signer is the CA itself; sending it lets a client that has only the root
         // check an intermediate's answer.
-        certs: Some(vec![cert]),
+        certs: Some(vec![issuer.cert.clone()]),
     };
     OcspResponse::successful(basic)
         .and_then(|r| r.to_der())

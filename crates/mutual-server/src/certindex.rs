@@ -12,7 +12,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock, Weak,
+    },
     time::Duration,
 };
 
@@ -82,6 +85,9 @@ fn sha256(der: &[u8]) -> [u8; 32] {
 pub struct CertIndex {
     revoked: RwLock<Revocations>,
     recent: Mutex<Recent>,
+    /// Bumped by every revocation applied: what was derived from the revoked set before (a
+    /// signed OCSP answer) is stale once it moves.
+    generation: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +161,7 @@ impl CertIndex {
                     .is_none()
                 {
                     applied += 1;
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                 }
             }
             if !full {
@@ -169,11 +176,15 @@ impl CertIndex {
 
     /// Records a revocation made through this server (before it is answered).
     pub fn note_revoked(&self, serial: &Serial, revoked: Revoked) {
-        self.revoked
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_serial
-            .insert(serial.clone(), revoked);
+        let mut w = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        if w.by_serial.insert(serial.clone(), revoked).is_none() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Moves with every revocation applied; equal values mean the revoked set is unchanged.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The revocation of `serial`, if it is revoked.

@@ -26,6 +26,8 @@ pub struct Counters {
     pub renewals_refused: AtomicU64,
     /// OCSP answers by status: good, revoked, unknown, malformed.
     pub ocsp: [AtomicU64; 4],
+    /// OCSP answers served from an earlier signature (requests without a nonce).
+    pub ocsp_reused: AtomicU64,
     /// Issuances made with a bootstrap token.
     pub bootstrap_uses: AtomicU64,
     /// Bootstrap token uses refused (used up, expired, out of scope).
@@ -62,6 +64,14 @@ impl Counters {
                 get(&self.ocsp[i])
             ));
         }
+        out.push_str(
+            "# HELP mutual_ocsp_reused_total OCSP answers served from an earlier signature.\n",
+        );
+        out.push_str("# TYPE mutual_ocsp_reused_total counter\n");
+        out.push_str(&format!(
+            "mutual_ocsp_reused_total {}\n",
+            get(&self.ocsp_reused)
+        ));
         out.push_str(
             "# HELP mutual_bootstrap_token_uses_total Bootstrap token uses, by decision.\n",
         );

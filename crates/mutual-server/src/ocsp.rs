@@ -1,8 +1,17 @@
 //! `<mount>/ocsp`: the OCSP responder (RFC 6960), as Vault and OpenBao serve it: POST with the
 //! DER request as the body, or GET with it base64-encoded (and URL-encoded) in the path. The
 //! answer is signed by the mount's CA itself; the encoding lives in `mutual_pki::ocsp`.
+//!
+//! A request with a nonce gets an answer signed for it, echoing the nonce. A request without
+//! one (RFC 5019's profile: what TLS stacks, stapling servers and Go send) may get an answer
+//! signed earlier for the same request, as RFC 6960 allows pre-produced responses: for at most
+//! [`REUSE`], and never across a revocation (the revoked set's generation must not have moved).
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use base64::Engine;
 use mutual_pki::ocsp::{self, OcspRequest, Status};
@@ -23,6 +32,51 @@ use crate::{
 const VALIDITY: Duration = Duration::from_secs(3600);
 
 const CONTENT_TYPE: &str = "application/ocsp-response";
+
+/// How long a signed answer to a request without a nonce is served again (its thisUpdate is
+/// then at most this old, against a nextUpdate an hour ahead).
+const REUSE: Duration = Duration::from_secs(60);
+/// Signed answers kept at most (the map is emptied when full).
+const KEPT: usize = 4096;
+
+/// Signed answers to requests without a nonce, by mount and request bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    kept: Mutex<HashMap<(String, Vec<u8>), Kept>>,
+}
+
+#[derive(Debug, Clone)]
+struct Kept {
+    der: Arc<Vec<u8>>,
+    /// The statuses it carries, as counter indices.
+    statuses: Vec<usize>,
+    signed: Instant,
+    generation: u64,
+}
+
+impl Answers {
+    fn get(&self, mount: &str, request: &[u8], generation: u64) -> Option<Kept> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let k = kept.get(&(mount.to_string(), request.to_vec()))?;
+        (k.generation == generation && k.signed.elapsed() < REUSE).then(|| k.clone())
+    }
+
+    fn put(&self, mount: &str, request: Vec<u8>, kept: Kept) {
+        let mut all = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= KEPT {
+            all.clear();
+        }
+        all.insert((mount.to_string(), request), kept);
+    }
+}
+
+fn counter_index(s: &Status) -> usize {
+    match s {
+        Status::Good => 0,
+        Status::Revoked { .. } => 1,
+        Status::Unknown => 2,
+    }
+}
 
 fn answer(body: Vec<u8>) -> Reply {
     Reply::Raw {
@@ -73,17 +127,26 @@ pub(crate) async fn handle(
     let Some(ca) = mount.ca.clone() else {
         return Ok(answer(ocsp::internal_error()));
     };
+    // Read before the statuses: a revocation after this point makes the answer not reusable.
+    let generation = app.certs.generation();
+    let reusable = req.nonce().is_none();
+    if reusable {
+        if let Some(k) = app.answers.get(&mount.record.path, &der, generation) {
+            for i in &k.statuses {
+                Counters::bump(&app.counters.ocsp[*i]);
+            }
+            Counters::bump(&app.counters.ocsp_reused);
+            return Ok(answer(k.der.to_vec()));
+        }
+    }
     let Some(issuer) = mount.ocsp_issuer() else {
         return Ok(answer(ocsp::internal_error()));
     };
     let statuses = statuses(app, mount, &issuer, &req).await?;
-    for s in &statuses {
-        let (i, name) = match s {
-            Status::Good => (0, "good"),
-            Status::Revoked { .. } => (1, "revoked"),
-            Status::Unknown => (2, "unknown"),
-        };
-        Counters::bump(&app.counters.ocsp[i]);
+    let counted: Vec<usize> = statuses.iter().map(counter_index).collect();
+    for i in &counted {
+        Counters::bump(&app.counters.ocsp[*i]);
+        let name = ["good", "revoked", "unknown"][*i];
         tracing::debug!(mount = %mount.record.path, status = name, "ocsp");
     }
     let heavy = is_rsa(ca.key.key_type().kind());
@@ -99,7 +162,18 @@ pub(crate) async fn handle(
     })
     .await;
     match signed {
-        Ok(der) => Ok(answer(der)),
+        Ok(signed) => {
+            if reusable {
+                let kept = Kept {
+                    der: Arc::new(signed.clone()),
+                    statuses: counted,
+                    signed: Instant::now(),
+                    generation,
+                };
+                app.answers.put(&mount.record.path, der, kept);
+            }
+            Ok(answer(signed))
+        }
         Err(e) => {
             tracing::error!(error = %e, "ocsp: signing the answer failed");
             Ok(answer(ocsp::internal_error()))

@@ -103,6 +103,8 @@ pub struct App {
     pub(crate) policies: crate::acl::PolicyCache,
     /// Revoked certificates and recently looked-up ones, for OCSP and renewal.
     pub(crate) certs: crate::certindex::CertIndex,
+    /// Signed OCSP answers to requests without a nonce, served again for a while.
+    pub(crate) answers: crate::ocsp::Answers,
 }
 
 impl App {
@@ -117,6 +119,7 @@ impl App {
         Ok(App {
             writer: store.cert_writer()?,
             certs: crate::certindex::CertIndex::load(&store).await?,
+            answers: crate::ocsp::Answers::default(),
             store,
             mounts: RwLock::new(mounts),
             admin: tokio::sync::Mutex::new(()),

@@ -897,3 +897,109 @@ fn a_revocation_made_elsewhere_on_the_store_is_in_force_within_seconds() {
     let hex = serial.replace(':', "").to_ascii_uppercase();
     assert!(text.to_ascii_uppercase().contains(&hex), "{text}");
 }
+
+/// A request without a nonce (RFC 5019's profile, what TLS stacks send) may be answered with
+/// the answer signed a moment ago for the same request; one with a nonce is signed for itself.
+/// A revocation — through the API or by another process on the store — ends the reuse at once:
+/// no answer saying "good" outlives the revocation.
+#[test]
+fn an_answer_without_a_nonce_is_reused_but_never_across_a_revocation() {
+    let s = Story::new();
+    let ca = Ca::start(&s);
+    let url = format!("{}/v1/pki/ocsp", ca.url);
+    let post = |req: &str, out: &str| {
+        let (code, _) = curl(
+            &s,
+            &[
+                "-H",
+                "Content-Type: application/ocsp-request",
+                "--data-binary",
+                &format!("@{req}"),
+            ],
+            &url,
+        );
+        assert_eq!(code, 200);
+        std::fs::copy(s.path("body.out"), s.path(out)).unwrap();
+        std::fs::read(s.path(out)).unwrap()
+    };
+    let status = |resp: &str, cert: &str| {
+        let shown = s.run(
+            "openssl",
+            &[
+                "ocsp", "-respin", resp, "-issuer", "root.pem", "-cert", cert, "-CAfile",
+                "root.pem",
+            ],
+        );
+        assert!(
+            shown.stderr.contains("Response verify OK"),
+            "{}",
+            shown.stderr
+        );
+        shown.stdout
+    };
+    let request = |cert: &str, out: &str, nonce: bool| {
+        let mut args = vec!["ocsp", "-issuer", "root.pem", "-cert", cert, "-reqout", out];
+        if !nonce {
+            args.push("-no_nonce");
+        }
+        s.run("openssl", &args).ok();
+    };
+    let reused = || {
+        let (code, text) = ca.root(&s, "GET", "sys/metrics", None);
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix("mutual_ocsp_reused_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("mutual_ocsp_reused_total")
+    };
+
+    let bob = ca.issue(&s, "bob", "bob.example.com", json!({}));
+    let _carol = ca.issue(&s, "carol", "carol.example.com", json!({}));
+    request("bob.pem", "bob.req", false);
+    request("bob.pem", "bob-nonce.req", true);
+    request("carol.pem", "carol.req", false);
+
+    let first = post("bob.req", "bob1.der");
+    let again = post("bob.req", "bob2.der");
+    assert_eq!(
+        first, again,
+        "the same request without a nonce was signed again"
+    );
+    assert!(status("bob2.der", "bob.pem").contains("bob.pem: good"));
+    assert_eq!(reused(), 1);
+    // With a nonce: signed for each request (the nonce is in the answer).
+    let n1 = post("bob-nonce.req", "bobn1.der");
+    let n2 = post("bob-nonce.req", "bobn2.der");
+    assert_ne!(n1, n2);
+    assert_eq!(reused(), 1);
+
+    // Revoked through the API: the kept "good" is not served again.
+    ca.revoke(&s, &bob, "keyCompromise");
+    post("bob.req", "bob3.der");
+    assert!(status("bob3.der", "bob.pem").contains("bob.pem: revoked"));
+
+    // Revoked by another process on the store: within the catch-up, never "good" after it.
+    post("carol.req", "carol1.der");
+    assert!(status("carol1.der", "carol.pem").contains("carol.pem: good"));
+    let serial = s
+        .run(
+            "openssl",
+            &["x509", "-noout", "-serial", "-in", "carol.pem"],
+        )
+        .ok()
+        .stdout;
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    s.mutual(&["revoke", &serial]).ok();
+    let started = Instant::now();
+    let mut said = String::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        post("carol.req", "carol2.der");
+        said = status("carol2.der", "carol.pem");
+        if said.contains("carol.pem: revoked") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(said.contains("carol.pem: revoked"), "{said}");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+}

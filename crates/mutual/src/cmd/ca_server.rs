@@ -249,6 +249,12 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 const HANDSHAKE_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
+    use axum::serve::ListenerExt;
+    // An answer is written whole; holding its last segment for the client's ACK (Nagle) would
+    // only delay it, by up to the client's delayed-ACK timer.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
