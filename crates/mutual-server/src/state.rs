@@ -73,6 +73,8 @@ pub struct App {
     pub counters: crate::lifecycle::Counters,
     /// Parsed ACL policies, briefly cached.
     pub(crate) policies: crate::acl::PolicyCache,
+    /// Enabled audit devices.
+    pub(crate) audit: crate::audit::Devices,
 }
 
 impl App {
@@ -84,7 +86,7 @@ impl App {
             let mount = load_mount(&store, record).await?;
             mounts.insert(mount.record.path.clone(), Arc::new(mount));
         }
-        Ok(App {
+        let app = App {
             writer: store.cert_writer()?,
             store,
             mounts: RwLock::new(mounts),
@@ -95,7 +97,10 @@ impl App {
             revocations: tokio::sync::watch::Sender::new(0),
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
-        })
+            audit: crate::audit::Devices::default(),
+        };
+        app.load_audit().await?;
+        Ok(app)
     }
 
     /// The mount whose path is the longest prefix of `path`, with the rest of the path.

@@ -4,7 +4,9 @@
 
 mod server;
 
-use server::{facts, have_bao, mutual_dev, openbao_dev, run_script};
+use std::process::Command;
+
+use server::{assert_ok, facts, have_bao, mutual_dev, openbao_dev, run_script};
 
 #[test]
 fn policies_and_tokens_behave_as_in_openbao() {
@@ -63,4 +65,106 @@ fn policies_and_tokens_behave_as_in_openbao() {
     ] {
         assert_eq!(get(k), Some(want), "{k}");
     }
+}
+
+/// Runs `script` against `mutual server --dev` and OpenBao's dev server at once; returns
+/// both work directories (mutual's first), or None when `bao` is missing.
+fn side_by_side(script: &'static str) -> Option<(tempfile::TempDir, tempfile::TempDir)> {
+    if !have_bao(script) {
+        return None;
+    }
+    let ours = std::thread::spawn(move || {
+        let server = mutual_dev();
+        let work = tempfile::tempdir().unwrap();
+        let out = run_script(&server, script, work.path());
+        (work, out)
+    });
+    let theirs_server = openbao_dev();
+    let theirs = tempfile::tempdir().unwrap();
+    let out = run_script(&theirs_server, script, theirs.path());
+    assert_ok(&theirs_server, script, &out);
+    let (ours, our_out) = ours.join().expect("mutual's run");
+    let stderr = String::from_utf8_lossy(&our_out.stderr);
+    assert!(
+        our_out.status.success(),
+        "{script} against mutual: {stderr}"
+    );
+    Some((ours, theirs))
+}
+
+/// Prints a table of both servers' facts; returns the keys where they differ.
+fn compare(ours: &[(String, String)], theirs: &[(String, String)]) -> Vec<String> {
+    println!("{:<28} {:<40} {:<40}", "step", "mutual", "openbao");
+    let mut differ = Vec::new();
+    for ((k, a), (k2, b)) in ours.iter().zip(theirs) {
+        assert_eq!(k, k2, "the scripts ran the same steps");
+        let mark = if a == b { "" } else { "   <-- differs" };
+        println!("{k:<28} {a:<40} {b:<40}{mark}");
+        if a != b {
+            differ.push(k.clone());
+        }
+    }
+    assert_eq!(ours.len(), theirs.len());
+    differ
+}
+
+#[test]
+fn userpass_token_roles_cidrs_and_audit_behave_as_in_openbao() {
+    let Some((ours, theirs)) = side_by_side("authx_story.sh") else {
+        return;
+    };
+    let ours = facts(&ours.path().join("facts"));
+    let theirs = facts(&theirs.path().join("facts"));
+    let differ = compare(&ours, &theirs);
+    assert!(differ.is_empty(), "mutual and OpenBao differ on {differ:?}");
+    let get = |k: &str| ours.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+    for (k, want) in [
+        ("up_issue", "ok"),
+        ("up_bad_password", "refused"),
+        ("up_bad_password_says", "1"),
+        ("up_unknown_user", "refused"),
+        ("up_old_password", "refused"),
+        ("up_new_password", "ok"),
+        ("up_after_delete", "refused"),
+        ("role_token_issue", "ok"),
+        ("role_escalates", "refused"),
+        ("role_from_weak_parent", "ok"),
+        ("role_after_delete", "refused"),
+        ("cidr_far", "refused"),
+        ("cidr_near", "ok"),
+        ("cidr_role_near", "ok"),
+        ("cidr_token_far", "refused"),
+        ("audit_enable", "ok"),
+        ("audit_has_lines", "yes"),
+    ] {
+        assert_eq!(get(k), Some(want), "{k}");
+    }
+}
+
+#[test]
+fn hvac_logs_in_with_approle_and_a_child_token_signs_under_its_parents_policies() {
+    if Command::new("python3")
+        .args(["-c", "import hvac"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        eprintln!("SKIP: hvac is not installed (pip install hvac)");
+        return;
+    }
+    let Some((ours, theirs)) = side_by_side("hvac_auth.py") else {
+        return;
+    };
+    let read = |d: &tempfile::TempDir| {
+        let text = std::fs::read_to_string(d.path().join("hvac-auth-facts")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let (ours, theirs) = (read(&ours), read(&theirs));
+    println!("mutual:  {ours}\nopenbao: {theirs}");
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours["child"][0],
+        serde_json::json!(["cert-manager", "default"])
+    );
+    assert_eq!(ours["issue_denied"], "Forbidden");
+    assert_eq!(ours["child_after_revoke"], "Forbidden");
 }

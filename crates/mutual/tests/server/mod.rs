@@ -289,3 +289,37 @@ pub fn mutual_tls_dev(dir: &Path, extra: &[&str]) -> TlsServer {
         .to_string();
     TlsServer { child, addr }
 }
+
+/// `mutual server --dev` on a free loopback port with extra flags (`--audit-log FILE`, …).
+pub fn mutual_dev_with(extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --dev");
+    let addr = read_addr(&mut child);
+    Server {
+        child,
+        addr,
+        token: "root".into(),
+        name: "mutual",
+    }
+}
+
+/// The entries of a Vault-format audit log, one JSON object per line.
+pub fn audit_entries(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}

@@ -1,0 +1,235 @@
+//! The real `bao agent` against `mutual server`: auto-auth with AppRole (role ID and secret ID
+//! files) and a `pkiCert` template rendering a certificate and its key. The certificate lives
+//! 30 seconds, so the agent must fetch a new one before it expires, within a bounded time; and
+//! its token has a real, renewable lease, so the agent logs in once instead of in a loop (the
+//! audit log counts the logins).
+
+mod server;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use server::{audit_entries, curl, have_bao, mutual_dev_with};
+
+/// The agent, killed by its PID when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[track_caller]
+fn ok((code, body): (u16, String)) -> Value {
+    assert!(code / 100 == 2, "{code} {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// The serial of the certificate the agent rendered, once the file holds a certificate and
+/// its key (the agent writes it whole, but a read may race the write).
+fn rendered_serial(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if !text.contains("BEGIN CERTIFICATE") || !text.contains("PRIVATE KEY-----") {
+        return None;
+    }
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(path)
+        .output()
+        .ok()?;
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !serial.is_empty()).then_some(serial)
+}
+
+#[test]
+fn bao_agent_renders_a_pki_cert_renews_it_before_expiry_and_does_not_loop_on_login() {
+    if !have_bao("bao_agent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let log = work.join("audit.log");
+    let s = mutual_dev_with(&["--audit-log", log.to_str().unwrap()]);
+
+    ok(curl(
+        &s,
+        "POST",
+        "sys/mounts/pki",
+        Some(r#"{"type":"pki"}"#),
+    ));
+    let root = ok(curl(
+        &s,
+        "POST",
+        "pki/root/generate/internal",
+        Some(r#"{"common_name":"Agent Root","key_type":"ec","ttl":"24h"}"#),
+    ));
+    std::fs::write(
+        work.join("root.crt"),
+        root["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    ok(curl(
+        &s,
+        "POST",
+        "pki/roles/web",
+        Some(
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"1h"}"#,
+        ),
+    ));
+    let policy = r#"path "pki/issue/web" { capabilities = ["create", "update"] }"#;
+    ok(curl(
+        &s,
+        "PUT",
+        "sys/policies/acl/agent",
+        Some(&json!({ "policy": policy }).to_string()),
+    ));
+    ok(curl(
+        &s,
+        "POST",
+        "sys/auth/approle",
+        Some(r#"{"type":"approle"}"#),
+    ));
+    ok(curl(
+        &s,
+        "POST",
+        "auth/approle/role/agent",
+        Some(r#"{"token_policies":"agent","token_ttl":"1h","token_max_ttl":"4h"}"#),
+    ));
+    let role_id = ok(curl(&s, "GET", "auth/approle/role/agent/role-id", None))["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = ok(curl(&s, "POST", "auth/approle/role/agent/secret-id", None))["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(work.join("role_id"), &role_id).unwrap();
+    std::fs::write(work.join("secret_id"), &secret_id).unwrap();
+    std::fs::write(
+        work.join("cert.tpl"),
+        r#"{{- with pkiCert "pki/issue/web" "common_name=agent.example.com" "ttl=30s" -}}
+{{ .Cert }}{{ .Key }}
+{{- end -}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("agent.hcl"),
+        format!(
+            r#"
+vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "approle" {{
+    config = {{
+      role_id_file_path = "{dir}/role_id"
+      secret_id_file_path = "{dir}/secret_id"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{dir}/token"
+    }}
+  }}
+}}
+template {{
+  source = "{dir}/cert.tpl"
+  destination = "{dir}/agent.pem"
+}}
+"#,
+            addr = s.addr,
+            dir = work.display()
+        ),
+    )
+    .unwrap();
+
+    let agent_log = std::fs::File::create(work.join("agent.log")).unwrap();
+    let agent = Agent(
+        Command::new("bao")
+            .arg("agent")
+            .arg(format!("-config={}", work.join("agent.hcl").display()))
+            .current_dir(work)
+            .env_remove("BAO_TOKEN")
+            .env_remove("VAULT_TOKEN")
+            .env("BAO_ADDR", &s.addr)
+            .stdout(Stdio::from(agent_log.try_clone().unwrap()))
+            .stderr(Stdio::from(agent_log))
+            .spawn()
+            .expect("starting bao agent"),
+    );
+
+    // Bounded: a 30s certificate must be replaced well within 120s.
+    let start = Instant::now();
+    let mut serials: Vec<(String, Duration)> = Vec::new();
+    while start.elapsed() < Duration::from_secs(120) && serials.len() < 2 {
+        if let Some(serial) = rendered_serial(&work.join("agent.pem")) {
+            if serials.last().is_none_or(|(s, _)| *s != serial) {
+                println!("rendered {serial} after {:?}", start.elapsed());
+                serials.push((serial, start.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(agent);
+    let agent_says = std::fs::read_to_string(work.join("agent.log")).unwrap_or_default();
+    assert!(
+        serials.len() >= 2,
+        "the agent rendered {serials:?}; its log:\n{agent_says}"
+    );
+    // The first certificate was replaced before it expired (30s, and mutual backdates
+    // not_before by at most 30s).
+    assert!(
+        serials[1].1 - serials[0].1 < Duration::from_secs(60),
+        "{serials:?}"
+    );
+    // The rendered key is the certificate's, and the certificate chains to the root.
+    let pem = work.join("agent.pem");
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(work.join("root.crt"))
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    let pubkey = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .arg(&pem)
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(
+        pubkey(&["x509", "-noout", "-pubkey", "-in"]),
+        pubkey(&["pkey", "-pubout", "-in"]),
+        "the rendered key is the certificate's"
+    );
+
+    // No login loop: one login (two at most, should the agent re-authenticate once), over a
+    // run that issued at least two certificates.
+    let entries = audit_entries(&log);
+    let logins = entries
+        .iter()
+        .filter(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == "auth/approle/login"
+                && e["error"] == ""
+        })
+        .count();
+    let issued = entries
+        .iter()
+        .filter(|e| e["type"] == "response" && e["request"]["path"] == "pki/issue/web")
+        .count();
+    println!("logins: {logins}, issuances: {issued}");
+    assert!((1..=2).contains(&logins), "{logins} logins:\n{agent_says}");
+    assert!(issued >= 2);
+}
