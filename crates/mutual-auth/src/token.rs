@@ -331,7 +331,7 @@ pub struct TokenRole {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoleRefusal {
     /// A policy outside `allowed_policies`.
-    #[error("token policies ({}) must be subset of the role's allowed_policies ({})", quoted(.asked), quoted(.allowed))]
+    #[error("token policies ({}) must be subset of the role's allowed policies ({})", quoted(.asked), quoted(.allowed))]
     NotAllowed {
         /// What was asked.
         asked: Vec<String>,

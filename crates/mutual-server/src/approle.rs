@@ -472,6 +472,7 @@ pub(crate) async fn login(
             num_uses: cfg.token_num_uses,
             path: format!("auth/{mount}/login"),
             meta,
+            bound_cidrs: cfg.token_bound_cidrs.clone(),
         },
     )
     .await

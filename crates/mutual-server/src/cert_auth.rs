@@ -310,6 +310,7 @@ pub(crate) async fn login(
                     num_uses: 0,
                     path: "auth/cert/login".into(),
                     meta,
+                    bound_cidrs: Vec::new(),
                 },
             )
             .await;

@@ -102,15 +102,30 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_string())
 }
 
+tokio::task_local! {
+    /// The caller's address during a request: a token bound to CIDR blocks is checked
+    /// against it wherever the token is looked up.
+    static REMOTE: Option<std::net::IpAddr>;
+}
+
+/// The caller of the request being handled, when known.
+pub(crate) fn current_remote() -> Option<std::net::IpAddr> {
+    REMOTE.try_with(|ip| *ip).ok().flatten()
+}
+
 async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
     let inner = Arc::clone(&app);
-    audit::around(&app, req, |req| async move {
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let handled = audit::around(&app, req, |req| async move {
         match handle(&inner, req).await {
             Ok(reply) => reply.into_response(),
             Err(e) => e.into_response(),
         }
-    })
-    .await
+    });
+    REMOTE.scope(remote, handled).await
 }
 
 async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {

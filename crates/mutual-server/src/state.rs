@@ -172,7 +172,7 @@ impl App {
             .get(&hash)
         {
             if at.elapsed() < TOKEN_FRESH {
-                return Ok(rec.clone());
+                return bound(rec.clone());
             }
         }
         match self.store.lookup_token(secret).await? {
@@ -181,7 +181,7 @@ impl App {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(hash, (rec.clone(), Instant::now()));
-                Ok(rec)
+                bound(rec)
             }
             None => {
                 self.forget_token(secret);
@@ -204,6 +204,19 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+}
+
+/// A token bound to CIDR blocks (`token_bound_cidrs`) works only from inside them: from
+/// elsewhere it is as if it did not exist (403), as in Vault.
+fn bound(rec: TokenRecord) -> Result<TokenRecord, ApiError> {
+    if rec.lease.bound_cidrs.is_empty() {
+        return Ok(rec);
+    }
+    let cidrs = mutual_auth::approle::parse_cidrs(&rec.lease.bound_cidrs)?;
+    match crate::current_remote() {
+        Some(ip) if cidrs.iter().any(|c| c.contains(ip)) => Ok(rec),
+        _ => Err(ApiError::PermissionDenied),
     }
 }
 

@@ -392,6 +392,7 @@ async fn create(
                 (None, false) => "auth/token/create".into(),
             },
             meta: Default::default(),
+            bound_cidrs: Vec::new(),
         },
     };
     let (secret, rec) = app.store.create_token_with(&spec).await?;
@@ -506,6 +507,8 @@ pub(crate) struct Grant {
     pub path: String,
     /// Metadata shown in `lookup` (`username`, `role_name`).
     pub meta: std::collections::BTreeMap<String, String>,
+    /// `token_bound_cidrs`: where the token may be used from.
+    pub bound_cidrs: Vec<String>,
 }
 
 /// Makes the token of a login: renewable, with a real lease (never 0, which makes Vault
@@ -537,6 +540,7 @@ pub(crate) async fn login_token(app: &App, g: Grant) -> Result<Reply, ApiError> 
             renewable: true,
             path: g.path,
             meta: g.meta,
+            bound_cidrs: g.bound_cidrs,
         },
     };
     let (token, rec) = app.store.create_token_with(&spec).await?;

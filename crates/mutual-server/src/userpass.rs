@@ -234,6 +234,7 @@ pub(crate) async fn login(
             num_uses: u.token_num_uses,
             path: format!("auth/{mount}/login/{name}"),
             meta,
+            bound_cidrs: u.token_bound_cidrs.clone(),
         },
     )
     .await

@@ -258,7 +258,7 @@ fn token_roles_decide_policies_orphans_and_refusals() {
         (
             role(&["signer"], &[], false),
             ask(&["admin"]),
-            Err("token policies (\"admin\") must be subset of the role's allowed_policies (\"signer\")".into()),
+            Err("token policies (\"admin\") must be subset of the role's allowed policies (\"signer\")".into()),
         ),
         // Without allowed_policies: the parent's rules.
         (role(&[], &[], false), ask(&[]), Ok((v(&["default", "issuer"]), false))),

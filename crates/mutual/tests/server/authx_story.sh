@@ -57,10 +57,10 @@ fact roles_listed "$(bao list -format=json auth/token/roles | jq -c .)"
 R=$(bao token create -role=signer -format=json)
 fact role_token "$(jq -c '[.auth.policies, .auth.orphan, .auth.renewable]' <<<"$R")"
 RT=$(token_of <<<"$R")
-fact role_token_lookup "$(bao token lookup -format=json "$RT" | jq -c '[.data.path, .data.explicit_max_ttl]')"
+fact role_token_lookup "$(bao token lookup -format=json "$RT" | jq -c '[.data.path, .data.creation_ttl]')"
 outcome role_token_issue as "$RT" bao write pki_x/issue/web common_name=r.example.com
 outcome role_escalates bao token create -role=signer -policy=admin
-fact role_escalates_says "$(grep -c 'allowed_policies' role_escalates.out)"
+fact role_escalates_says "$(grep -c "subset of the role's allowed policies" role_escalates.out)"
 outcome role_unknown bao token create -role=nope
 # A child of a token with little asks a role for more: the role, not the parent, decides.
 bao policy write role-user - >/dev/null <<'HCL'
@@ -89,7 +89,10 @@ outcome cidr_role_near bao write auth/approle/login role_id="$ROLE2" secret_id="
 bao write auth/approle/role/away token_policies=issuer token_bound_cidrs=10.1.0.0/16 >/dev/null
 ROLE3=$(bao read -field=role_id auth/approle/role/away/role-id)
 S3=$(bao write -f -field=secret_id auth/approle/role/away/secret-id)
-outcome cidr_token_far bao write auth/approle/login role_id="$ROLE3" secret_id="$S3"
+# token_bound_cidrs bounds where the token is used: the login works, the token does not.
+L3=$(bao write -format=json auth/approle/login role_id="$ROLE3" secret_id="$S3")
+fact cidr_token_far_login "$(jq -c '.auth.policies' <<<"$L3")"
+outcome cidr_token_far_use as "$(token_of <<<"$L3")" bao token lookup
 
 # Audit devices.
 outcome audit_enable bao audit enable file file_path="$PWD/audit.log"
