@@ -169,3 +169,183 @@ fn hvac_logs_in_with_approle_and_a_child_token_signs_under_its_parents_policies(
     assert_eq!(ours["issue_denied"], "Forbidden");
     assert_eq!(ours["child_after_revoke"], "Forbidden");
 }
+
+#[test]
+fn bad_inputs_get_one_clear_error_each_and_grant_nothing() {
+    use serde_json::{json, Value};
+    let s = mutual_dev();
+    let call = |token: Option<&str>, method: &str, path: &str, body: Value| {
+        let body = body.to_string();
+        let (code, text) = server::curl_as(&s, token, method, path, Some(&body));
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (code, v)
+    };
+    let root = Some("root");
+    let ok = |(code, v): (u16, Value)| {
+        assert!(code / 100 == 2, "{code} {v}");
+        v
+    };
+    let error = |(code, v): (u16, Value)| (code, v["errors"][0].as_str().unwrap_or("").to_string());
+    let policy = r#"path "auth/token/create" { capabilities = ["update"] }"#;
+    ok(call(
+        root,
+        "PUT",
+        "sys/policies/acl/issuer",
+        json!({ "policy": policy }),
+    ));
+    ok(call(
+        root,
+        "POST",
+        "sys/auth/approle",
+        json!({"type": "approle"}),
+    ));
+    ok(call(
+        root,
+        "POST",
+        "sys/auth/userpass",
+        json!({"type": "userpass"}),
+    ));
+    ok(call(
+        root,
+        "POST",
+        "auth/approle/role/web",
+        json!({"token_policies": "issuer", "secret_id_num_uses": 1}),
+    ));
+    let role_id = ok(call(
+        root,
+        "GET",
+        "auth/approle/role/web/role-id",
+        Value::Null,
+    ))["data"]["role_id"]
+        .clone();
+    let secret = |extra: Value| {
+        ok(call(root, "POST", "auth/approle/role/web/secret-id", extra))["data"]["secret_id"]
+            .clone()
+    };
+    let login = |sid: &Value| {
+        call(
+            None,
+            "POST",
+            "auth/approle/login",
+            json!({"role_id": role_id, "secret_id": sid}),
+        )
+    };
+    let once = secret(json!({}));
+    let short = secret(json!({"ttl": "1s"}));
+    let far = secret(json!({"cidr_list": "10.0.0.0/8"}));
+    let t = ok(call(
+        root,
+        "POST",
+        "auth/token/create",
+        json!({"policies": "issuer"}),
+    ))["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = ok(call(Some(&t), "POST", "auth/token/create", json!({})))["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = ok(call(
+        root,
+        "POST",
+        "auth/token/create",
+        json!({"policies": "issuer", "explicit_max_ttl": "2s"}),
+    ))["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(call(
+        root,
+        "POST",
+        "auth/userpass/users/alice",
+        json!({"password": "right-one", "token_policies": "issuer"}),
+    ));
+    ok(call(
+        root,
+        "POST",
+        "auth/token/roles/signer",
+        json!({"allowed_policies": "issuer"}),
+    ));
+
+    ok(login(&once));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let cases: Vec<(&str, (u16, String), u16, &str)> =
+        vec![
+        (
+            "secret ID past its uses",
+            error(login(&once)),
+            400,
+            "invalid role or secret ID",
+        ),
+        (
+            "secret ID past its TTL",
+            error(login(&short)),
+            400,
+            "invalid role or secret ID (the secret ID expired at unix time",
+        ),
+        (
+            "secret ID from outside its CIDRs",
+            error(login(&far)),
+            400,
+            "source address \"127.0.0.1\" unauthorized through CIDR restrictions on the secret ID",
+        ),
+        (
+            "child asking for a policy its parent lacks",
+            error(call(Some(&t), "POST", "auth/token/create", json!({"policies": "admin"}))),
+            400,
+            "child policies must be subset of parent: the parent token lacks \"admin\"",
+        ),
+        (
+            "token role asked for a policy it does not allow",
+            error(call(root, "POST", "auth/token/create/signer", json!({"policies": "admin"}))),
+            400,
+            "token policies (\"admin\") must be subset of the role's allowed policies (\"issuer\")",
+        ),
+        (
+            "token past its max TTL",
+            error(call(Some(&e), "GET", "auth/token/lookup-self", Value::Null)),
+            403,
+            "permission denied",
+        ),
+        (
+            "wrong userpass password",
+            error(call(
+                None,
+                "POST",
+                "auth/userpass/login/alice",
+                json!({"password": "wrong-one"}),
+            )),
+            400,
+            "invalid username or password",
+        ),
+        (
+            "unknown userpass user",
+            error(call(
+                None,
+                "POST",
+                "auth/userpass/login/mallory",
+                json!({"password": "right-one"}),
+            )),
+            400,
+            "invalid username or password",
+        ),
+    ];
+    ok(call(
+        root,
+        "POST",
+        "auth/token/revoke",
+        json!({ "token": t }),
+    ));
+    let revoked_child = error(call(Some(&c), "GET", "auth/token/lookup-self", Value::Null));
+    for (what, (code, message), want_code, want) in cases.into_iter().chain([(
+        "a revoked parent's child",
+        revoked_child,
+        403,
+        "permission denied",
+    )]) {
+        println!("{what:<48} {code} {message}");
+        assert_eq!(code, want_code, "{what}: {message}");
+        assert!(message.starts_with(want), "{what}: {message}");
+    }
+}
