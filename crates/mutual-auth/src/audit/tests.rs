@@ -1,3 +1,6 @@
+// Tables of cases read best with their types inline.
+#![allow(clippy::type_complexity)]
+
 use serde_json::json;
 
 use super::*;
