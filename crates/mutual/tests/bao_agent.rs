@@ -4,6 +4,7 @@
 //! its token has a real, renewable lease, so the agent logs in once instead of in a loop (the
 //! audit log counts the logins).
 
+mod common;
 mod server;
 
 use std::{
@@ -112,29 +113,42 @@ fn bao_agent_renders_a_pki_cert_renews_it_before_expiry_and_does_not_loop_on_log
         .to_string();
     std::fs::write(work.join("role_id"), &role_id).unwrap();
     std::fs::write(work.join("secret_id"), &secret_id).unwrap();
-    std::fs::write(
-        work.join("cert.tpl"),
-        r#"{{- with pkiCert "pki/issue/web" "common_name=agent.example.com" "ttl=30s" -}}
-{{ .Cert }}{{ .Key }}
-{{- end -}}
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        work.join("agent.hcl"),
-        format!(
-            r#"
-vault {{
-  address = "{addr}"
-}}
-auto_auth {{
+    write_template(work);
+    let auth = format!(
+        r#"
   method "approle" {{
     config = {{
       role_id_file_path = "{dir}/role_id"
       secret_id_file_path = "{dir}/secret_id"
       remove_secret_id_file_after_reading = false
     }}
-  }}
+  }}"#,
+        dir = work.display()
+    );
+    run_agent(work, &s.addr, "", &auth, &log, "auth/approle/login");
+}
+
+/// Runs `bao agent` with this auto-auth `method` block against `addr` until it has rendered
+/// two certificates (bounded), then checks them and counts the logins at `login_path` in the
+/// audit log.
+fn run_agent(
+    work: &Path,
+    addr: &str,
+    vault_extra: &str,
+    method: &str,
+    log: &Path,
+    login_path: &str,
+) {
+    std::fs::write(
+        work.join("agent.hcl"),
+        format!(
+            r#"
+vault {{
+  address = "{addr}"
+  {vault_extra}
+}}
+auto_auth {{
+  {method}
   sink "file" {{
     config = {{
       path = "{dir}/token"
@@ -146,12 +160,10 @@ template {{
   destination = "{dir}/agent.pem"
 }}
 "#,
-            addr = s.addr,
             dir = work.display()
         ),
     )
     .unwrap();
-
     let agent_log = std::fs::File::create(work.join("agent.log")).unwrap();
     let agent = Agent(
         Command::new("bao")
@@ -160,7 +172,7 @@ template {{
             .current_dir(work)
             .env_remove("BAO_TOKEN")
             .env_remove("VAULT_TOKEN")
-            .env("BAO_ADDR", &s.addr)
+            .env("BAO_ADDR", addr)
             .stdout(Stdio::from(agent_log.try_clone().unwrap()))
             .stderr(Stdio::from(agent_log))
             .spawn()
@@ -181,6 +193,7 @@ template {{
                     let first_valid = Command::new("openssl")
                         .args(["x509", "-noout", "-checkend", "0", "-in"])
                         .arg(work.join("first.pem"))
+                        .stdout(Stdio::null())
                         .status()
                         .unwrap();
                     assert!(first_valid.success(), "the first certificate expired first");
@@ -225,13 +238,11 @@ template {{
 
     // No login loop: one login (two at most, should the agent re-authenticate once), over a
     // run that issued at least two certificates.
-    let entries = audit_entries(&log);
+    let entries = audit_entries(log);
     let logins = entries
         .iter()
         .filter(|e| {
-            e["type"] == "response"
-                && e["request"]["path"] == "auth/approle/login"
-                && e["error"] == ""
+            e["type"] == "response" && e["request"]["path"] == login_path && e["error"] == ""
         })
         .count();
     let issued = entries
@@ -241,4 +252,148 @@ template {{
     println!("logins: {logins}, issuances: {issued}");
     assert!((1..=2).contains(&logins), "{logins} logins:\n{agent_says}");
     assert!(issued >= 2);
+}
+
+/// A request to a TLS `mutual server` with the root token, trusting `certs/root.pem`.
+fn tls_call(dir: &Path, url: &str, method: &str, path: &str, body: Option<&str>) -> Value {
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir).args([
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        "--cacert",
+        "certs/root.pem",
+        "-H",
+        "X-Vault-Token: root",
+        "-X",
+        method,
+    ]);
+    if let Some(b) = body {
+        cmd.args(["-d", b]);
+    }
+    let out = cmd.arg(format!("{url}/v1/{path}")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    ok((code.trim().parse().unwrap_or(0), body.to_string()))
+}
+
+#[test]
+fn bao_agent_with_a_client_certificate_logs_in_once_and_renews_its_certificates() {
+    if !have_bao("bao_agent cert") {
+        return;
+    }
+    // The API's TLS identity and Alice's client certificate, from mutual's own CA.
+    let story = common::Story::new();
+    story.mutual(&["ca", "init"]).ok();
+    story
+        .mutual(&[
+            "role",
+            "set",
+            "service",
+            "--ca",
+            "root",
+            "--allowed-domains",
+            "example.com",
+            "--allow-subdomains",
+            "--allow-localhost",
+            "--allow-ip-sans",
+            "--server",
+            "--client",
+        ])
+        .ok();
+    story
+        .mutual(&[
+            "issue",
+            "ca.example.com",
+            "--role",
+            "service",
+            "--san",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            "certs",
+        ])
+        .ok();
+    story
+        .mutual(&[
+            "issue",
+            "alice.example.com",
+            "--role",
+            "service",
+            "--out",
+            "certs",
+        ])
+        .ok();
+    let root = story.mutual(&["ca", "cert", "root"]).ok().stdout;
+    story.write("certs/root.pem", &root);
+    let work = story.dir.path();
+    let log = work.join("audit.log");
+    // The rule that looped before logins had a lease: a certificate granted a mount.
+    let srv = server::mutual_tls_dev(
+        work,
+        &[
+            "--tls-client-ca",
+            "certs/root.pem",
+            "--cert-login",
+            "cn=alice.example.com=pki",
+            "--audit-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let url = srv.localhost();
+    tls_call(
+        work,
+        &url,
+        "POST",
+        "sys/mounts/pki",
+        Some(r#"{"type":"pki"}"#),
+    );
+    let ca = tls_call(
+        work,
+        &url,
+        "POST",
+        "pki/root/generate/internal",
+        Some(r#"{"common_name":"Agent Root","key_type":"ec","ttl":"24h"}"#),
+    );
+    std::fs::write(
+        work.join("root.crt"),
+        ca["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    tls_call(
+        work,
+        &url,
+        "POST",
+        "pki/roles/web",
+        Some(
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"1h"}"#,
+        ),
+    );
+    write_template(work);
+    let method = format!(
+        r#"
+  method "cert" {{
+    config = {{
+      ca_cert = "{dir}/certs/root.pem"
+      client_cert = "{dir}/certs/alice.example.com.crt"
+      client_key = "{dir}/certs/alice.example.com.key"
+    }}
+  }}"#,
+        dir = work.display()
+    );
+    let ca_cert = format!(r#"ca_cert = "{}/certs/root.pem""#, work.display());
+    run_agent(work, &url, &ca_cert, &method, &log, "auth/cert/login");
+}
+
+/// The `pkiCert` template: a 30-second certificate and its key.
+fn write_template(work: &Path) {
+    std::fs::write(
+        work.join("cert.tpl"),
+        r#"{{- with pkiCert "pki/issue/web" "common_name=agent.example.com" "ttl=30s" -}}
+{{ .Cert }}{{ .Key }}
+{{- end -}}
+"#,
+    )
+    .unwrap();
 }
