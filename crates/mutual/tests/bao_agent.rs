@@ -1,8 +1,9 @@
 //! The real `bao agent` against `mutual server`: auto-auth with AppRole (role ID and secret ID
-//! files) and a `pkiCert` template rendering a certificate and its key. The certificate lives
-//! 30 seconds, so the agent must fetch a new one before it expires, within a bounded time; and
-//! its token has a real, renewable lease, so the agent logs in once instead of in a loop (the
-//! audit log counts the logins).
+//! files) or with a client certificate (`cert`, over the server's TLS), and a `pkiCert`
+//! template rendering a certificate and its key. The certificate lives 30 seconds, so the
+//! agent must fetch a new one before it expires, within a bounded time; and its token has a
+//! real, renewable lease, so the agent logs in once instead of in a loop (the audit log counts
+//! the logins; with the lease of 0 that `cert` logins used to get, it counted 12513 in 25s).
 
 mod common;
 mod server;
