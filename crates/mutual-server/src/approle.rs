@@ -255,6 +255,9 @@ pub(crate) async fn handle(
             }
             if p.has("secret_id_bound_cidrs") {
                 cfg.secret_id_bound_cidrs = p.list("secret_id_bound_cidrs")?;
+            } else if p.has("bound_cidr_list") {
+                // The name Vault used before 0.10, still accepted by it.
+                cfg.secret_id_bound_cidrs = p.list("bound_cidr_list")?;
             }
             if p.has("token_bound_cidrs") {
                 cfg.token_bound_cidrs = p.list("token_bound_cidrs")?;

@@ -134,6 +134,7 @@ fn userpass_token_roles_cidrs_and_audit_behave_as_in_openbao() {
         ("cidr_far", "refused"),
         ("cidr_near", "ok"),
         ("cidr_role_near", "ok"),
+        ("cidr_old_name_far", "refused"),
         ("cidr_token_far_use", "refused"),
         ("audit_enable", "ok"),
         ("audit_has_lines", "yes"),

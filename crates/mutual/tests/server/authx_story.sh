@@ -83,6 +83,10 @@ outcome cidr_far bao write auth/approle/login role_id="$ROLE_ID" secret_id="$FAR
 fact cidr_far_says "$(grep -c 'source address' cidr_far.out)"
 outcome cidr_near bao write auth/approle/login role_id="$ROLE_ID" secret_id="$NEAR"
 bao write auth/approle/role/bound token_policies=issuer secret_id_bound_cidrs=127.0.0.0/8 >/dev/null
+bao write auth/approle/role/oldname token_policies=issuer bound_cidr_list=10.9.0.0/16 >/dev/null
+ROLE4=$(bao read -field=role_id auth/approle/role/oldname/role-id)
+S4=$(bao write -f -field=secret_id auth/approle/role/oldname/secret-id)
+outcome cidr_old_name_far bao write auth/approle/login role_id="$ROLE4" secret_id="$S4"
 ROLE2=$(bao read -field=role_id auth/approle/role/bound/role-id)
 S2=$(bao write -f -field=secret_id auth/approle/role/bound/secret-id)
 outcome cidr_role_near bao write auth/approle/login role_id="$ROLE2" secret_id="$S2"
