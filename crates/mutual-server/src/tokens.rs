@@ -99,7 +99,10 @@ fn lookup_json(t: &TokenRecord, id: &str) -> Value {
         "ttl": ttl,
         "type": "service",
     });
-    if t.lease.period > 0 {
+    // A token role's period is the role's in Vault (read from it at renewal), not the
+    // token's: its lookup shows none. mutual keeps it on the token, and shows it as Vault does.
+    let from_role = t.lease.path.starts_with("auth/token/create/");
+    if t.lease.period > 0 && !from_role {
         v["period"] = json!(t.lease.period);
     }
     if !t.mounts.is_empty() {

@@ -131,6 +131,7 @@ fn userpass_token_roles_cidrs_and_audit_behave_as_in_openbao() {
         ("role_escalates", "refused"),
         ("role_from_weak_parent", "ok"),
         ("role_after_delete", "refused"),
+        ("role_fixed_renew", "refused"),
         ("cidr_far", "refused"),
         ("cidr_near", "ok"),
         ("cidr_role_near", "ok"),

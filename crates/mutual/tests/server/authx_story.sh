@@ -70,6 +70,14 @@ path "auth/token/create/signer" {
 HCL
 P=$(bao token create -policy=role-user -format=json | token_of)
 outcome role_from_weak_parent as "$P" bao token create -role=signer
+bao write auth/token/roles/periodic allowed_policies=issuer token_period=1h >/dev/null
+PT=$(bao token create -role=periodic -format=json)
+fact role_periodic "$(jq -c '[.auth.lease_duration, .auth.renewable]' <<<"$PT")"
+fact role_periodic_lookup "$(bao token lookup -format=json "$(token_of <<<"$PT")" | jq -c '[.data.period, .data.path]')"
+bao write auth/token/roles/fixed allowed_policies=issuer renewable=false >/dev/null
+FT=$(bao token create -role=fixed -ttl=10m -format=json)
+fact role_fixed "$(jq -c '[.auth.lease_duration, .auth.renewable]' <<<"$FT")"
+outcome role_fixed_renew as "$(token_of <<<"$FT")" bao token renew
 outcome role_delete bao delete auth/token/roles/signer
 outcome role_after_delete bao token create -role=signer
 
