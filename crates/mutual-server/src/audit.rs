@@ -427,6 +427,10 @@ where
     F: FnOnce(Request<Body>) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
+    // Without a device, nothing is read twice and nothing is buffered.
+    if !app.audited() {
+        return next(req).await;
+    }
     let raw = req.uri().path();
     let path = crate::params::percent_decode(
         raw.strip_prefix("/v1/")
@@ -434,7 +438,7 @@ where
             .trim_end_matches('/'),
         false,
     );
-    if !app.audited() || UNAUDITED.contains(&path.as_str()) || !raw.starts_with("/v1/") {
+    if UNAUDITED.contains(&path.as_str()) || !raw.starts_with("/v1/") {
         return next(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -547,4 +551,70 @@ where
         return failure(e);
     }
     Response::from_parts(resp_parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(options: Value) -> Result<Device, String> {
+        Device::new(AuditDevice {
+            path: "file".into(),
+            kind: "file".into(),
+            description: String::new(),
+            options: options.to_string(),
+            salt: vec![7; 32],
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn device_options_are_checked_when_enabled() {
+        let cases: Vec<(Value, Result<(), &str>)> = vec![
+            (json!({"file_path": "discard"}), Ok(())),
+            (json!({"file_path": "stdout", "hmac_accessor": "true", "format": "json"}), Ok(())),
+            (json!({}), Err("file_path is required")),
+            (
+                json!({"file_path": "discard", "mode": "rw"}),
+                Err("invalid mode \"rw\" (expected octal, e.g. 0600)"),
+            ),
+            (
+                json!({"file_path": "discard", "hmac_accessor": "maybe"}),
+                Err("invalid hmac_accessor \"maybe\" (expected true or false)"),
+            ),
+            (
+                json!({"file_path": "discard", "log_raw": "true"}),
+                Err("audit option \"log_raw\" = \"true\" is not supported by mutual (file_path, mode, hmac_accessor and format=json are)"),
+            ),
+            (
+                json!({"file_path": "/nonexistent-dir/audit.log"}),
+                Err("sanity check failed; unable to open \"/nonexistent-dir/audit.log\" for writing: No such file or directory (os error 2)"),
+            ),
+        ];
+        for (options, want) in cases {
+            let got = device(options.clone()).map(|_| ());
+            assert_eq!(got, want.map_err(String::from), "{options}");
+        }
+        assert!(
+            device(json!({"file_path": "discard", "hmac_accessor": "true"}))
+                .unwrap()
+                .opts
+                .hmac_accessor
+        );
+    }
+
+    #[test]
+    fn a_device_appends_lines_and_a_failing_one_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let d = device(json!({ "file_path": path.to_str().unwrap() })).unwrap();
+        d.write("one\n").unwrap();
+        d.write("two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let full = device(json!({"file_path": "/dev/full"})).unwrap();
+        assert!(full.write("x\n").is_err());
+    }
 }
