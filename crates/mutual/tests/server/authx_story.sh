@@ -81,6 +81,17 @@ outcome role_fixed_renew as "$(token_of <<<"$FT")" bao token renew
 outcome role_delete bao delete auth/token/roles/signer
 outcome role_after_delete bao token create -role=signer
 
+# cert roles through the API (logins need TLS: server_cert_login.rs and bao_agent.rs).
+outcome cert_enable bao auth enable cert
+bao read -field=certificate pki_x/cert/ca > ca.pem
+outcome cert_role bao write auth/cert/certs/web certificate=@ca.pem \
+    allowed_common_names=web.example.com token_policies=issuer token_ttl=10m
+fact cert_role_read "$(bao read -format=json auth/cert/certs/web | jq -c '[.data.allowed_common_names, .data.token_policies, .data.token_ttl, (.data.certificate | contains("BEGIN CERTIFICATE"))]')"
+fact cert_roles "$(bao list -format=json auth/cert/certs | jq -c .)"
+outcome cert_role_junk bao write auth/cert/certs/junk certificate=nope
+outcome cert_role_delete bao delete auth/cert/certs/web
+fact cert_roles_after "$(bao list -format=json auth/cert/certs 2>/dev/null | jq -c . || echo none)"
+
 # AppRole secret IDs bound to CIDRs: the login comes from 127.0.0.1.
 bao auth enable approle >/dev/null 2>&1
 bao write auth/approle/role/cidr token_policies=issuer >/dev/null || exit 1
