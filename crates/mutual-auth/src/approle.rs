@@ -91,7 +91,8 @@ pub struct SecretIdPolicy {
     pub secret_id_ttl: Secs,
     /// `secret_id_bound_cidrs`.
     pub secret_id_bound_cidrs: Vec<Cidr>,
-    /// `token_bound_cidrs` (also checked at login, as Vault does).
+    /// `token_bound_cidrs`: where the token may be used from (and, for a role without secret
+    /// IDs, where the login may come from).
     pub token_bound_cidrs: Vec<Cidr>,
 }
 
@@ -275,7 +276,9 @@ pub fn login(
     if !allowed(&role.secret_id_bound_cidrs, ip) {
         return Err(LoginRefusal::SecretIdSource(ip));
     }
-    if !allowed(&role.token_bound_cidrs, ip) {
+    // With a secret ID, `token_bound_cidrs` bounds where the token is used, not where the
+    // login comes from (OpenBao 2.7, measured); without one, it is the role's only bound.
+    if !role.bind_secret_id && !allowed(&role.token_bound_cidrs, ip) {
         return Err(LoginRefusal::TokenSource(ip));
     }
     Ok(after)

@@ -1,7 +1,7 @@
 //! `mutual-auth`: who may do what on mutual's API, with Vault's rules — ACL policies in
 //! Vault's HCL, the decision for one request with the rule that made it, token rules (child
-//! policies, orphans, TTLs, uses), AppRole's secret-ID rules, and the HMAC that keeps secrets
-//! out of the audit log.
+//! policies, orphans, TTLs, uses), AppRole's secret-ID rules, token roles, `userpass` password
+//! hashes, and the audit log's entries with the HMAC that keeps secrets out of them.
 //!
 //! Pure logic: no IO, no async, no clock (every function that needs the time takes `now`).
 //! Storage lives in `mutual-store`, HTTP in `mutual-server`.
@@ -19,9 +19,11 @@
 
 pub mod acl;
 pub mod approle;
+pub mod audit;
 mod capability;
 mod default_policy;
 pub mod hmac;
+pub mod password;
 pub mod policy;
 pub mod token;
 pub mod ttl;

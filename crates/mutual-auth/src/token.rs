@@ -311,5 +311,115 @@ impl fmt::Display for Use {
     }
 }
 
+/// A token role (`auth/token/roles/:name`): what `auth/token/create/:role` may hand out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenRole {
+    /// `allowed_policies`: when set, the only policies a token of the role may ask for (and
+    /// the ones it gets when it asks for none), whatever its parent holds.
+    pub allowed_policies: Vec<String>,
+    /// `disallowed_policies`: never given through the role.
+    pub disallowed_policies: Vec<String>,
+    /// `orphan`: tokens of the role have no parent (no sudo needed).
+    pub orphan: bool,
+    /// `token_period` in seconds, 0 for none (no sudo needed).
+    pub period: Secs,
+    /// `token_no_default_policy`.
+    pub no_default_policy: bool,
+}
+
+/// Why a token role refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleRefusal {
+    /// A policy outside `allowed_policies`.
+    #[error("token policies ({}) must be subset of the role's allowed policies ({})", quoted(.asked), quoted(.allowed))]
+    NotAllowed {
+        /// What was asked.
+        asked: Vec<String>,
+        /// What the role allows.
+        allowed: Vec<String>,
+    },
+    /// A policy in `disallowed_policies`.
+    #[error("token policies ({}) contain disallowed policies ({})", quoted(.asked), quoted(.disallowed))]
+    Disallowed {
+        /// What was asked (or inherited).
+        asked: Vec<String>,
+        /// What the role forbids among them.
+        disallowed: Vec<String>,
+    },
+    /// The parent's own limits (uses, root).
+    #[error(transparent)]
+    Create(#[from] CreateRefusal),
+}
+
+/// Vault's policy resolution for `auth/token/create/:role`: a role with `allowed_policies`
+/// decides alone (the parent's policies do not bound it, that is what a role is for); a role
+/// without inherits the parent's when none are asked and checks the parent's subset rule
+/// otherwise; `disallowed_policies` are refused either way. Orphan and period come from the
+/// role, without sudo.
+pub fn role_child_token(
+    parent: &Parent,
+    req: &ChildRequest,
+    role: &TokenRole,
+) -> Result<Child, RoleRefusal> {
+    if parent.num_uses > 0 {
+        return Err(CreateRefusal::RestrictedUse.into());
+    }
+    let asked = sanitize_policies(&req.policies, false);
+    let allowed = sanitize_policies(&role.allowed_policies, false);
+    let disallowed = sanitize_policies(&role.disallowed_policies, false);
+    let no_default = req.no_default_policy || role.no_default_policy;
+    let mut policies = if !allowed.is_empty() {
+        let outside: Vec<String> = asked
+            .iter()
+            .filter(|p| !allowed.contains(p) && *p != "default")
+            .cloned()
+            .collect();
+        if !outside.is_empty() {
+            return Err(RoleRefusal::NotAllowed { asked, allowed });
+        }
+        let base = if asked.is_empty() {
+            allowed.clone()
+        } else {
+            asked.clone()
+        };
+        sanitize_policies(&base, !no_default)
+    } else {
+        // As without a role, but orphan and period are the role's to give.
+        let plain = ChildRequest {
+            policies: req.policies.clone(),
+            no_default_policy: no_default,
+            no_parent: false,
+            create_orphan: false,
+            period: 0,
+        };
+        let mut child = child_token(parent, &plain)?;
+        if asked.is_empty() && !no_default && !child.policies.iter().any(|p| p == "root") {
+            child.policies = sanitize_policies(&child.policies, true);
+        }
+        child.policies
+    };
+    if no_default {
+        policies.retain(|p| p != "default");
+    }
+    let bad: Vec<String> = policies
+        .iter()
+        .filter(|p| disallowed.contains(p))
+        .cloned()
+        .collect();
+    if !bad.is_empty() {
+        return Err(RoleRefusal::Disallowed {
+            asked: policies,
+            disallowed: bad,
+        });
+    }
+    if policies.iter().any(|p| p == "root") && !parent.policies.iter().any(|p| p == "root") {
+        return Err(CreateRefusal::RootFromNonRoot.into());
+    }
+    Ok(Child {
+        policies,
+        orphan: role.orphan,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -140,7 +140,16 @@ impl App {
         let values: BTreeMap<String, serde_json::Value> = params.to_map();
         let decision = acl.allows_with(path, cap, &values);
         let sudo_ok = !needs_sudo(path, mount_rest) || decision.has_sudo();
-        if decision.is_allowed() && sudo_ok {
+        let allowed = decision.is_allowed() && sudo_ok;
+        crate::audit::note_decision(
+            allowed,
+            decision
+                .granting_policies()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        );
+        if allowed {
             return Ok(decision);
         }
         tracing::info!(

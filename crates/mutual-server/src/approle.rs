@@ -5,10 +5,9 @@
 use mutual_auth::{
     approle::{login as check_login, parse_cidrs, AfterLogin, SecretIdPolicy, SecretIdState},
     hmac::Hasher,
-    token::{sanitize_policies, Lifetime},
-    ttl::LeaseInputs,
+    token::sanitize_policies,
 };
-use mutual_store::{AuthMount, SecretIdRecord, TokenLease, TokenSpec};
+use mutual_store::{AuthMount, SecretIdRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
@@ -109,23 +108,21 @@ fn secs(p: &Params, key: &str) -> Result<Option<u64>, ApiError> {
     Ok(p.duration(key)?.map(|d| d.as_secs()))
 }
 
-/// The AppRole mount a path under `auth/` belongs to, with the rest of the path.
-pub(crate) async fn mount_of<'p>(
+/// The auth method (enabled through `sys/auth`) a path under `auth/` belongs to, with the
+/// rest of the path.
+pub(crate) async fn method_of<'p>(
     app: &App,
     path: &'p str,
-) -> Result<Option<(String, &'p str)>, ApiError> {
+) -> Result<Option<(AuthMount, &'p str)>, ApiError> {
     let Some(rest) = path.strip_prefix("auth/") else {
         return Ok(None);
     };
     for m in app.store.list_auth_mounts().await? {
-        if m.kind != "approle" {
-            continue;
-        }
         if rest == m.path {
-            return Ok(Some((m.path, "")));
+            return Ok(Some((m, "")));
         }
         if let Some(r) = rest.strip_prefix(&format!("{}/", m.path)) {
-            return Ok(Some((m.path, r)));
+            return Ok(Some((m, r)));
         }
     }
     Ok(None)
@@ -171,17 +168,18 @@ pub(crate) async fn sys_auth(app: &App, op: Op, path: &str, p: &Params) -> Resul
     match op {
         Op::Write => {
             let kind = p.str_or("type", "");
-            if kind != "approle" {
+            if !["approle", "userpass", "cert"].contains(&kind.as_str()) {
                 return Err(ApiError::bad(format!(
-                    "mutual serves the approle auth method through sys/auth (and cert through its flags), not \"{kind}\""
+                    "mutual serves the approle, userpass and cert auth methods, not \"{kind}\""
                 )));
             }
-            if name == "token" || name == "cert" {
+            // The TLS listener answers client certificates at `auth/cert/login` only.
+            if (kind == "cert") != (name == "cert") || name == "token" {
                 return Err(ApiError::bad(format!(
-                    "path is already in use at auth/{name}/"
+                    "mutual serves the cert auth method at auth/cert/ only (and nothing else there); \"{kind}\" cannot be enabled at auth/{name}/"
                 )));
             }
-            let accessor = format!("auth_approle_{}", &random_id()[..8]);
+            let accessor = format!("auth_{kind}_{}", &random_id()[..8]);
             app.store
                 .enable_auth(&AuthMount {
                     path: name.to_string(),
@@ -200,6 +198,7 @@ pub(crate) async fn sys_auth(app: &App, op: Op, path: &str, p: &Params) -> Resul
         }
         Op::Delete => {
             app.store.disable_auth(name).await?;
+            app.store.delete_auth_entries(name).await?;
             Ok(Reply::NoContent)
         }
         _ => Err(ApiError::MethodNotAllowed),
@@ -256,6 +255,9 @@ pub(crate) async fn handle(
             }
             if p.has("secret_id_bound_cidrs") {
                 cfg.secret_id_bound_cidrs = p.list("secret_id_bound_cidrs")?;
+            } else if p.has("bound_cidr_list") {
+                // The name Vault used before 0.10, still accepted by it.
+                cfg.secret_id_bound_cidrs = p.list("bound_cidr_list")?;
             }
             if p.has("token_bound_cidrs") {
                 cfg.token_bound_cidrs = p.list("token_bound_cidrs")?;
@@ -389,7 +391,13 @@ pub(crate) async fn handle(
 
 /// `auth/<approle mount>/login`: a token with the role's policies and lease, the secret ID
 /// counted down (and deleted at its last use).
-pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<Reply, ApiError> {
+pub(crate) async fn login(
+    app: &App,
+    op: Op,
+    mount: &str,
+    p: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Reply, ApiError> {
     if op != Op::Write {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -430,13 +438,13 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
             })
         })
         .transpose()?;
-    // The client's address is not known here: a role bound to CIDRs refuses every login
-    // rather than guess.
+    // Without the client's address (a listener that does not record it) a CIDR-bound role
+    // or secret ID refuses the login rather than guess.
     let after = check_login(
         &policy,
         secret.is_some(),
         state.as_ref(),
-        None,
+        ip,
         now.unix_timestamp(),
     )?;
     if let Some(s) = &stored {
@@ -453,45 +461,22 @@ pub(crate) async fn login(app: &App, op: Op, mount: &str, p: &Params) -> Result<
             return Err(ApiError::bad("invalid role or secret ID"));
         }
     }
-    let inputs = LeaseInputs {
-        increment: 0,
-        backend_ttl: cfg.token_ttl,
-        period: cfg.token_period,
-        backend_max_ttl: cfg.token_max_ttl,
-        explicit_max_ttl: cfg.token_explicit_max_ttl,
-    };
-    let (life, warnings) = Lifetime::create(
-        crate::tokens::system(),
-        inputs,
-        true,
-        false,
-        now.unix_timestamp(),
-    )?;
-    let ttl = life.ttl_left(now.unix_timestamp());
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("role_name".to_string(), rec.name.clone());
-    let spec = TokenSpec {
-        display_name: format!("approle-{}", rec.name),
-        mounts: Vec::new(),
-        role: None,
-        num_uses: cfg.token_num_uses,
-        ttl: life.expires.map(|_| std::time::Duration::from_secs(ttl)),
-        policies: sanitize_policies(&cfg.token_policies, !cfg.token_no_default_policy),
-        parent: None,
-        lease: TokenLease {
+    crate::tokens::login_token(
+        app,
+        crate::tokens::Grant {
+            display_name: format!("approle-{}", rec.name),
+            policies: sanitize_policies(&cfg.token_policies, !cfg.token_no_default_policy),
             ttl: cfg.token_ttl,
             max_ttl: cfg.token_max_ttl,
-            explicit_max_ttl: cfg.token_explicit_max_ttl,
             period: cfg.token_period,
-            renewable: true,
+            explicit_max_ttl: cfg.token_explicit_max_ttl,
+            num_uses: cfg.token_num_uses,
             path: format!("auth/{mount}/login"),
             meta,
+            bound_cidrs: cfg.token_bound_cidrs.clone(),
         },
-    };
-    let (token, rec) = app.store.create_token_with(&spec).await?;
-    let mut body = json!({ "auth": crate::tokens::auth_json(&token, &rec, ttl) });
-    if !warnings.is_empty() {
-        body["warnings"] = json!(warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>());
-    }
-    Ok(Reply::Bare(axum::http::StatusCode::OK, body))
+    )
+    .await
 }

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// lacks, an orphan without sudo, a token with limited uses making children.
     #[error(transparent)]
     TokenRefused(#[from] mutual_auth::token::CreateRefusal),
+    /// A token role refused the request (400): a policy outside its `allowed_policies`.
+    #[error(transparent)]
+    TokenRoleRefused(#[from] mutual_auth::token::RoleRefusal),
     /// A renewal refused (400): not renewable, expired, past its max TTL.
     #[error(transparent)]
     RenewRefused(#[from] mutual_auth::token::RenewRefusal),
@@ -70,6 +73,10 @@ pub enum ApiError {
     /// A CIDR block that does not parse (400).
     #[error(transparent)]
     Cidr(#[from] mutual_auth::approle::CidrError),
+    /// No audit device could write the request's entry (500; Vault fails such a request
+    /// too).
+    #[error("the request could not be audited: no audit device could write its entry")]
+    Audit,
     /// A task on the blocking pool (RSA key generation, signing) ended without an answer:
     /// it panicked or the runtime is shutting down (500).
     #[error("worker failed: {0}")]
@@ -91,6 +98,7 @@ impl ApiError {
             | ApiError::Pki(_)
             | ApiError::Policy(_)
             | ApiError::TokenRefused(_)
+            | ApiError::TokenRoleRefused(_)
             | ApiError::RenewRefused(_)
             | ApiError::Ttl(_)
             | ApiError::LoginRefused(_)
@@ -102,7 +110,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Store(_) | ApiError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::Worker(_) | ApiError::Audit => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -20,6 +20,7 @@
 
 mod acl;
 mod approle;
+mod audit;
 mod cert_auth;
 mod certindex;
 mod error;
@@ -35,6 +36,7 @@ mod roles;
 mod state;
 mod sys;
 mod tokens;
+mod userpass;
 
 use std::sync::Arc;
 
@@ -78,7 +80,17 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Serves `app` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).await
+    // The caller's address: AppRole's CIDR bounds and the audit log need it.
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).await
+}
+
+/// The caller's IP address, when the listener recorded it (`ConnectInfo`).
+fn remote_ip(parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 fn token_of(headers: &HeaderMap) -> Option<String> {
@@ -92,11 +104,30 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_string())
 }
 
+tokio::task_local! {
+    /// The caller's address during a request: a token bound to CIDR blocks is checked
+    /// against it wherever the token is looked up.
+    static REMOTE: Option<std::net::IpAddr>;
+}
+
+/// The caller of the request being handled, when known.
+pub(crate) fn current_remote() -> Option<std::net::IpAddr> {
+    REMOTE.try_with(|ip| *ip).ok().flatten()
+}
+
 async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
-    match handle(&app, req).await {
-        Ok(reply) => reply.into_response(),
-        Err(e) => e.into_response(),
-    }
+    let inner = Arc::clone(&app);
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let handled = audit::around(&app, req, |req| async move {
+        match handle(&inner, req).await {
+            Ok(reply) => reply.into_response(),
+            Err(e) => e.into_response(),
+        }
+    });
+    REMOTE.scope(remote, handled).await
 }
 
 async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
@@ -137,15 +168,20 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         _ => return Err(ApiError::MethodNotAllowed),
     };
     if path == "auth/cert/login" {
-        return cert_auth::login(app, op, parts.extensions.get::<ClientCert>()).await;
+        return cert_auth::login(app, op, parts.extensions.get::<ClientCert>(), &params).await;
     }
     let token = token_of(&parts.headers);
-    if let Some(login) = path
-        .strip_prefix("auth/")
-        .and_then(|p| p.strip_suffix("/login"))
-    {
-        if let Some((mount, "")) = approle::mount_of(app, &format!("auth/{login}")).await? {
-            return approle::login(app, op, &mount, &params).await;
+    if let Some((method, rest)) = approle::method_of(app, &path).await? {
+        match (method.kind.as_str(), rest) {
+            ("approle", "login") => {
+                return approle::login(app, op, &method.path, &params, remote_ip(&parts)).await
+            }
+            ("userpass", r) if r.starts_with("login/") => {
+                let user = &r["login/".len()..];
+                return userpass::login(app, op, &method.path, user, &params, remote_ip(&parts))
+                    .await;
+            }
+            _ => {}
         }
     }
     if path.starts_with("sys/") || path.starts_with("auth/") {

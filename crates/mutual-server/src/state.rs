@@ -105,6 +105,8 @@ pub struct App {
     pub(crate) certs: crate::certindex::CertIndex,
     /// Signed OCSP answers to requests without a nonce, served again for a while.
     pub(crate) answers: crate::ocsp::Answers,
+    /// Enabled audit devices.
+    pub(crate) audit: crate::audit::Devices,
 }
 
 impl App {
@@ -116,7 +118,7 @@ impl App {
             let mount = load_mount(&store, record).await?;
             mounts.insert(mount.record.path.clone(), Arc::new(mount));
         }
-        Ok(App {
+        let app = App {
             writer: store.cert_writer()?,
             certs: crate::certindex::CertIndex::load(&store).await?,
             answers: crate::ocsp::Answers::default(),
@@ -129,7 +131,10 @@ impl App {
             revocations: tokio::sync::watch::Sender::new(0),
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
-        })
+            audit: crate::audit::Devices::default(),
+        };
+        app.load_audit().await?;
+        Ok(app)
     }
 
     /// The mount whose path is the longest prefix of `path`, with the rest of the path.
@@ -201,7 +206,7 @@ impl App {
             .get(&hash)
         {
             if at.elapsed() < TOKEN_FRESH {
-                return Ok(rec.clone());
+                return bound(rec.clone());
             }
         }
         match self.store.lookup_token(secret).await? {
@@ -210,7 +215,7 @@ impl App {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(hash, (rec.clone(), Instant::now()));
-                Ok(rec)
+                bound(rec)
             }
             None => {
                 self.forget_token(secret);
@@ -233,6 +238,19 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+}
+
+/// A token bound to CIDR blocks (`token_bound_cidrs`) works only from inside them: from
+/// elsewhere it is as if it did not exist (403), as in Vault.
+fn bound(rec: TokenRecord) -> Result<TokenRecord, ApiError> {
+    if rec.lease.bound_cidrs.is_empty() {
+        return Ok(rec);
+    }
+    let cidrs = mutual_auth::approle::parse_cidrs(&rec.lease.bound_cidrs)?;
+    match crate::current_remote() {
+        Some(ip) if cidrs.iter().any(|c| c.contains(ip)) => Ok(rec),
+        _ => Err(ApiError::PermissionDenied),
     }
 }
 

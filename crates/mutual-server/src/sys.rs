@@ -70,8 +70,18 @@ pub async fn handle(
     if path == "sys/auth" || path.starts_with("sys/auth/") {
         return crate::approle::sys_auth(app, op, path, &p).await;
     }
-    if let Some((mount, rest)) = crate::approle::mount_of(app, path).await? {
-        return crate::approle::handle(app, op, &mount, rest, &p).await;
+    if path == "sys/audit" || path.starts_with("sys/audit/") || path.starts_with("sys/audit-hash/")
+    {
+        return crate::audit::handle(app, op, path, &p).await;
+    }
+    if let Some(rest) = path.strip_prefix("auth/cert/") {
+        return crate::cert_auth::handle(app, op, rest, &p).await;
+    }
+    if let Some((method, rest)) = crate::approle::method_of(app, path).await? {
+        return match method.kind.as_str() {
+            "userpass" => crate::userpass::handle(app, op, &method.path, rest, &p).await,
+            _ => crate::approle::handle(app, op, &method.path, rest, &p).await,
+        };
     }
     match (op, path) {
         (Op::Read, "sys/metrics") => Ok(Reply::Raw {

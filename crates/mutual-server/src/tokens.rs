@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use mutual_auth::{
-    token::{child_token, ChildRequest, Lifetime, Parent},
+    token::{child_token, role_child_token, ChildRequest, Lifetime, Parent, TokenRole},
     ttl::{LeaseInputs, SystemTtl},
 };
 use mutual_store::{TokenLease, TokenRecord, TokenSpec, TokenUse, SYSTEM_MAX_TTL};
@@ -55,7 +55,7 @@ pub(crate) async fn count_use(app: &App, tok: &TokenRecord, secret: &str) -> Res
 }
 
 /// The policies a token acts with (its mounts' policies for a token made before policies).
-fn effective_policies(tok: &TokenRecord) -> Vec<String> {
+pub(crate) fn effective_policies(tok: &TokenRecord) -> Vec<String> {
     if tok.is_root() {
         return vec!["root".into()];
     }
@@ -99,7 +99,10 @@ fn lookup_json(t: &TokenRecord, id: &str) -> Value {
         "ttl": ttl,
         "type": "service",
     });
-    if t.lease.period > 0 {
+    // A token role's period is the role's in Vault (read from it at renewal), not the
+    // token's: its lookup shows none. mutual keeps it on the token, and shows it as Vault does.
+    let from_role = t.lease.path.starts_with("auth/token/create/");
+    if t.lease.period > 0 && !from_role {
         v["period"] = json!(t.lease.period);
     }
     if !t.mounts.is_empty() {
@@ -189,12 +192,33 @@ pub(crate) async fn handle(
                 app,
                 p,
                 tok,
-                secret,
                 decision.has_sudo(),
                 rest == "create-orphan",
+                None,
             )
             .await
         }
+        (Op::Write, r) if r.starts_with("create/") => {
+            let name = &r["create/".len()..];
+            let role = token_role(app, name)
+                .await?
+                .ok_or_else(|| ApiError::bad(format!("unknown role {name}")))?;
+            create(app, p, tok, decision.has_sudo(), false, Some((name, role))).await
+        }
+        (Op::List, "roles") => {
+            let keys: Vec<String> = app
+                .store
+                .list_auth_entries(ROLES)
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            if keys.is_empty() {
+                return Err(ApiError::NotFound);
+            }
+            Ok(Reply::data(json!({ "keys": keys })))
+        }
+        (op, r) if r.starts_with("roles/") => roles(app, op, &r["roles/".len()..], p).await,
         (Op::Write, "renew-self") => renew(app, p, tok.clone(), secret).await,
         (Op::Write, "renew") => {
             let target = p
@@ -262,21 +286,20 @@ async fn store_mount_policies(app: &App, mounts: &[String]) -> Result<Vec<String
     Ok(names)
 }
 
-/// Vault's `auth/token/create` and `create-orphan`.
+/// Vault's `auth/token/create`, `create-orphan` and `create/:role`.
 async fn create(
     app: &App,
     p: &Params,
     tok: &TokenRecord,
-    parent_secret: &str,
     sudo: bool,
     create_orphan: bool,
+    role: Option<(&str, RoleConfig)>,
 ) -> Result<Reply, ApiError> {
-    let _ = parent_secret;
     let mut parent_policies = effective_policies(tok);
     if tok.policies.is_empty() && !tok.is_root() {
         parent_policies = store_mount_policies(app, &tok.mounts).await?;
     }
-    let period = secs(p, "period")?;
+    let mut period = secs(p, "period")?;
     let req = ChildRequest {
         policies: p.list("policies")?,
         no_default_policy: p.bool_or("no_default_policy", false)?,
@@ -289,17 +312,41 @@ async fn create(
         sudo,
         num_uses: tok.num_uses,
     };
-    let child = child_token(&parent, &req)?;
+    let mut explicit_max_ttl = secs(p, "explicit_max_ttl")?;
+    let mut renewable = p.bool_or("renewable", true)?;
+    let child = match &role {
+        None => child_token(&parent, &req)?,
+        Some((_, r)) => {
+            // The role's period and orphan need no sudo: that is what the role grants.
+            let plain = ChildRequest {
+                period: 0,
+                no_parent: false,
+                ..req.clone()
+            };
+            let child = role_child_token(&parent, &plain, &r.rules())?;
+            if r.token_period > 0 {
+                period = r.token_period;
+            } else if period > 0 && !sudo {
+                return Err(mutual_auth::token::CreateRefusal::PeriodNeedsSudo.into());
+            }
+            if r.token_explicit_max_ttl > 0
+                && (explicit_max_ttl == 0 || explicit_max_ttl > r.token_explicit_max_ttl)
+            {
+                explicit_max_ttl = r.token_explicit_max_ttl;
+            }
+            renewable &= r.renewable;
+            child
+        }
+    };
     let never_expires = child.policies.iter().any(|p| p == "root");
     let inputs = LeaseInputs {
         increment: 0,
         backend_ttl: secs(p, "ttl")?,
         period,
         backend_max_ttl: 0,
-        explicit_max_ttl: secs(p, "explicit_max_ttl")?,
+        explicit_max_ttl,
     };
     let now = OffsetDateTime::now_utc();
-    let renewable = p.bool_or("renewable", true)?;
     let (mut life, warnings) = Lifetime::create(
         system(),
         inputs,
@@ -342,12 +389,13 @@ async fn create(
             explicit_max_ttl: life.explicit_max_ttl,
             period: life.period,
             renewable: life.renewable,
-            path: if create_orphan {
-                "auth/token/create-orphan".into()
-            } else {
-                "auth/token/create".into()
+            path: match (&role, create_orphan) {
+                (Some((name, _)), _) => format!("auth/token/create/{name}"),
+                (None, true) => "auth/token/create-orphan".into(),
+                (None, false) => "auth/token/create".into(),
             },
             meta: Default::default(),
+            bound_cidrs: Vec::new(),
         },
     };
     let (secret, rec) = app.store.create_token_with(&spec).await?;
@@ -438,4 +486,205 @@ async fn create_scoped(app: &App, p: &Params, tok: &TokenRecord) -> Result<Reply
         "token_type": "service",
         "orphan": true,
     })))
+}
+
+/// What a login grants: the token's policies and lease, as an auth method's role or user
+/// configures them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grant {
+    /// `approle-web`, `userpass-alice`, `cert-web`.
+    pub display_name: String,
+    /// Final policies (sanitized, `default` included unless refused).
+    pub policies: Vec<String>,
+    /// `token_ttl`, 0 for the system's.
+    pub ttl: u64,
+    /// `token_max_ttl`, 0 for the system's.
+    pub max_ttl: u64,
+    /// `token_period`.
+    pub period: u64,
+    /// `token_explicit_max_ttl`.
+    pub explicit_max_ttl: u64,
+    /// `token_num_uses`.
+    pub num_uses: u32,
+    /// The login path (`auth/userpass/login/alice`).
+    pub path: String,
+    /// Metadata shown in `lookup` (`username`, `role_name`).
+    pub meta: std::collections::BTreeMap<String, String>,
+    /// `token_bound_cidrs`: where the token may be used from.
+    pub bound_cidrs: Vec<String>,
+}
+
+/// Makes the token of a login: renewable, with a real lease (never 0, which makes Vault
+/// Agent log in again at once, in a loop), in Vault's `{"auth": …}` answer.
+pub(crate) async fn login_token(app: &App, g: Grant) -> Result<Reply, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let inputs = LeaseInputs {
+        increment: 0,
+        backend_ttl: g.ttl,
+        period: g.period,
+        backend_max_ttl: g.max_ttl,
+        explicit_max_ttl: g.explicit_max_ttl,
+    };
+    let (life, warnings) = Lifetime::create(system(), inputs, true, false, now.unix_timestamp())?;
+    let ttl = life.ttl_left(now.unix_timestamp());
+    let spec = TokenSpec {
+        display_name: g.display_name,
+        mounts: Vec::new(),
+        role: None,
+        num_uses: g.num_uses,
+        ttl: life.expires.map(|_| Duration::from_secs(ttl)),
+        policies: g.policies,
+        parent: None,
+        lease: TokenLease {
+            ttl: g.ttl,
+            max_ttl: g.max_ttl,
+            explicit_max_ttl: g.explicit_max_ttl,
+            period: g.period,
+            renewable: true,
+            path: g.path,
+            meta: g.meta,
+            bound_cidrs: g.bound_cidrs,
+        },
+    };
+    let (token, rec) = app.store.create_token_with(&spec).await?;
+    let mut body = json!({ "auth": auth_json(&token, &rec, ttl) });
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+    }
+    Ok(Reply::Bare(axum::http::StatusCode::OK, body))
+}
+
+/// Where token roles are stored.
+const ROLES: &str = "token:roles";
+
+/// A token role as stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct RoleConfig {
+    allowed_policies: Vec<String>,
+    disallowed_policies: Vec<String>,
+    orphan: bool,
+    renewable: bool,
+    token_period: u64,
+    token_explicit_max_ttl: u64,
+    token_no_default_policy: bool,
+    path_suffix: String,
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        RoleConfig {
+            allowed_policies: Vec::new(),
+            disallowed_policies: Vec::new(),
+            orphan: false,
+            renewable: true,
+            token_period: 0,
+            token_explicit_max_ttl: 0,
+            token_no_default_policy: false,
+            path_suffix: String::new(),
+        }
+    }
+}
+
+impl RoleConfig {
+    fn rules(&self) -> TokenRole {
+        TokenRole {
+            allowed_policies: self.allowed_policies.clone(),
+            disallowed_policies: self.disallowed_policies.clone(),
+            orphan: self.orphan,
+            period: self.token_period,
+            no_default_policy: self.token_no_default_policy,
+        }
+    }
+
+    fn json(&self, name: &str) -> Value {
+        json!({
+            "name": name,
+            "allowed_policies": self.allowed_policies,
+            "disallowed_policies": self.disallowed_policies,
+            "allowed_policies_glob": [],
+            "disallowed_policies_glob": [],
+            "allowed_entity_aliases": [],
+            "orphan": self.orphan,
+            "renewable": self.renewable,
+            "path_suffix": self.path_suffix,
+            "token_period": self.token_period,
+            "period": self.token_period,
+            "token_explicit_max_ttl": self.token_explicit_max_ttl,
+            "explicit_max_ttl": self.token_explicit_max_ttl,
+            "token_no_default_policy": self.token_no_default_policy,
+            "token_bound_cidrs": [],
+            "token_type": "default-service",
+        })
+    }
+}
+
+fn role_encode(source: serde_json::Error) -> ApiError {
+    ApiError::Store(mutual_store::StoreError::Encode {
+        what: "token role",
+        source,
+    })
+}
+
+async fn token_role(app: &App, name: &str) -> Result<Option<RoleConfig>, ApiError> {
+    match app.store.get_auth_entry(ROLES, name).await? {
+        Some(b) => Ok(Some(serde_json::from_str(&b).map_err(role_encode)?)),
+        None => Ok(None),
+    }
+}
+
+/// `auth/token/roles/:name`.
+async fn roles(app: &App, op: Op, name: &str, p: &Params) -> Result<Reply, ApiError> {
+    if name.is_empty() || name.contains('/') {
+        return Err(ApiError::NoRoute(format!("auth/token/roles/{name}")));
+    }
+    let existing = token_role(app, name).await?;
+    match op {
+        Op::Read => Ok(Reply::data(existing.ok_or(ApiError::NotFound)?.json(name))),
+        Op::Delete => {
+            app.store.delete_auth_entry(ROLES, name).await?;
+            Ok(Reply::NoContent)
+        }
+        Op::Write => {
+            let mut r = existing.unwrap_or_default();
+            if p.has("allowed_policies") {
+                r.allowed_policies =
+                    mutual_auth::token::sanitize_policies(&p.list("allowed_policies")?, false);
+            }
+            if p.has("disallowed_policies") {
+                r.disallowed_policies =
+                    mutual_auth::token::sanitize_policies(&p.list("disallowed_policies")?, false);
+            }
+            if let Some(b) = p.bool("orphan")? {
+                r.orphan = b;
+            }
+            if let Some(b) = p.bool("renewable")? {
+                r.renewable = b;
+            }
+            if let Some(b) = p.bool("token_no_default_policy")? {
+                r.token_no_default_policy = b;
+            }
+            let period = match p.duration("token_period")? {
+                Some(d) => Some(d),
+                None => p.duration("period")?,
+            };
+            if let Some(d) = period {
+                r.token_period = d.as_secs();
+            }
+            let max = match p.duration("token_explicit_max_ttl")? {
+                Some(d) => Some(d),
+                None => p.duration("explicit_max_ttl")?,
+            };
+            if let Some(d) = max {
+                r.token_explicit_max_ttl = d.as_secs();
+            }
+            if let Some(s) = p.string("path_suffix") {
+                r.path_suffix = s;
+            }
+            let body = serde_json::to_string(&r).map_err(role_encode)?;
+            app.store.put_auth_entry(ROLES, name, &body).await?;
+            Ok(Reply::NoContent)
+        }
+        Op::List => Err(ApiError::MethodNotAllowed),
+    }
 }

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod approle;
+mod auth_entries;
 mod authority;
 mod commit;
 mod error;
@@ -31,6 +32,7 @@ mod sqlite;
 mod tokens;
 
 pub use approle::{AppRoleRecord, AuthMount, SecretIdRecord};
+pub use auth_entries::AuditDevice;
 pub use authority::{
     issue_signed, sign_csr, sign_verbatim_role, AuthorityError, Issued, Signed, CRL_VALIDITY,
     SYSTEM_MAX_TTL,

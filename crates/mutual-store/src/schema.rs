@@ -78,4 +78,18 @@ pub(crate) const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER,
         cidrs TEXT NOT NULL DEFAULT '[]')",
+    // Entries of the other auth methods (userpass users, cert roles, token roles) by mount,
+    // and the audit devices with their HMAC salt.
+    "CREATE TABLE IF NOT EXISTS auth_entries (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, name))",
+    "CREATE TABLE IF NOT EXISTS audit_devices (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        options TEXT NOT NULL DEFAULT '{}',
+        salt TEXT NOT NULL,
+        created_at INTEGER NOT NULL)",
 ];

@@ -62,6 +62,8 @@ pub struct TokenLease {
     pub path: String,
     /// Free metadata (`role_name` of an AppRole login).
     pub meta: std::collections::BTreeMap<String, String>,
+    /// CIDR blocks the token may be used from (`token_bound_cidrs`); empty for anywhere.
+    pub bound_cidrs: Vec<String>,
 }
 
 /// What a new token may do.

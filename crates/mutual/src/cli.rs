@@ -577,6 +577,11 @@ pub struct ServerArgs {
         requires = "tls_client_ca"
     )]
     pub cert_login: Vec<String>,
+    /// Audit every request and response to FILE, in Vault's JSON format with secrets HMAC'd
+    /// (a `file` audit device at `file/`, as `bao audit enable file file_path=FILE`). A
+    /// request that cannot be written to it fails with 500.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `mutual server …`

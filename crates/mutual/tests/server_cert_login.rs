@@ -115,8 +115,9 @@ fn a_client_certificate_logs_in_to_a_token_scoped_to_its_mounts() {
     assert!(auth["accessor"].as_str().is_some_and(|a| !a.is_empty()));
     assert_eq!(auth["policies"], serde_json::json!(["pki"]), "{body}");
     assert_eq!(auth["metadata"]["common_name"], "alice.example.com");
-    assert_eq!(auth["renewable"], false);
-    assert!(auth["lease_duration"].is_u64(), "{body}");
+    // A real, renewable lease: a lease of 0 made Vault Agent log in again at once, in a loop.
+    assert_eq!(auth["renewable"], true, "{body}");
+    assert!(auth["lease_duration"].as_u64() > Some(0), "{body}");
 
     // The token works on the granted mount, and only there. It is a token like any other:
     // sent without the certificate.
@@ -260,4 +261,95 @@ fn bad_cert_login_rules_are_refused_before_listening() {
         .fails(2);
     s.mutual(&["server", "--dev", "--tls-client-ca", "certs/root.pem"])
         .fails(2);
+}
+
+#[test]
+fn cert_roles_written_through_the_api_grant_policies_and_a_renewable_lease() {
+    let s = story();
+    // No --cert-login flag: the roles come from the API alone.
+    let srv = server::mutual_tls_dev(s.dir.path(), &["--tls-client-ca", "certs/root.pem"]);
+    let root = ["-H", "X-Vault-Token: root"];
+    let post = |path: &str, body: serde_json::Value| {
+        s.write("req.json", &body.to_string());
+        let mut args = root.to_vec();
+        args.extend(["-d", "@req.json"]);
+        curl(&s, &srv, &args, "POST", path)
+    };
+    let (code, body) = post("sys/auth/cert", serde_json::json!({"type": "cert"}));
+    assert_eq!(code, 204, "{body}");
+    let policy = r#"path "sys/mounts" { capabilities = ["read"] }"#;
+    let (code, body) = post(
+        "sys/policies/acl/reader",
+        serde_json::json!({ "policy": policy }),
+    );
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = post(
+        "auth/cert/certs/web",
+        serde_json::json!({
+            "certificate": s.read("certs/root.pem"),
+            "allowed_common_names": "alice.example.com",
+            "token_policies": "reader",
+            "token_ttl": "10m",
+        }),
+    );
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = post(
+        "auth/cert/certs/junk",
+        serde_json::json!({ "certificate": "not a certificate" }),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("failed to parse certificate"), "{body}");
+    let (code, body) = curl(&s, &srv, &root, "GET", "auth/cert/certs/web");
+    assert_eq!(code, 200, "{body}");
+    let role = &json(&body)["data"];
+    assert_eq!(
+        role["allowed_common_names"],
+        serde_json::json!(["alice.example.com"])
+    );
+    assert_eq!(role["token_policies"], serde_json::json!(["reader"]));
+    assert_eq!(role["token_ttl"], 600);
+    let (code, body) = curl(&s, &srv, &root, "LIST", "auth/cert/certs");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["data"]["keys"], serde_json::json!(["web"]));
+
+    let alice = [
+        "--cert",
+        "certs/alice.example.com.crt",
+        "--key",
+        "certs/alice.example.com.key",
+    ];
+    let (code, body) = curl(&s, &srv, &alice, "POST", "auth/cert/login");
+    assert_eq!(code, 200, "{body}");
+    let auth = &json(&body)["auth"];
+    assert_eq!(
+        auth["policies"],
+        serde_json::json!(["default", "reader"]),
+        "{body}"
+    );
+    assert_eq!(auth["lease_duration"], 600, "{body}");
+    assert_eq!(auth["renewable"], true, "{body}");
+    assert_eq!(auth["metadata"]["cert_name"], "web");
+    let header = format!("X-Vault-Token: {}", auth["client_token"].as_str().unwrap());
+    let (code, body) = curl(&s, &srv, &["-H", &header], "GET", "sys/mounts");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(&s, &srv, &["-H", &header], "POST", "auth/token/renew-self");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["auth"]["lease_duration"], 600, "{body}");
+    let (code, _) = curl(&s, &srv, &["-H", &header], "GET", "sys/policies/acl");
+    assert_eq!(code, 403);
+
+    // Bob's certificate chains to the root but its name is not allowed; a role asked for by
+    // name that does not admit Alice refuses her.
+    let bob = [
+        "--cert",
+        "certs/bob.example.com.crt",
+        "--key",
+        "certs/bob.example.com.key",
+    ];
+    let (code, body) = curl(&s, &srv, &bob, "POST", "auth/cert/login");
+    assert_eq!(code, 403, "{body}");
+    let mut named = alice.to_vec();
+    named.extend(["-d", r#"{"name":"other"}"#]);
+    let (code, body) = curl(&s, &srv, &named, "POST", "auth/cert/login");
+    assert_eq!(code, 403, "{body}");
 }

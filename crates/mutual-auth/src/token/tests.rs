@@ -229,3 +229,70 @@ fn lifetimes_create_expire_and_renew() {
     let (late, ttl, _) = late.renew(sys, 0, 30 * 3600).unwrap();
     assert_eq!((ttl, late.expires), (600, Some(30 * 3600 + 600)));
 }
+
+#[test]
+fn token_roles_decide_policies_orphans_and_refusals() {
+    let held = vec!["default".to_string(), "issuer".to_string()];
+    let parent = Parent {
+        policies: &held,
+        sudo: false,
+        num_uses: 0,
+    };
+    let role = |allowed: &[&str], disallowed: &[&str], orphan: bool| TokenRole {
+        allowed_policies: allowed.iter().map(|s| s.to_string()).collect(),
+        disallowed_policies: disallowed.iter().map(|s| s.to_string()).collect(),
+        orphan,
+        period: 0,
+        no_default_policy: false,
+    };
+    let ask = |p: &[&str]| ChildRequest {
+        policies: p.iter().map(|s| s.to_string()).collect(),
+        ..ChildRequest::default()
+    };
+    let v = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // (role, request, outcome)
+    let cases: Vec<(TokenRole, ChildRequest, Result<(Vec<String>, bool), String>)> = vec![
+        // allowed_policies given when none asked, beyond the parent's, orphan from the role.
+        (role(&["signer"], &[], true), ask(&[]), Ok((v(&["default", "signer"]), true))),
+        (role(&["signer", "reader"], &[], false), ask(&["reader"]), Ok((v(&["default", "reader"]), false))),
+        (
+            role(&["signer"], &[], false),
+            ask(&["admin"]),
+            Err("token policies (\"admin\") must be subset of the role's allowed policies (\"signer\")".into()),
+        ),
+        // Without allowed_policies: the parent's rules.
+        (role(&[], &[], false), ask(&[]), Ok((v(&["default", "issuer"]), false))),
+        (
+            role(&[], &[], false),
+            ask(&["admin"]),
+            Err("child policies must be subset of parent: the parent token lacks \"admin\"".into()),
+        ),
+        (
+            role(&[], &["issuer"], false),
+            ask(&[]),
+            Err("token policies (\"default\", \"issuer\") contain disallowed policies (\"issuer\")".into()),
+        ),
+        (
+            role(&["signer", "admin"], &["admin"], false),
+            ask(&["admin"]),
+            Err("token policies (\"admin\", \"default\") contain disallowed policies (\"admin\")".into()),
+        ),
+    ];
+    for (role, req, want) in cases {
+        let got = role_child_token(&parent, &req, &role)
+            .map(|c| (c.policies, c.orphan))
+            .map_err(|e| e.to_string());
+        assert_eq!(got, want, "{role:?} {req:?}");
+    }
+    let limited = Parent {
+        policies: &held,
+        sudo: false,
+        num_uses: 3,
+    };
+    assert_eq!(
+        role_child_token(&limited, &ask(&[]), &role(&["signer"], &[], false))
+            .unwrap_err()
+            .to_string(),
+        "restricted use token cannot generate child tokens"
+    );
+}

@@ -67,6 +67,11 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     );
     // Revocations made by other processes on the store reach OCSP, renewal and the feed.
     mutual_server::spawn_catch_up(&app);
+    if let Some(path) = &args.audit_log {
+        app.audit_to_file(path)
+            .await
+            .map_err(|e| anyhow::anyhow!("--audit-log {}: {e}", path.display()))?;
+    }
     // Loaded before binding, so that a bad --tls-cert/--tls-key is reported at once.
     let logins = Arc::new(
         args.cert_login
@@ -200,10 +205,10 @@ async fn tls_serve(
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, remote) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok((tcp, remote)) => (tcp, remote),
                 Err(e) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
                     tracing::warn!(error = %e, "accept failed");
@@ -225,6 +230,8 @@ async fn tls_serve(
             };
             // The verified client certificate, if any, goes with every request of the
             // connection (the API reads it at `auth/cert/login`).
+            // The caller's address, for AppRole's CIDR bounds and the audit log.
+            let router = router.layer(axum::Extension(axum::extract::ConnectInfo(remote)));
             let router = match &established.peer {
                 Some(peer) => router.layer(axum::Extension(client_cert(
                     peer,
@@ -255,7 +262,8 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

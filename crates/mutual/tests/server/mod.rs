@@ -289,3 +289,72 @@ pub fn mutual_tls_dev(dir: &Path, extra: &[&str]) -> TlsServer {
         .to_string();
     TlsServer { child, addr }
 }
+
+/// `mutual server --dev` on a free loopback port with extra flags (`--audit-log FILE`, …).
+pub fn mutual_dev_with(extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .args([
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --dev");
+    let addr = read_addr(&mut child);
+    Server {
+        child,
+        addr,
+        token: "root".into(),
+        name: "mutual",
+    }
+}
+
+/// The entries of a Vault-format audit log, one JSON object per line.
+pub fn audit_entries(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// [`openbao_dev`] with extra lines of server configuration (`unsafe_allow_api_audit_creation
+/// = true`, …), written to a file beside the test's temporary files.
+pub fn openbao_dev_with(config: &[&str]) -> Server {
+    let port = free_port();
+    let file = std::env::temp_dir().join(format!("mutual-openbao-{port}.hcl"));
+    std::fs::write(&file, config.join("\n")).expect("writing the OpenBao config");
+    let child = Command::new("bao")
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .arg(format!("-config={}", file.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting bao server -dev");
+    let server = Server {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        token: "root".into(),
+        name: "openbao",
+    };
+    for _ in 0..300 {
+        let (code, _) = curl(&server, "GET", "sys/health", None);
+        if code == 200 {
+            let _ = std::fs::remove_file(&file);
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("OpenBao's dev server did not answer on {}", server.addr);
+}
