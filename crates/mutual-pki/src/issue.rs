@@ -54,9 +54,22 @@ pub fn sign_leaf_prepared(
     Ok(cert.der().to_vec())
 }
 
-/// O, then OU, then the CN when there is one.
+/// O, then OU, then the CN when there is one; or the request's whole subject when it gave one.
 fn subject(checked: &Checked) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
+    if !checked.subject.is_empty() {
+        for (oid, value) in &checked.subject {
+            let arcs: Vec<u64> = oid.split('.').filter_map(|a| a.parse().ok()).collect();
+            let ty = DnType::from_oid(&arcs);
+            // Country and serial number are PrintableString in RFC 5280; the rest UTF8String.
+            let printable = matches!(ty, DnType::CountryName) || arcs == [2, 5, 4, 5];
+            match rcgen::string::PrintableString::try_from(value.as_str()) {
+                Ok(p) if printable => dn.push(ty, rcgen::DnValue::PrintableString(p)),
+                _ => dn.push(ty, value.as_str()),
+            }
+        }
+        return dn;
+    }
     for o in &checked.organization {
         dn.push(DnType::OrganizationName, o.as_str());
     }

@@ -73,6 +73,8 @@ pub struct App {
     pub counters: crate::lifecycle::Counters,
     /// Parsed ACL policies, briefly cached.
     pub(crate) policies: crate::acl::PolicyCache,
+    /// The last `tidy` of each mount since the server started, for `tidy-status`.
+    pub(crate) tidy_runs: Mutex<HashMap<String, crate::issuers::TidyRun>>,
 }
 
 impl App {
@@ -95,6 +97,7 @@ impl App {
             revocations: tokio::sync::watch::Sender::new(0),
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
+            tidy_runs: Mutex::new(HashMap::new()),
         })
     }
 
