@@ -313,9 +313,12 @@ impl PrivateKey {
     }
 }
 
-/// The algorithm parameters (raw DER, the curve's OID for EC) and the inner private key of a
-/// PKCS#8 `PrivateKeyInfo`.
-fn pkcs8_parts(der: &[u8]) -> Result<(Option<Vec<u8>>, Zeroizing<Vec<u8>>), yasna::ASN1Error> {
+/// A PKCS#8 key taken apart: the algorithm parameters (raw DER: the curve's OID for EC) and
+/// the inner private key.
+type Pkcs8Parts = (Option<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+/// Takes a PKCS#8 `PrivateKeyInfo` apart.
+fn pkcs8_parts(der: &[u8]) -> Result<Pkcs8Parts, yasna::ASN1Error> {
     yasna::parse_der(der, |r| {
         r.read_sequence(|r| {
             r.next().read_u8()?;

@@ -467,8 +467,8 @@ fn every_pki_answer_holds_openbaos_keys_with_openbaos_types() {
     }
 
     println!(
-        "{:<46} {:>6} {:>7}  {}",
-        "request", "mutual", "openbao", "difference"
+        "{:<46} {:>6} {:>7}  difference",
+        "request", "mutual", "openbao"
     );
     let mut failures = Vec::new();
     for (label, a, b) in &rows {
