@@ -237,11 +237,28 @@ impl PrivateKey {
                 detail: e.to_string(),
             }
         })?;
-        let pair = KeyPair::try_from(&der).map_err(|e| PkiError::UnreadablePrivateKey {
-            detail: e.to_string(),
-        })?;
-        let key_type = key_type_of(&pair)?;
-        Ok(PrivateKey { pair, key_type })
+        // Held as PKCS#8 whatever it came as, so that `to_pem`/`to_der` are PKCS#8 as they say
+        // (a key pair read from PKCS#1 or SEC1 would otherwise write those bytes back under a
+        // PKCS#8 label).
+        let unreadable = |e: yasna::ASN1Error| PkiError::UnreadablePrivateKey {
+            detail: format!("re-encoding as PKCS#8: {e}"),
+        };
+        let pkcs8 = match &der {
+            PrivateKeyDer::Pkcs1(k) => wrap_pkcs8(RSA_ENCRYPTION, None, k.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(k) => {
+                let curve = sec1_curve(k.secret_sec1_der()).map_err(unreadable)?;
+                wrap_pkcs8(EC_PUBLIC_KEY, curve.as_deref(), k.secret_sec1_der())
+            }
+            other => {
+                let pair =
+                    KeyPair::try_from(other).map_err(|e| PkiError::UnreadablePrivateKey {
+                        detail: e.to_string(),
+                    })?;
+                let key_type = key_type_of(&pair)?;
+                return Ok(PrivateKey { pair, key_type });
+            }
+        };
+        PrivateKey::from_pkcs8_der(&pkcs8)
     }
 
     /// Reads a PKCS#8 DER private key.
@@ -311,6 +328,44 @@ impl PrivateKey {
     pub fn pair(&self) -> &KeyPair {
         &self.pair
     }
+}
+
+/// rsaEncryption (RFC 8017).
+const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113549, 1, 1, 1];
+/// id-ecPublicKey (RFC 5480).
+const EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10045, 2, 1];
+
+/// A PKCS#8 `PrivateKeyInfo` around a PKCS#1 or SEC1 key: the algorithm's OID, its parameters
+/// (raw DER; NULL when None) and the inner key.
+fn wrap_pkcs8(algorithm: &[u64], params: Option<&[u8]>, inner: &[u8]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_sequence(|w| {
+                w.next()
+                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(algorithm));
+                match params {
+                    Some(p) => w.next().write_der(p),
+                    None => w.next().write_null(),
+                }
+            });
+            w.next().write_bytes(inner);
+        })
+    }))
+}
+
+/// The curve (raw DER of its OID) a SEC1 `ECPrivateKey` names, if it names one.
+fn sec1_curve(sec1: &[u8]) -> Result<Option<Vec<u8>>, yasna::ASN1Error> {
+    yasna::parse_der(sec1, |r| {
+        r.read_sequence(|r| {
+            r.next().read_u8()?;
+            r.next().read_bytes()?;
+            let params =
+                r.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+            r.read_optional(|r| r.read_der())?;
+            Ok(params)
+        })
+    })
 }
 
 /// A PKCS#8 key taken apart: the algorithm parameters (raw DER: the curve's OID for EC) and
@@ -426,6 +481,13 @@ mod tests {
             let back = PrivateKey::from_pem(&pem).unwrap();
             assert_eq!(back.key_type(), kt);
             assert_eq!(back.public_key_der(), key.public_key_der());
+            // Read back from PKCS#1/SEC1, it writes PKCS#8 that reads again.
+            let again = PrivateKey::from_pem(&back.to_pem()).unwrap();
+            assert!(
+                back.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"),
+                "{kt}"
+            );
+            assert_eq!(again.public_key_der(), key.public_key_der());
         }
     }
 
