@@ -359,6 +359,25 @@ fn format_cert(p: &Params, pem: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Refuses a `format` or `private_key_format` mutual does not write, before anything is
+/// generated, signed or stored.
+fn check_formats(p: &Params) -> Result<(), ApiError> {
+    match p.str_or("format", "pem").as_str() {
+        "pem" | "pem_bundle" | "der" => {}
+        other => {
+            return Err(ApiError::bad(format!(
+                "invalid format \"{other}\" (use pem, der or pem_bundle)"
+            )))
+        }
+    }
+    match p.str_or("private_key_format", "der").as_str() {
+        "" | "der" | "pem" | "pkcs8" => Ok(()),
+        other => Err(ApiError::bad(format!(
+            "invalid private_key_format \"{other}\" (use der, pem or pkcs8)"
+        ))),
+    }
+}
+
 /// The private key as the request's `format` and `private_key_format` ask: Vault's default
 /// (`der`/`pem`, or none) is PKCS#1 or SEC1, `pkcs8` is PKCS#8; PEM unless `format=der`, which
 /// gives base64 DER.
@@ -396,6 +415,7 @@ async fn generate_root(
     exported: bool,
     p: &Params,
 ) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let path = mount.record.path.clone();
     let mut warnings = vec![];
     let req = ca_request(p, ca_ttl(mount, p, &mut warnings)?)?;
@@ -444,6 +464,7 @@ async fn generate_intermediate(
     exported: bool,
     p: &Params,
 ) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let path = mount.record.path.clone();
     let req = ca_request(p, mount_max(mount))?;
     let (csr_pem, key) = blocking(move || Ok(ca::generate_intermediate_csr(&req)?)).await?;
@@ -671,6 +692,7 @@ fn issued_reply(issued: Issued, p: &Params) -> Result<Reply, ApiError> {
 }
 
 async fn issue(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let ca = mount.ca()?.clone();
     let mut req = issue_request(p)?;
     default_ttl(mount, &role, &mut req);
@@ -698,6 +720,7 @@ async fn sign(
     p: &Params,
     verbatim: bool,
 ) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let ca = mount.ca()?.clone();
     let csr_text = p
         .string("csr")
