@@ -79,6 +79,7 @@ fn main() {
             ou: vec![],
             organization: vec![],
             warnings: vec![],
+            subject: vec![],
         };
         {
             use rcgen::SigningKey;

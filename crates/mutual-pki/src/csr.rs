@@ -18,6 +18,9 @@ pub struct ParsedCsr {
     /// Subject attributes as (short name, value), most general first (C, O, OU, CN order as
     /// encoded).
     pub subject_attrs: Vec<(String, String)>,
+    /// Every subject attribute with a string value as (dotted OID, value), in encoded order:
+    /// what `sign-verbatim` copies into the certificate.
+    pub subject_oids: Vec<(String, String)>,
     /// Subject common name (empty when none).
     pub common_name: String,
     /// Requested DNS SANs.
@@ -59,6 +62,7 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, PkiError> {
     let mut out = ParsedCsr {
         subject: dn_string(&info.subject),
         subject_attrs: vec![],
+        subject_oids: vec![],
         common_name: info
             .subject
             .iter_common_name()
@@ -75,6 +79,10 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, PkiError> {
     };
     for rdn in info.subject.iter_rdn() {
         for atv in rdn.iter() {
+            if let Ok(v) = atv.as_str() {
+                out.subject_oids
+                    .push((atv.attr_type().to_id_string(), v.to_string()));
+            }
             let short = match atv.attr_type().to_id_string().as_str() {
                 "2.5.4.3" => "CN",
                 "2.5.4.6" => "C",

@@ -54,9 +54,26 @@ pub fn sign_leaf_prepared(
     Ok(cert.der().to_vec())
 }
 
-/// O, then OU, then the CN when there is one.
+/// O, then OU, then the CN when there is one; or the request's whole subject when it gave one.
 fn subject(checked: &Checked) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
+    if !checked.subject.is_empty() {
+        for (oid, value) in &checked.subject {
+            let arcs: Result<Vec<u64>, _> = oid.split('.').map(str::parse::<u64>).collect();
+            // An OID that does not parse (or has fewer than two arcs) cannot be encoded.
+            let Some(arcs) = arcs.ok().filter(|a| a.len() >= 2) else {
+                continue;
+            };
+            let ty = DnType::from_oid(&arcs);
+            // Country and serial number are PrintableString in RFC 5280; the rest UTF8String.
+            let printable = matches!(ty, DnType::CountryName) || arcs == [2, 5, 4, 5];
+            match rcgen::string::PrintableString::try_from(value.as_str()) {
+                Ok(p) if printable => dn.push(ty, rcgen::DnValue::PrintableString(p)),
+                _ => dn.push(ty, value.as_str()),
+            }
+        }
+        return dn;
+    }
     for o in &checked.organization {
         dn.push(DnType::OrganizationName, o.as_str());
     }
@@ -111,4 +128,73 @@ fn subject_alt_names(checked: &Checked) -> Result<Vec<SanType>, PkiError> {
         sans.push(SanType::URI(ia5(u)?));
     }
     Ok(sans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ca::{self, RootRequest, Urls},
+        cert,
+        key::KeyType,
+    };
+
+    #[test]
+    fn a_given_subject_is_written_whole_and_a_bad_oid_is_left_out() {
+        let now = time::OffsetDateTime::now_utc();
+        let root = ca::generate_root(
+            &RootRequest {
+                common_name: "Subject Root".into(),
+                key_type: KeyType::EcP256,
+                ..RootRequest::default()
+            },
+            now,
+        )
+        .unwrap();
+        let urls = Urls::default();
+        let signer = SigningCa {
+            cert_der: &root.cert_der,
+            key: &root.key,
+            urls: &urls,
+        };
+        let leaf = KeyType::EcP256.generate().unwrap();
+        let attr = |oid: &str, v: &str| (oid.to_string(), v.to_string());
+        let checked = Checked {
+            common_name: "x.example.com".into(),
+            dns_sans: vec!["x.example.com".into()],
+            email_sans: vec![],
+            ip_sans: vec![],
+            uri_sans: vec![],
+            not_before: now,
+            not_after: now + std::time::Duration::from_secs(3600),
+            server: true,
+            client: true,
+            ou: vec![],
+            organization: vec![],
+            warnings: vec![],
+            subject: vec![
+                attr("2.5.4.6", "NL"),
+                attr("2.5.4.8", "Zuid-Holland"),
+                attr("2.5.4.7", "Delft"),
+                attr("2.5.4.10", "Acme"),
+                attr("2.5.4.11", "Ops"),
+                attr("not.an.oid", "dropped"),
+                attr("2", "dropped"),
+                attr("2.5.4.3", "X.example.com"),
+            ],
+        };
+        let der = sign_leaf(
+            &signer,
+            &checked,
+            &leaf.public_key_der(),
+            &leaf.key_type().key_kind(),
+            &Serial::random(),
+        )
+        .unwrap();
+        let facts = cert::facts(&der).unwrap();
+        assert_eq!(
+            facts.subject,
+            "CN=X.example.com,OU=Ops,O=Acme,L=Delft,ST=Zuid-Holland,C=NL"
+        );
+    }
 }

@@ -237,11 +237,28 @@ impl PrivateKey {
                 detail: e.to_string(),
             }
         })?;
-        let pair = KeyPair::try_from(&der).map_err(|e| PkiError::UnreadablePrivateKey {
-            detail: e.to_string(),
-        })?;
-        let key_type = key_type_of(&pair)?;
-        Ok(PrivateKey { pair, key_type })
+        // Held as PKCS#8 whatever it came as, so that `to_pem`/`to_der` are PKCS#8 as they say
+        // (a key pair read from PKCS#1 or SEC1 would otherwise write those bytes back under a
+        // PKCS#8 label).
+        let unreadable = |e: yasna::ASN1Error| PkiError::UnreadablePrivateKey {
+            detail: format!("re-encoding as PKCS#8: {e}"),
+        };
+        let pkcs8 = match &der {
+            PrivateKeyDer::Pkcs1(k) => wrap_pkcs8(RSA_ENCRYPTION, None, k.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(k) => {
+                let curve = sec1_curve(k.secret_sec1_der()).map_err(unreadable)?;
+                wrap_pkcs8(EC_PUBLIC_KEY, curve.as_deref(), k.secret_sec1_der())
+            }
+            other => {
+                let pair =
+                    KeyPair::try_from(other).map_err(|e| PkiError::UnreadablePrivateKey {
+                        detail: e.to_string(),
+                    })?;
+                let key_type = key_type_of(&pair)?;
+                return Ok(PrivateKey { pair, key_type });
+            }
+        };
+        PrivateKey::from_pkcs8_der(&pkcs8)
     }
 
     /// Reads a PKCS#8 DER private key.
@@ -270,6 +287,37 @@ impl PrivateKey {
         Zeroizing::new(self.pair.serialize_der())
     }
 
+    /// The key as Vault writes it by default (`private_key_format` `der` or `pem`): PKCS#1
+    /// (`RSA PRIVATE KEY`) for RSA, SEC1 with its curve (`EC PRIVATE KEY`) for EC, PKCS#8 for
+    /// Ed25519, which has no other form. Returns the PEM label and the DER.
+    pub fn to_traditional_der(&self) -> Result<(&'static str, Zeroizing<Vec<u8>>), PkiError> {
+        let pkcs8 = self.to_der();
+        let unreadable = |e: yasna::ASN1Error| PkiError::UnreadablePrivateKey {
+            detail: format!("re-encoding PKCS#8: {e}"),
+        };
+        match self.key_type {
+            KeyType::Ed25519 => Ok(("PRIVATE KEY", pkcs8)),
+            KeyType::Rsa(_) => {
+                let (_, inner) = pkcs8_parts(&pkcs8).map_err(unreadable)?;
+                Ok(("RSA PRIVATE KEY", inner))
+            }
+            KeyType::EcP256 | KeyType::EcP384 => {
+                let (params, inner) = pkcs8_parts(&pkcs8).map_err(unreadable)?;
+                let sec1 = sec1_with_curve(&inner, params.as_deref()).map_err(unreadable)?;
+                Ok(("EC PRIVATE KEY", sec1))
+            }
+        }
+    }
+
+    /// [`PrivateKey::to_traditional_der`] as PEM.
+    pub fn to_traditional_pem(&self) -> Result<Zeroizing<String>, PkiError> {
+        let (label, der) = self.to_traditional_der()?;
+        Ok(Zeroizing::new(pem::encode(&pem::Pem::new(
+            label,
+            der.to_vec(),
+        ))))
+    }
+
     /// DER SubjectPublicKeyInfo of the public half.
     pub fn public_key_der(&self) -> Vec<u8> {
         use rcgen::PublicKeyData;
@@ -280,6 +328,100 @@ impl PrivateKey {
     pub fn pair(&self) -> &KeyPair {
         &self.pair
     }
+}
+
+/// rsaEncryption (RFC 8017).
+const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113549, 1, 1, 1];
+/// id-ecPublicKey (RFC 5480).
+const EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10045, 2, 1];
+
+/// A PKCS#8 `PrivateKeyInfo` around a PKCS#1 or SEC1 key: the algorithm's OID, its parameters
+/// (raw DER; NULL when None) and the inner key.
+fn wrap_pkcs8(algorithm: &[u64], params: Option<&[u8]>, inner: &[u8]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_sequence(|w| {
+                w.next()
+                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(algorithm));
+                match params {
+                    Some(p) => w.next().write_der(p),
+                    None => w.next().write_null(),
+                }
+            });
+            w.next().write_bytes(inner);
+        })
+    }))
+}
+
+/// The curve (raw DER of its OID) a SEC1 `ECPrivateKey` names, if it names one.
+fn sec1_curve(sec1: &[u8]) -> Result<Option<Vec<u8>>, yasna::ASN1Error> {
+    yasna::parse_der(sec1, |r| {
+        r.read_sequence(|r| {
+            r.next().read_u8()?;
+            r.next().read_bytes()?;
+            let params =
+                r.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+            r.read_optional(|r| r.read_der())?;
+            Ok(params)
+        })
+    })
+}
+
+/// A PKCS#8 key taken apart: the algorithm parameters (raw DER: the curve's OID for EC) and
+/// the inner private key.
+type Pkcs8Parts = (Option<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+/// Takes a PKCS#8 `PrivateKeyInfo` apart.
+fn pkcs8_parts(der: &[u8]) -> Result<Pkcs8Parts, yasna::ASN1Error> {
+    yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            r.next().read_u8()?;
+            let params = r.next().read_sequence(|r| {
+                r.next().read_oid()?;
+                r.read_optional(|r| r.read_der())
+            })?;
+            let key = Zeroizing::new(r.next().read_bytes()?);
+            // Attributes [0] and the public key [1] (PKCS#8 v2) are not needed here.
+            r.read_optional(|r| r.read_der())?;
+            r.read_optional(|r| r.read_der())?;
+            Ok((params, key))
+        })
+    })
+}
+
+/// A SEC1 `ECPrivateKey` that names its curve: PKCS#8 keeps the curve in the algorithm
+/// identifier and may leave it out of the inner key, but a lone `EC PRIVATE KEY` needs it.
+fn sec1_with_curve(
+    inner: &[u8],
+    curve: Option<&[u8]>,
+) -> Result<Zeroizing<Vec<u8>>, yasna::ASN1Error> {
+    let (key, params, public) = yasna::parse_der(inner, |r| {
+        r.read_sequence(|r| {
+            r.next().read_u8()?;
+            let key = Zeroizing::new(r.next().read_bytes()?);
+            let params =
+                r.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+            let public =
+                r.read_optional(|r| r.read_tagged(yasna::Tag::context(1), |r| r.read_der()))?;
+            Ok((key, params, public))
+        })
+    })?;
+    let params = params.or_else(|| curve.map(<[u8]>::to_vec));
+    Ok(Zeroizing::new(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(1);
+            w.next().write_bytes(&key);
+            if let Some(p) = &params {
+                w.next()
+                    .write_tagged(yasna::Tag::context(0), |w| w.write_der(p));
+            }
+            if let Some(p) = &public {
+                w.next()
+                    .write_tagged(yasna::Tag::context(1), |w| w.write_der(p));
+            }
+        })
+    })))
 }
 
 fn key_type_of(pair: &KeyPair) -> Result<KeyType, PkiError> {
@@ -318,6 +460,34 @@ mod tests {
             let back = PrivateKey::from_pem(&pem).unwrap();
             assert_eq!(back.key_type(), kt);
             assert_eq!(back.public_key_der(), key.public_key_der());
+        }
+    }
+
+    #[test]
+    fn traditional_encodings_are_the_ones_vault_writes_and_read_back() {
+        for (kt, label) in [
+            (KeyType::Rsa(2048), "RSA PRIVATE KEY"),
+            (KeyType::EcP256, "EC PRIVATE KEY"),
+            (KeyType::EcP384, "EC PRIVATE KEY"),
+            (KeyType::Ed25519, "PRIVATE KEY"),
+        ] {
+            let key = kt.generate().unwrap();
+            let pem = key.to_traditional_pem().unwrap();
+            assert!(
+                pem.starts_with(&format!("-----BEGIN {label}-----")),
+                "{kt}: {}",
+                &pem[..40]
+            );
+            let back = PrivateKey::from_pem(&pem).unwrap();
+            assert_eq!(back.key_type(), kt);
+            assert_eq!(back.public_key_der(), key.public_key_der());
+            // Read back from PKCS#1/SEC1, it writes PKCS#8 that reads again.
+            let again = PrivateKey::from_pem(&back.to_pem()).unwrap();
+            assert!(
+                back.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"),
+                "{kt}"
+            );
+            assert_eq!(again.public_key_der(), key.public_key_der());
         }
     }
 

@@ -25,6 +25,8 @@ mod cert_auth;
 mod certindex;
 mod error;
 mod feed;
+mod fields;
+mod issuers;
 mod lifecycle;
 mod ocsp;
 mod params;
@@ -56,8 +58,20 @@ pub use params::Params;
 pub use reply::Reply;
 pub use state::{App, Mount};
 
-/// The version reported by `sys/health`.
+/// mutual's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Vault API generation mutual speaks: the release whose PKI and auth paths it serves
+/// (OpenBao forked from Vault 1.14, and mutual answers the 1.11+ issuer paths). Clients such as
+/// the Terraform provider and the bao CLI choose their code paths by this number.
+pub const API_VERSION: &str = "1.14.0";
+
+/// The version `sys/health` and `sys/seal-status` report: the API generation, with mutual's
+/// own version as build metadata (`1.14.0+mutual.0.1.0`), which semver-aware clients ignore
+/// when they compare.
+pub fn reported_version() -> String {
+    format!("{API_VERSION}+mutual.{VERSION}")
+}
 
 /// What a request does, in Vault's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

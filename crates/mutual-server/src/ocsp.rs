@@ -29,7 +29,7 @@ use crate::{
 
 /// nextUpdate − thisUpdate of every answer: how long a client may cache it. Short, because
 /// the revocation feed is the fast path and OCSP the one every TLS stack understands.
-const VALIDITY: Duration = Duration::from_secs(3600);
+pub(crate) const VALIDITY: Duration = Duration::from_secs(3600);
 
 const CONTENT_TYPE: &str = "application/ocsp-response";
 

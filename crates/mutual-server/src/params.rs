@@ -44,6 +44,11 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// The names of the parameters given.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// True when the parameter is present (and not null).
     pub fn has(&self, key: &str) -> bool {
         self.0.get(key).is_some_and(|v| !v.is_null())

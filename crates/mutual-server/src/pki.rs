@@ -32,21 +32,24 @@ use crate::{
 const CRL_REFRESH: time::Duration = time::Duration::hours(1);
 
 /// True for the paths Vault serves without a token, so that the AIA and CRL URLs put into
-/// certificates resolve.
+/// certificates resolve; certificates themselves (`cert/:serial`) are public in Vault too.
 pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
     op == Op::Read
-        && matches!(
-            rest,
-            "ca" | "ca/pem"
-                | "ca_chain"
-                | "crl"
-                | "crl/pem"
-                | "cert/ca"
-                | "cert/ca_chain"
-                | "cert/crl"
-                | "trust-bundle"
-                | "revocations"
-        )
+        && (rest
+            .strip_prefix("cert/")
+            .is_some_and(|s| !s.is_empty() && !s.contains('/'))
+            || matches!(
+                rest,
+                "ca" | "ca/pem"
+                    | "ca_chain"
+                    | "crl"
+                    | "crl/pem"
+                    | "cert/ca"
+                    | "cert/ca_chain"
+                    | "cert/crl"
+                    | "trust-bundle"
+                    | "revocations"
+            ))
 }
 
 /// Runs CPU work: inline when it is light (EC or Ed25519 keys: tens of microseconds, cheaper
@@ -73,8 +76,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-/// Answers a request for `rest` on `mount`.
+/// Answers a request for `rest` on `mount`, with OpenBao's warning when a write carries
+/// parameters its path does not take.
 pub async fn handle(
+    app: &App,
+    mount: Arc<Mount>,
+    op: Op,
+    rest: &str,
+    p: Params,
+) -> Result<Reply, ApiError> {
+    let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let ignored = crate::fields::ignored_warning(op, head, tail, &p);
+    let reply = serve(app, mount, op, rest, p).await?;
+    Ok(match (reply, ignored) {
+        (Reply::Data { data, mut warnings }, Some(w)) => {
+            warnings.push(w);
+            Reply::Data { data, warnings }
+        }
+        (Reply::Accepted(mut warnings), Some(w)) => {
+            warnings.push(w);
+            Reply::Accepted(warnings)
+        }
+        (reply, _) => reply,
+    })
+}
+
+async fn serve(
     app: &App,
     mount: Arc<Mount>,
     op: Op,
@@ -83,6 +110,9 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     let path = mount.record.path.clone();
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(answer) = crate::issuers::read(app, &mount, op, head, tail).await {
+        return answer;
+    }
     match (op, head, tail) {
         (Op::Read, "ca", "") => Ok(raw("application/pkix-cert", mount.ca()?.cert_der.clone())),
         (Op::Read, "ca", "pem") => Ok(raw(
@@ -99,11 +129,13 @@ pub async fn handle(
             "revocation_time_rfc3339": "",
         }))),
         (Op::Read, "cert", "ca_chain") => {
-            let chain = mount.ca()?.chain_with_self();
+            // One string of PEM blocks here, as Vault's: the array form is issue/sign's.
+            let chain = mount.ca()?.chain_with_self().concat();
             Ok(Reply::data(json!({
-                "certificate": chain.concat(),
+                "certificate": chain,
                 "ca_chain": chain,
                 "revocation_time": 0,
+                "revocation_time_rfc3339": "",
             })))
         }
         (Op::Read, "crl", "") => Ok(raw(
@@ -117,6 +149,7 @@ pub async fn handle(
         (Op::Read, "cert", "crl") => Ok(Reply::data(json!({
             "certificate": crl::to_pem(&crl_der(app, &mount, false).await?),
             "revocation_time": 0,
+            "revocation_time_rfc3339": "",
         }))),
         (Op::Read, "crl", "rotate") => {
             crl_der(app, &mount, true).await?;
@@ -124,6 +157,10 @@ pub async fn handle(
         }
         (Op::Read, "config", "urls") => Ok(Reply::data(urls_json(&mount.record.urls))),
         (Op::Write, "config", "urls") => {
+            let mut warnings = vec![];
+            if !p.list("delta_crl_distribution_points")?.is_empty() {
+                warnings.push("delta_crl_distribution_points not stored: mutual builds full CRLs only, no delta CRLs".to_string());
+            }
             let urls = Urls {
                 issuing_certificates: p.list("issuing_certificates")?,
                 crl_distribution_points: p.list("crl_distribution_points")?,
@@ -132,7 +169,10 @@ pub async fn handle(
             let _guard = app.admin.lock().await;
             app.store.set_mount_urls(&path, &urls).await?;
             let m = app.reload_mount(&path).await?;
-            Ok(Reply::data(urls_json(&m.record.urls)))
+            Ok(Reply::Data {
+                data: urls_json(&m.record.urls),
+                warnings,
+            })
         }
         (Op::Write, "root", "generate/internal" | "generate/exported" | "generate/kms") => {
             generate_root(app, &mount, tail.ends_with("exported"), &p).await
@@ -155,11 +195,14 @@ pub async fn handle(
             Ok(Reply::data(roles::to_json(role)))
         }
         (Op::Write, "roles", name) if !name.is_empty() && !name.contains('/') => {
-            let role = roles::from_params(name, &path, &p)?;
+            let (role, warnings) = roles::from_params(name, &path, &p)?;
             let _guard = app.admin.lock().await;
             app.store.put_mount_role(&path, &role).await?;
             app.reload_mount(&path).await?;
-            Ok(Reply::data(roles::to_json(&role)))
+            Ok(Reply::Data {
+                data: roles::to_json(&role),
+                warnings,
+            })
         }
         (Op::Delete, "roles", name) if !name.is_empty() => {
             let _guard = app.admin.lock().await;
@@ -173,7 +216,7 @@ pub async fn handle(
         }
         (Op::Write, "sign", role) if !role.is_empty() => {
             let role = find_role(&mount, role)?;
-            sign(app, &mount, role, &p).await
+            sign(app, &mount, role, &p, false).await
         }
         (Op::Write, "sign-verbatim", role) => {
             let base = if role.is_empty() {
@@ -186,6 +229,7 @@ pub async fn handle(
                 &mount,
                 Arc::new(sign_verbatim_role(base.as_deref())),
                 &p,
+                true,
             )
             .await
         }
@@ -208,6 +252,8 @@ pub async fn handle(
             Ok(keys(serials.iter().map(|s| s.to_string()).collect()))
         }
         (Op::Write, "tidy", "") => tidy(app, &mount, &p).await,
+        // A path served for another method: Vault's 405, not a 404.
+        _ if crate::fields::is_served(head, tail) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::UnsupportedPath),
     }
 }
@@ -229,6 +275,7 @@ fn urls_json(u: &Urls) -> Value {
         "issuing_certificates": u.issuing_certificates,
         "crl_distribution_points": u.crl_distribution_points,
         "ocsp_servers": u.ocsp_servers,
+        "delta_crl_distribution_points": [],
         "enable_templating": false,
     })
 }
@@ -312,12 +359,52 @@ fn format_cert(p: &Params, pem: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Refuses a `format` or `private_key_format` mutual does not write, before anything is
+/// generated, signed or stored.
+fn check_formats(p: &Params) -> Result<(), ApiError> {
+    match p.str_or("format", "pem").as_str() {
+        "pem" | "pem_bundle" | "der" => {}
+        other => {
+            return Err(ApiError::bad(format!(
+                "invalid format \"{other}\" (use pem, der or pem_bundle)"
+            )))
+        }
+    }
+    match p.str_or("private_key_format", "der").as_str() {
+        "" | "der" | "pem" | "pkcs8" => Ok(()),
+        other => Err(ApiError::bad(format!(
+            "invalid private_key_format \"{other}\" (use der, pem or pkcs8)"
+        ))),
+    }
+}
+
+/// The private key as the request's `format` and `private_key_format` ask: Vault's default
+/// (`der`/`pem`, or none) is PKCS#1 or SEC1, `pkcs8` is PKCS#8; PEM unless `format=der`, which
+/// gives base64 DER.
+fn encoded_key(key: &PrivateKey, p: &Params) -> Result<String, ApiError> {
+    let pkcs8 = match p.str_or("private_key_format", "der").as_str() {
+        "" | "der" | "pem" => false,
+        "pkcs8" => true,
+        other => {
+            return Err(ApiError::bad(format!(
+                "invalid private_key_format \"{other}\" (use der, pem or pkcs8)"
+            )))
+        }
+    };
+    let der_output = p.str_or("format", "pem") == "der";
+    Ok(match (pkcs8, der_output) {
+        (true, true) => base64::engine::general_purpose::STANDARD.encode(key.to_der().as_slice()),
+        (true, false) => key.to_pem().to_string(),
+        (false, true) => {
+            let (_, der) = key.to_traditional_der()?;
+            base64::engine::general_purpose::STANDARD.encode(der.as_slice())
+        }
+        (false, false) => key.to_traditional_pem()?.to_string(),
+    })
+}
+
 fn key_fields(data: &mut Value, key: &PrivateKey, p: &Params) -> Result<(), ApiError> {
-    let der = key.to_der();
-    data["private_key"] = json!(match p.str_or("format", "pem").as_str() {
-        "der" => base64::engine::general_purpose::STANDARD.encode(der.as_slice()),
-        _ => key.to_pem().to_string(),
-    });
+    data["private_key"] = json!(encoded_key(key, p)?);
     data["private_key_type"] = json!(key.key_type().kind());
     Ok(())
 }
@@ -328,6 +415,7 @@ async fn generate_root(
     exported: bool,
     p: &Params,
 ) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let path = mount.record.path.clone();
     let mut warnings = vec![];
     let req = ca_request(p, ca_ttl(mount, p, &mut warnings)?)?;
@@ -376,6 +464,7 @@ async fn generate_intermediate(
     exported: bool,
     p: &Params,
 ) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let path = mount.record.path.clone();
     let req = ca_request(p, mount_max(mount))?;
     let (csr_pem, key) = blocking(move || Ok(ca::generate_intermediate_csr(&req)?)).await?;
@@ -569,6 +658,15 @@ fn issued_reply(issued: Issued, p: &Params) -> Result<Reply, ApiError> {
     let format = p.str_or("format", "pem");
     let mut certificate = format_cert(p, &issued.cert_pem)?;
     if format == "pem_bundle" {
+        // Vault's bundle: the private key first (when it made one), then the certificate,
+        // then its issuer.
+        if let Some(key) = &issued.key {
+            let mut bundle = encoded_key(key, p)?;
+            if !bundle.ends_with('\n') {
+                bundle.push('\n');
+            }
+            certificate.insert_str(0, &bundle);
+        }
         certificate.push_str(&issued.issuing_ca_pem);
     }
     let chain: Vec<String> = issued
@@ -582,6 +680,7 @@ fn issued_reply(issued: Issued, p: &Params) -> Result<Reply, ApiError> {
         "ca_chain": chain,
         "serial_number": issued.serial.to_string(),
         "expiration": issued.not_after.unix_timestamp(),
+        "not_before": issued.not_before.unix_timestamp(),
     });
     if let Some(key) = &issued.key {
         key_fields(&mut data, key, p)?;
@@ -593,6 +692,7 @@ fn issued_reply(issued: Issued, p: &Params) -> Result<Reply, ApiError> {
 }
 
 async fn issue(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let ca = mount.ca()?.clone();
     let mut req = issue_request(p)?;
     default_ttl(mount, &role, &mut req);
@@ -612,7 +712,15 @@ async fn issue(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<
     record_and_answer(app, &ca, role.no_store, signed, p).await
 }
 
-async fn sign(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<Reply, ApiError> {
+/// `sign/:role`, or with `verbatim` `sign-verbatim`, which keeps the CSR's whole subject.
+async fn sign(
+    app: &App,
+    mount: &Mount,
+    role: Arc<Role>,
+    p: &Params,
+    verbatim: bool,
+) -> Result<Reply, ApiError> {
+    check_formats(p)?;
     let ca = mount.ca()?.clone();
     let csr_text = p
         .string("csr")
@@ -625,6 +733,9 @@ async fn sign(app: &App, mount: &Mount, role: Arc<Role>, p: &Params) -> Result<R
     let (ca2, role2) = (ca.clone(), role.clone());
     let signed = cpu(heavy, move || {
         let parsed = csr::parse(csr_text.as_bytes())?;
+        if verbatim {
+            req.subject = parsed.subject_oids.clone();
+        }
         Ok(sign_csr(
             &ca2,
             &role2,
@@ -721,7 +832,11 @@ async fn read_cert(app: &App, mount: &Mount, serial: &str) -> Result<Reply, ApiE
 }
 
 /// The mount's current CRL: the cached one unless stale or `rotate`.
-async fn crl_der(app: &App, mount: &Mount, rotate: bool) -> Result<Arc<Vec<u8>>, ApiError> {
+pub(crate) async fn crl_der(
+    app: &App,
+    mount: &Mount,
+    rotate: bool,
+) -> Result<Arc<Vec<u8>>, ApiError> {
     let path = mount.record.path.clone();
     let now = OffsetDateTime::now_utc();
     if !rotate {
@@ -769,10 +884,28 @@ async fn tidy(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
         .ok_or_else(|| ApiError::bad("invalid value for \"safety_buffer\": too large"))?;
     let unrevoked = p.bool_or("tidy_cert_store", false)?;
     let revoked = p.bool_or("tidy_revoked_certs", false)?;
-    let n = app
-        .store
-        .tidy_certs(&mount.record.path, before, unrevoked, revoked)
-        .await?;
+    let started = OffsetDateTime::now_utc();
+    // Two passes, so that tidy-status can say how many of each kind went.
+    let store = &app.store;
+    let path = &mount.record.path;
+    let unrevoked_n = store.tidy_certs(path, before, unrevoked, false).await?;
+    let revoked_n = store.tidy_certs(path, before, false, revoked).await?;
+    let n = unrevoked_n + revoked_n;
+    app.tidy_runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            path.clone(),
+            crate::issuers::TidyRun {
+                started,
+                finished: OffsetDateTime::now_utc(),
+                safety_buffer: buffer,
+                tidy_cert_store: unrevoked,
+                tidy_revoked_certs: revoked,
+                cert_store_deleted: unrevoked_n,
+                revoked_deleted: revoked_n,
+            },
+        );
     if revoked && n > 0 {
         app.crls
             .lock()

@@ -9,9 +9,130 @@ use serde_json::{json, Value};
 
 use crate::{error::ApiError, params::Params};
 
+/// Vault's role fields that mutual keeps and shows but does not apply, with Vault's default as
+/// JSON text (which also gives the field's JSON type). Setting one to anything but its default
+/// is answered with a warning, since the certificates mutual issues will not reflect it.
+const KEPT: &[(&str, &str)] = &[
+    ("allow_globs_in_identity_templates", "false"),
+    ("allow_token_displayname", "false"),
+    ("allowed_domains_template", "false"),
+    ("allowed_ip_sans_cidr", "[]"),
+    ("allowed_other_sans", "[]"),
+    ("allowed_serial_numbers", "[]"),
+    ("allowed_uri_sans_template", "false"),
+    ("allowed_user_ids", "[]"),
+    ("basic_constraints_valid_for_non_ca", "false"),
+    ("cn_validations", r#"["email","hostname"]"#),
+    ("code_signing_flag", "false"),
+    ("country", "[]"),
+    ("email_protection_flag", "false"),
+    ("ext_key_usage", "[]"),
+    ("ext_key_usage_oids", "[]"),
+    ("generate_lease", "false"),
+    (
+        "key_usage",
+        r#"["DigitalSignature","KeyAgreement","KeyEncipherment"]"#,
+    ),
+    ("locality", "[]"),
+    ("not_after", r#""""#),
+    ("not_after_bound", r#""permit""#),
+    ("not_before", r#""""#),
+    ("not_before_bound", r#""permit""#),
+    ("policy_identifiers", "[]"),
+    ("postal_code", "[]"),
+    ("province", "[]"),
+    ("signature_bits", "0"),
+    ("street_address", "[]"),
+    ("use_pss", "false"),
+];
+
+/// The fields mutual applies, besides [`KEPT`]: what a role write knows.
+const APPLIED: &[&str] = &[
+    "allow_any_name",
+    "allow_bare_domains",
+    "allow_glob_domains",
+    "allow_ip_sans",
+    "allow_localhost",
+    "allow_subdomains",
+    "allow_wildcard_certificates",
+    "allow_wildcards",
+    "allowed_domains",
+    "allowed_uri_sans",
+    "client_flag",
+    "enforce_hostnames",
+    "issuer_ref",
+    "key_bits",
+    "key_type",
+    "leaf_not_after_behavior",
+    "max_ttl",
+    "no_store",
+    "not_before_duration",
+    "organization",
+    "ou",
+    "require_cn",
+    "server_flag",
+    "ttl",
+    "use_csr_common_name",
+    "use_csr_sans",
+];
+
+/// Every parameter a role write takes.
+pub fn known_params() -> impl Iterator<Item = &'static str> {
+    APPLIED.iter().copied().chain(KEPT.iter().map(|(k, _)| *k))
+}
+
+fn default_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// A kept field's value from the request, in the JSON type of its default.
+fn kept_value(p: &Params, key: &str, default: &Value) -> Result<Option<Value>, ApiError> {
+    if !p.has(key) {
+        return Ok(None);
+    }
+    Ok(Some(match default {
+        Value::Bool(_) => json!(p.bool(key)?.unwrap_or(false)),
+        Value::Array(_) => json!(p.list(key)?),
+        Value::Number(_) => json!(p.u32(key)?.unwrap_or(0)),
+        _ => json!(p.string(key).unwrap_or_default()),
+    }))
+}
+
 /// Builds a role from a write of `roles/:name` (a full replace, Vault's defaults for every
-/// field not given).
-pub fn from_params(name: &str, mount: &str, p: &Params) -> Result<Role, ApiError> {
+/// field not given), with a warning for each field set to a value mutual does not apply.
+pub fn from_params(name: &str, mount: &str, p: &Params) -> Result<(Role, Vec<String>), ApiError> {
+    let mut warnings = Vec::new();
+    let mut vault_fields = std::collections::BTreeMap::new();
+    for (key, default) in KEPT {
+        let default = default_of(default);
+        if let Some(v) = kept_value(p, key, &default)? {
+            if v != default {
+                warnings.push(format!(
+                    "role field \"{key}\" is stored but not applied: mutual issues as if it were {default}"
+                ));
+                vault_fields.insert(key.to_string(), v);
+            }
+        }
+    }
+    if let Some(r) = p.string("issuer_ref").filter(|r| !r.is_empty()) {
+        if r != "default" {
+            warnings.push(format!(
+                "role field \"issuer_ref\" is stored but not applied: mutual issues from the mount's one issuer, not \"{r}\""
+            ));
+            vault_fields.insert("issuer_ref".into(), json!(r));
+        }
+    }
+    let role = role_from_params(name, mount, p)?;
+    Ok((
+        Role {
+            vault_fields,
+            ..role
+        },
+        warnings,
+    ))
+}
+
+fn role_from_params(name: &str, mount: &str, p: &Params) -> Result<Role, ApiError> {
     let d = Role::default();
     let key_type = p.str_or("key_type", &d.key_type).to_lowercase();
     let mut key_bits = p.u32("key_bits")?.unwrap_or(0);
@@ -61,6 +182,7 @@ pub fn from_params(name: &str, mount: &str, p: &Params) -> Result<Role, ApiError
         ou: p.list("ou")?,
         organization: p.list("organization")?,
         no_store: p.bool_or("no_store", d.no_store)?,
+        vault_fields: Default::default(),
     })
 }
 
@@ -71,7 +193,7 @@ pub fn to_json(r: &Role) -> Value {
         NotAfterBehavior::Truncate => "truncate",
         NotAfterBehavior::Permit => "permit",
     };
-    json!({
+    let mut j = json!({
         "allow_any_name": r.allow_any_name,
         "allow_bare_domains": r.allow_bare_domains,
         "allow_glob_domains": r.allow_glob_domains,
@@ -97,7 +219,21 @@ pub fn to_json(r: &Role) -> Value {
         "ttl": r.ttl.map_or(0, |d| d.as_secs()),
         "use_csr_common_name": r.use_csr_common_name,
         "use_csr_sans": r.use_csr_sans,
-    })
+    });
+    if let Value::Object(m) = &mut j {
+        for (key, default) in KEPT {
+            let v = r
+                .vault_fields
+                .get(*key)
+                .cloned()
+                .unwrap_or_else(|| default_of(default));
+            m.insert(key.to_string(), v);
+        }
+        if let Some(issuer) = r.vault_fields.get("issuer_ref") {
+            m.insert("issuer_ref".into(), issuer.clone());
+        }
+    }
+    j
 }
 
 #[cfg(test)]
@@ -106,7 +242,8 @@ mod tests {
 
     #[test]
     fn an_empty_write_gets_vaults_defaults() {
-        let r = from_params("web", "pki", &Params::default()).unwrap();
+        let (r, warnings) = from_params("web", "pki", &Params::default()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         let j = to_json(&r);
         assert_eq!(j["key_type"], "rsa");
         assert_eq!(j["key_bits"], 2048);
@@ -118,6 +255,9 @@ mod tests {
         assert_eq!(j["allow_localhost"], true);
         assert_eq!(j["not_before_duration"], 30);
         assert_eq!(j["leaf_not_after_behavior"], "err");
+        assert_eq!(j["signature_bits"], 0);
+        assert_eq!(j["cn_validations"], json!(["email", "hostname"]));
+        assert_eq!(j["not_after_bound"], "permit");
         assert_eq!(r.issuer, "pki");
     }
 
@@ -128,7 +268,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let r = from_params("svc", "pki", &p).unwrap();
+        let (r, _) = from_params("svc", "pki", &p).unwrap();
         assert_eq!(r.allowed_domains, ["example.com", "example.org"]);
         assert!(r.allow_subdomains);
         assert!(!r.allow_wildcards);
@@ -142,5 +282,91 @@ mod tests {
         let err = from_params("svc", "pki", &p).unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(err.to_string().contains("1024"), "{err}");
+    }
+
+    #[test]
+    fn fields_mutual_does_not_apply_are_kept_typed_and_warned_about() {
+        let p = Params::parse(
+            br#"{"signature_bits":"384","code_signing_flag":"true","country":"NL,BE","use_pss":false,"key_usage":["DigitalSignature","KeyAgreement","KeyEncipherment"],"issuer_ref":"default"}"#,
+            None,
+        )
+        .unwrap();
+        let (r, warnings) = from_params("svc", "pki", &p).unwrap();
+        let j = to_json(&r);
+        assert_eq!(j["signature_bits"], 384);
+        assert_eq!(j["code_signing_flag"], true);
+        assert_eq!(j["country"], json!(["NL", "BE"]));
+        assert_eq!(j["issuer_ref"], "default");
+        // Set to what mutual does anyway (use_pss false, Vault's key_usage): no warning.
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(
+            warnings[0],
+            "role field \"code_signing_flag\" is stored but not applied: mutual issues as if it were false"
+        );
+        assert!(warnings.iter().all(|w| !w.contains('\n')));
+        // Kept through the store's JSON.
+        let back: Role = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(to_json(&back), j);
+    }
+
+    #[test]
+    fn a_role_read_has_every_field_openbao_returns() {
+        let j = to_json(&Role::default());
+        for key in [
+            "allow_any_name",
+            "allow_bare_domains",
+            "allow_glob_domains",
+            "allow_globs_in_identity_templates",
+            "allow_ip_sans",
+            "allow_localhost",
+            "allow_subdomains",
+            "allow_token_displayname",
+            "allow_wildcard_certificates",
+            "allowed_domains",
+            "allowed_domains_template",
+            "allowed_ip_sans_cidr",
+            "allowed_other_sans",
+            "allowed_serial_numbers",
+            "allowed_uri_sans",
+            "allowed_uri_sans_template",
+            "allowed_user_ids",
+            "basic_constraints_valid_for_non_ca",
+            "client_flag",
+            "cn_validations",
+            "code_signing_flag",
+            "country",
+            "email_protection_flag",
+            "enforce_hostnames",
+            "ext_key_usage",
+            "ext_key_usage_oids",
+            "generate_lease",
+            "issuer_ref",
+            "key_bits",
+            "key_type",
+            "key_usage",
+            "locality",
+            "max_ttl",
+            "no_store",
+            "not_after",
+            "not_after_bound",
+            "not_before",
+            "not_before_bound",
+            "not_before_duration",
+            "organization",
+            "ou",
+            "policy_identifiers",
+            "postal_code",
+            "province",
+            "require_cn",
+            "server_flag",
+            "signature_bits",
+            "street_address",
+            "ttl",
+            "use_csr_common_name",
+            "use_csr_sans",
+            "use_pss",
+        ] {
+            assert!(j.get(key).is_some(), "{key}");
+        }
     }
 }

@@ -135,7 +135,7 @@ fn health(p: &Params) -> Reply {
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
             "server_time_utc": OffsetDateTime::now_utc().unix_timestamp(),
-            "version": VERSION,
+            "version": crate::reported_version(),
             "cluster_name": "mutual",
             "cluster_id": "mutual",
         }),
@@ -145,7 +145,7 @@ fn health(p: &Params) -> Reply {
 fn seal_status() -> Value {
     json!({
         "type": "shamir", "initialized": true, "sealed": false, "t": 1, "n": 1, "progress": 0,
-        "nonce": "", "version": VERSION, "migration": false, "recovery_seal": false,
+        "nonce": "", "version": crate::reported_version(), "migration": false, "recovery_seal": false,
         "storage_type": "mutual", "cluster_name": "mutual", "cluster_id": "mutual",
     })
 }

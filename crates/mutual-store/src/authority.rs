@@ -58,6 +58,8 @@ pub struct Issued {
     pub ca_chain_pem: Vec<String>,
     /// The generated key, for `issue` (None for `sign`).
     pub key: Option<PrivateKey>,
+    /// notBefore of the leaf (Vault's `not_before`).
+    pub not_before: OffsetDateTime,
     /// notAfter of the leaf.
     pub not_after: OffsetDateTime,
     /// Name of the issuing CA.
@@ -145,6 +147,7 @@ impl Signed {
                 issuing_ca_pem: ca.cert_pem.clone(),
                 ca_chain_pem: ca.chain_with_self(),
                 key: self.key,
+                not_before: self.not_before,
                 not_after: self.not_after,
                 ca_name: ca.name.clone(),
                 warnings: self.warnings,

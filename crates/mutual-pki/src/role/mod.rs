@@ -98,6 +98,10 @@ pub struct Role {
     pub organization: Vec<String>,
     /// Do not record issued certificates (Vault's `no_store`).
     pub no_store: bool,
+    /// Vault's role fields that mutual keeps and shows but does not apply (`code_signing_flag`,
+    /// `country`, `policy_identifiers`, …), by name, in the JSON type Vault gives them. The API
+    /// layer owns their names and defaults; the rules above never read them.
+    pub vault_fields: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for Role {
@@ -129,6 +133,7 @@ impl Default for Role {
             ou: vec![],
             organization: vec![],
             no_store: false,
+            vault_fields: Default::default(),
         }
     }
 }
@@ -223,6 +228,7 @@ impl Role {
             ou: self.ou.clone(),
             organization: self.organization.clone(),
             warnings,
+            subject: req.subject.clone(),
         })
     }
 
@@ -441,6 +447,7 @@ mod tests {
                         ttl: Some(huge),
                         exclude_cn_from_sans: false,
                         key: RequestKey::Csr(KeyKind::Rsa { bits: 0 }),
+                        subject: vec![],
                     };
                     if let Err(refusal) = role.check(&req, ctx) {
                         assert!(!refusal.to_string().is_empty());

@@ -33,6 +33,10 @@ pub struct IssueRequest {
     pub exclude_cn_from_sans: bool,
     /// The key.
     pub key: RequestKey,
+    /// The whole subject to write, as (dotted OID, value) most general first, instead of the
+    /// role's O and OU and the common name: `sign-verbatim` passes the CSR's own subject. Empty
+    /// for every other request.
+    pub subject: Vec<(String, String)>,
 }
 
 impl Default for IssueRequest {
@@ -45,6 +49,7 @@ impl Default for IssueRequest {
             ttl: None,
             exclude_cn_from_sans: false,
             key: RequestKey::Generated,
+            subject: vec![],
         }
     }
 }
@@ -89,4 +94,7 @@ pub struct Checked {
     pub organization: Vec<String>,
     /// Things the caller should know that did not stop issuance (a TTL capped to max_ttl, …).
     pub warnings: Vec<String>,
+    /// The request's whole subject when it gave one ([`IssueRequest::subject`]); empty: O, OU
+    /// and CN as above.
+    pub subject: Vec<(String, String)>,
 }

@@ -700,6 +700,7 @@ fn issued(mount: &str, a: Answer) -> Result<Issued> {
         issuing_ca_pem: str_of(&a.data, "issuing_ca")?.to_string(),
         ca_chain_pem: strings(&a.data, "ca_chain"),
         key,
+        not_before: f.not_before,
         not_after: f.not_after,
         ca_name: mount.to_string(),
         warnings: a.warnings,
