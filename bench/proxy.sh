@@ -41,6 +41,11 @@ else
     M=$ROOT/target/dist/mutual
     LOAD=$ROOT/target/dist/proxy-load
 fi
+# Where the machine allows it (root or CAP_SYS_NICE), servers, backend and load run at a
+# real-time priority on their pinned cores, so that other work on the machine (a build, say)
+# does not take their time slices (with autogroup scheduling, `nice` does not do that).
+RT=""
+if [ "${NO_RT:-0}" != 1 ] && chrt -f 10 true 2>/dev/null; then RT="chrt -f 10"; fi
 SERVERS="mutual nginx haproxy"
 [ -n "${BEFORE:-}" ] && SERVERS="before $SERVERS"
 
@@ -71,7 +76,7 @@ pki rsa rsa 2048
 
 BACKEND_PORT=19080
 PORT=19443
-taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" serve echo --listen 127.0.0.1:$BACKEND_PORT >"$W/echo.log" 2>&1 &
+$RT taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" serve echo --listen 127.0.0.1:$BACKEND_PORT >"$W/echo.log" 2>&1 &
 PIDS+=($!)
 
 wait_port() {
@@ -91,7 +96,7 @@ start_before() { # kind
 
 start_mutual() { # kind
     local d=$W/$1
-    taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" proxy --listen 127.0.0.1:$PORT \
+    $RT taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" proxy --listen 127.0.0.1:$PORT \
         --backend http://127.0.0.1:$BACKEND_PORT --ca "$d/ca.crt" --cert "$d/www.example.com.crt" \
         --key "$d/www.example.com.key" --allow cn=alice.example.com --no-access-log >"$W/mutual.log" 2>&1 &
     SERVER_PIDS=($!)
@@ -135,7 +140,7 @@ http {
     }
 }
 EOF
-    taskset -c 0 nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>>"$W/nginx/stderr" &
+    $RT taskset -c 0 nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>>"$W/nginx/stderr" &
     SERVER_PIDS=($!)
 }
 
@@ -164,7 +169,7 @@ backend be
     http-reuse always
     server echo 127.0.0.1:$BACKEND_PORT
 EOF
-    taskset -c 0 haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
+    $RT taskset -c 0 haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
     SERVER_PIDS=($!)
 }
 
@@ -186,7 +191,7 @@ mem() { # pid field
 
 load() { # kind args...
     local d=$W/$1; shift
-    taskset -c 1 "$LOAD" "https://localhost:$PORT/" --connect 127.0.0.1:$PORT --ca "$d/ca.crt" \
+    $RT taskset -c 1 "$LOAD" "https://localhost:$PORT/" --connect 127.0.0.1:$PORT --ca "$d/ca.crt" \
         --cert "$d/alice.example.com.crt" --key "$d/alice.example.com.key" --no-verify \
         -d "$DURATION" "$@"
 }
