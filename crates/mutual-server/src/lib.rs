@@ -21,6 +21,8 @@
 mod acl;
 mod approle;
 mod cert_auth;
+mod constraints;
+mod crl_config;
 mod error;
 mod feed;
 mod lifecycle;
@@ -193,5 +195,8 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         tokens::count_use(app, &tok, token.as_deref().unwrap_or_default()).await?;
     }
     let rest = rest.to_string();
+    if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
+        return Ok(reply);
+    }
     pki::handle(app, mount, op, &rest, params).await
 }

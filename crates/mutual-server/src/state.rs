@@ -73,6 +73,8 @@ pub struct App {
     pub counters: crate::lifecycle::Counters,
     /// Parsed ACL policies, briefly cached.
     pub(crate) policies: crate::acl::PolicyCache,
+    /// CRL and tidy configuration, the CRLs built under it, the last tidy.
+    pub(crate) crl: crate::crl_config::CrlState,
 }
 
 impl App {
@@ -95,6 +97,7 @@ impl App {
             revocations: tokio::sync::watch::Sender::new(0),
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
+            crl: crate::crl_config::CrlState::default(),
         })
     }
 

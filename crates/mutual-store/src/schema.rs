@@ -78,4 +78,10 @@ pub(crate) const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER,
         cidrs TEXT NOT NULL DEFAULT '[]')",
+    // Per-mount configuration documents by kind (`crl`, `auto-tidy`), JSON.
+    "CREATE TABLE IF NOT EXISTS mount_config (
+        mount TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, kind))",
 ];
