@@ -222,6 +222,14 @@ impl TidyParams {
         if let Some(n) = p.u32("page_size")? {
             t.page_size = u64::from(n);
         }
+        // Refused here rather than on the tidy's task: a buffer reaching before year one
+        // cannot be subtracted from the clock.
+        for (key, secs) in [
+            ("safety_buffer", t.safety_buffer),
+            ("revoked_safety_buffer", t.revoked_buffer()),
+        ] {
+            cutoff(OffsetDateTime::now_utc(), secs, key)?;
+        }
         Ok(t)
     }
 
@@ -688,6 +696,15 @@ fn start_tidy(app: &Arc<App>, mount: &str, params: TidyParams, auto: bool) -> bo
     true
 }
 
+/// `now` minus a safety buffer of `secs`, or Vault's 400 naming `key` when that is before the
+/// clock can say.
+fn cutoff(now: OffsetDateTime, secs: u64, key: &str) -> Result<OffsetDateTime, ApiError> {
+    time::Duration::try_from(Duration::from_secs(secs))
+        .ok()
+        .and_then(|b| now.checked_sub(b))
+        .ok_or_else(|| ApiError::bad(format!("invalid value for \"{key}\": too large")))
+}
+
 /// Deletes what the tidy asks for: expired certificates past the safety buffer, and expired
 /// revoked ones past theirs (which leave the CRL with them).
 async fn tidy(
@@ -696,25 +713,15 @@ async fn tidy(
     params: &TidyParams,
     now: OffsetDateTime,
 ) -> Result<(u64, u64), ApiError> {
-    let before = |secs: u64| {
-        time::Duration::try_from(Duration::from_secs(secs))
-            .ok()
-            .and_then(|b| now.checked_sub(b))
-            .ok_or_else(|| ApiError::bad("invalid value for \"safety_buffer\": too large"))
-    };
     let mut certs = 0;
     let mut revoked = 0;
     if params.tidy_cert_store {
-        certs = app
-            .store
-            .tidy_certs(mount, before(params.safety_buffer)?, true, false)
-            .await?;
+        let before = cutoff(now, params.safety_buffer, "safety_buffer")?;
+        certs = app.store.tidy_certs(mount, before, true, false).await?;
     }
     if params.tidy_revoked_certs {
-        revoked = app
-            .store
-            .tidy_certs(mount, before(params.revoked_buffer())?, false, true)
-            .await?;
+        let before = cutoff(now, params.revoked_buffer(), "revoked_safety_buffer")?;
+        revoked = app.store.tidy_certs(mount, before, false, true).await?;
     }
     Ok((certs, revoked))
 }
