@@ -100,7 +100,7 @@ mod tests {
                 reason: Reason::KeyCompromise,
             };
             let der = build_delta(&ca, 8, 7, &[entry], now, Duration::from_secs(3600)).unwrap();
-            let facts = check_issued_by(&der, &[root.cert_der.clone()]).unwrap();
+            let facts = check_issued_by(&der, std::slice::from_ref(&root.cert_der)).unwrap();
             assert_eq!(facts.revoked, 1, "{kt:?}");
             assert_eq!(base_number(&der).unwrap(), Some(7));
             let full = build(&ca, 7, &[], now, Duration::from_secs(3600)).unwrap();

@@ -1,4 +1,4 @@
-//! Step 6b, name constraints (OpenSSL's `check_name_constraints`, after `internal_verify`):
+//! Step 7, name constraints (OpenSSL's `check_name_constraints`, after `internal_verify`):
 //! every certificate below a CA that carries nameConstraints must name only what the CA may
 //! certify. The leaf is checked with its CN when it has no DNS SAN; a self-issued CA below is
 //! skipped (RFC 5280 6.1.3). The matching rules are [`crate::constraints`]'.
@@ -91,7 +91,9 @@ mod tests {
         let uri = |s: &str| SanType::URI(s.try_into().unwrap());
         let mail = |s: &str| SanType::Rfc822Name(s.try_into().unwrap());
         let ip = |s: &str| SanType::IpAddress(s.parse().unwrap());
-        let cases: Vec<(&str, Vec<SanType>, Option<(&str, &str)>)> = vec![
+        // (CN, SANs, the refused name and rule, or None when accepted)
+        type Case<'a> = (&'a str, Vec<SanType>, Option<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("a.example.com", vec![], None),
             (
                 "svc.example.com",

@@ -1,4 +1,4 @@
-//! Step 7, the second opinion: rustls-webpki verifies the same path, and its refusal is
+//! Step 8, the second opinion: rustls-webpki verifies the same path, and its refusal is
 //! mapped by [`from_webpki`](super::from_webpki).
 
 use std::time::Duration;

@@ -39,17 +39,17 @@
 //! 6. **signatures and times, anchor down to leaf** (`internal_verify`): each signature with
 //!    the issuer's key → [`Diagnosis::BadSignature`]; notBefore then notAfter of every
 //!    certificate, the anchor's included → [`Diagnosis::NotYetValid`], [`Diagnosis::Expired`].
-//! 6b. **name constraints** (`check_name_constraints`): the names of every certificate below a
+//! 7. **name constraints** (`check_name_constraints`): the names of every certificate below a
 //!    CA with nameConstraints (SANs, subject emailAddress, and a leaf's host-like CN when it has
 //!    no DNS SAN) must be inside them → [`Diagnosis::OutsideNameConstraints`], naming the name,
 //!    the CA and the rule.
-//! 7. **second opinion**: rustls-webpki verifies the same path (same anchor, same intermediates,
+//! 8. **second opinion**: rustls-webpki verifies the same path (same anchor, same intermediates,
 //!    same CRLs, the purpose's EKU) and, when asked, the name; a refusal there is mapped by
 //!    [`from_webpki`]. It is skipped when the leaf itself is the anchor, and when no purpose is
 //!    asked and the leaf is a CA (webpki only verifies end-entity certificates).
 //!
 //! Each step lives in its own file, named after what it checks: `strength` (0 and 3), `path`
-//! (1), `extensions` and `purpose` (2), `names` (4), `crl` (5), `signatures` (6), `gate` (7);
+//! (1), `extensions` and `purpose` (2), `names` (4), `crl` (5), `signatures` (6), `constraints` (7), `gate` (8);
 //! `parsed` holds the inputs parsed once, `from_webpki` the mapping of webpki's refusals.
 
 use ::time::OffsetDateTime;
