@@ -325,6 +325,8 @@ struct Built {
     next_update: OffsetDateTime,
     /// The store's revocation sequence when it was built: a delta holds what came after.
     seq: u64,
+    /// The certificate of the CA that signed it: a CRL of a replaced CA is never served.
+    ca: Arc<Vec<u8>>,
 }
 
 /// The last tidy of a mount.
@@ -341,6 +343,8 @@ struct TidyRun {
 
 #[derive(Debug, Default)]
 struct MountCrl {
+    /// The mount's UUID: a mount disabled and enabled again at the same path starts afresh.
+    uuid: String,
     config: Option<CrlConfig>,
     auto_tidy: Option<AutoTidy>,
     base: Option<Built>,
@@ -360,6 +364,18 @@ impl CrlState {
     fn with<T>(&self, mount: &str, f: impl FnOnce(&mut MountCrl) -> T) -> T {
         let mut all = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
         f(all.entry(mount.to_string()).or_default())
+    }
+
+    /// Forgets what was kept for an earlier mount at the same path.
+    fn check_mount(&self, mount: &Mount) {
+        self.with(&mount.record.path, |m| {
+            if m.uuid != mount.record.uuid {
+                *m = MountCrl {
+                    uuid: mount.record.uuid.clone(),
+                    ..MountCrl::default()
+                };
+            }
+        });
     }
 }
 
@@ -406,6 +422,7 @@ pub(crate) async fn complete_crl(
     mount: &Mount,
     rotate: bool,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
+    app.crl.check_mount(mount);
     let path = mount.record.path.clone();
     let cfg = crl_config(app, &path).await?;
     let now = OffsetDateTime::now_utc();
@@ -413,7 +430,7 @@ pub(crate) async fn complete_crl(
         if cfg.auto_rebuild {
             let grace = dur(&cfg.auto_rebuild_grace_period);
             if let Some(b) = app.crl.with(&path, |m| m.base.clone()) {
-                if now + grace < b.next_update {
+                if now + grace < b.next_update && *b.ca == mount.ca()?.cert_der {
                     return Ok(b.der);
                 }
             }
@@ -431,6 +448,7 @@ pub(crate) async fn complete_crl(
         }
     }
     let ca = mount.ca()?.clone();
+    let ca_cert = Arc::new(ca.cert_der.clone());
     let seq = app.store.revocation_seq().await?;
     let entries = if cfg.disable {
         vec![]
@@ -449,6 +467,7 @@ pub(crate) async fn complete_crl(
             built: now,
             next_update: now + expiry,
             seq,
+            ca: ca_cert,
         });
         m.delta = None;
     });
@@ -480,6 +499,7 @@ async fn delta_crl(app: &App, mount: &Mount) -> Result<Arc<Vec<u8>>, ApiError> {
         }
     }
     let ca = mount.ca()?.clone();
+    let ca_cert = base.ca.clone();
     let entries = if cfg.disable || !cfg.enable_delta {
         vec![]
     } else {
@@ -510,6 +530,7 @@ async fn delta_crl(app: &App, mount: &Mount) -> Result<Arc<Vec<u8>>, ApiError> {
                 built: now,
                 next_update: now + expiry,
                 seq,
+                ca: ca_cert,
             });
         }
     });
@@ -529,6 +550,7 @@ pub(crate) async fn handle(
     p: &Params,
 ) -> Result<Option<Reply>, ApiError> {
     start_background(app);
+    app.crl.check_mount(mount);
     let path = mount.record.path.as_str();
     Ok(Some(match (op, rest) {
         (Op::Read, "config/crl") => Reply::data(crl_config(app, path).await?.to_json()),
@@ -742,6 +764,7 @@ fn start_background(app: &Arc<App>) {
                 return;
             };
             for mount in app.mounts() {
+                app.crl.check_mount(&mount);
                 let path = mount.record.path.clone();
                 let Ok(cfg) = auto_tidy(&app, &path).await else {
                     continue;

@@ -248,6 +248,30 @@ fn delta_crls_hold_the_revocations_since_their_base() {
     std::fs::write(d.join("on.pem"), &on).unwrap();
     let (_, text) = openssl(d, &["crl", "-in", "on.pem", "-noout", "-text"]);
     assert_eq!(crl_serials(&text), serials(&[0, 1, 2]));
+
+    // A replaced CA never has the old CA's CRL served, auto-rebuild or not.
+    post(&s, "pki_delta/config/crl", json!({"auto_rebuild": true}));
+    assert_eq!(get(&s, "pki_delta/crl/pem").0, 200);
+    assert_eq!(curl(&s, "DELETE", "pki_delta/root", None).0, 204);
+    post(
+        &s,
+        "pki_delta/root/generate/internal",
+        json!({"common_name": "CRL Root 2", "key_type": "ec", "ttl": "720h"}),
+    );
+    std::fs::write(d.join("ca2.pem"), get(&s, "pki_delta/ca/pem").1).unwrap();
+    std::fs::write(d.join("crl2.pem"), get(&s, "pki_delta/crl/pem").1).unwrap();
+    let (ok, text) = openssl(
+        d,
+        &["crl", "-in", "crl2.pem", "-CAfile", "ca2.pem", "-noout"],
+    );
+    assert!(ok && text.contains("verify OK"), "{text}");
+
+    // A mount disabled and enabled again starts with Vault's defaults.
+    assert_eq!(curl(&s, "DELETE", "sys/mounts/pki_delta", None).0, 204);
+    post(&s, "sys/mounts/pki_delta", json!({"type": "pki"}));
+    let v: Value = serde_json::from_str(&get(&s, "pki_delta/config/crl").1).unwrap();
+    assert_eq!(v["data"]["auto_rebuild"], false, "{v}");
+    assert_eq!(v["data"]["expiry"], "72h", "{v}");
 }
 
 #[test]
