@@ -201,6 +201,59 @@ fn a_constrained_intermediate_and_leaves_minted_outside_it() {
         assert_eq!(m_ok, accepted, "mutual {leaf}: {m_text}");
         assert!(m_text.contains(mutual_says), "mutual {leaf}: {m_text}");
     }
+
+    // A TLS server (openssl s_server) presenting a leaf minted outside (for a name it also
+    // holds, so that the host check passes first): `mutual doctor` names the name, the CA
+    // and the rule.
+    mint(d, "evilsrv", "DNS:evil.org,IP:127.0.0.1");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut server = Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "evilsrv.pem",
+            "-key",
+            "evilsrv.key",
+            "-cert_chain",
+            "int.pem",
+            "-www",
+            "-quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, text) = run(
+        d,
+        bin().to_str().unwrap(),
+        &[
+            "doctor",
+            &format!("https://127.0.0.1:{port}"),
+            "--ca",
+            "root.pem",
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ready, "openssl s_server did not listen");
+    assert!(
+        text.contains("names DNS:evil.org, which CA \"CN=Constrained Authority\" may not certify"),
+        "{text}"
+    );
 }
 
 #[test]
