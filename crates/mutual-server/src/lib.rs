@@ -35,6 +35,7 @@ mod reply;
 mod roles;
 mod state;
 mod sys;
+mod tidy;
 mod tokens;
 
 use std::sync::Arc;

@@ -280,7 +280,8 @@ fn tidy_removes_expired_certificates_while_issuance_goes_on() {
     mount(&s, "pki_tidy");
     let (short, _) = issue(&s, "pki_tidy", "short.example.com", "1s");
     let (kept, _) = issue(&s, "pki_tidy", "kept.example.com", "1h");
-    std::thread::sleep(Duration::from_millis(2500));
+    // notAfter and the cutoff are compared in whole seconds: 1s of TTL + 1s of buffer + 1s.
+    std::thread::sleep(Duration::from_millis(3500));
     // Twenty issuances on another thread while the tidy runs.
     let (codes, status) = std::thread::scope(|scope| {
         let issuing = scope.spawn(|| {
