@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::{
     cert,
+    constraints::NameConstraints,
     csr::ParsedCsr,
     key::{KeyType, PrivateKey},
     serial::Serial,
@@ -87,6 +88,9 @@ pub struct RootRequest {
     pub ttl: Duration,
     /// pathLenConstraint, when wanted.
     pub path_len: Option<u8>,
+    /// Name constraints put into the CA certificate (for an intermediate, into the certificate
+    /// its parent signs, as Vault does on `root/sign-intermediate`).
+    pub name_constraints: NameConstraints,
 }
 
 impl Default for RootRequest {
@@ -98,6 +102,7 @@ impl Default for RootRequest {
             key_type: KeyType::EcP256,
             ttl: Duration::from_secs(87_600 * 3600),
             path_len: None,
+            name_constraints: NameConstraints::default(),
         }
     }
 }
@@ -195,12 +200,13 @@ pub fn generate_root(req: &RootRequest, now: OffsetDateTime) -> Result<CaMateria
         return Err(PkiError::CaWithoutCommonName);
     }
     let key = req.key_type.generate()?;
-    let params = ca_params(
+    let mut params = ca_params(
         subject(&req.common_name, &req.organization, &req.ou),
         req.ttl,
         req.path_len,
         now,
     );
+    req.name_constraints.stamp(&mut params)?;
     let cert = params.self_signed(key.pair())?;
     Ok(CaMaterial {
         cert_pem: cert.pem(),
@@ -231,6 +237,19 @@ pub fn sign_intermediate(
     path_len: Option<u8>,
     now: OffsetDateTime,
 ) -> Result<CaMaterialCert, PkiError> {
+    sign_intermediate_constrained(parent, csr, ttl, path_len, &NameConstraints::default(), now)
+}
+
+/// [`sign_intermediate`] with name constraints put into the signed certificate (Vault's
+/// `permitted_dns_domains` and the other constraint fields of `root/sign-intermediate`).
+pub fn sign_intermediate_constrained(
+    parent: &SigningCa<'_>,
+    csr: &ParsedCsr,
+    ttl: Duration,
+    path_len: Option<u8>,
+    constraints: &NameConstraints,
+    now: OffsetDateTime,
+) -> Result<CaMaterialCert, PkiError> {
     let mut dn = DistinguishedName::new();
     for (short, value) in &csr.subject_attrs {
         let t = match short.as_str() {
@@ -254,6 +273,7 @@ pub fn sign_intermediate(
     }
     params.use_authority_key_identifier_extension = true;
     parent.urls.stamp(&mut params);
+    constraints.stamp(&mut params)?;
     let spki = rcgen::SubjectPublicKeyInfo::from_der(&csr.public_key_der).map_err(|e| {
         PkiError::CsrPublicKeyUnusable {
             detail: e.to_string(),
@@ -318,7 +338,14 @@ pub fn generate_intermediate(
 ) -> Result<CaMaterial, PkiError> {
     let (csr_pem, key) = generate_intermediate_csr(req)?;
     let csr = crate::csr::parse(csr_pem.as_bytes())?;
-    let signed = sign_intermediate(parent, &csr, req.ttl, req.path_len, now)?;
+    let signed = sign_intermediate_constrained(
+        parent,
+        &csr,
+        req.ttl,
+        req.path_len,
+        &req.name_constraints,
+        now,
+    )?;
     set_signed(&signed.cert_pem, key)
 }
 

@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 
 use crate::{ca::SigningCa, serial::Serial, PkiError};
 
+mod delta;
+pub use delta::{base_number, build_delta};
+
 /// RFC 5280 revocation reasons, named as openssl prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

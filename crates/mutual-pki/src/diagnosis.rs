@@ -287,6 +287,19 @@ pub enum Diagnosis {
         /// The certificate.
         subject: String,
     },
+    /// A name in a certificate is outside the name constraints of a CA above it: which name,
+    /// which CA, which rule (found by mutual's own check, which knows all three).
+    #[serde(rename = "name_constraint_violation")]
+    OutsideNameConstraints {
+        /// The certificate.
+        subject: String,
+        /// The name, with its form (`DNS:evil.org`).
+        name: String,
+        /// The constraining CA.
+        ca: String,
+        /// The constraint, named as Vault's field: `permitted_dns_domains: example.com`.
+        rule: String,
+    },
     /// A certificate breaks a structural rule of RFC 5280 that strict verification enforces.
     Malformed {
         /// The certificate.
@@ -359,6 +372,7 @@ impl Diagnosis {
             Diagnosis::ChainTooLong { .. } => "chain_too_long",
             Diagnosis::UnsupportedCriticalExtension { .. } => "unsupported_critical_extension",
             Diagnosis::NameConstraintViolation { .. } => "name_constraint_violation",
+            Diagnosis::OutsideNameConstraints { .. } => "name_constraint_violation",
             Diagnosis::Malformed { .. } => "malformed",
             Diagnosis::CrlMissing { .. } => "crl_missing",
             Diagnosis::CrlStale { .. } => "crl_stale",
@@ -560,6 +574,15 @@ impl fmt::Display for Diagnosis {
             Diagnosis::NameConstraintViolation { subject } => write!(
                 f,
                 "certificate \"{subject}\" names something its issuing CAs may not certify (name constraints); issue it from a CA whose constraints allow those names"
+            ),
+            Diagnosis::OutsideNameConstraints {
+                subject,
+                name,
+                ca,
+                rule,
+            } => write!(
+                f,
+                "certificate \"{subject}\" names {name}, which CA \"{ca}\" may not certify (name constraints, {rule}); issue it from a CA whose constraints allow that name"
             ),
             Diagnosis::Malformed { subject, rule } => write!(
                 f,
@@ -779,6 +802,15 @@ mod tests {
                     subject: "CN=evil.org".into(),
                 },
                 "certificate \"CN=evil.org\" names something its issuing CAs may not certify (name constraints); issue it from a CA whose constraints allow those names",
+            ),
+            (
+                Diagnosis::OutsideNameConstraints {
+                    subject: "CN=evil.org".into(),
+                    name: "DNS:evil.org".into(),
+                    ca: "CN=Alice Intermediate Authority".into(),
+                    rule: "permitted_dns_domains: example.com".into(),
+                },
+                "certificate \"CN=evil.org\" names DNS:evil.org, which CA \"CN=Alice Intermediate Authority\" may not certify (name constraints, permitted_dns_domains: example.com); issue it from a CA whose constraints allow that name",
             ),
             (
                 Diagnosis::Malformed {

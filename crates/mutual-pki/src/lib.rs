@@ -20,6 +20,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod diagnosis;

@@ -154,6 +154,7 @@ impl From<AuthorityError> for ApiError {
             AuthorityError::Store(s) => s.into(),
             AuthorityError::Refused(r) => r.into(),
             AuthorityError::Pki(p) => p.into(),
+            AuthorityError::OutsideConstraints(v) => ApiError::bad(v.to_string()),
         }
     }
 }

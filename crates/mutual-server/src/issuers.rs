@@ -1,20 +1,16 @@
 //! The Vault 1.11+ read paths over mutual's one issuer per mount (`issuers`, `issuer/:ref`,
-//! `issuer/:ref/{json,pem,der,crl,crl/pem,crl/delta}`, `key/:ref`), and the configuration and
-//! tidy state a client reads before deciding what to do (`config/crl`, `config/auto-tidy`,
-//! `config/acme`, `config/cluster`, `tidy-status`). Every answer is what mutual does: its CRL
-//! settings are fixed, it has no auto-tidy, no ACME and no cluster path, and says so in
-//! OpenBao's fields, which is what `bao pki health-check` and Terraform read.
-
-use std::time::Duration;
+//! `issuer/:ref/{json,pem,der,crl,crl/pem,crl/delta}`, `key/:ref`), and the configuration a
+//! client reads before deciding what to do (`config/acme`, `config/cluster`; `config/crl`,
+//! `config/auto-tidy` and `tidy-status` are `crl_config`'s). Every answer is what mutual does: it
+//! has no ACME and no cluster path, and says so in OpenBao's fields, which is what
+//! `bao pki health-check` and Terraform read.
 
 use mutual_pki::{cert, crl};
-use mutual_store::CRL_VALIDITY;
-use serde_json::{json, Value};
-use time::OffsetDateTime;
+use serde_json::json;
 
 use crate::{
     error::ApiError,
-    pki::{crl_der, rfc3339},
+    pki::crl_der,
     reply::Reply,
     state::{App, Mount},
     Op,
@@ -30,31 +26,14 @@ const ISSUER_SUFFIXES: &[&str] = &[
     "crl/pem",
     "crl/der",
     "crl/delta",
+    "crl/delta/pem",
+    "crl/delta/der",
 ];
 
 /// True for `issuer/:ref` and its served suffixes.
 pub fn is_issuer_path(tail: &str) -> bool {
     let (reference, rest) = tail.split_once('/').unwrap_or((tail, ""));
     !reference.is_empty() && ISSUER_SUFFIXES.contains(&rest)
-}
-
-/// A finished `tidy` run, for `tidy-status`.
-#[derive(Debug, Clone)]
-pub struct TidyRun {
-    /// When it started.
-    pub started: OffsetDateTime,
-    /// When it finished.
-    pub finished: OffsetDateTime,
-    /// The safety buffer it used.
-    pub safety_buffer: Duration,
-    /// Whether expired unrevoked certificates were removed.
-    pub tidy_cert_store: bool,
-    /// Whether expired revoked certificates were removed.
-    pub tidy_revoked_certs: bool,
-    /// Expired unrevoked certificates removed.
-    pub cert_store_deleted: u64,
-    /// Expired revoked certificates removed.
-    pub revoked_deleted: u64,
 }
 
 /// True when `reference` names the mount's issuer: `default`, its ID, or its name (`default`
@@ -105,8 +84,6 @@ pub async fn read(
     Some(match (head, tail) {
         ("issuer", t) if is_issuer_path(t) => issuer(app, mount, t).await,
         ("key", reference) if !reference.is_empty() => key(mount, reference),
-        ("config", "crl") => Ok(Reply::data(crl_config())),
-        ("config", "auto-tidy") => Ok(Reply::data(auto_tidy())),
         ("config", "acme") => Ok(Reply::data(json!({
             // mutual serves no ACME directory: the configuration says so.
             "enabled": false,
@@ -118,7 +95,6 @@ pub async fn read(
             "eab_policy": "not-required",
         }))),
         ("config", "cluster") => Ok(Reply::data(json!({ "path": "", "aia_path": "" }))),
-        ("tidy-status", "") => Ok(Reply::data(tidy_status(app, mount))),
         _ => return None,
     })
 }
@@ -197,10 +173,18 @@ async fn issuer(app: &App, mount: &Mount, tail: &str) -> Result<Reply, ApiError>
             "application/pkix-crl",
             crl_der(app, mount, false).await?.to_vec(),
         )),
-        // mutual builds full CRLs only (config/crl says enable_delta false).
-        _ => Err(ApiError::bad(format!(
-            "unable to find a delta CRL for issuer \"{reference}\": mutual builds full CRLs only"
-        ))),
+        "crl/delta" => Ok(Reply::data(json!({
+            "crl": crl::to_pem(&crate::crl_config::delta_crl(app, mount).await?)
+        }))),
+        "crl/delta/pem" => Ok(raw(
+            "application/x-pem-file",
+            crl::to_pem(&crate::crl_config::delta_crl(app, mount).await?).into_bytes(),
+        )),
+        "crl/delta/der" => Ok(raw(
+            "application/pkix-crl",
+            crate::crl_config::delta_crl(app, mount).await?.to_vec(),
+        )),
+        _ => Err(ApiError::UnsupportedPath),
     }
 }
 
@@ -216,118 +200,6 @@ fn key(mount: &Mount, reference: &str) -> Result<Reply, ApiError> {
         "key_type": ca.key.key_type().kind(),
         "subject_key_id": facts.subject_key_id.as_deref().map(colon_hex).unwrap_or_default(),
     })))
-}
-
-fn crl_config() -> Value {
-    json!({
-        "expiry": mutual_pki::duration::format(CRL_VALIDITY),
-        "disable": false,
-        // A revocation makes the next CRL read rebuild it; there is no timer-driven rebuild.
-        "auto_rebuild": false,
-        "auto_rebuild_grace_period": "",
-        "enable_delta": false,
-        "delta_rebuild_interval": "",
-        "ocsp_disable": false,
-        "ocsp_expiry": mutual_pki::duration::format(crate::ocsp::VALIDITY),
-        // revoke takes any certificate of the mount, expired or not.
-        "allow_expired_cert_revocation": true,
-    })
-}
-
-fn auto_tidy() -> Value {
-    json!({
-        // mutual tidies only when asked (`tidy`); nothing runs on a schedule.
-        "enabled": false,
-        "interval_duration": 0,
-        "pause_duration": "0s",
-        "safety_buffer": 72 * 3600,
-        "revoked_safety_buffer": 72 * 3600,
-        "issuer_safety_buffer": 0,
-        "acme_account_safety_buffer": 0,
-        "page_size": 0,
-        "tidy_cert_store": false,
-        "tidy_revoked_certs": false,
-        "tidy_revoked_cert_issuer_associations": false,
-        "tidy_expired_issuers": false,
-        "tidy_move_legacy_ca_bundle": false,
-        "tidy_acme": false,
-        "tidy_invalid_certs": false,
-        "maintain_stored_certificate_counts": false,
-        "publish_stored_certificate_count_metrics": false,
-    })
-}
-
-fn tidy_status(app: &App, mount: &Mount) -> Value {
-    let run = app
-        .tidy_runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&mount.record.path)
-        .cloned();
-    let mut status = json!({
-        "internal_backend_uuid": mount.record.uuid,
-        "state": "Inactive",
-        "error": null,
-        "message": null,
-        "time_started": null,
-        "time_finished": null,
-        "safety_buffer": null,
-        "revoked_safety_buffer": null,
-        "issuer_safety_buffer": null,
-        "acme_account_safety_buffer": null,
-        "page_size": null,
-        "pause_duration": null,
-        "tidy_cert_store": null,
-        "tidy_revoked_certs": null,
-        "tidy_revoked_cert_issuer_associations": null,
-        "tidy_expired_issuers": null,
-        "tidy_move_legacy_ca_bundle": null,
-        "tidy_acme": null,
-        "tidy_invalid_certs": null,
-        "cert_store_deleted_count": null,
-        "revoked_cert_deleted_count": null,
-        "missing_issuer_cert_count": null,
-        "current_cert_store_count": null,
-        "current_revoked_cert_count": null,
-        "acme_account_deleted_count": null,
-        "acme_account_revoked_count": null,
-        "acme_orders_deleted_count": null,
-        "total_acme_account_count": null,
-        // mutual has no auto-tidy (config/auto-tidy), so none ever finished.
-        "last_auto_tidy_finished": null,
-    });
-    if let (Some(run), Value::Object(m)) = (run, &mut status) {
-        let buffer = run.safety_buffer.as_secs();
-        for (k, v) in [
-            ("state", json!("Finished")),
-            ("time_started", json!(rfc3339(run.started))),
-            ("time_finished", json!(rfc3339(run.finished))),
-            ("safety_buffer", json!(buffer)),
-            ("revoked_safety_buffer", json!(buffer)),
-            ("tidy_cert_store", json!(run.tidy_cert_store)),
-            ("tidy_revoked_certs", json!(run.tidy_revoked_certs)),
-            ("cert_store_deleted_count", json!(run.cert_store_deleted)),
-            ("revoked_cert_deleted_count", json!(run.revoked_deleted)),
-            ("tidy_revoked_cert_issuer_associations", json!(false)),
-            ("tidy_expired_issuers", json!(false)),
-            ("tidy_move_legacy_ca_bundle", json!(false)),
-            ("tidy_acme", json!(false)),
-            ("tidy_invalid_certs", json!(false)),
-            // One pass over the store, no pauses, and nothing of issuers or ACME to tidy.
-            ("page_size", json!(0)),
-            ("pause_duration", json!("0s")),
-            ("issuer_safety_buffer", json!(0)),
-            ("acme_account_safety_buffer", json!(0)),
-            ("missing_issuer_cert_count", json!(0)),
-            ("acme_account_deleted_count", json!(0)),
-            ("acme_account_revoked_count", json!(0)),
-            ("acme_orders_deleted_count", json!(0)),
-            ("total_acme_account_count", json!(0)),
-        ] {
-            m.insert(k.to_string(), v);
-        }
-    }
-    status
 }
 
 #[cfg(test)]
@@ -346,7 +218,5 @@ mod tests {
             assert_eq!(is_issuer_path(tail), want, "{tail}");
         }
         assert_eq!(colon_hex("0a1bff"), "0a:1b:ff");
-        assert_eq!(crl_config()["expiry"], "72h");
-        assert_eq!(crl_config()["ocsp_expiry"], "1h");
     }
 }

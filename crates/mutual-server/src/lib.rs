@@ -23,6 +23,8 @@ mod approle;
 mod audit;
 mod cert_auth;
 mod certindex;
+mod constraints;
+mod crl_config;
 mod error;
 mod feed;
 mod fields;
@@ -37,6 +39,7 @@ mod reply;
 mod roles;
 mod state;
 mod sys;
+mod tidy;
 mod tokens;
 mod userpass;
 
@@ -245,5 +248,8 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         tokens::count_use(app, &tok, token.as_deref().unwrap_or_default()).await?;
     }
     let rest = rest.to_string();
+    if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
+        return Ok(reply);
+    }
     pki::handle(app, mount, op, &rest, params).await
 }

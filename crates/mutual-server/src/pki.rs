@@ -14,7 +14,7 @@ use mutual_pki::{
 };
 use mutual_store::{
     issue_signed, sign_csr, sign_verbatim_role, CaRecord, Issued, NewCa, OwnedCert, RevokeOutcome,
-    Signed, StoreError, CRL_VALIDITY, SYSTEM_MAX_TTL,
+    Signed, StoreError, SYSTEM_MAX_TTL,
 };
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -24,12 +24,9 @@ use crate::{
     params::Params,
     reply::Reply,
     roles,
-    state::{App, CachedCrl, Mount},
+    state::{App, Mount},
     Op,
 };
-
-/// A served CRL older than this is rebuilt on the next read even without a revocation.
-const CRL_REFRESH: time::Duration = time::Duration::hours(1);
 
 /// True for the paths Vault serves without a token, so that the AIA and CRL URLs put into
 /// certificates resolve; certificates themselves (`cert/:serial`) are public in Vault too.
@@ -47,6 +44,9 @@ pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
                     | "cert/ca"
                     | "cert/ca_chain"
                     | "cert/crl"
+                    | "crl/delta"
+                    | "crl/delta/pem"
+                    | "cert/delta-crl"
                     | "trust-bundle"
                     | "revocations"
             ))
@@ -251,7 +251,6 @@ async fn serve(
                 .await?;
             Ok(keys(serials.iter().map(|s| s.to_string()).collect()))
         }
-        (Op::Write, "tidy", "") => tidy(app, &mount, &p).await,
         // A path served for another method: Vault's 405, not a 404.
         _ if crate::fields::is_served(head, tail) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::UnsupportedPath),
@@ -343,6 +342,7 @@ fn ca_request(p: &Params, ttl: Duration) -> Result<RootRequest, ApiError> {
         key_type,
         ttl,
         path_len,
+        name_constraints: crate::constraints::from_params(p)?,
     })
 }
 
@@ -502,12 +502,14 @@ async fn sign_intermediate(app: &App, mount: &Mount, p: &Params) -> Result<Reply
         _ => None,
     };
     let s2 = signer.clone();
+    let constraints = crate::constraints::from_params(p)?;
     let signed = blocking(move || {
-        Ok(ca::sign_intermediate(
+        Ok(ca::sign_intermediate_constrained(
             &s2.signer(),
             &csr,
             ttl,
             path_len,
+            &constraints,
             OffsetDateTime::now_utc(),
         )?)
     })
@@ -831,88 +833,11 @@ async fn read_cert(app: &App, mount: &Mount, serial: &str) -> Result<Reply, ApiE
     })))
 }
 
-/// The mount's current CRL: the cached one unless stale or `rotate`.
+/// The mount's current CRL: the cached one unless stale or `rotate` (see `crl_config`).
 pub(crate) async fn crl_der(
     app: &App,
     mount: &Mount,
     rotate: bool,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
-    let path = mount.record.path.clone();
-    let now = OffsetDateTime::now_utc();
-    if !rotate {
-        let cached = app
-            .crls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&path)
-            .cloned();
-        if let Some(c) = cached.filter(|c| now - c.built < CRL_REFRESH) {
-            return Ok(c.der);
-        }
-    }
-    let ca = mount.ca()?.clone();
-    let entries = app.store.revoked(&path).await?;
-    let number = app.store.next_crl_number(&path).await?;
-    let der = blocking(move || {
-        Ok(crl::build(
-            &ca.signer(),
-            number,
-            &entries,
-            now,
-            CRL_VALIDITY,
-        )?)
-    })
-    .await?;
-    let der = Arc::new(der);
-    app.crls.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        path,
-        CachedCrl {
-            der: der.clone(),
-            built: now,
-        },
-    );
-    Ok(der)
-}
-
-async fn tidy(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
-    let buffer = p
-        .duration("safety_buffer")?
-        .unwrap_or(Duration::from_secs(72 * 3600));
-    let before = time::Duration::try_from(buffer)
-        .ok()
-        .and_then(|b| OffsetDateTime::now_utc().checked_sub(b))
-        .ok_or_else(|| ApiError::bad("invalid value for \"safety_buffer\": too large"))?;
-    let unrevoked = p.bool_or("tidy_cert_store", false)?;
-    let revoked = p.bool_or("tidy_revoked_certs", false)?;
-    let started = OffsetDateTime::now_utc();
-    // Two passes, so that tidy-status can say how many of each kind went.
-    let store = &app.store;
-    let path = &mount.record.path;
-    let unrevoked_n = store.tidy_certs(path, before, unrevoked, false).await?;
-    let revoked_n = store.tidy_certs(path, before, false, revoked).await?;
-    let n = unrevoked_n + revoked_n;
-    app.tidy_runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            path.clone(),
-            crate::issuers::TidyRun {
-                started,
-                finished: OffsetDateTime::now_utc(),
-                safety_buffer: buffer,
-                tidy_cert_store: unrevoked,
-                tidy_revoked_certs: revoked,
-                cert_store_deleted: unrevoked_n,
-                revoked_deleted: revoked_n,
-            },
-        );
-    if revoked && n > 0 {
-        app.crls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&mount.record.path);
-    }
-    Ok(Reply::Accepted(vec![format!(
-        "Tidy operation successfully started. Any information from the operation will be printed to the server's log. ({n} expired certificates removed)"
-    )]))
+    crate::crl_config::complete_crl(app, mount, rotate).await
 }

@@ -107,8 +107,8 @@ pub struct App {
     pub(crate) answers: crate::ocsp::Answers,
     /// Enabled audit devices.
     pub(crate) audit: crate::audit::Devices,
-    /// The last `tidy` of each mount since the server started, for `tidy-status`.
-    pub(crate) tidy_runs: Mutex<HashMap<String, crate::issuers::TidyRun>>,
+    /// CRL and tidy configuration, the CRLs built under it, the last tidy.
+    pub(crate) crl: crate::crl_config::CrlState,
 }
 
 impl App {
@@ -134,7 +134,7 @@ impl App {
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
             audit: crate::audit::Devices::default(),
-            tidy_runs: Mutex::new(HashMap::new()),
+            crl: crate::crl_config::CrlState::default(),
         };
         app.load_audit().await?;
         Ok(app)

@@ -7,11 +7,12 @@ use std::time::Duration;
 use mutual_pki::{
     ca::{self, RootRequest, SigningCa},
     cert,
+    constraints::{self, Violation},
     crl::{self, Reason},
     csr::ParsedCsr,
     issue,
     key::{KeyType, PrivateKey},
-    role::{CheckContext, IssueRequest, RequestKey, Role, RoleRefusal},
+    role::{CheckContext, Checked, IssueRequest, RequestKey, Role, RoleRefusal},
     serial::Serial,
     PkiError,
 };
@@ -38,6 +39,22 @@ pub enum AuthorityError {
     /// Bad input bytes or an unsupported key.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// A name of the request is outside the name constraints of the CA or a CA above it.
+    #[error(transparent)]
+    OutsideConstraints(#[from] Violation),
+}
+
+/// Refuses a checked request whose names a CA of the issuing chain may not certify.
+fn check_constraints(ca: &CaRecord, checked: &Checked) -> Result<(), Violation> {
+    if ca.constraints.is_empty() {
+        return Ok(());
+    }
+    let names = constraints::names_of_request(checked);
+    // The top of the chain first, as verifiers walk it.
+    for (subject, nc) in ca.constraints.iter().rev() {
+        nc.check_all(&names, subject)?;
+    }
+    Ok(())
 }
 
 /// A freshly issued (or signed) certificate and everything a caller needs with it.
@@ -185,6 +202,7 @@ pub fn issue_signed(
 ) -> Result<Signed, AuthorityError> {
     let ctx = context(ca, max_ttl, now)?;
     let checked = role.check(req, &ctx)?;
+    check_constraints(ca, &checked)?;
     let key_type = KeyType::from_parts(
         if role.key_type == "any" {
             "rsa"
@@ -238,6 +256,7 @@ pub fn sign_csr(
     }
     req.key = RequestKey::Csr(csr.key.clone());
     let checked = role.check(&req, &ctx)?;
+    check_constraints(ca, &checked)?;
     let serial = Serial::random();
     let der = issue::sign_leaf(
         &ca.signer(),

@@ -25,6 +25,7 @@ mod commit;
 mod error;
 mod kek;
 mod model;
+mod mount_config;
 mod mounts;
 mod policies;
 mod schema;

@@ -37,6 +37,9 @@ pub struct CaRecord {
     pub not_after: OffsetDateTime,
     /// This CA and the CAs above it, PEM, nearest first (Vault's `ca_chain`).
     pub chain: Vec<String>,
+    /// The name constraints of this CA and of the CAs above it, with each CA's subject: what
+    /// every certificate it issues must respect (read once, not per issued leaf).
+    pub constraints: Vec<(String, mutual_pki::constraints::NameConstraints)>,
 }
 
 /// An issued certificate to record.

@@ -154,6 +154,7 @@ impl Store {
             "DELETE FROM pending_keys WHERE mount = ?",
             "DELETE FROM certs WHERE ca = ?",
             "DELETE FROM cas WHERE name = ?",
+            "DELETE FROM mount_config WHERE mount = ?",
         ] {
             sqlx::query(sql)
                 .bind(path)

@@ -92,4 +92,10 @@ pub(crate) const SCHEMA: &[&str] = &[
         options TEXT NOT NULL DEFAULT '{}',
         salt TEXT NOT NULL,
         created_at INTEGER NOT NULL)",
+    // Per-mount configuration documents by kind (`crl`, `auto-tidy`), JSON.
+    "CREATE TABLE IF NOT EXISTS mount_config (
+        mount TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (mount, kind))",
 ];

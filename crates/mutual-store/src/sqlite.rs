@@ -122,7 +122,7 @@ fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn from_ts(t: i64) -> OffsetDateTime {
+pub(crate) fn from_ts(t: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -315,9 +315,13 @@ impl Store {
             .not_after;
         let chain_pem: String = row.get("chain_pem");
         let mut chain = vec![cert_pem.clone()];
+        let mut chain_ders = vec![cert_der.clone()];
         if let Ok(ders) = mutual_pki::cert::pem_certs(chain_pem.as_bytes()) {
             chain.extend(ders.iter().map(|d| mutual_pki::cert::to_pem(d)));
+            chain_ders.extend(ders);
         }
+        let constraints = mutual_pki::constraints::of_chain(&chain_ders)
+            .map_err(|e| StoreError::Corrupt(format!("chain of CA \"{name}\": {e}")))?;
         Ok(CaRecord {
             name,
             cert_pem,
@@ -328,6 +332,7 @@ impl Store {
             urls: serde_json::from_str(&urls).unwrap_or_default(),
             not_after,
             chain,
+            constraints,
         })
     }
 

@@ -189,6 +189,39 @@ pub struct CaInitArgs {
     /// pathLenConstraint of the root (default: none).
     #[arg(long)]
     pub path_len: Option<u8>,
+    #[command(flatten)]
+    pub constraints: ConstraintArgs,
+}
+
+/// Name constraints put into a CA certificate (Vault's `permitted_dns_domains` and the other
+/// constraint fields): every certificate issued below it must name only what they permit.
+/// Each flag is repeatable and takes comma-separated values.
+#[derive(Debug, Args, Default)]
+pub struct ConstraintArgs {
+    /// DNS subtree names must be in: `example.com` (it and below), `.example.com` (below only).
+    #[arg(long = "permit-dns", value_delimiter = ',')]
+    pub permit_dns: Vec<String>,
+    /// DNS subtree names must not be in.
+    #[arg(long = "exclude-dns", value_delimiter = ',')]
+    pub exclude_dns: Vec<String>,
+    /// IP range (CIDR, e.g. 10.0.0.0/8) addresses must be in.
+    #[arg(long = "permit-ip", value_delimiter = ',')]
+    pub permit_ip: Vec<String>,
+    /// IP range addresses must not be in.
+    #[arg(long = "exclude-ip", value_delimiter = ',')]
+    pub exclude_ip: Vec<String>,
+    /// Mailbox (`a@example.com`), host (`example.com`) or domain (`.example.com`) of emails.
+    #[arg(long = "permit-email", value_delimiter = ',')]
+    pub permit_email: Vec<String>,
+    /// Mailbox, host or domain emails must not be in.
+    #[arg(long = "exclude-email", value_delimiter = ',')]
+    pub exclude_email: Vec<String>,
+    /// Host (`example.org`) or domain (`.example.org`) of URI SANs (SPIFFE IDs included).
+    #[arg(long = "permit-uri", value_delimiter = ',')]
+    pub permit_uri: Vec<String>,
+    /// Host or domain URI SANs must not name.
+    #[arg(long = "exclude-uri", value_delimiter = ',')]
+    pub exclude_uri: Vec<String>,
 }
 
 /// `mutual ca intermediate`
@@ -210,6 +243,8 @@ pub struct CaIntermediateArgs {
     /// pathLenConstraint (default: none).
     #[arg(long)]
     pub path_len: Option<u8>,
+    #[command(flatten)]
+    pub constraints: ConstraintArgs,
 }
 
 /// `mutual ca urls`

@@ -1,4 +1,4 @@
-//! Step 7, the second opinion: rustls-webpki verifies the same path, and its refusal is
+//! Step 8, the second opinion: rustls-webpki verifies the same path, and its refusal is
 //! mapped by [`from_webpki`](super::from_webpki).
 
 use std::time::Duration;
@@ -37,7 +37,13 @@ fn unix_time(t: OffsetDateTime) -> UnixTime {
     ))
 }
 
-pub(super) fn webpki_gate(input: &VerifyInput<'_>, path: &[&Cert<'_>]) -> Result<(), Diagnosis> {
+/// `lenient_constraints`: webpki's name-constraint refusal is ignored, because the path holds a
+/// URI or email constraint that webpki does not evaluate and mutual's own step already did.
+pub(super) fn webpki_gate(
+    input: &VerifyInput<'_>,
+    path: &[&Cert<'_>],
+    lenient_constraints: bool,
+) -> Result<(), Diagnosis> {
     let leaf = path[0];
     if path.len() == 1 || (input.purpose.is_none() && leaf.facts.is_ca) {
         return Ok(());
@@ -73,17 +79,20 @@ pub(super) fn webpki_gate(input: &VerifyInput<'_>, path: &[&Cert<'_>]) -> Result
         Some(Purpose::Client) => Usage::Tls(webpki::KeyUsage::client_auth()),
         None => Usage::Any,
     };
-    end_entity
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            unix_time(input.now),
-            usage,
-            revocation,
-            None,
-        )
-        .map_err(refused)?;
+    match end_entity.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &intermediates,
+        unix_time(input.now),
+        usage,
+        revocation,
+        None,
+    ) {
+        Err(webpki::Error::NameConstraintViolation) if lenient_constraints => {}
+        other => {
+            other.map_err(refused)?;
+        }
+    }
     if let Some(name) = input.name {
         let bare = name.trim_start_matches('[').trim_end_matches(']');
         let server_name = ServerName::try_from(bare).map_err(|_| Diagnosis::Other {

@@ -39,13 +39,17 @@
 //! 6. **signatures and times, anchor down to leaf** (`internal_verify`): each signature with
 //!    the issuer's key → [`Diagnosis::BadSignature`]; notBefore then notAfter of every
 //!    certificate, the anchor's included → [`Diagnosis::NotYetValid`], [`Diagnosis::Expired`].
-//! 7. **second opinion**: rustls-webpki verifies the same path (same anchor, same intermediates,
+//! 7. **name constraints** (`check_name_constraints`): the names of every certificate below a
+//!    CA with nameConstraints (SANs, subject emailAddress, and a leaf's host-like CN when it has
+//!    no DNS SAN) must be inside them → [`Diagnosis::OutsideNameConstraints`], naming the name,
+//!    the CA and the rule.
+//! 8. **second opinion**: rustls-webpki verifies the same path (same anchor, same intermediates,
 //!    same CRLs, the purpose's EKU) and, when asked, the name; a refusal there is mapped by
 //!    [`from_webpki`]. It is skipped when the leaf itself is the anchor, and when no purpose is
 //!    asked and the leaf is a CA (webpki only verifies end-entity certificates).
 //!
 //! Each step lives in its own file, named after what it checks: `strength` (0 and 3), `path`
-//! (1), `extensions` and `purpose` (2), `names` (4), `crl` (5), `signatures` (6), `gate` (7);
+//! (1), `extensions` and `purpose` (2), `names` (4), `crl` (5), `signatures` (6), `constraints` (7), `gate` (8);
 //! `parsed` holds the inputs parsed once, `from_webpki` the mapping of webpki's refusals.
 
 use ::time::OffsetDateTime;
@@ -53,6 +57,7 @@ use ::time::OffsetDateTime;
 use crate::cert::CertFacts;
 use crate::diagnosis::{Diagnosis, Purpose};
 
+mod constraints;
 mod crl;
 mod extensions;
 mod from_webpki;
@@ -71,6 +76,7 @@ pub(crate) mod test_pki;
 pub use from_webpki::from_webpki;
 pub use names::names_host;
 
+use constraints::{check_name_constraints, path_constraints};
 use crl::check_revocation;
 use extensions::check_extensions;
 use gate::webpki_gate;
@@ -150,7 +156,16 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Verified, Diagnosis> {
         check_revocation(&path, &crls, input.now)?;
     }
     check_signatures_and_times(&path, input.now)?;
-    webpki_gate(input, &path)?;
+    let constraints = path_constraints(&path);
+    check_name_constraints(&path, &constraints)?;
+    // webpki refuses every URI and email name under a constraint of that form; when such a
+    // constraint is on the path, the check above (which evaluates them) has the last word on
+    // name constraints.
+    let lenient = constraints
+        .iter()
+        .flatten()
+        .any(|c| c.has_forms_webpki_lacks());
+    webpki_gate(input, &path, lenient)?;
 
     let anchor = path[path.len() - 1];
     Ok(Verified {

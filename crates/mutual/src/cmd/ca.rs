@@ -1,5 +1,11 @@
 use anyhow::{bail, Result};
-use mutual_pki::{ca::RootRequest, ca::Urls, cert, key::KeyType};
+use mutual_pki::{
+    ca::RootRequest,
+    ca::Urls,
+    cert,
+    constraints::{IpRange, NameConstraints},
+    key::KeyType,
+};
 use serde_json::json;
 
 use super::backend::Target;
@@ -30,6 +36,7 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
                         key_type,
                         ttl: a.ttl,
                         path_len: a.path_len,
+                        name_constraints: constraints(&a.constraints)?,
                         ..RootRequest::default()
                     },
                 )
@@ -53,6 +60,7 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
                         key_type,
                         ttl: a.ttl,
                         path_len: a.path_len,
+                        name_constraints: constraints(&a.constraints)?,
                         ..RootRequest::default()
                     },
                 )
@@ -163,4 +171,26 @@ fn report_ca(json: bool, what: &str, ca: &CaInfo) -> Result<()> {
     }
     println!("  certificate  mutual ca cert {}", ca.name);
     Ok(())
+}
+
+/// The name constraints asked for on the command line.
+fn constraints(a: &crate::cli::ConstraintArgs) -> Result<NameConstraints> {
+    let ranges = |flag: &str, v: &[String]| -> Result<Vec<IpRange>> {
+        v.iter()
+            .map(|r| {
+                r.parse::<IpRange>()
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            })
+            .collect()
+    };
+    Ok(NameConstraints {
+        permitted_dns_domains: a.permit_dns.clone(),
+        excluded_dns_domains: a.exclude_dns.clone(),
+        permitted_ip_ranges: ranges("permit-ip", &a.permit_ip)?,
+        excluded_ip_ranges: ranges("exclude-ip", &a.exclude_ip)?,
+        permitted_email_addresses: a.permit_email.clone(),
+        excluded_email_addresses: a.exclude_email.clone(),
+        permitted_uri_domains: a.permit_uri.clone(),
+        excluded_uri_domains: a.exclude_uri.clone(),
+    })
 }

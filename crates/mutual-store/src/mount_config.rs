@@ -1,0 +1,154 @@
+//! Per-mount configuration documents (Vault's `config/crl`, `config/auto-tidy`) as JSON text by
+//! kind, and the reads that delta CRLs and tidy need: the store's revocation sequence, the
+//! revocations of a CA after a point of it, and the removal of expired certificates.
+
+use mutual_pki::{
+    crl::{Reason, RevokedEntry},
+    serial::Serial,
+};
+use sqlx::Row;
+
+use crate::{error::db_err, sqlite::from_ts, Store, StoreError};
+
+impl Store {
+    /// The configuration document `kind` of `mount`, if written.
+    pub async fn mount_config(
+        &self,
+        mount: &str,
+        kind: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT body FROM mount_config WHERE mount = ? AND kind = ?")
+            .bind(mount)
+            .bind(kind)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(row.map(|r| r.get("body")))
+    }
+
+    /// Writes (creates or replaces) the configuration document `kind` of `mount`.
+    pub async fn put_mount_config(
+        &self,
+        mount: &str,
+        kind: &str,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO mount_config (mount, kind, body) VALUES (?, ?, ?)")
+            .bind(mount)
+            .bind(kind)
+            .bind(body)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The store's latest revocation sequence number: a complete CRL built after reading it
+    /// holds every revocation up to it.
+    pub async fn revocation_seq(&self) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM revocation_seq")
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The revoked certificates of CA `ca` revoked after sequence number `since`: a delta
+    /// CRL's entries.
+    pub async fn revoked_after(
+        &self,
+        ca: &str,
+        since: u64,
+    ) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT serial, revoked_at, reason FROM certs \
+             WHERE revoked_seq > ? AND ca = ? AND revoked_at IS NOT NULL ORDER BY serial",
+        )
+        .bind(since as i64)
+        .bind(ca)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(serial, at, reason)| {
+                Some(RevokedEntry {
+                    serial: Serial::parse(&serial).ok()?,
+                    revoked_at: from_ts(at),
+                    reason: Reason::from_code(reason.unwrap_or(0)),
+                })
+            })
+            .collect())
+    }
+
+    /// How many certificates of CA `ca` are stored, and how many of them are revoked.
+    pub async fn cert_counts(&self, ca: &str) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(revoked_at) AS revoked FROM certs WHERE ca = ?",
+        )
+        .bind(ca)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)?;
+        let n = |k: &str| row.get::<i64, _>(k).max(0) as u64;
+        Ok((n("total"), n("revoked")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    #[tokio::test]
+    async fn documents_and_revocations_after_a_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).await.unwrap();
+        assert_eq!(store.mount_config("pki", "crl").await.unwrap(), None);
+        store
+            .put_mount_config("pki", "crl", "{\"a\":1}")
+            .await
+            .unwrap();
+        store
+            .put_mount_config("pki", "crl", "{\"a\":2}")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.mount_config("pki", "crl").await.unwrap().as_deref(),
+            Some("{\"a\":2}")
+        );
+        assert_eq!(store.mount_config("pki", "auto-tidy").await.unwrap(), None);
+
+        let now = OffsetDateTime::now_utc();
+        let serials: Vec<Serial> = (0..3).map(|_| Serial::random()).collect();
+        for s in &serials {
+            store
+                .record_cert(&crate::NewCert {
+                    serial: s,
+                    ca: "pki",
+                    common_name: "a.example.com",
+                    not_before: now,
+                    not_after: now + time::Duration::hours(1),
+                    cert_pem: "",
+                    role: None,
+                })
+                .await
+                .unwrap();
+        }
+        store
+            .revoke(&serials[0], Reason::Superseded, now)
+            .await
+            .unwrap();
+        let base = store.revocation_seq().await.unwrap();
+        store
+            .revoke(&serials[2], Reason::KeyCompromise, now)
+            .await
+            .unwrap();
+        let after = store.revoked_after("pki", base).await.unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].serial, serials[2]);
+        assert_eq!(after[0].reason, Reason::KeyCompromise);
+        assert_eq!(store.revoked_after("pki", 0).await.unwrap().len(), 2);
+        assert_eq!(store.cert_counts("pki").await.unwrap(), (3, 2));
+    }
+}

@@ -1,0 +1,355 @@
+//! CRL and tidy configuration: `config/crl`, `config/auto-tidy` and `tidy-status` answer with
+//! OpenBao's keys and JSON types (the real `bao` CLI against both dev servers); delta CRLs hold
+//! exactly the revocations since their base and verify with `openssl crl`; `expiry` sets nextUpdate and `disable` empties the CRL; a tidy removes an
+//! expired certificate while issuance goes on, and auto-tidy does it on its schedule.
+
+mod server;
+
+use std::{collections::BTreeSet, path::Path, process::Command, time::Duration};
+
+use serde_json::{json, Value};
+use server::{curl, facts, have_bao, mutual_dev, openbao_dev, run_script, Server};
+
+fn post(s: &Server, path: &str, body: Value) -> Value {
+    let (code, text) = curl(s, "POST", path, Some(&body.to_string()));
+    assert!((200..300).contains(&code), "POST {path}: {code} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn get(s: &Server, path: &str) -> (u16, String) {
+    curl(s, "GET", path, None)
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A mount with an EC root and a role for example.com.
+fn mount(s: &Server, m: &str) {
+    post(s, &format!("sys/mounts/{m}"), json!({"type": "pki"}));
+    post(
+        s,
+        &format!("{m}/root/generate/internal"),
+        json!({"common_name": "CRL Root", "key_type": "ec", "ttl": "720h"}),
+    );
+    post(
+        s,
+        &format!("{m}/roles/r"),
+        json!({"allowed_domains": "example.com", "allow_subdomains": true, "key_type": "ec"}),
+    );
+}
+
+fn issue(s: &Server, m: &str, cn: &str, ttl: &str) -> (String, String) {
+    let v = post(
+        s,
+        &format!("{m}/issue/r"),
+        json!({"common_name": cn, "ttl": ttl}),
+    );
+    (
+        v["data"]["serial_number"].as_str().unwrap().to_string(),
+        v["data"]["certificate"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Serials listed by `openssl crl -text`, as colon-less upper hex.
+fn crl_serials(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Serial Number: "))
+        .map(|s| s.trim().to_ascii_uppercase())
+        .collect()
+}
+
+fn hex(serial: &str) -> String {
+    serial.replace(':', "").to_ascii_uppercase()
+}
+
+#[test]
+fn crl_and_tidy_config_answer_as_openbao() {
+    if !have_bao("crl_and_tidy_config_answer_as_openbao") {
+        return;
+    }
+    let script = "crl_story.sh";
+    let ours = std::thread::spawn(move || {
+        let server = mutual_dev();
+        let work = tempfile::tempdir().unwrap();
+        let out = run_script(&server, script, work.path());
+        (work, out)
+    });
+    let theirs_server = openbao_dev();
+    let theirs = tempfile::tempdir().unwrap();
+    let out = run_script(&theirs_server, script, theirs.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ours, our_out) = ours.join().expect("mutual's run");
+    assert!(
+        our_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&our_out.stderr)
+    );
+    let ours = facts(&ours.path().join("facts"));
+    let theirs = facts(&theirs.path().join("facts"));
+    let mut differ = Vec::new();
+    for ((k, a), (k2, b)) in ours.iter().zip(&theirs) {
+        assert_eq!(k, k2, "the scripts ran the same steps");
+        let mark = if a == b { "" } else { "   <-- differs" };
+        println!("{k:<32} mutual={a}\n{:<32} openbao={b}{mark}", "");
+        if a != b {
+            differ.push(k.clone());
+        }
+    }
+    assert_eq!(ours.len(), theirs.len());
+    assert!(differ.is_empty(), "mutual and OpenBao differ on {differ:?}");
+    let get = |k: &str| ours.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+    for (k, want) in [
+        ("crl_delta_without_rebuild", "refused"),
+        ("crl_grace_not_shorter", "refused"),
+        ("crl_bad_expiry", "refused"),
+        ("short_listed", "true"),
+        ("tidy", "ok"),
+        ("short_still_listed", "false"),
+    ] {
+        assert_eq!(get(k), Some(want), "{k}");
+    }
+    assert!(get("tidy_counts")
+        .unwrap()
+        .contains("\"cert_store_deleted_count\":1"));
+}
+
+#[test]
+fn delta_crls_hold_the_revocations_since_their_base() {
+    let s = mutual_dev();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mount(&s, "pki_delta");
+    post(
+        &s,
+        "pki_delta/config/crl",
+        json!({"auto_rebuild": true, "enable_delta": true, "delta_rebuild_interval": "1s",
+               "expiry": "48h", "auto_rebuild_grace_period": "1h"}),
+    );
+    let (_, ca) = get(&s, "pki_delta/ca/pem");
+    std::fs::write(d.join("ca.pem"), ca).unwrap();
+    let certs: Vec<(String, String)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| issue(&s, "pki_delta", &format!("{n}.example.com"), "1h"))
+        .collect();
+    for (i, (_, pem)) in certs.iter().enumerate() {
+        std::fs::write(d.join(format!("leaf{i}.pem")), pem).unwrap();
+    }
+    let revoke = |serial: &str| {
+        post(&s, "pki_delta/revoke", json!({"serial_number": serial}));
+    };
+    revoke(&certs[0].0);
+    let (code, base) = get(&s, "pki_delta/crl/pem");
+    assert_eq!(code, 200);
+    std::fs::write(d.join("base.pem"), &base).unwrap();
+    revoke(&certs[1].0);
+    revoke(&certs[2].0);
+    // The complete CRL is not rebuilt by a revocation under auto_rebuild: it is the base still.
+    assert_eq!(get(&s, "pki_delta/crl/pem").1, base);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, delta) = get(&s, "pki_delta/crl/delta/pem");
+    assert_eq!(code, 200, "{delta}");
+    std::fs::write(d.join("delta.pem"), &delta).unwrap();
+    let json_form = get(&s, "pki_delta/cert/delta-crl").1;
+    let v: Value = serde_json::from_str(&json_form).unwrap();
+    assert_eq!(v["data"]["certificate"].as_str(), Some(delta.as_str()));
+    let (code, der) = get(&s, "pki_delta/crl/delta");
+    assert_eq!(code, 200);
+    assert!(der.len() > 100, "DER form served");
+
+    // openssl checks the signatures of both with the CA.
+    for f in ["base.pem", "delta.pem"] {
+        let (ok, text) = openssl(d, &["crl", "-in", f, "-CAfile", "ca.pem", "-noout"]);
+        assert!(ok && text.contains("verify OK"), "{f}: {text}");
+    }
+    let (_, base_text) = openssl(d, &["crl", "-in", "base.pem", "-noout", "-text"]);
+    let (_, delta_text) = openssl(d, &["crl", "-in", "delta.pem", "-noout", "-text"]);
+    let serials =
+        |idx: &[usize]| -> BTreeSet<String> { idx.iter().map(|i| hex(&certs[*i].0)).collect() };
+    assert_eq!(crl_serials(&base_text), serials(&[0]), "{base_text}");
+    assert_eq!(crl_serials(&delta_text), serials(&[1, 2]), "{delta_text}");
+    // The delta names its base by the base's CRL number.
+    let number = |text: &str, label: &str| -> String {
+        let mut lines = text.lines();
+        lines.find(|l| l.contains(label)).expect(label);
+        lines.next().unwrap().trim().to_string()
+    };
+    assert!(
+        delta_text.contains("Delta CRL Indicator: critical"),
+        "{delta_text}"
+    );
+    assert_eq!(
+        number(&delta_text, "Delta CRL Indicator"),
+        number(&base_text, "X509v3 CRL Number")
+    );
+    // expiry=48h is the span from lastUpdate to nextUpdate.
+    let (_, dates) = openssl(
+        d,
+        &[
+            "crl",
+            "-in",
+            "base.pem",
+            "-noout",
+            "-lastupdate",
+            "-nextupdate",
+        ],
+    );
+    let when = |k: &str| -> time::OffsetDateTime {
+        let line = dates.lines().find_map(|l| l.strip_prefix(k)).unwrap();
+        let fmt = time::macros::format_description!(
+            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+        );
+        time::PrimitiveDateTime::parse(line.trim(), &fmt)
+            .unwrap()
+            .assume_utc()
+    };
+    assert_eq!(
+        when("nextUpdate=") - when("lastUpdate="),
+        time::Duration::hours(48)
+    );
+    // crl/rotate makes a new base: the delta then holds nothing.
+    assert_eq!(get(&s, "pki_delta/crl/rotate").0, 200);
+    let (_, delta) = get(&s, "pki_delta/crl/delta/pem");
+    std::fs::write(d.join("delta2.pem"), &delta).unwrap();
+    let (_, text) = openssl(d, &["crl", "-in", "delta2.pem", "-noout", "-text"]);
+    assert!(crl_serials(&text).is_empty(), "{text}");
+
+    // disable: the CRL is served, signed and empty.
+    post(
+        &s,
+        "pki_delta/config/crl",
+        json!({"enable_delta": false, "auto_rebuild": false, "disable": true}),
+    );
+    let (_, off) = get(&s, "pki_delta/crl/pem");
+    std::fs::write(d.join("off.pem"), &off).unwrap();
+    let (ok, text) = openssl(
+        d,
+        &[
+            "crl", "-in", "off.pem", "-CAfile", "ca.pem", "-noout", "-text",
+        ],
+    );
+    assert!(ok && text.contains("No Revoked Certificates"), "{text}");
+    post(&s, "pki_delta/config/crl", json!({"disable": false}));
+    let (_, on) = get(&s, "pki_delta/crl/pem");
+    std::fs::write(d.join("on.pem"), &on).unwrap();
+    let (_, text) = openssl(d, &["crl", "-in", "on.pem", "-noout", "-text"]);
+    assert_eq!(crl_serials(&text), serials(&[0, 1, 2]));
+
+    // A replaced CA never has the old CA's CRL served, auto-rebuild or not.
+    post(&s, "pki_delta/config/crl", json!({"auto_rebuild": true}));
+    assert_eq!(get(&s, "pki_delta/crl/pem").0, 200);
+    assert_eq!(curl(&s, "DELETE", "pki_delta/root", None).0, 204);
+    post(
+        &s,
+        "pki_delta/root/generate/internal",
+        json!({"common_name": "CRL Root 2", "key_type": "ec", "ttl": "720h"}),
+    );
+    std::fs::write(d.join("ca2.pem"), get(&s, "pki_delta/ca/pem").1).unwrap();
+    std::fs::write(d.join("crl2.pem"), get(&s, "pki_delta/crl/pem").1).unwrap();
+    let (ok, text) = openssl(
+        d,
+        &["crl", "-in", "crl2.pem", "-CAfile", "ca2.pem", "-noout"],
+    );
+    assert!(ok && text.contains("verify OK"), "{text}");
+
+    // A mount disabled and enabled again starts with Vault's defaults.
+    assert_eq!(curl(&s, "DELETE", "sys/mounts/pki_delta", None).0, 204);
+    post(&s, "sys/mounts/pki_delta", json!({"type": "pki"}));
+    let v: Value = serde_json::from_str(&get(&s, "pki_delta/config/crl").1).unwrap();
+    assert_eq!(v["data"]["auto_rebuild"], false, "{v}");
+    assert_eq!(v["data"]["expiry"], "72h", "{v}");
+}
+
+#[test]
+fn tidy_removes_expired_certificates_while_issuance_goes_on() {
+    let s = mutual_dev();
+    mount(&s, "pki_tidy");
+    let (short, _) = issue(&s, "pki_tidy", "short.example.com", "1s");
+    let (kept, _) = issue(&s, "pki_tidy", "kept.example.com", "1h");
+    // notAfter and the cutoff are compared in whole seconds: 1s of TTL + 1s of buffer + 1s.
+    std::thread::sleep(Duration::from_millis(3500));
+    // Twenty issuances on another thread while the tidy runs.
+    let (codes, status) = std::thread::scope(|scope| {
+        let issuing = scope.spawn(|| {
+            (0..20)
+                .map(|i| {
+                    let body = json!({"common_name": format!("n{i}.example.com"), "ttl": "1h"})
+                        .to_string();
+                    curl(&s, "POST", "pki_tidy/issue/r", Some(&body)).0
+                })
+                .collect::<Vec<u16>>()
+        });
+        let (code, body) = curl(
+            &s,
+            "POST",
+            "pki_tidy/tidy",
+            Some(r#"{"tidy_cert_store":true,"safety_buffer":"1s"}"#),
+        );
+        assert_eq!(code, 202, "{body}");
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            status = serde_json::from_str(&get(&s, "pki_tidy/tidy-status").1).unwrap();
+            if status["data"]["state"] == "Finished" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (issuing.join().unwrap(), status)
+    });
+    assert!(
+        codes.iter().all(|c| *c == 200),
+        "issuance during tidy: {codes:?}"
+    );
+    let d = &status["data"];
+    assert_eq!(d["state"], "Finished", "{status}");
+    assert_eq!(d["cert_store_deleted_count"], 1, "{status}");
+    assert_eq!(d["revoked_cert_deleted_count"], 0);
+    assert!(d["time_finished"].is_string());
+    let (_, list) = curl(&s, "LIST", "pki_tidy/certs", None);
+    assert!(
+        !list.contains(&short),
+        "the expired certificate is gone: {list}"
+    );
+    assert!(list.contains(&kept), "the valid one stays: {list}");
+
+    // Auto-tidy, on its schedule: an expired revoked certificate leaves the store and the CRL.
+    let (gone, _) = issue(&s, "pki_tidy", "gone.example.com", "1s");
+    post(&s, "pki_tidy/revoke", json!({"serial_number": gone}));
+    post(
+        &s,
+        "pki_tidy/config/auto-tidy",
+        json!({"enabled": true, "interval_duration": "1s", "tidy_revoked_certs": true,
+               "safety_buffer": "1s"}),
+    );
+    let mut crl = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let status: Value = serde_json::from_str(&get(&s, "pki_tidy/tidy-status").1).unwrap();
+        if status["data"]["revoked_cert_deleted_count"] == 1 {
+            crl = get(&s, "pki_tidy/crl/pem").1;
+            break;
+        }
+    }
+    assert!(
+        crl.contains("BEGIN X509 CRL"),
+        "auto-tidy removed the revoked certificate"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crl.pem"), &crl).unwrap();
+    let (_, text) = openssl(dir.path(), &["crl", "-in", "crl.pem", "-noout", "-text"]);
+    assert!(!crl_serials(&text).contains(&hex(&gone)), "{text}");
+}
