@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use mutual_tls::{DenyAt, Matcher, MatcherError};
 
 /// Every duration flag: Vault's forms (`90s`, `30m`, `720h`, `30d`).
@@ -76,52 +76,93 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A subcommand whose arguments clap builds only when that subcommand is the one run. Every
+/// command of the one binary otherwise builds the whole tree of every command's flags at
+/// start: code spread over the binary that a long-running process (the agent, the proxy) then
+/// keeps resident for nothing.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Lazy)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+}
+
+impl<T: Subcommand> Subcommand for Lazy<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands)
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands_for_update)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Certificate authorities: init, intermediate, list, cert, urls.
     #[command(subcommand)]
-    Ca(CaCommand),
+    Ca(Lazy<CaCommand>),
     /// Roles: the rules that bound what a CA issues.
     #[command(subcommand)]
-    Role(RoleCommand),
+    Role(Lazy<RoleCommand>),
     /// Issue a certificate with a new key under a role.
-    Issue(IssueArgs),
+    Issue(Lazy<IssueArgs>),
     /// Sign a CSR under a role's rules.
-    Sign(SignArgs),
+    Sign(Lazy<SignArgs>),
     /// Revoke a certificate by serial (colon hex or plain hex).
-    Revoke(RevokeArgs),
+    Revoke(Lazy<RevokeArgs>),
     /// Write a CA's current CRL.
-    Crl(CrlArgs),
+    Crl(Lazy<CrlArgs>),
     /// Inventory of issued certificates.
-    Certs(CertsArgs),
+    Certs(Lazy<CertsArgs>),
     /// Readable summary of a certificate or chain (a file, or - for stdin).
-    Inspect(InspectArgs),
+    Inspect(Lazy<InspectArgs>),
     /// Verify a chain against a CA file; on failure say exactly why.
-    Verify(VerifyArgs),
+    Verify(Lazy<VerifyArgs>),
     /// Play the story of mTLS between services on loopback, narrated, checking every step.
-    Demo(DemoArgs),
+    Demo(Lazy<DemoArgs>),
     /// The CA over HTTP, wire-compatible with Vault/OpenBao's PKI API (`/v1/...`).
-    Server(ServerArgs),
+    Server(Lazy<ServerArgs>),
     /// API tokens of `mutual server`, each scoped to mounts: create, revoke, list.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(Lazy<TokenCommand>),
     /// Serve over mTLS (hello) or plain HTTP (echo, a backend for the proxy).
     #[command(subcommand)]
-    Serve(ServeCommand),
+    Serve(Lazy<ServeCommand>),
     /// mTLS HTTP client; when refused, it says why instead of `bad certificate`.
-    Curl(CurlArgs),
+    Curl(Lazy<CurlArgs>),
     /// Diagnose an mTLS endpoint: what it presents, which client CAs it accepts, and whether
     /// the given identity would be accepted and why not.
-    Doctor(DoctorArgs),
+    Doctor(Lazy<DoctorArgs>),
     /// Authorizing mTLS reverse proxy in front of a plain HTTP backend.
-    Proxy(Box<ProxyArgs>),
+    Proxy(Lazy<Box<ProxyArgs>>),
     /// Client mode: plaintext in on a local port, mTLS out with our certificate.
-    Tunnel(TunnelArgs),
+    Tunnel(Lazy<TunnelArgs>),
     // --- mutual agent (enrollment and renewal; flags in AgentArgs below) ---
     /// Enroll with a bootstrap token and keep a certificate renewed on disk (cert.pem,
     /// key.pem, ca.pem), running a hook after each renewal.
-    Agent(AgentArgs),
+    Agent(Lazy<AgentArgs>),
 }
 
 /// `mutual ca …`
