@@ -22,6 +22,7 @@ mod approle;
 mod authority;
 mod commit;
 mod error;
+mod inventory;
 mod kek;
 mod model;
 mod mounts;
@@ -37,6 +38,7 @@ pub use authority::{
 };
 pub use commit::{CertWriter, OwnedCert};
 pub use error::StoreError;
+pub use inventory::{names_of, Cursor, DayCount, Found, NameKind, Page, Search, SortKey, MAX_PAGE};
 pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;
