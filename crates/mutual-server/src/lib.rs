@@ -23,6 +23,7 @@ mod approle;
 mod cert_auth;
 mod error;
 mod feed;
+mod inventory;
 mod lifecycle;
 mod ocsp;
 mod params;
@@ -34,6 +35,7 @@ mod roles;
 mod state;
 mod sys;
 mod tokens;
+mod ui;
 
 use std::sync::Arc;
 
@@ -71,7 +73,10 @@ pub enum Op {
 /// The HTTP service: every path goes through one dispatcher, as Vault's router does, because
 /// mount paths may themselves contain slashes.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(dispatch).with_state(app)
+    Router::new()
+        .merge(ui::router(app.clone()))
+        .fallback(dispatch)
+        .with_state(app)
 }
 
 /// Serves `app` on `listener` until the process ends.
@@ -165,12 +170,15 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         }
         _ => {}
     }
+    let mut accessor = None;
     if !pki::is_unauthenticated(op, rest) {
         let tok = app.token(token.as_deref()).await?;
         if tok.role.is_some() {
             let secret = token.as_deref().unwrap_or_default();
             let rest = rest.to_string();
-            return lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret).await;
+            let by = Some(tok.accessor.clone());
+            let answer = lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret);
+            return inventory::on_behalf_of(by, answer).await;
         }
         if tok.expired(time::OffsetDateTime::now_utc()) {
             return Err(ApiError::PermissionDenied);
@@ -191,7 +199,11 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         )
         .await?;
         tokens::count_use(app, &tok, token.as_deref().unwrap_or_default()).await?;
+        if rest == "inventory" && matches!(op, Op::Read | Op::List) {
+            return inventory::handle(app, &mount, &params).await;
+        }
+        accessor = Some(tok.accessor);
     }
     let rest = rest.to_string();
-    pki::handle(app, mount, op, &rest, params).await
+    inventory::on_behalf_of(accessor, pki::handle(app, mount, op, &rest, params)).await
 }

@@ -113,6 +113,8 @@ pub enum SortKey {
     Issued,
     /// By serial.
     Serial,
+    /// By the order of revocation (only revoked certificates).
+    Revoked,
 }
 
 impl SortKey {
@@ -123,6 +125,7 @@ impl SortKey {
             SortKey::CommonName => "cn",
             SortKey::Issued => "issued",
             SortKey::Serial => "serial",
+            SortKey::Revoked => "revoked",
         }
     }
 
@@ -133,6 +136,7 @@ impl SortKey {
             "cn" | "common_name" => Some(SortKey::CommonName),
             "issued" | "issued_at" => Some(SortKey::Issued),
             "serial" => Some(SortKey::Serial),
+            "revoked" => Some(SortKey::Revoked),
             _ => None,
         }
     }
@@ -143,6 +147,7 @@ impl SortKey {
             SortKey::CommonName => "common_name",
             SortKey::Issued => "issued_at",
             SortKey::Serial => "serial",
+            SortKey::Revoked => "revoked_seq",
         }
     }
 
@@ -318,6 +323,10 @@ pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
     if let Some(acc) = &s.issued_by {
         sql.push_str(" AND c.serial IN (SELECT serial FROM cert_issuers WHERE accessor = ?)");
         binds.push(Bind::Text(acc.clone()));
+    }
+    if s.sort == SortKey::Revoked {
+        // The feed's partial index orders revocations; only revoked rows are in it.
+        sql.push_str(" AND c.revoked_seq IS NOT NULL");
     }
     let col = s.sort.column();
     let (cmp, dir) = if s.descending {
