@@ -50,7 +50,12 @@ pub fn search_from(p: &Params, now: OffsetDateTime) -> Result<Search, ApiError> 
                 .map_err(|_| ApiError::bad(format!("\"{serial}\" is not a serial number")))?,
         );
     }
-    if let Some(d) = p.duration("expiring")? {
+    // An empty field (the dashboard's "any time") is no window, not a window of zero.
+    let expiring = match text("expiring") {
+        Some(_) => p.duration("expiring")?,
+        None => None,
+    };
+    if let Some(d) = expiring {
         s.expires_after = Some(now);
         s.expires_before = Some(now + d);
     }
@@ -176,7 +181,12 @@ mod tests {
     #[test]
     fn query_parameters_become_a_search() {
         let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let s = search_from(&params("cn=alice&san=127.0.0.1&revoked=false"), now).unwrap();
+        let s = search_from(
+            &params("cn=alice&san=127.0.0.1&revoked=false&expiring="),
+            now,
+        )
+        .unwrap();
+        assert_eq!(s.expires_before, None);
         assert_eq!(s.cn_prefix.as_deref(), Some("alice"));
         assert_eq!(s.san, Some((NameKind::Ip, "127.0.0.1".into())));
         assert_eq!(s.revoked, Some(false));

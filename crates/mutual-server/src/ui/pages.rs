@@ -360,14 +360,23 @@ pub(crate) async fn cert(State(ui): State<Arc<Ui>>, headers: HeaderMap, uri: Uri
                     tr { th { "Subject" } td { (f.subject) } }
                     tr { th { "Issuer" } td { (f.issuer) } }
                     tr { th { "Valid" } td { (when(f.not_before)) " → " (when(f.not_after)) " (" (left(f.not_after, now)) ")" } }
-                    tr { th { "DNS names" } td { (f.dns_names.join(", ")) } }
-                    tr { th { "IP addresses" } td { (f.ip_addresses.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")) } }
-                    tr { th { "URIs" } td { (f.uris.join(", ")) } }
-                    tr { th { "Key" } td { (format!("{:?}", f.key)) } }
-                    tr { th { "Key usage" } td { (f.key_usage.join(", ")) } }
-                    tr { th { "Extended key usage" } td { (f.extended_key_usage.join(", ")) } }
+                    @let ips: Vec<String> = f.ip_addresses.iter().map(|i| i.to_string()).collect();
+                    @for (label, values) in [
+                        ("DNS names", &f.dns_names),
+                        ("IP addresses", &ips),
+                        ("URIs", &f.uris),
+                        ("E-mail", &f.emails),
+                        ("Key usage", &f.key_usage),
+                        ("Extended key usage", &f.extended_key_usage),
+                        ("CRL", &f.crl_urls),
+                        ("Issuing CA URL", &f.issuing_urls),
+                    ] {
+                        @if !values.is_empty() {
+                            tr { th { (label) } td { (values.join(", ")) } }
+                        }
+                    }
+                    tr { th { "Key" } td { (f.key.to_string()) } }
                     tr { th { "Signature" } td { (f.signature_algorithm) } }
-                    tr { th { "CRL" } td { (f.crl_urls.join(", ")) } }
                     @if let Some(d) = &der {
                         tr { th { "SHA-256" } td.serial { (cert::fingerprint(d)) } }
                     }

@@ -72,7 +72,11 @@ pub(crate) fn describe(role: &Role) -> Vec<String> {
     } else {
         format!(" ({} bits)", role.key_bits)
     };
-    out.push(format!("Keys: {}{bits}.", role.key_type));
+    if role.key_type == "any" {
+        out.push("Keys: any type (a CSR's own; generated keys are RSA 2048).".to_string());
+    } else {
+        out.push(format!("Keys: {}{bits}.", role.key_type));
+    }
     if role.no_store {
         out.push("Issued certificates are not recorded (no_store).".to_string());
     }
