@@ -49,6 +49,7 @@ use axum::{
 
 pub use cert_auth::ClientCert;
 pub use error::ApiError;
+pub use inventory::search_from;
 pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
