@@ -296,6 +296,10 @@ pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
     if let Some(cas) = &s.visible_cas {
         if cas.is_empty() {
             sql.push_str(" AND 0");
+        } else if cas.len() == 1 {
+            // An equality, so that the (ca, not_after, serial) index also gives the order.
+            sql.push_str(" AND c.ca = ?");
+            binds.push(Bind::Text(cas[0].clone()));
         } else {
             sql.push_str(" AND c.ca IN (");
             sql.push_str(&vec!["?"; cas.len()].join(", "));

@@ -110,6 +110,17 @@ impl Viewer {
             .collect()
     }
 
+    /// The CAs a search of this viewer is limited to: `None` when it sees every mount, so
+    /// that the search needs no CA condition (and its indexes give the order).
+    pub fn scope(&self, app: &App) -> Option<Vec<String>> {
+        let all = app.mounts();
+        let visible = self.mounts(app);
+        if visible.len() == all.len() {
+            return None;
+        }
+        Some(visible.iter().map(|m| m.record.path.clone()).collect())
+    }
+
     /// May this viewer revoke certificates of `mount`?
     pub fn can_revoke(&self, mount: &str) -> bool {
         self.can(&format!("{mount}/revoke"), Capability::Update)

@@ -33,13 +33,13 @@ pub(crate) async fn overview(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> R
         Err(r) => return r,
     };
     let mounts = v.mounts(&ui.app);
-    let visible: Vec<String> = mounts.iter().map(|m| m.record.path.clone()).collect();
+    let scope = v.scope(&ui.app);
     let now = OffsetDateTime::now_utc();
     let soon = ui
         .app
         .store
         .search_certs(&Search {
-            visible_cas: Some(visible.clone()),
+            visible_cas: scope.clone(),
             expires_after: Some(now),
             expires_before: Some(now + SOON),
             revoked: Some(false),
@@ -51,14 +51,18 @@ pub(crate) async fn overview(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> R
         .app
         .store
         .search_certs(&Search {
-            visible_cas: Some(visible.clone()),
+            visible_cas: scope.clone(),
             sort: SortKey::Revoked,
             descending: true,
             limit: 10,
             ..Search::default()
         })
         .await;
-    let days = ui.app.store.issued_per_day(DAYS, Some(&visible), now).await;
+    let days = ui
+        .app
+        .store
+        .issued_per_day(DAYS, scope.as_deref(), now)
+        .await;
     let (soon, revoked, days) = match (soon, revoked, days) {
         (Ok(s), Ok(r), Ok(d)) => (s, r, d),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
@@ -202,7 +206,7 @@ pub(crate) async fn certs(State(ui): State<Arc<Ui>>, headers: HeaderMap, uri: Ur
     let visible: Vec<String> = mounts.iter().map(|m| m.record.path.clone()).collect();
     let found = match crate::inventory::search_from(&p, now) {
         Ok(mut s) => {
-            s.visible_cas = Some(visible.clone());
+            s.visible_cas = v.scope(&ui.app);
             ui.app
                 .store
                 .search_certs(&s)
