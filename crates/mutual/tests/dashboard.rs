@@ -247,6 +247,48 @@ fn the_dashboard_in_a_real_browser() {
     assert_eq!(b.alert(), None);
     b.screenshot(&shots.join("07-hostile.png"));
 
+    // Issue from a role: the form, then its POST answers the PEM bundle to download.
+    b.go(&format!("{}/ui/issue?mount=pki&role=service", ca.addr()));
+    assert!(
+        b.find("form.issue input[name=common_name]").is_some(),
+        "{}",
+        b.source()
+    );
+    b.screenshot(&shots.join("08-issue-form.png"));
+    let csrf = csrf_of(&b.source());
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-b", &format!("mutual_session={session}")])
+        .args([
+            "--data",
+            &format!("mount=pki&role=service&common_name=carol.example.com&ttl=48h&csrf={csrf}"),
+        ])
+        .arg(format!("{}/ui/issue", ca.addr()))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("attachment; filename=\"carol.example.com.pem\""),
+        "{answer}"
+    );
+    assert!(answer.contains("PRIVATE KEY-----"), "{answer}");
+    let pem = &answer[answer.find("-----BEGIN CERTIFICATE").unwrap()..];
+    std::fs::write(dir.path().join("carol.pem"), pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(dir.path().join("carol.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("carol.example.com"),
+        "{out:?}"
+    );
+    let carol = inventory(&ca, "cn=carol");
+    assert_eq!(
+        carol["certs"][0]["issued_by"],
+        found["certs"][0]["issued_by"]
+    );
+
     // A revoke without the CSRF token (or with a wrong one) is refused; Bob stays valid.
     let bob_hex = bob.replace(':', "");
     for form in [
@@ -275,7 +317,7 @@ fn the_dashboard_in_a_real_browser() {
     b.go(&format!("{}/ui/cert?serial={bob_hex}", ca.addr()));
     assert!(b.source().contains("bob.example.com"));
     assert!(b.find("a.button.danger").is_none(), "{}", b.source());
-    b.screenshot(&shots.join("08-reader-no-revoke.png"));
+    b.screenshot(&shots.join("09-reader-no-revoke.png"));
     let reader_session = b.cookie("mutual_session").unwrap()["value"]
         .as_str()
         .unwrap()
@@ -293,7 +335,7 @@ fn the_dashboard_in_a_real_browser() {
     b.go(&format!("{}/ui/roles", ca.addr()));
     assert!(b.source().contains("Any name may be requested."));
     assert!(b.find("a.button").is_none(), "the reader may not issue");
-    b.screenshot(&shots.join("09-roles-reader.png"));
+    b.screenshot(&shots.join("10-roles-reader.png"));
 }
 
 #[test]

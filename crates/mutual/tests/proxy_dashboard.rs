@@ -103,6 +103,6 @@ fn the_proxy_dashboard_shows_bobs_refusal_and_why() {
     }
     assert!(b.find("form").is_none(), "the admin dashboard is read-only");
     b.screenshot(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots/10-proxy.png"),
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots/11-proxy.png"),
     );
 }

@@ -241,24 +241,21 @@ pub(crate) async fn revoke(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: 
     .into_response()
 }
 
-fn role_of(
-    ui: &Ui,
-    v: &Viewer,
-    p: &Params,
-) -> Result<(Arc<crate::state::Mount>, String), Response> {
+/// The mount and role a form names, when the viewer may see them.
+fn role_of(ui: &Ui, v: &Viewer, p: &Params) -> Option<(Arc<crate::state::Mount>, String)> {
     let mount = p.string("mount").unwrap_or_default();
     let role = p.string("role").unwrap_or_default();
-    match v
-        .mounts(&ui.app)
+    v.mounts(&ui.app)
         .into_iter()
-        .find(|m| m.record.path == mount)
-    {
-        Some(m) if m.roles.contains_key(&role) => Ok((m, role)),
-        _ => Err(error_page(
-            StatusCode::NOT_FOUND,
-            "No such role that this token may see.",
-        )),
-    }
+        .find(|m| m.record.path == mount && m.roles.contains_key(&role))
+        .map(|m| (m, role))
+}
+
+fn no_role() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "No such role that this token may see.",
+    )
 }
 
 fn can_issue(v: &Viewer, mount: &str, role: &str) -> bool {
@@ -276,9 +273,8 @@ pub(crate) async fn issue_form(
         Err(r) => return r,
     };
     let p = Params::parse(b"", uri.query()).unwrap_or_default();
-    let (mount, role) = match role_of(&ui, &v, &p) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((mount, role)) = role_of(&ui, &v, &p) else {
+        return no_role();
     };
     if !can_issue(&v, &mount.record.path, &role) {
         return denied(&format!("issuing under role {role}"));
@@ -308,9 +304,8 @@ pub(crate) async fn issue(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: B
         Ok(v) => v,
         Err(r) => return r,
     };
-    let (mount, role) = match role_of(&ui, &v, &p) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((mount, role)) = role_of(&ui, &v, &p) else {
+        return no_role();
     };
     if !can_issue(&v, &mount.record.path, &role) {
         return denied(&format!("issuing under role {role}"));
