@@ -374,4 +374,14 @@ fn every_dashboard_answer_carries_the_safety_headers() {
         "{out:?}"
     );
     assert_eq!(post_form(&ca, "/ui/login", "none", "token=x&csrf=y"), 403);
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .arg(format!("{}/ui/no/such/page", ca.addr()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("\n404") && text.contains("No such page."),
+        "{text}"
+    );
 }

@@ -60,7 +60,12 @@ pub(crate) fn router<S>(app: Arc<App>) -> Router<S> {
             get(actions::revoke_form).post(actions::revoke),
         )
         .route("/ui/issue", get(actions::issue_form).post(actions::issue))
-        .fallback(|| async { error_page(StatusCode::NOT_FOUND, "No such page.") })
+        // The server's fallback (the Vault API's dispatcher) replaces a merged router's own,
+        // so the dashboard's unknown pages are a route of their own.
+        .route(
+            "/ui/{*rest}",
+            get(|| async { error_page(StatusCode::NOT_FOUND, "No such page.") }),
+        )
         .layer(axum::middleware::map_response(guard))
         .with_state(ui)
 }
