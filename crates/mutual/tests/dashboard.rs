@@ -283,6 +283,31 @@ fn the_dashboard_in_a_real_browser() {
         String::from_utf8_lossy(&out.stdout).contains("carol.example.com"),
         "{out:?}"
     );
+    let p12 = dir.path().join("dave.p12");
+    let out = Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(&p12)
+        .args(["-w", "%{http_code} %{content_type}", "-b", &format!("mutual_session={session}")])
+        .args(["--data", &format!("mount=pki&role=service&common_name=dave.example.com&p12_password=s3cret&csrf={csrf}")])
+        .arg(format!("{}/ui/issue", ca.addr()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 application/x-pkcs12"
+    );
+    let out = Command::new("openssl")
+        .args(["pkcs12", "-nokeys", "-passin", "pass:s3cret", "-in"])
+        .arg(&p12)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("subject=CN = dave.example.com"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("subject=CN = Agent Test Root"), "{text}");
     let carol = inventory(&ca, "cn=carol");
     assert_eq!(
         carol["certs"][0]["issued_by"],

@@ -290,7 +290,8 @@ pub(crate) async fn issue_form(
             label { "IP addresses (comma-separated)" input name="ip_sans"; }
             label { "URI names (comma-separated)" input name="uri_sans"; }
             label { "Lifetime (e.g. 72h; empty: the role's default)" input name="ttl"; }
-            button type="submit" { "Issue and download PEM" }
+            label { "PKCS#12 password (set it to download a .p12 instead of PEM)" input type="password" name="p12_password" autocomplete="new-password"; }
+            button type="submit" { "Issue and download" }
         }
         p.hint { "The download holds the certificate, its private key and the CA chain. The key is not kept by the server." }
     };
@@ -364,6 +365,31 @@ pub(crate) async fn issue(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: B
         })
         .collect();
     tracing::info!(token.accessor = %v.tok.accessor, role, serial = field("serial_number"), "dashboard issue");
+    if let Some(password) = p.string("p12_password").filter(|pw| !pw.is_empty()) {
+        let key = field("private_key");
+        let alias = name.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let key = mutual_pki::key::PrivateKey::from_pem(&key)?;
+            let chain = mutual_pki::cert::pem_certs(bundle.as_bytes())?;
+            mutual_pki::p12::build(&alias, &key, &chain, &password)
+        })
+        .await;
+        return match built {
+            Ok(Ok(der)) => (
+                [
+                    (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}.p12\""),
+                    ),
+                ],
+                der,
+            )
+                .into_response(),
+            Ok(Err(e)) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+    }
     (
         [
             (header::CONTENT_TYPE, "application/x-pem-file".to_string()),
