@@ -63,11 +63,13 @@ fn page(proxy: &Proxy) -> Markup {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                // Refusals arrive as they happen: the page reloads itself (no script needed).
+                meta http-equiv="refresh" content="10";
                 title { "mutual proxy" }
                 link rel="stylesheet" href="/ui/style.css";
             }
             body {
-                header { span.brand { "mutual proxy" } span.note { "read-only · " (when(now)) } }
+                header { span.brand { "mutual proxy" } span.note { "read-only · refreshed every 10 s · " (when(now)) } }
                 main {
                     section {
                         h2 { "Listeners" }
