@@ -1,6 +1,6 @@
 //! The admin listener (plain HTTP, bind it to loopback): `/metrics` in Prometheus text,
 //! `/live` (the process runs) and `/ready` (listeners bound and each upstream has a server in
-//! rotation).
+//! rotation), and `/ui/`, the read-only dashboard (ui.rs).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
+    if let Some(page) = crate::ui::answer(proxy, path) {
+        return page;
+    }
     let rt = proxy.runtime();
     match path {
         "/live" => text(StatusCode::OK, "live\n".into()),
@@ -67,7 +70,7 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /metrics, /ready or /live\n".into(),
+            "try /ui/, /metrics, /ready or /live\n".into(),
         ),
     }
 }

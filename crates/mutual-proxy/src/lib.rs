@@ -28,6 +28,7 @@ pub mod crlstate;
 pub mod enroll;
 pub mod headers;
 pub mod metrics;
+pub mod refusals;
 pub mod reload;
 pub mod revocation;
 pub mod route;
@@ -36,6 +37,7 @@ pub mod service;
 pub mod tcp;
 pub mod tls;
 pub mod tunnel;
+mod ui;
 pub mod upstream;
 pub mod xfcc;
 
@@ -247,6 +249,8 @@ pub struct Proxy {
     bound: std::sync::OnceLock<Vec<SocketAddr>>,
     /// Per listener: its certificate source, when enrolled.
     enrolled: enroll::Enrollments,
+    /// The last refusals, for the admin dashboard.
+    pub refusals: refusals::Recent,
 }
 
 /// Addresses a started proxy listens on.
@@ -285,6 +289,7 @@ impl Proxy {
             metrics: Metrics::default(),
             bound: std::sync::OnceLock::new(),
             enrolled,
+            refusals: refusals::Recent::default(),
         }))
     }
 

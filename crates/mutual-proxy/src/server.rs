@@ -78,6 +78,17 @@ async fn connection(
         Ok(e) => e,
         Err(refusal) => {
             proxy.metrics.handshake("refused", refusal.code());
+            proxy.refusals.record(crate::refusals::Refusal {
+                at: time::OffsetDateTime::now_utc(),
+                peer_addr: remote,
+                peer: crate::refusals::short_name(refusal.subject().unwrap_or_default()),
+                issuer: crate::refusals::short_name(refusal.issuer().unwrap_or_default()),
+                stage: "handshake",
+                route: "-".into(),
+                code: refusal.code().to_string(),
+                status: None,
+                reason: refusal.to_string(),
+            });
             return;
         }
     };

@@ -170,6 +170,21 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
     proxy
         .metrics
         .request(&out.route, out.status.as_u16(), out.decision);
+    if out.decision != "allow" {
+        proxy.refusals.record(crate::refusals::Refusal {
+            at: time::OffsetDateTime::now_utc(),
+            peer_addr: conn.remote,
+            peer: peer.map(|p| p.name().to_string()).unwrap_or_default(),
+            issuer: peer
+                .map(|p| p.issuer_name().to_string())
+                .unwrap_or_default(),
+            stage: "request",
+            route: out.route.clone(),
+            code: out.decision.to_string(),
+            status: Some(out.status.as_u16()),
+            reason: out.reason.clone().unwrap_or_default(),
+        });
+    }
     if proxy.access_log() {
         tracing::info!(
             target: "mutual::access",

@@ -131,6 +131,17 @@ pub async fn relay<S>(
         Ok(permit) => connect(proxy, route, &permit, idle, stream, remote).await,
         Err(denial) => {
             proxy.metrics.tcp(&route.name, "denied", Moved::default());
+            proxy.refusals.record(crate::refusals::Refusal {
+                at: time::OffsetDateTime::now_utc(),
+                peer_addr: remote,
+                peer: peer.name().to_string(),
+                issuer: peer.issuer_name().to_string(),
+                stage: "tcp",
+                route: route.name.clone(),
+                code: "deny".into(),
+                status: None,
+                reason: denial.to_string(),
+            });
             tracing::warn!(peer.addr = %remote, peer.cn = peer.name(), route = %route.name, reason = %denial, "tcp: refused client");
         }
     }

@@ -28,6 +28,7 @@ mod crl_config;
 mod error;
 mod feed;
 mod fields;
+mod inventory;
 mod issuers;
 mod lifecycle;
 mod ocsp;
@@ -41,6 +42,7 @@ mod state;
 mod sys;
 mod tidy;
 mod tokens;
+mod ui;
 mod userpass;
 
 use std::sync::Arc;
@@ -56,6 +58,7 @@ use axum::{
 pub use cert_auth::ClientCert;
 pub use certindex::spawn_catch_up;
 pub use error::ApiError;
+pub use inventory::search_from;
 pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
@@ -92,7 +95,10 @@ pub enum Op {
 /// The HTTP service: every path goes through one dispatcher, as Vault's router does, because
 /// mount paths may themselves contain slashes.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(dispatch).with_state(app)
+    Router::new()
+        .merge(ui::router(app.clone()))
+        .fallback(dispatch)
+        .with_state(app)
 }
 
 /// Serves `app` on `listener` until the process ends.
@@ -220,12 +226,15 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         }
         _ => {}
     }
+    let mut accessor = None;
     if !pki::is_unauthenticated(op, rest) {
         let tok = app.token(token.as_deref()).await?;
         if tok.role.is_some() {
             let secret = token.as_deref().unwrap_or_default();
             let rest = rest.to_string();
-            return lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret).await;
+            let by = Some(tok.accessor.clone());
+            let answer = lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret);
+            return inventory::on_behalf_of(by, answer).await;
         }
         if tok.expired(time::OffsetDateTime::now_utc()) {
             return Err(ApiError::PermissionDenied);
@@ -246,10 +255,14 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         )
         .await?;
         tokens::count_use(app, &tok, token.as_deref().unwrap_or_default()).await?;
+        if rest == "inventory" && matches!(op, Op::Read | Op::List) {
+            return inventory::handle(app, &mount, &params).await;
+        }
+        accessor = Some(tok.accessor);
     }
     let rest = rest.to_string();
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);
     }
-    pki::handle(app, mount, op, &rest, params).await
+    inventory::on_behalf_of(accessor, pki::handle(app, mount, op, &rest, params)).await
 }

@@ -651,7 +651,9 @@ pub(crate) async fn record_and_answer(
 ) -> Result<Reply, ApiError> {
     let (issued, row) = signed.into_issued(ca)?;
     if !no_store {
-        app.writer.record(row).await?;
+        app.writer
+            .record_by(row, crate::inventory::issued_by())
+            .await?;
     }
     issued_reply(issued, p)
 }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{busy_secs, sqlite_err, translate, DbFailure};
+use crate::inventory::{insert_side_rows, names_of, NameKind};
 use crate::{Store, StoreError};
 
 /// Most certificates written by one transaction.
@@ -35,6 +36,11 @@ pub struct OwnedCert {
 
 struct Job {
     cert: OwnedCert,
+    /// Its subject alternative names for the inventory, read on the caller's task so that
+    /// the one writer thread does no parsing.
+    names: Vec<(NameKind, String)>,
+    /// The accessor of the token that asked for it.
+    issued_by: Option<String>,
     done: oneshot::Sender<Result<(), DbFailure>>,
 }
 
@@ -55,9 +61,25 @@ impl std::fmt::Debug for Job {
 impl CertWriter {
     /// Records a certificate; returns once it is committed.
     pub async fn record(&self, cert: OwnedCert) -> Result<(), StoreError> {
+        self.record_by(cert, None).await
+    }
+
+    /// Records a certificate with the accessor of the token that asked for it (the
+    /// inventory's "issued by"); returns once it is committed.
+    pub async fn record_by(
+        &self,
+        cert: OwnedCert,
+        issued_by: Option<String>,
+    ) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
+        let names = names_of(&cert.cert_pem);
         self.tx
-            .send(Job { cert, done })
+            .send(Job {
+                cert,
+                names,
+                issued_by,
+                done,
+            })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         match wait.await {
@@ -139,8 +161,7 @@ fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receive
         }
         // Each caller of the batch gets the failure, translated on its side (the store's one
         // translation point, as for the pool): a lock held too long says so.
-        let result =
-            insert(&mut conn, batch.iter().map(|j| &j.cert)).map_err(|e| DbFailure::from(&e));
+        let result = insert(&mut conn, batch.iter()).map_err(|e| DbFailure::from(&e));
         for job in batch {
             let _ = job.done.send(result.clone());
         }
@@ -149,7 +170,7 @@ fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receive
 
 fn insert<'a>(
     conn: &mut rusqlite::Connection,
-    certs: impl Iterator<Item = &'a OwnedCert>,
+    jobs: impl Iterator<Item = &'a Job>,
 ) -> rusqlite::Result<()> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -158,9 +179,11 @@ fn insert<'a>(
             "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
-        for c in certs {
+        for job in jobs {
+            let c = &job.cert;
+            let serial = c.serial.to_hex();
             stmt.execute(rusqlite::params![
-                c.serial.to_hex(),
+                serial,
                 c.ca,
                 c.common_name,
                 c.not_before.unix_timestamp(),
@@ -169,6 +192,7 @@ fn insert<'a>(
                 now,
                 c.role,
             ])?;
+            insert_side_rows(&tx, &serial, &job.names, job.issued_by.as_deref())?;
         }
     }
     tx.commit()

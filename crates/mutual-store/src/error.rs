@@ -66,6 +66,9 @@ pub enum StoreError {
         /// What the database said.
         message: String,
     },
+    /// A search asked something the inventory cannot answer (a malformed cursor or filter).
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 impl StoreError {

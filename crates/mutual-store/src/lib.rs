@@ -23,6 +23,7 @@ mod auth_entries;
 mod authority;
 mod commit;
 mod error;
+mod inventory;
 mod kek;
 mod model;
 mod mount_config;
@@ -40,6 +41,7 @@ pub use authority::{
 };
 pub use commit::{CertWriter, OwnedCert};
 pub use error::StoreError;
+pub use inventory::{names_of, Cursor, DayCount, Found, NameKind, Page, Search, SortKey, MAX_PAGE};
 pub use kek::Kek;
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;

@@ -98,4 +98,32 @@ pub(crate) const SCHEMA: &[&str] = &[
         kind TEXT NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (mount, kind))",
+    // The inventory (inventory.rs): subject alternative names and the token that asked for
+    // each certificate, filled when it is recorded; one index per filter and sort order, each
+    // ending in the serial that keyset pagination breaks ties with.
+    "CREATE TABLE IF NOT EXISTS cert_names (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        PRIMARY KEY (kind, value, serial)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS cert_names_serial ON cert_names(serial)",
+    "CREATE TABLE IF NOT EXISTS cert_issuers (serial TEXT PRIMARY KEY, accessor TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS cert_issuers_accessor ON cert_issuers(accessor, serial)",
+    "CREATE INDEX IF NOT EXISTS certs_cn ON certs(common_name, serial)",
+    "CREATE INDEX IF NOT EXISTS certs_expiry ON certs(not_after, serial)",
+    "CREATE INDEX IF NOT EXISTS certs_issued ON certs(issued_at, serial)",
+    // `tidy` and `DELETE <mount>/root` delete certificates; their side rows go with them.
+    "CREATE TRIGGER IF NOT EXISTS certs_inventory_gone AFTER DELETE ON certs BEGIN
+        DELETE FROM cert_names WHERE serial = old.serial;
+        DELETE FROM cert_issuers WHERE serial = old.serial;
+    END",
+];
+
+/// Indexes on columns that `ADDED_COLUMNS` (sqlite.rs) adds, run after it: in `SCHEMA` they
+/// would fail on a store whose `certs` table predates the column.
+pub(crate) const SCHEMA_AFTER_COLUMNS: &[&str] = &[
+    // Role (or CA) and the default order (expiry) in one index: a role or a mount holding most
+    // of a million certificates is still answered without sorting them (bench/inventory.sh).
+    "CREATE INDEX IF NOT EXISTS certs_role ON certs(role, not_after, serial)",
+    "CREATE INDEX IF NOT EXISTS certs_ca_expiry ON certs(ca, not_after, serial)",
 ];

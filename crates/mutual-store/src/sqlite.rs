@@ -90,7 +90,10 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         "CREATE INDEX IF NOT EXISTS certs_revoked_seq ON certs(revoked_seq) WHERE revoked_seq IS NOT NULL",
         "CREATE TABLE IF NOT EXISTS revocation_seq (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL)",
         "INSERT OR IGNORE INTO revocation_seq (one, seq) SELECT 1, COALESCE(MAX(revoked_seq), 0) FROM certs",
-    ] {
+    ]
+    .iter()
+    .chain(crate::schema::SCHEMA_AFTER_COLUMNS)
+    {
         sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
     }
     Ok(())
@@ -182,12 +185,14 @@ impl Store {
         .execute(&pool)
         .await
         .map_err(db_err)?;
-        Ok(Store {
+        let store = Store {
             pool,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
             durable,
-        })
+        };
+        store.backfill_inventory().await?;
+        Ok(store)
     }
 
     /// Opens the store in `dir`, checking that it is one and that the key-encryption key
@@ -227,12 +232,14 @@ impl Store {
                     .into(),
             )
         })?;
-        Ok(Store {
+        let store = Store {
             pool,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
             durable: true,
-        })
+        };
+        store.backfill_inventory().await?;
+        Ok(store)
     }
 
     /// The data directory.
@@ -442,6 +449,8 @@ impl Store {
 
     /// Records an issued certificate. Returns once the row is committed and synced.
     pub async fn record_cert(&self, cert: &NewCert<'_>) -> Result<(), StoreError> {
+        let names = crate::inventory::names_of(cert.cert_pem);
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -453,9 +462,19 @@ impl Store {
         .bind(cert.cert_pem)
         .bind(ts(OffsetDateTime::now_utc()))
         .bind(cert.role)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        for (kind, value) in names {
+            sqlx::query("INSERT OR IGNORE INTO cert_names (kind, value, serial) VALUES (?, ?, ?)")
+                .bind(kind.as_str())
+                .bind(value)
+                .bind(cert.serial.to_hex())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -641,7 +660,7 @@ impl Store {
     }
 }
 
-fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> CertRecord {
+pub(crate) fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> CertRecord {
     let serial: String = row.get("serial");
     let revoked_at: Option<i64> = row.get("revoked_at");
     let reason: Option<i64> = row.get("reason");

@@ -133,6 +133,7 @@ async fn a_store_made_before_roles_and_the_feed_is_migrated_when_opened() {
         let conn = rusqlite::Connection::open(data.join("mutual.db")).unwrap();
         for stmt in [
             "DROP INDEX certs_revoked_seq",
+            "DROP INDEX certs_role",
             "ALTER TABLE certs DROP COLUMN role",
             "ALTER TABLE certs DROP COLUMN revoked_seq",
             "DROP TABLE revocation_seq",

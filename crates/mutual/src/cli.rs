@@ -474,6 +474,44 @@ pub struct CertsArgs {
     /// Only revoked certificates.
     #[arg(long)]
     pub revoked: bool,
+    /// Only certificates not revoked.
+    #[arg(long, conflicts_with = "revoked")]
+    pub valid: bool,
+    /// Only those whose common name starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub cn: Option<String>,
+    /// Only those with this subject alternative name: dns:NAME, ip:ADDR, uri:URI, or a bare name.
+    #[arg(long, value_name = "NAME")]
+    pub san: Option<String>,
+    /// Only those issued under this role.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Only the certificate with this serial.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Only those issued at the request of the token with this accessor.
+    #[arg(long, value_name = "ACCESSOR")]
+    pub issued_by: Option<String>,
+    /// Order: expiry (default), cn, issued, serial.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Largest first.
+    #[arg(long)]
+    pub desc: bool,
+}
+
+impl CertsArgs {
+    /// True when a filter of the inventory (beyond --ca, --expiring, --revoked) is asked for.
+    pub fn uses_inventory(&self) -> bool {
+        self.valid
+            || self.cn.is_some()
+            || self.san.is_some()
+            || self.role.is_some()
+            || self.serial.is_some()
+            || self.issued_by.is_some()
+            || self.sort.is_some()
+            || self.desc
+    }
 }
 
 /// `mutual inspect`

@@ -196,6 +196,37 @@ impl Backend {
         }
     }
 
+    /// Every issued certificate matching the inventory query `query` (the parameters of
+    /// `GET <mount>/inventory`), all pages; `None` from a server without the inventory.
+    pub async fn search_certs(
+        &self,
+        query: &str,
+        ca: Option<&str>,
+    ) -> Result<Option<Vec<CertRecord>>> {
+        match self {
+            Backend::Local(s) => {
+                let params = mutual_server::Params::parse(b"", Some(query))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut search =
+                    mutual_server::search_from(&params, time::OffsetDateTime::now_utc())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                search.limit = mutual_store::MAX_PAGE;
+                let mut out = Vec::new();
+                // Bounded: a million certificates are 2,000 pages.
+                for _ in 0..100_000 {
+                    let page = s.search_certs(&search).await?;
+                    out.extend(page.certs.into_iter().map(|f| f.cert));
+                    match page.next {
+                        Some(next) => search.cursor = Some(mutual_store::Cursor::decode(&next)?),
+                        None => break,
+                    }
+                }
+                Ok(Some(out))
+            }
+            Backend::Remote(r) => r.search_certs(query, ca).await,
+        }
+    }
+
     /// Issued certificates, filtered.
     pub async fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>> {
         match self {

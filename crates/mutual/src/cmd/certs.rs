@@ -4,6 +4,7 @@ use anyhow::Result;
 use mutual_pki::{crl::Reason, serial::Serial};
 use mutual_store::{CertFilter, RevokeOutcome};
 use serde_json::json;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::backend::Target;
@@ -94,14 +95,26 @@ pub async fn list(target: &Target, json: bool, a: CertsArgs) -> Result<()> {
         store.get_ca(ca).await?;
     }
     let now = OffsetDateTime::now_utc();
-    let filter = CertFilter {
-        ca: a.ca.clone(),
-        expiring_before: a.expiring.map(|d| now + d),
-        revoked_only: a.revoked,
-        ..CertFilter::default()
+    let query = inventory_query(&a, now);
+    let certs = match store.search_certs(&query, a.ca.as_deref()).await? {
+        Some(certs) => certs,
+        // A server without the inventory (an older mutual, Vault, OpenBao): the old filters
+        // still work by reading each certificate.
+        None if !a.uses_inventory() => {
+            let filter = CertFilter {
+                ca: a.ca.clone(),
+                expiring_before: a.expiring.map(|d| now + d),
+                revoked_only: a.revoked,
+                ..CertFilter::default()
+            };
+            let mut certs = store.list_certs(&filter).await?;
+            certs.sort_by_key(|c| c.not_after);
+            certs
+        }
+        None => anyhow::bail!(
+            "the server has no certificate inventory (GET <mount>/inventory); --cn, --san, --role, --serial, --issued-by, --valid, --sort and --desc need a mutual server"
+        ),
     };
-    let mut certs = store.list_certs(&filter).await?;
-    certs.sort_by_key(|c| c.not_after);
     if json {
         return output::json(&certs);
     }
@@ -128,4 +141,56 @@ pub async fn list(target: &Target, json: bool, a: CertsArgs) -> Result<()> {
         .collect();
     output::table(&["SERIAL", "CA", "COMMON NAME", "EXPIRES", "STATUS"], &rows);
     Ok(())
+}
+
+/// The inventory's query parameters (docs/inventory.md) for these arguments. `--expiring`
+/// keeps its meaning of "not revoked and notAfter before now + D" (expired ones included).
+fn inventory_query(a: &CertsArgs, now: OffsetDateTime) -> String {
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if let Some(ca) = &a.ca {
+        q.push(("issuer", ca.clone()));
+    }
+    if let Some(d) = a.expiring {
+        let before = now + Duration::from_secs(d.as_secs());
+        q.push(("expires_before", before.unix_timestamp().to_string()));
+        q.push(("revoked", "false".into()));
+    }
+    if a.revoked {
+        q.push(("revoked", "true".into()));
+    }
+    if a.valid {
+        q.push(("revoked", "false".into()));
+    }
+    for (k, v) in [
+        ("cn", &a.cn),
+        ("san", &a.san),
+        ("role", &a.role),
+        ("serial", &a.serial),
+        ("issued_by", &a.issued_by),
+        ("sort", &a.sort),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    if a.desc {
+        q.push(("order", "desc".into()));
+    }
+    q.iter()
+        .map(|(k, v)| format!("{k}={}", query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

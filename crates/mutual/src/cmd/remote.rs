@@ -623,6 +623,40 @@ impl Remote {
         Ok((der.to_vec(), revoked))
     }
 
+    /// `certs` through the inventory: every page of `GET <mount>/inventory?query` for one or
+    /// every pki mount; `None` when the server has no inventory (404).
+    pub async fn search_certs(
+        &self,
+        query: &str,
+        ca: Option<&str>,
+    ) -> Result<Option<Vec<CertRecord>>> {
+        let mounts = match ca {
+            Some(ca) => vec![ca.to_string()],
+            None => self.pki_mounts().await?,
+        };
+        let mut out = Vec::new();
+        for m in mounts {
+            let mut after = String::new();
+            for _ in 0..100_000 {
+                let path = format!("{m}/inventory?{query}&limit=500{after}");
+                let Some(a) = self.read(&path).await? else {
+                    return Ok(None);
+                };
+                for c in a.data["certs"].as_array().into_iter().flatten() {
+                    let Some(rec) = inventory_row(c) else {
+                        continue;
+                    };
+                    out.push(rec);
+                }
+                match a.data["next"].as_str() {
+                    Some(next) => after = format!("&after={next}"),
+                    None => break,
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// `certs`: the certificates of one or every CA, filtered as the local store does.
     pub async fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>> {
         let mounts = match &filter.ca {
@@ -752,4 +786,30 @@ fn role_from_vault(mount: &str, name: &str, v: &Value) -> Role {
         no_store: b("no_store", d.no_store),
         ..d.clone()
     }
+}
+
+/// A row of `GET <mount>/inventory` as the record `certs` prints.
+fn inventory_row(c: &Value) -> Option<CertRecord> {
+    let time = |k: &str| {
+        c[k].as_str().and_then(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    let revoked_at = time("revocation_time_rfc3339");
+    Some(CertRecord {
+        serial: Serial::parse(c["serial_number"].as_str()?).ok()?,
+        ca: c["issuer"].as_str()?.to_string(),
+        common_name: c["common_name"].as_str()?.to_string(),
+        not_before: time("not_before")?,
+        not_after: time("not_after")?,
+        revoked_at,
+        reason: revoked_at.map(|_| {
+            c["revocation_reason"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or_default()
+        }),
+        cert_pem: String::new(),
+        role: c["role"].as_str().map(str::to_string),
+    })
 }
