@@ -41,11 +41,18 @@ else
     M=$ROOT/target/dist/mutual
     LOAD=$ROOT/target/dist/proxy-load
 fi
-# Where the machine allows it (root or CAP_SYS_NICE), servers, backend and load run at a
-# real-time priority on their pinned cores, so that other work on the machine (a build, say)
-# does not take their time slices (with autogroup scheduling, `nice` does not do that).
+# RT=1 (root or CAP_SYS_NICE): servers, backend and load at a real-time priority on their
+# pinned cores, so that other work on a busy machine (a build, say) does not take their time
+# slices (with autogroup scheduling, `nice` does not do that). Throughput figures then hold on
+# a busy machine; the p99 at a fixed rate does not (the kernel's network softirq work, left to
+# ksoftirqd, waits behind the real-time tasks: every server's p99 rose to ~30 ms), so it is off
+# by default and a quiet machine is the reference.
+WANT_RT=${RT:-0}
 RT=""
-if [ "${NO_RT:-0}" != 1 ] && chrt -f 10 true 2>/dev/null; then RT="chrt -f 10"; fi
+if [ "$WANT_RT" = 1 ]; then
+    chrt -f 10 true 2>/dev/null || { echo "RT=1 needs root or CAP_SYS_NICE" >&2; exit 1; }
+    RT="chrt -f 10"
+fi
 SERVERS="mutual nginx haproxy"
 [ -n "${BEFORE:-}" ] && SERVERS="before $SERVERS"
 

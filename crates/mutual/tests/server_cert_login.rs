@@ -85,6 +85,10 @@ fn curl(s: &Story, srv: &TlsServer, extra: &[&str], method: &str, path: &str) ->
     (code, s.read("body.out"))
 }
 
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -352,4 +356,101 @@ fn cert_roles_written_through_the_api_grant_policies_and_a_renewable_lease() {
     named.extend(["-d", r#"{"name":"other"}"#]);
     let (code, body) = curl(&s, &srv, &named, "POST", "auth/cert/login");
     assert_eq!(code, 403, "{body}");
+}
+
+/// The dashboard, on a connection that presents a client certificate: its sign-in page offers
+/// the certificate, a POST with the page's CSRF token signs in with the token the cert login
+/// gives (here from `--cert-login`), and the session opens the overview. Without the CSRF
+/// token, with a certificate no rule grants anything, or with no certificate, nothing is
+/// signed in.
+#[test]
+fn a_client_certificate_signs_in_to_the_dashboard() {
+    let s = story();
+    let srv = start(&s);
+    let ui = |extra: &[&str], method: &str, path: &str| -> (u16, String) {
+        let url = format!("{}{path}", srv.localhost());
+        let mut args = vec![
+            "-sS",
+            "-o",
+            "page.out",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            "certs/root.pem",
+            "-X",
+            method,
+        ];
+        args.extend(extra);
+        args.push(&url);
+        let out = s.run("curl", &args).ok();
+        (
+            out.stdout.trim().parse().expect("status"),
+            s.read("page.out"),
+        )
+    };
+    let csrf_of = |page: &str| -> String {
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let as_alice = [
+        "--cert",
+        "certs/alice.example.com.crt",
+        "--key",
+        "certs/alice.example.com.key",
+    ];
+    let with = |who: &[&str], more: &[&str]| -> Vec<String> {
+        who.iter().chain(more).map(|a| a.to_string()).collect()
+    };
+
+    let args = with(&as_alice, &["-c", "alice.jar"]);
+    let (code, page) = ui(&refs(&args), "GET", "/ui/login");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Sign in with your certificate"), "{page}");
+    assert!(page.contains("alice.example.com"), "{page}");
+    let csrf = csrf_of(&page);
+
+    // Without the page's CSRF token: refused, no session.
+    let args = with(&as_alice, &["-b", "alice.jar", "-d", "csrf=forged"]);
+    let (code, page) = ui(&refs(&args), "POST", "/ui/login/cert");
+    assert_eq!(code, 403, "{page}");
+    assert!(page.contains("CSRF"), "{page}");
+
+    let form = format!("csrf={csrf}");
+    let args = with(
+        &as_alice,
+        &["-b", "alice.jar", "-c", "alice.jar", "-d", &form],
+    );
+    let (code, _) = ui(&refs(&args), "POST", "/ui/login/cert");
+    assert_eq!(code, 303);
+    let args = with(&as_alice, &["-b", "alice.jar"]);
+    let (code, page) = ui(&refs(&args), "GET", "/ui/");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Overview"), "{page}");
+
+    // Bob's certificate passes the handshake, but no rule grants it anything.
+    let as_bob = [
+        "--cert",
+        "certs/bob.example.com.crt",
+        "--key",
+        "certs/bob.example.com.key",
+    ];
+    let args = with(&as_bob, &["-c", "bob.jar"]);
+    let (_, page) = ui(&refs(&args), "GET", "/ui/login");
+    let form = format!("csrf={}", csrf_of(&page));
+    let args = with(&as_bob, &["-b", "bob.jar", "-c", "bob.jar", "-d", &form]);
+    let (code, page) = ui(&refs(&args), "POST", "/ui/login/cert");
+    assert_eq!(code, 403, "{page}");
+    assert!(page.contains("grants no access"), "{page}");
+    let args = with(&as_bob, &["-b", "bob.jar"]);
+    let (code, _) = ui(&refs(&args), "GET", "/ui/");
+    assert_eq!(code, 303, "Bob has no session");
+
+    // No certificate on the connection: only the token form, and the POST is refused.
+    let (code, page) = ui(&["-c", "anon.jar"], "GET", "/ui/login");
+    assert_eq!(code, 200);
+    assert!(!page.contains("Sign in with your certificate"), "{page}");
+    let form = format!("csrf={}", csrf_of(&page));
+    let (code, page) = ui(&["-b", "anon.jar", "-d", &form], "POST", "/ui/login/cert");
+    assert_eq!(code, 403, "{page}");
+    assert!(page.contains("presented no client certificate"), "{page}");
 }

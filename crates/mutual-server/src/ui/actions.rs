@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::State,
+    extract::{Request, State},
     http::{header, HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Redirect, Response},
 };
@@ -16,7 +16,7 @@ use mutual_pki::{crl::Reason, serial::Serial};
 use serde_json::Value;
 
 use super::{error_page, page, session, Ui, Viewer};
-use crate::{params::Params, reply::Reply, Op};
+use crate::{cert_auth::ClientCert, params::Params, reply::Reply, Op};
 
 /// The reasons offered when revoking (RFC 5280's, less those for CAs and holds).
 const REASONS: &[(&str, &str)] = &[
@@ -54,15 +54,24 @@ async fn poster(ui: &Ui, headers: &HeaderMap, p: &Params) -> Result<Viewer, Resp
     Ok(v)
 }
 
-/// The sign-in page; sets the cookie that its form's CSRF token must match.
-pub(crate) async fn login_form() -> Response {
-    login_page(StatusCode::OK, None)
+/// The sign-in page; sets the cookie that its form's CSRF token must match. On a connection
+/// that presented a client certificate (the server's TLS listener with `--tls-client-ca`), it
+/// also offers to sign in with that certificate.
+pub(crate) async fn login_form(req: Request) -> Response {
+    login_page(StatusCode::OK, None, req.extensions().get::<ClientCert>())
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+fn login_page(status: StatusCode, error: Option<&str>, cert: Option<&ClientCert>) -> Response {
     let csrf = session::random_id();
     let body = html! {
         @if let Some(e) = error { p.error { (e) } }
+        @if let Some(c) = cert {
+            form.login method="post" action="/ui/login/cert" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign in with your certificate" }
+                p.hint { "Presented by this connection: " code { (c.subject) } ". A certificate role (" code { "auth/cert/certs" } ") or " code { "--cert-login" } " rule decides what it may do." }
+            }
+        }
         form.login method="post" action="/ui/login" {
             input type="hidden" name="csrf" value=(csrf);
             label { "Token" input type="password" name="token" autocomplete="off" autofocus; }
@@ -94,7 +103,7 @@ pub(crate) async fn login(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: B
         return csrf_refused();
     }
     let secret = p.string("token").unwrap_or_default().trim().to_string();
-    let refused = |msg: &str| login_page(StatusCode::FORBIDDEN, Some(msg));
+    let refused = |msg: &str| login_page(StatusCode::FORBIDDEN, Some(msg), None);
     let tok = match ui.app.token(Some(&secret)).await {
         Ok(t) => t,
         Err(_) => return refused("This token is not valid (unknown, revoked or expired)."),
@@ -106,6 +115,57 @@ pub(crate) async fn login(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: B
         return refused("A bootstrap token (bound to one role) cannot sign in to the dashboard.");
     }
     tracing::info!(token.accessor = %tok.accessor, "dashboard sign-in");
+    signed_in(&ui, secret)
+}
+
+/// Signs in with the connection's client certificate: the token that `auth/cert/login`
+/// gives it (a certificate role, or the `--cert-login` rules), held by the session.
+pub(crate) async fn login_cert(State(ui): State<Arc<Ui>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024).await else {
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
+    };
+    let p = form(&body);
+    let expected = parts
+        .headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::cookie(c, session::LOGIN_COOKIE));
+    let offered = p.string("csrf");
+    if !matches!((expected, offered.as_deref()), (Some(e), Some(o)) if !e.is_empty() && session::same(e, o))
+    {
+        return csrf_refused();
+    }
+    let cert = parts.extensions.get::<ClientCert>();
+    let refused = |msg: &str| login_page(StatusCode::FORBIDDEN, Some(msg), cert);
+    let Some(cert) = cert else {
+        return refused("This connection presented no client certificate (use the server's TLS listener, started with --tls-client-ca, and present one).");
+    };
+    let secret = match crate::cert_auth::login(&ui.app, Op::Write, Some(cert), &Params::default())
+        .await
+    {
+        Ok(Reply::Auth(auth)) => auth["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        Ok(_) => String::new(),
+        Err(e) => {
+            tracing::info!(subject = %cert.subject, reason = %e, "dashboard sign-in refused");
+            return refused(&format!(
+                "This certificate ({}) grants no access: no certificate role or --cert-login rule admits it.",
+                cert.subject
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return refused("The certificate login gave no token.");
+    }
+    tracing::info!(subject = %cert.subject, "dashboard sign-in with a client certificate");
+    signed_in(&ui, secret)
+}
+
+/// A new session for `secret`: its cookie set, the sign-in cookie cleared, to the overview.
+fn signed_in(ui: &Ui, secret: String) -> Response {
     let id = ui.sessions.start(secret);
     let mut res = Redirect::to("/ui/").into_response();
     let h = res.headers_mut();

@@ -51,6 +51,7 @@ pub(crate) fn router<S>(app: Arc<App>) -> Router<S> {
         .route("/ui/", get(pages::overview))
         .route("/ui/style.css", get(style))
         .route("/ui/login", get(actions::login_form).post(actions::login))
+        .route("/ui/login/cert", post(actions::login_cert))
         .route("/ui/logout", post(actions::logout))
         .route("/ui/certs", get(pages::certs))
         .route("/ui/cert", get(pages::cert))
