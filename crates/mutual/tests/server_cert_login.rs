@@ -66,7 +66,12 @@ fn start(s: &Story) -> TlsServer {
 
 /// Runs curl trusting the story's root with `extra` arguments; the HTTP status and the body.
 fn curl(s: &Story, srv: &TlsServer, extra: &[&str], method: &str, path: &str) -> (u16, String) {
-    let url = format!("{}/v1/{path}", srv.localhost());
+    fetch(s, srv, extra, method, &format!("/v1/{path}"))
+}
+
+/// [`curl`] for any path of the server, not only the API's.
+fn fetch(s: &Story, srv: &TlsServer, extra: &[&str], method: &str, path: &str) -> (u16, String) {
+    let url = format!("{}{path}", srv.localhost());
     let mut args = vec![
         "-sS",
         "-o",
@@ -367,27 +372,7 @@ fn cert_roles_written_through_the_api_grant_policies_and_a_renewable_lease() {
 fn a_client_certificate_signs_in_to_the_dashboard() {
     let s = story();
     let srv = start(&s);
-    let ui = |extra: &[&str], method: &str, path: &str| -> (u16, String) {
-        let url = format!("{}{path}", srv.localhost());
-        let mut args = vec![
-            "-sS",
-            "-o",
-            "page.out",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-            "certs/root.pem",
-            "-X",
-            method,
-        ];
-        args.extend(extra);
-        args.push(&url);
-        let out = s.run("curl", &args).ok();
-        (
-            out.stdout.trim().parse().expect("status"),
-            s.read("page.out"),
-        )
-    };
+    let ui = |extra: &[&str], method: &str, path: &str| fetch(&s, &srv, extra, method, path);
     let csrf_of = |page: &str| -> String {
         let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
         page[at..].split('"').next().unwrap().to_string()
