@@ -13,18 +13,36 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::{error::ApiError, params::Params, reply::Reply, state::App, state::Mount};
 
+/// Who asked for the certificates an engine request records, and by which request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Asker {
+    /// The accessor of the asking token (None: no token, as in a renewal).
+    pub accessor: Option<String>,
+    /// The request, as the certificate page shows it (`pki/issue/web`).
+    pub request: Option<String>,
+}
+
 tokio::task_local! {
-    static ISSUED_BY: Option<String>;
+    static ASKER: Asker;
 }
 
-/// Runs `f` (an engine request) with `accessor` noted as the token asking.
-pub(crate) async fn on_behalf_of<F: Future>(accessor: Option<String>, f: F) -> F::Output {
-    ISSUED_BY.scope(accessor, f).await
+/// Runs `f` (an engine request) with `accessor` noted as the token asking and `request` as
+/// what it asked.
+pub(crate) async fn on_behalf_of<F: Future>(
+    accessor: Option<String>,
+    request: String,
+    f: F,
+) -> F::Output {
+    let asker = Asker {
+        accessor,
+        request: Some(request),
+    };
+    ASKER.scope(asker, f).await
 }
 
-/// The accessor of the token the current request runs for, if any.
-pub(crate) fn issued_by() -> Option<String> {
-    ISSUED_BY.try_with(|a| a.clone()).ok().flatten()
+/// Who the current request runs for (nothing known outside [`on_behalf_of`]).
+pub(crate) fn asker() -> Asker {
+    ASKER.try_with(Asker::clone).unwrap_or_default()
 }
 
 /// The search that the query parameters ask for (shared by the API and the web UI).
@@ -159,6 +177,7 @@ pub(crate) async fn handle(app: &App, mount: &Mount, p: &Params) -> Result<Reply
                 "revocation_reason": c.reason.map(|r| r.to_string()),
                 "issued_at": crate::pki::rfc3339(f.issued_at),
                 "issued_by": f.issued_by,
+                "request": f.request,
             })
         })
         .collect();

@@ -233,8 +233,9 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
             let secret = token.as_deref().unwrap_or_default();
             let rest = rest.to_string();
             let by = Some(tok.accessor.clone());
+            let request = format!("{}/{rest} (bootstrap token)", mount.record.path);
             let answer = lifecycle::bootstrap(app, mount, op, &rest, params, &tok, secret);
-            return inventory::on_behalf_of(by, answer).await;
+            return inventory::on_behalf_of(by, request, answer).await;
         }
         if tok.expired(time::OffsetDateTime::now_utc()) {
             return Err(ApiError::PermissionDenied);
@@ -264,5 +265,11 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);
     }
-    inventory::on_behalf_of(accessor, pki::handle(app, mount, op, &rest, params)).await
+    let request = format!("{}/{rest}", mount.record.path);
+    inventory::on_behalf_of(
+        accessor,
+        request,
+        pki::handle(app, mount, op, &rest, params),
+    )
+    .await
 }

@@ -651,8 +651,9 @@ pub(crate) async fn record_and_answer(
 ) -> Result<Reply, ApiError> {
     let (issued, row) = signed.into_issued(ca)?;
     if !no_store {
+        let asker = crate::inventory::asker();
         app.writer
-            .record_by(row, crate::inventory::issued_by())
+            .record_for(row, asker.accessor, asker.request)
             .await?;
     }
     issued_reply(issued, p)

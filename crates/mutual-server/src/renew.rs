@@ -160,7 +160,14 @@ async fn renew(
         )?)
     })
     .await?;
-    record_and_answer(app, &ca, role.no_store, signed, p).await
+    // The inventory notes the predecessor: a renewal has no token to name.
+    let request = format!("{path}/renew of {serial}");
+    crate::inventory::on_behalf_of(
+        None,
+        request,
+        record_and_answer(app, &ca, role.no_store, signed, p),
+    )
+    .await
 }
 
 /// Every name of a certificate, typed: `cn:…`, `dns:…`, `ip:…`, `uri:…`, `email:…`.

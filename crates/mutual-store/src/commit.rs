@@ -41,6 +41,8 @@ struct Job {
     names: Vec<(NameKind, String)>,
     /// The accessor of the token that asked for it.
     issued_by: Option<String>,
+    /// The request that produced it.
+    request: Option<String>,
     done: oneshot::Sender<Result<(), DbFailure>>,
 }
 
@@ -71,6 +73,17 @@ impl CertWriter {
         cert: OwnedCert,
         issued_by: Option<String>,
     ) -> Result<(), StoreError> {
+        self.record_for(cert, issued_by, None).await
+    }
+
+    /// Records a certificate with the token that asked for it and the request that produced
+    /// it (`pki/issue/web`, `pki/renew of 3a:…`); returns once it is committed.
+    pub async fn record_for(
+        &self,
+        cert: OwnedCert,
+        issued_by: Option<String>,
+        request: Option<String>,
+    ) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         let names = names_of(&cert.cert_pem);
         self.tx
@@ -78,6 +91,7 @@ impl CertWriter {
                 cert,
                 names,
                 issued_by,
+                request,
                 done,
             })
             .await
@@ -192,7 +206,13 @@ fn insert<'a>(
                 now,
                 c.role,
             ])?;
-            insert_side_rows(&tx, &serial, &job.names, job.issued_by.as_deref())?;
+            insert_side_rows(
+                &tx,
+                &serial,
+                &job.names,
+                job.issued_by.as_deref(),
+                job.request.as_deref(),
+            )?;
         }
     }
     tx.commit()

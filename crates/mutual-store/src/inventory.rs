@@ -245,6 +245,9 @@ pub struct Found {
     /// The accessor of the token that asked for it (None: issued locally, by a client
     /// certificate, or before the inventory recorded it).
     pub issued_by: Option<String>,
+    /// The request that produced it (`pki/issue/web`, `pki/renew of 3a:…`; None when not
+    /// recorded).
+    pub request: Option<String>,
 }
 
 /// One page of results.
@@ -267,7 +270,7 @@ pub(crate) enum Bind {
 /// relies on are checked by a table test.
 pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
     let mut sql = String::from(
-        "SELECT c.*, i.accessor AS issued_by FROM certs c \
+        "SELECT c.*, i.accessor AS issued_by, i.request AS request FROM certs c \
          LEFT JOIN cert_issuers i ON i.serial = c.serial WHERE 1 = 1",
     );
     let mut binds = Vec::new();
@@ -396,7 +399,12 @@ impl Store {
                 cert: crate::sqlite::cert_from_row(r),
                 issued_at: OffsetDateTime::from_unix_timestamp(r.get("issued_at"))
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                issued_by: r.get("issued_by"),
+                issued_by: r
+                    .get::<Option<String>, _>("issued_by")
+                    .filter(|a| !a.is_empty()),
+                request: r
+                    .get::<Option<String>, _>("request")
+                    .filter(|q| !q.is_empty()),
             })
             .collect();
         let next = match (full, rows.get(size - 1)) {
@@ -524,6 +532,7 @@ pub(crate) fn insert_side_rows(
     serial: &str,
     names: &[(NameKind, String)],
     issued_by: Option<&str>,
+    request: Option<&str>,
 ) -> rusqlite::Result<()> {
     if !names.is_empty() {
         let mut stmt = tx.prepare_cached(
@@ -533,11 +542,16 @@ pub(crate) fn insert_side_rows(
             stmt.execute(rusqlite::params![kind.as_str(), value, serial])?;
         }
     }
-    if let Some(acc) = issued_by {
+    if issued_by.is_some() || request.is_some() {
+        // A certificate renewed by its predecessor has a request and no token: accessor ''.
         let mut stmt = tx.prepare_cached(
-            "INSERT OR REPLACE INTO cert_issuers (serial, accessor) VALUES (?, ?)",
+            "INSERT OR REPLACE INTO cert_issuers (serial, accessor, request) VALUES (?, ?, ?)",
         )?;
-        stmt.execute(rusqlite::params![serial, acc])?;
+        stmt.execute(rusqlite::params![
+            serial,
+            issued_by.unwrap_or(""),
+            request.unwrap_or("")
+        ])?;
     }
     Ok(())
 }

@@ -43,6 +43,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("tokens", "policies", "TEXT NOT NULL DEFAULT '[]'"),
     ("tokens", "parent", "TEXT"),
     ("tokens", "lease", "TEXT NOT NULL DEFAULT '{}'"),
+    // The request that produced a certificate (`pki/issue/web`, `pki/renew of 3a:…`), for
+    // the inventory and the dashboard's certificate page.
+    ("cert_issuers", "request", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 /// Brings a store's schema up to date: every statement is idempotent, and a column added by a

@@ -634,8 +634,21 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
     ] {
         assert!(!data[field].is_null(), "{field}: {out}");
     }
-    assert_ne!(data["serial_number"].as_str().unwrap(), alice);
+    let renewed = data["serial_number"].as_str().unwrap().to_string();
+    assert_ne!(renewed, alice);
     s.write("renewed.pem", data["certificate"].as_str().unwrap());
+
+    // The inventory keeps the request that produced each: the token's issue, and the
+    // renewal with its predecessor.
+    for (serial, want) in [
+        (alice.clone(), "pki/issue/service".to_string()),
+        (renewed.clone(), format!("pki/renew of {alice}")),
+    ] {
+        let (code, out) = ca.root(&s, "GET", &format!("pki/inventory?serial={serial}"), None);
+        assert_eq!(code, 200, "{out}");
+        let found = &json_of(&out)["data"]["certs"][0];
+        assert_eq!(found["request"], want.as_str(), "{out}");
+    }
     let text = s
         .run(
             "openssl",

@@ -285,8 +285,10 @@ pub(crate) async fn revoke(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: 
     };
     let args = serde_json::json!({ "serial_number": rec.serial.to_string(), "reason": reason });
     let params = Params::parse(args.to_string().as_bytes(), None).unwrap_or_default();
+    let request = format!("{}/revoke (dashboard)", rec.ca);
     let answer = crate::inventory::on_behalf_of(
         Some(v.tok.accessor.clone()),
+        request,
         crate::pki::handle(&ui.app, mount, Op::Write, "revoke", params),
     )
     .await;
@@ -384,8 +386,10 @@ pub(crate) async fn issue(State(ui): State<Arc<Ui>>, headers: HeaderMap, body: B
     let params =
         Params::parse(Value::Object(args).to_string().as_bytes(), None).unwrap_or_default();
     let rest = format!("issue/{role}");
+    let request = format!("{}/{rest} (dashboard)", mount.record.path);
     let answer = crate::inventory::on_behalf_of(
         Some(v.tok.accessor.clone()),
+        request,
         crate::pki::handle(&ui.app, mount, Op::Write, &rest, params),
     )
     .await;

@@ -359,6 +359,7 @@ pub(crate) async fn cert(State(ui): State<Arc<Ui>>, headers: HeaderMap, uri: Uri
                 @if let Some(f) = &found {
                     tr { th { "Recorded" } td { (when(f.issued_at)) } }
                     tr { th { "Issued by token" } td { (f.issued_by.clone().unwrap_or_else(|| "not recorded".into())) } }
+                    tr { th { "Request" } td { code { (f.request.clone().unwrap_or_else(|| "not recorded".into())) } } }
                 }
                 @if let Some(f) = &facts {
                     tr { th { "Subject" } td { (f.subject) } }
