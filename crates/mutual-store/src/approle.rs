@@ -170,19 +170,7 @@ impl Store {
         mount: &str,
         name: &str,
     ) -> Result<Option<AppRoleRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, role_id, body FROM approle_roles WHERE mount = ? AND name = ?",
-        )
-        .bind(mount)
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(row.map(|r| AppRoleRecord {
-            name: r.get("name"),
-            role_id: r.get("role_id"),
-            body: r.get("body"),
-        }))
+        self.approle_where(mount, "name", name).await
     }
 
     /// The role whose role ID this is, if any.
@@ -191,11 +179,21 @@ impl Store {
         mount: &str,
         role_id: &str,
     ) -> Result<Option<AppRoleRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, role_id, body FROM approle_roles WHERE mount = ? AND role_id = ?",
-        )
+        self.approle_where(mount, "role_id", role_id).await
+    }
+
+    /// The role of `mount` whose `column` (`name` or `role_id`, both unique there) is `value`.
+    async fn approle_where(
+        &self,
+        mount: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<AppRoleRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT name, role_id, body FROM approle_roles WHERE mount = ? AND {column} = ?"
+        ))
         .bind(mount)
-        .bind(role_id)
+        .bind(value)
         .fetch_optional(self.pool())
         .await
         .map_err(db_err)?;
