@@ -378,9 +378,8 @@ impl Proxy {
         }
         let mut listeners = Vec::new();
         for (i, l) in rt.config.listeners.iter().enumerate() {
-            let sock = tokio::net::TcpListener::bind(l.listen)
-                .await
-                .map_err(|source| ProxyError::Io {
+            let sock =
+                listen(l.listen, l.limits.max_connections).map_err(|source| ProxyError::Io {
                     what: format!("listening on {}", l.listen),
                     source,
                 })?;
@@ -420,4 +419,20 @@ impl Proxy {
         }
         files
     }
+}
+
+/// Binds a listener whose accept queue holds as many connections as the listener may serve
+/// (as HAProxy sizes its backlog from `maxconn`; the kernel caps it at `net.core.somaxconn`):
+/// with the usual 1,024, a burst of callers overflows the queue and the kernel drops their
+/// handshakes' last ACK, so a caller that has not spoken yet waits for SYN-ACK retransmits
+/// (1, 3, 7, 15 s) before the proxy even sees it.
+fn listen(addr: SocketAddr, max_connections: usize) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections).unwrap_or(u32::MAX).max(1024))
 }
