@@ -8,13 +8,16 @@
 #
 # Figures: keep-alive req/s (64 conns), full mTLS handshakes/s with a new connection per
 # request (ECDSA P-256 and RSA 2048, 32 conns, no resumption), p99 at a fixed 2,000 req/s
-# keep-alive, and RSS (idle, and peak under the keep-alive load; nginx counts master+worker).
-# Never run by the tests.
+# keep-alive, and RSS (idle, peak under the keep-alive load, and with HOLD=10000 idle mTLS
+# connections held after one request each; nginx counts master+worker). Never run by the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
+HOLD=${HOLD:-10000}
+# The held connections need a descriptor each in the load generator and the server.
+ulimit -n "$(ulimit -Hn)"
 OUT=${OUT:-$ROOT/bench/results}
 mkdir -p "$OUT"
 
@@ -105,7 +108,7 @@ start_mutual() { # kind
     local d=$W/$1
     $RT taskset -c 0 env TOKIO_WORKER_THREADS=1 "$M" proxy --listen 127.0.0.1:$PORT \
         --backend http://127.0.0.1:$BACKEND_PORT --ca "$d/ca.crt" --cert "$d/www.example.com.crt" \
-        --key "$d/www.example.com.key" --allow cn=alice.example.com --no-access-log >"$W/mutual.log" 2>&1 &
+        --key "$d/www.example.com.key" --allow cn=alice.example.com --no-access-log --max-connections $((HOLD + 4096)) >"$W/mutual.log" 2>&1 &
     SERVER_PIDS=($!)
 }
 
@@ -118,7 +121,8 @@ worker_cpu_affinity 1;
 daemon off;
 error_log $W/nginx/error.log warn;
 pid $W/nginx/nginx.pid;
-events { worker_connections 4096; }
+worker_rlimit_nofile $(ulimit -Hn);
+events { worker_connections $((HOLD + 4096)); }
 http {
     access_log off;
     client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
@@ -156,7 +160,10 @@ start_haproxy() {
     cat >"$W/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 4096
+    maxconn $((HOLD + 4096))
+    # It wants two descriptors per connection (client and server side); idle held callers use
+    # one, so a hard limit below 2 × maxconn is no trouble here.
+    no strict-limits
     tune.ssl.cachesize 0
 defaults
     mode http
@@ -230,6 +237,19 @@ for server in $SERVERS; do
         r=$(load ec -c 16 --rate 2000); echo "   rate 2000: $r" >&2; record $server p99_2000 "$r"
     done
     r=$(load ec -c 32 --new-conn); echo "   handshakes ec: $r" >&2; record $server handshake_ec "$r"
+    if [ "$HOLD" -gt 0 ]; then
+        # HOLD idle callers: RSS read once all are open, while the load generator holds them.
+        : >"$W/hold.json"
+        DURATION=20 load ec --hold "$HOLD" >"$W/hold.json" &
+        holder=$!
+        for _ in $(seq 1 600); do [ -s "$W/hold.json" ] && break; sleep 0.2; done
+        sleep 1
+        rss=$(mem "${SERVER_PIDS[0]}" VmRSS)
+        echo "   held: $(cat "$W/hold.json") rss ${rss} kB" >&2
+        record $server rss_held_kb "$rss"
+        record $server held "$(cat "$W/hold.json")"
+        kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
+    fi
     stop_server
     "start_$server" rsa
     wait_port $PORT
@@ -244,7 +264,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 def get(s, f):
     """The result of a figure; of several rounds, the one with the median rate or p99."""
     found = [r["result"] for r in rows if r["server"] == s and r["figure"] == f]
-    if isinstance(found[0], dict):
+    if isinstance(found[0], dict) and f != "held":
         key = "p99_us" if f == "p99_2000" else "rps"
         found.sort(key=lambda r: r[key])
     return found[len(found) // 2]
@@ -257,6 +277,9 @@ figs = [
     ("RSS idle MiB", lambda s: get(s, "rss_idle_kb") / 1024, False, "≤ 0.5× nginx"),
     ("RSS peak under keep-alive MiB", lambda s: get(s, "rss_peak_kb") / 1024, False, "≤ 0.5× nginx"),
 ]
+if any(r["figure"] == "rss_held_kb" for r in rows):
+    held = get("mutual", "held")["held"]
+    figs.append((f"RSS with {held:,} idle mTLS connections MiB", lambda s: get(s, "rss_held_kb") / 1024, False, "≤ 0.5× nginx"))
 print(f"| figure | {' | '.join(servers)} | mutual / best peer | target |")
 print("| --- |" + " ---: |" * len(servers) + " ---: | --- |")
 for name, f, higher, target, *digits in figs:

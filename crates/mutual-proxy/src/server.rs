@@ -68,6 +68,7 @@ async fn connection(
     let limits = lc.limits;
     let material = Arc::clone(&rt.listeners[index]);
     let tcp_route = lc.tcp.clone();
+    let client_cert_headers = lc.client_cert_headers;
     let hello = |sni: Option<&str>| {
         // A tcp listener relays bytes: no HTTP protocol to agree on.
         material.terms(lc.handshake.for_sni(sni), lc.tcp.is_none())
@@ -133,7 +134,11 @@ async fn connection(
     let (xfcc, client_cert) = match (&peer, chain.split_first()) {
         (Some(peer), Some((leaf, issuers))) => (
             xfcc::element(material.by.as_deref(), peer),
-            Some((xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers))),
+            // Only for a listener that sends them: they are the largest thing a connection
+            // would keep (the chain in base64), and most listeners never do. A reload that
+            // turns them on applies to connections made after it.
+            client_cert_headers
+                .then(|| (xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers))),
         ),
         (None, _) => (String::new(), None),
         // A verified caller without the chain it was verified by: never forward it.

@@ -43,7 +43,8 @@ pub struct Conn {
     pub sni: Option<String>,
     /// Its XFCC element, made once per connection (empty without a peer).
     pub xfcc: String,
-    /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`, when the listener sends them.
+    /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`, when the listener sent them as the
+    /// connection was made.
     pub client_cert: Option<(String, String)>,
     /// The revocation feed's generation this caller was last looked up at.
     pub revocation_seen: std::sync::atomic::AtomicU64,

@@ -57,6 +57,11 @@ struct Args {
     /// Do not verify the server's certificate (keeps the generator's CPU for the load).
     #[arg(long)]
     no_verify: bool,
+    /// Instead of load: open this many connections (64 handshakes at a time), one request on
+    /// each, print one JSON line when all are open, and hold them idle for `-d` seconds (the
+    /// server's memory with that many idle callers is then read from outside).
+    #[arg(long, conflicts_with_all = ["new_conn", "rate"])]
+    hold: Option<usize>,
 }
 
 /// Accepts any server certificate: `--no-verify`, so that a handshake costs the generator only
@@ -270,6 +275,36 @@ async fn worker(i: usize, a: Arc<Args>, t: Arc<Target>, c: TlsConnector, w: Wind
     tally
 }
 
+/// `--hold N`: N idle connections, each after one answered request; returns how many are open
+/// and the first error of those that are not.
+async fn hold(n: usize, t: Arc<Target>, c: TlsConnector) -> (Vec<Tls>, usize, Option<String>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (t, c, gate) = (Arc::clone(&t), c.clone(), Arc::clone(&gate));
+        tasks.spawn(async move {
+            let _turn = gate.acquire_owned().await.map_err(io::Error::other)?;
+            let mut s = connect(&t, &c).await?;
+            let mut buf = Vec::with_capacity(1024);
+            match exchange(&mut s, &t.request, &mut buf).await? {
+                200..=299 => Ok(s),
+                status => Err(io::Error::other(format!("answered {status}"))),
+            }
+        });
+    }
+    let (mut open, mut failed, mut first) = (Vec::with_capacity(n), 0, None);
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(io::Error::other).and_then(|r| r) {
+            Ok(s) => open.push(s),
+            Err(e) => {
+                failed += 1;
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    (open, failed, first)
+}
+
 fn run(a: Args) -> Result<()> {
     let a = Arc::new(a);
     let t = Arc::new(target(&a)?);
@@ -277,6 +312,25 @@ fn run(a: Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(n) = a.hold {
+        return rt.block_on(async {
+            let start = Instant::now();
+            let (open, failed, first) = hold(n, t, c).await;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "mode": "hold",
+                    "held": open.len(),
+                    "errors": failed,
+                    "first_error": first,
+                    "open_secs": start.elapsed().as_secs_f64(),
+                })
+            );
+            tokio::time::sleep(a.load.duration).await;
+            drop(open);
+            Ok(())
+        });
+    }
     let total = rt.block_on(async {
         let start = Instant::now();
         let measure_from = start + a.warmup;
