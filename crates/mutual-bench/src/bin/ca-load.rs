@@ -38,7 +38,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[derive(Debug, Parser)]
 #[command(name = "ca-load", version)]
 struct Args {
-    /// The server, `HOST:PORT` (an `http://` prefix is dropped).
+    /// The server, `HOST:PORT` (an `http://` prefix is dropped); several, comma-separated, are
+    /// nodes of one CA: client threads start spread over them and a client whose node fails
+    /// (a connection error or a 5xx) moves to the next, as mutual's own clients do.
     #[arg(long, default_value = "127.0.0.1:8200")]
     addr: String,
     /// Sent as X-Vault-Token.
@@ -74,7 +76,10 @@ struct Args {
 
 /// What every client thread sends.
 struct Job {
+    /// The first node: the one address of the modes other than plain load.
     addr: String,
+    /// Every node, in the order given.
+    nodes: Vec<String>,
     token: Option<String>,
     method: String,
     path: String,
@@ -89,10 +94,10 @@ struct Job {
 }
 
 impl Job {
-    fn open(&self) -> std::io::Result<Conn> {
+    fn open_at(&self, addr: &str) -> std::io::Result<Conn> {
         match &self.tls {
-            Some((config, name)) => Conn::open_tls(&self.addr, config.clone(), name.clone()),
-            None => Conn::open(&self.addr),
+            Some((config, name)) => Conn::open_tls(addr, config.clone(), name.clone()),
+            None => Conn::open(addr),
         }
     }
 }
@@ -133,11 +138,20 @@ fn job(a: &Args) -> Result<Job> {
     if a.body_lines.is_some() && lines.is_empty() {
         bail!("--body-lines: no line to send");
     }
-    let addr = a
+    let nodes: Vec<String> = a
         .addr
-        .trim_start_matches("http://")
-        .trim_start_matches("https://")
-        .to_string();
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .to_string()
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    let Some(addr) = nodes.first().cloned() else {
+        bail!("--addr: no address");
+    };
     let tls = if a.modes.renew {
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
@@ -153,6 +167,7 @@ fn job(a: &Args) -> Result<Job> {
     };
     Ok(Job {
         addr,
+        nodes,
         token: a.token.clone(),
         method: a.method.clone(),
         path,
@@ -176,6 +191,7 @@ fn job(a: &Args) -> Result<Job> {
 /// One client thread: its own connection, requests until `stop` or the count is reached.
 fn client(
     j: &Job,
+    first_node: usize,
     schedule: Option<Schedule>,
     stop: &AtomicBool,
     sent: &AtomicU64,
@@ -184,6 +200,7 @@ fn client(
     let mut serials = Vec::new();
     let mut schedule = schedule;
     let mut conn = None;
+    let mut node = first_node % j.nodes.len();
     while !stop.load(Ordering::Relaxed) {
         let n = sent.fetch_add(1, Ordering::Relaxed);
         if j.requests > 0 && n >= j.requests {
@@ -200,10 +217,11 @@ fn client(
         };
         let c = match &mut conn {
             Some(c) => c,
-            None => match j.open() {
+            None => match j.open_at(&j.nodes[node]) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
-                    tally.error(format!("connecting to {}: {e}", j.addr));
+                    tally.error(format!("connecting to {}: {e}", j.nodes[node]));
+                    node = (node + 1) % j.nodes.len();
                     // Do not spin on a server that is not there.
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -221,9 +239,16 @@ fn client(
                     }
                 }
             }
-            Ok((code, body)) => tally.non2xx(code, &String::from_utf8_lossy(&body)),
+            Ok((code, body)) => {
+                tally.non2xx(code, &String::from_utf8_lossy(&body));
+                if code >= 500 {
+                    node = (node + 1) % j.nodes.len();
+                    conn = None;
+                }
+            }
             Err(e) => {
                 tally.error(e);
+                node = (node + 1) % j.nodes.len();
                 conn = None;
             }
         }
@@ -246,7 +271,7 @@ fn run(a: Args) -> Result<()> {
                 .load
                 .rate
                 .map(|r| Schedule::new(start, r, i, a.load.connections));
-            std::thread::spawn(move || client(&j, schedule, &stop, &sent))
+            std::thread::spawn(move || client(&j, i, schedule, &stop, &sent))
         })
         .collect();
     if j.requests == 0 {
