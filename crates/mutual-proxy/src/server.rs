@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use mutual_tls::{Acceptor, Established};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::service::{self, Conn};
+use crate::upstream::UpBody;
 use crate::{xfcc, Proxy};
 
 /// Accepts connections until the process ends.
@@ -73,7 +74,9 @@ async fn connection(
         // A tcp listener relays bytes: no HTTP protocol to agree on.
         material.terms(lc.handshake.for_sni(sni), lc.tcp.is_none())
     };
-    let result = acceptor.accept(tcp, limits.handshake_timeout, hello).await;
+    // Boxed, as is each stage after it: a task keeps room for the largest state of its future
+    // for as long as it lives, and the handshake's is large.
+    let result = Box::pin(acceptor.accept(tcp, limits.handshake_timeout, hello)).await;
     drop(rt);
     let established = match result {
         Ok(e) => e,
@@ -108,21 +111,21 @@ async fn connection(
             return;
         };
         let peer = Arc::new(peer);
-        let relay = crate::tcp::relay(
+        let relay = Box::pin(crate::tcp::relay(
             proxy,
             &route,
             limits.idle_timeout,
             stream,
             Arc::clone(&peer),
             remote,
-        );
+        ));
         match &material.revocations {
             None => relay.await,
             Some(feed) => {
                 tokio::select! {
                     _ = relay => {}
                     // Dropping the relay closes both sides.
-                    r = feed.until_refused(&peer) => feed.refused(&peer, remote, "tcp", &r),
+                    r = Box::pin(feed.until_refused(&peer)) => feed.refused(&peer, remote, "tcp", &r),
                 }
             }
         }
@@ -144,6 +147,8 @@ async fn connection(
         // A verified caller without the chain it was verified by: never forward it.
         (Some(_), None) => return,
     };
+    // Neither is needed again; the connection may live for hours.
+    drop((chain, material));
     let conn = Arc::new(Conn {
         proxy: Arc::clone(proxy),
         listener: index,
@@ -156,45 +161,176 @@ async fn connection(
         close: tokio::sync::Notify::new(),
         closing: std::sync::atomic::AtomicBool::new(false),
     });
-    let closer = Arc::clone(&conn);
     let activity = Arc::new(Activity::new());
-    let act = Arc::clone(&activity);
-    let svc = hyper::service::service_fn(move |req| {
+    if h2 {
+        Box::pin(serve_h2(conn, activity, limits, stream)).await;
+    } else {
+        Box::pin(serve_h1(conn, activity, limits, stream)).await;
+    }
+}
+
+/// What a request becomes: boxed, so that an idle connection keeps no room for one (hyper
+/// keeps a slot the size of the service's future per connection) and hyper can hand the
+/// connection back when it is parked (that needs an `Unpin` future).
+type Answer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<hyper::Response<UpBody>, Infallible>> + Send>,
+>;
+
+/// The service of one connection: every request is handled with the connection's caller,
+/// counted in flight while it is.
+fn service(
+    conn: &Arc<Conn>,
+    activity: &Arc<Activity>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<UpBody>,
+    Error = Infallible,
+    Future = Answer,
+> + Clone
+       + Unpin {
+    let (conn, act) = (Arc::clone(conn), Arc::clone(activity));
+    hyper::service::service_fn(move |req| -> Answer {
         let conn = Arc::clone(&conn);
         let busy = act.begin();
-        async move {
+        Box::pin(async move {
             let resp = service::handle(conn, req).await;
             drop(busy);
             Ok::<_, Infallible>(resp)
-        }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+        })
+    })
+}
+
+/// Why hyper stopped serving an HTTP/1.1 connection.
+enum Ended {
+    /// The connection is over: the caller closed it, or keep-alive ended.
+    Over(hyper::Result<()>),
+    /// The caller was revoked.
+    Revoked,
+    /// No request for a while: the connection is parked.
+    Idle,
+}
+
+/// How long an HTTP/1.1 connection waits without a request before it is parked.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// HTTP/1.1 keep-alive, parked while idle: after [`PARK_AFTER`] without a request, hyper's
+/// connection (its 8 KiB read and write buffers, the service's state) is ended without closing
+/// the socket, and the connection waits for the caller's next bytes holding only the TLS
+/// stream; they start a new one. nginx and HAProxy release the buffers of idle connections
+/// likewise: with thousands of idle callers, those buffers are most of a proxy's memory.
+async fn serve_h1(
+    conn: Arc<Conn>,
+    activity: Arc<Activity>,
+    limits: crate::config::Limits,
+    stream: mutual_tls::ServerStream,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout)
         .max_buf_size(limits.max_header_bytes);
+    let idle = limits.idle_timeout;
+    let park_after = PARK_AFTER.min(idle);
+    let mut io = Rewind::new(stream);
+    loop {
+        if !io.has_prefix() {
+            // Parked: nothing but the TLS stream is held until the caller's next byte (read
+            // through TLS, so that a request rustls has already decrypted counts too).
+            let mut first = [0u8; 1];
+            let woke = async {
+                loop {
+                    let until = activity.idle_until(idle)?;
+                    tokio::select! {
+                        r = io.inner_mut().read(&mut first) => return Some(r),
+                        _ = tokio::time::sleep_until(until) => {}
+                    }
+                }
+            };
+            let woke = tokio::select! {
+                r = woke => r,
+                _ = conn.close.notified() => return,
+            };
+            match woke {
+                Some(Ok(1..)) => io.prepend(bytes::Bytes::copy_from_slice(&first)),
+                // The caller closed, or the connection failed.
+                Some(_) => return,
+                None => {
+                    // Idle for idle_timeout: close_notify, then FIN.
+                    tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
+                    let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
+                    return;
+                }
+            }
+            activity.touch();
+        }
+        let begun_before = activity.begun();
+        // Boxed: a parked connection keeps no room for it.
+        let mut served =
+            Box::new(builder.serve_connection(TokioIo::new(io), service(&conn, &activity)));
+        let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
+        let ended = tokio::select! {
+            r = done => Ended::Over(r),
+            _ = conn.close.notified() => Ended::Revoked,
+            _ = activity.parkable(park_after, begun_before) => Ended::Idle,
+        };
+        let begun = activity.begun();
+        match ended {
+            Ended::Over(Err(e)) => {
+                tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
+                return;
+            }
+            // The caller closed, or keep-alive ended: so does the connection.
+            Ended::Over(Ok(())) => {}
+            // A revoked caller: the answer in flight is finished, then the connection ends.
+            // Idle: hyper hands the connection back.
+            Ended::Revoked | Ended::Idle => {
+                std::pin::Pin::new(&mut *served).graceful_shutdown();
+                let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(5), done).await,
+                    Ok(Ok(()))
+                ) {
+                    return;
+                }
+            }
+        }
+        let parts = served.into_parts();
+        io = parts.io.into_inner();
+        // Parked only if no request came meanwhile: one that did was answered with
+        // `connection: close`, a promise kept.
+        if !matches!(ended, Ended::Idle) || activity.begun() != begun || !activity.is_idle() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
+            return;
+        }
+        // Bytes of a next request that came in as it was parked: served at once.
+        io.prepend(parts.read_buf);
+    }
+}
+
+/// HTTP/2: streams share the connection, which closes once it has had no stream in flight for
+/// `idle_timeout`.
+async fn serve_h2(
+    conn: Arc<Conn>,
+    activity: Arc<Activity>,
+    limits: crate::config::Limits,
+    stream: mutual_tls::ServerStream,
+) {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
-        .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32)
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(limits.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = if h2 {
-        builder.http2_only()
-    } else {
-        builder.http1_only()
-    };
-    let served = builder.serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(served);
+    let mut served =
+        Box::pin(builder.serve_connection(TokioIo::new(stream), service(&conn, &activity)));
     let idle = limits.idle_timeout;
     let mut deadline = tokio::time::Instant::now() + idle;
     let result = loop {
         tokio::select! {
             r = served.as_mut() => break r,
-            _ = closer.close.notified() => {
-                // A revoked caller: the answer in flight is finished, then the connection ends.
+            _ = conn.close.notified() => {
+                // A revoked caller: the answers in flight are finished, then the connection ends.
                 served.as_mut().graceful_shutdown();
                 break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
                     .await
@@ -203,10 +339,9 @@ async fn connection(
             _ = tokio::time::sleep_until(deadline) => match activity.idle_until(idle) {
                 Some(later) => deadline = later,
                 None => {
-                    // HTTP/2 keeps a connection open as long as the client answers pings, and a
-                    // keep-alive HTTP/1.1 client may never send again: close either once it has
-                    // had no request in flight for idle_timeout (GOAWAY first on HTTP/2).
-                    tracing::debug!(peer.addr = %remote, "closing an idle connection");
+                    // HTTP/2 keeps a connection open as long as the client answers pings: close
+                    // it once it has had no stream in flight for idle_timeout (GOAWAY first).
+                    tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
                     served.as_mut().graceful_shutdown();
                     break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
                         .await
@@ -216,13 +351,104 @@ async fn connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(peer.addr = %remote, error = %e, "connection ended with an error");
+        tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// A stream that first gives back bytes already read from it: those hyper had buffered when
+/// an idle HTTP/1.1 connection was parked.
+struct Rewind<T> {
+    prefix: bytes::Bytes,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    fn new(inner: T) -> Rewind<T> {
+        Rewind {
+            prefix: bytes::Bytes::new(),
+            inner,
+        }
+    }
+
+    fn prepend(&mut self, mut bytes: bytes::Bytes) {
+        // An empty `Bytes` frozen from hyper's read buffer still holds the whole buffer: keep
+        // none of it.
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.prefix.is_empty() {
+            let mut joined = bytes::BytesMut::from(&bytes[..]);
+            joined.extend_from_slice(&self.prefix);
+            bytes = joined.freeze();
+        }
+        self.prefix = bytes;
+    }
+
+    fn has_prefix(&self) -> bool {
+        !self.prefix.is_empty()
+    }
+
+    fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 /// Requests in flight on one connection and when the last one ended, for the idle timeout.
 struct Activity {
     in_flight: AtomicUsize,
+    /// Requests begun on the connection, ever.
+    begun: std::sync::atomic::AtomicU64,
     last: Mutex<tokio::time::Instant>,
 }
 
@@ -231,7 +457,7 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+        self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -240,13 +466,42 @@ impl Activity {
     fn new() -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
+            begun: std::sync::atomic::AtomicU64::new(0),
             last: Mutex::new(tokio::time::Instant::now()),
         }
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.begun.fetch_add(1, Ordering::Relaxed);
         Busy(Arc::clone(self))
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+    }
+
+    /// Returns once hyper's connection can be parked: it has answered a request since
+    /// `begun_before` (a fresh hyper connection is busy until its first request is done, and
+    /// would answer it with `connection: close`) and had none in flight for `idle`.
+    async fn parkable(&self, idle: Duration, begun_before: u64) {
+        let mut deadline = tokio::time::Instant::now() + idle;
+        loop {
+            tokio::time::sleep_until(deadline).await;
+            match self.idle_until(idle) {
+                Some(later) => deadline = later,
+                None if self.begun() > begun_before => return,
+                None => deadline += idle,
+            }
+        }
+    }
+
+    fn begun(&self) -> u64 {
+        self.begun.load(Ordering::Relaxed)
     }
 
     /// None when the connection has been idle for `idle`; otherwise when to look again.

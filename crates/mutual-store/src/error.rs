@@ -257,6 +257,38 @@ mod tests {
         }
     }
 
+    /// PostgreSQL's failures by SQLSTATE: out of reach (connection classes, shutdown, pool
+    /// timeouts) is `Unavailable`; anything else keeps its SQLSTATE in the message.
+    #[test]
+    fn postgres_failures_are_told_apart_by_sqlstate() {
+        let pg = |state: &str, message: &str| DbFailure {
+            code: None,
+            message: message.into(),
+            sqlstate: Some(state.into()),
+        };
+        let cases = [
+            (
+                pg("57P01", "terminating connection due to administrator command"),
+                "the database is unreachable: terminating connection due to administrator command",
+            ),
+            (
+                pg("08006", "connection failure"),
+                "the database is unreachable: connection failure",
+            ),
+            (
+                pg("CONN", "pool timed out while waiting for an open connection"),
+                "the database is unreachable: pool timed out while waiting for an open connection",
+            ),
+            (
+                pg("23505", "duplicate key value violates unique constraint \"certs_pkey\""),
+                "database error: duplicate key value violates unique constraint \"certs_pkey\" (SQLSTATE 23505)",
+            ),
+        ];
+        for (failure, want) in cases {
+            assert_eq!(translate(failure).to_string(), want);
+        }
+    }
+
     /// A real lock, held by a second connection, through rusqlite as the certificate writer
     /// meets it.
     #[test]
