@@ -34,6 +34,11 @@ impl Store {
                         .into(),
                 )),
             };
+        Store::open_postgres_with(url, kek).await
+    }
+
+    /// [`Store::open_postgres`] with the key-encryption key given.
+    pub async fn open_postgres_with(url: &str, kek: Kek) -> Result<Store, StoreError> {
         let shown = db::redact(url);
         let pool = db::postgres(url).await?;
         refuse_foreign(&pool, &shown).await?;
