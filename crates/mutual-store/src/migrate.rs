@@ -103,6 +103,8 @@ pub(crate) fn check_version(found: i64) -> Result<(), StoreError> {
 pub(crate) async fn migrate(pool: &Pool, engine: Engine) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await.map_err(db_err)?;
     if engine == Engine::Postgres {
+        // "relation … already exists, skipping" of each idempotent statement is not news.
+        exec(&mut conn, "SET client_min_messages = warning").await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(PG_MIGRATION_LOCK)
             .execute(&mut *conn)
