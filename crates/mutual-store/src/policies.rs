@@ -18,7 +18,8 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(())
+        // Every node drops the policies it holds parsed (notify.rs).
+        self.note_change("policies").await
     }
 
     /// The text of the policy `name`, if stored.
@@ -47,6 +48,9 @@ impl Store {
             .execute(self.pool())
             .await
             .map_err(db_err)?;
+        if done.rows_affected() > 0 {
+            self.note_change("policies").await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 }

@@ -293,7 +293,12 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // Every node drops the tokens it holds in memory (notify.rs).
+        self.note_change("tokens").await?;
+        Ok(true)
     }
 
     /// The token with this accessor, if any.

@@ -143,3 +143,165 @@ fn bad_databases_are_refused_in_one_line_by_the_command_line() {
     );
     let _ = curl;
 }
+
+/// Polls `check` every 25 ms until it holds or `limit` passes; returns how long it took.
+fn within(
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    for _ in 0..10_000 {
+        if check() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    None
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `openssl ocsp` asks node `addr` about `serial`; its "Cert Status" line.
+fn ocsp_status(work: &std::path::Path, addr: &str, serial: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-CAfile",
+            "ca.pem",
+            "-no_nonce",
+        ])
+        .args(["-serial", &format!("0x{}", serial.replace(':', ""))])
+        .args(["-url", &format!("{addr}/v1/pki/ocsp")])
+        .current_dir(work)
+        .output()
+        .expect("openssl ocsp");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(": "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_revocation_and_a_token_revocation_on_one_node_are_in_force_on_the_other_within_1s() {
+    let cluster = pg::Postgres::start();
+    let url = cluster.database("two");
+    let token = mutual_pg_init(&url, pg::KEK);
+    let a = mutual_pg(&url, pg::KEK, &token);
+    let b = mutual_pg(&url, pg::KEK, &token);
+    let work = tempfile::tempdir().unwrap();
+
+    // A mount, its root and role made on A are served by B.
+    for (path, body) in [
+        (
+            "sys/mounts/pki",
+            r#"{"type":"pki","config":{"max_lease_ttl":"87600h"}}"#,
+        ),
+        (
+            "pki/root/generate/internal",
+            r#"{"common_name":"HA Root","key_type":"ec","ttl":"8760h"}"#,
+        ),
+        (
+            "pki/roles/service",
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"720h"}"#,
+        ),
+    ] {
+        let (code, resp) = curl(&a, "POST", path, Some(body));
+        assert!(code / 100 == 2, "{path}: {code} {resp}");
+    }
+    let issue = r#"{"common_name":"www.example.com","ttl":"1h"}"#;
+    let took = within(std::time::Duration::from_secs(1), || {
+        curl(&b, "POST", "pki/issue/service", Some(issue)).0 == 200
+    });
+    assert!(
+        took.is_some(),
+        "B did not serve the mount made on A within 1 s"
+    );
+    let (_, ca) = curl(&b, "GET", "pki/ca/pem", None);
+    std::fs::write(work.path().join("ca.pem"), ca).unwrap();
+
+    // Issued on A, revoked on A: B's CRL and OCSP say so within 1 s.
+    let (code, body) = curl(&a, "POST", "pki/issue/service", Some(issue));
+    assert_eq!(code, 200, "{body}");
+    let serial = json(&body)["data"]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ocsp_status(work.path(), &b.addr, &serial).contains("good"));
+    let (_, crl_before) = curl(&b, "GET", "pki/crl", None);
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "pki/revoke",
+        Some(&format!(r#"{{"serial_number":"{serial}"}}"#)),
+    );
+    assert_eq!(code, 200, "{body}");
+    let hex = serial.replace(':', "").to_uppercase();
+    let in_crl = within(std::time::Duration::from_secs(1), || {
+        let (_, pem) = curl(&b, "GET", "pki/crl/pem", None);
+        std::fs::write(work.path().join("crl.pem"), pem).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["crl", "-in", "crl.pem", "-noout", "-text"])
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&hex)
+    });
+    assert!(
+        in_crl.is_some(),
+        "B's CRL lacks the serial revoked on A after 1 s"
+    );
+    let revoked = within(std::time::Duration::from_secs(1), || {
+        ocsp_status(work.path(), &b.addr, &serial).contains("revoked")
+    });
+    assert!(revoked.is_some(), "B's OCSP does not say revoked after 1 s");
+    eprintln!("revocation on A seen by B's CRL in {in_crl:?}, OCSP in {revoked:?}");
+    assert_ne!(curl(&b, "GET", "pki/crl", None).1, crl_before);
+
+    // A token that works on B, revoked on A, is refused by B within 1 s.
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies":["root"]}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let child = json(&body)["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = server::curl_as(&b, Some(&child), "GET", "auth/token/lookup-self", None);
+    assert_eq!(code, 200, "the new token works on B");
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "auth/token/revoke",
+        Some(&format!(r#"{{"token":"{child}"}}"#)),
+    );
+    assert!(code / 100 == 2, "{code} {body}");
+    let refused = within(std::time::Duration::from_secs(1), || {
+        server::curl_as(&b, Some(&child), "GET", "auth/token/lookup-self", None).0 == 403
+    });
+    assert!(
+        refused.is_some(),
+        "B still accepts the token revoked on A after 1 s"
+    );
+
+    // Health: the database is reachable, and the metrics count commits.
+    let (code, body) = curl(&b, "GET", "sys/health", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["database"]["engine"], "postgres");
+    assert_eq!(json(&body)["database"]["reachable"], true);
+    let (_, metrics) = curl(&a, "GET", "sys/metrics", None);
+    assert!(
+        metrics.contains("mutual_commit_seconds_count "),
+        "{metrics}"
+    );
+}

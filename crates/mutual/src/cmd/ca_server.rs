@@ -76,6 +76,8 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     );
     // Revocations made by other processes on the store reach OCSP, renewal and the feed.
     mutual_server::spawn_catch_up(&app);
+    // Tokens, policies and mounts changed by other nodes (or processes) on the same store.
+    mutual_server::spawn_cluster_sync(&app);
     if let Some(path) = &args.audit_log {
         app.audit_to_file(path)
             .await
