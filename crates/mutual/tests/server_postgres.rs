@@ -304,4 +304,262 @@ fn a_revocation_and_a_token_revocation_on_one_node_are_in_force_on_the_other_wit
         metrics.contains("mutual_commit_seconds_count "),
         "{metrics}"
     );
+
+    // `--addr` with several nodes: a node that cannot be reached is named, the next one used.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let addrs = format!("{closed},{}", b.addr);
+    let out = server::mutual(&["certs", "--addr", &addrs, "--token", &token]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&serial),
+        "the certificates listed by B"
+    );
+    assert!(
+        stderr.contains(&closed) && stderr.contains("trying the next node"),
+        "{stderr}"
+    );
+}
+
+/// What the clients of [`load`] saw.
+#[derive(Default)]
+struct Seen {
+    /// Serials received with a 200.
+    serials: Vec<String>,
+    /// 5xx answers: (status, body).
+    failures: Vec<(u16, String)>,
+    /// Connection errors (a node gone), each followed by a switch to the other node.
+    switches: usize,
+}
+
+/// `threads` clients issuing on `nodes` (each starts on its own, and switches to the next
+/// on a connection error or a 5xx, as `--addr A,B` does) until `stop` is set or `deadline`.
+fn load(
+    nodes: Vec<String>,
+    token: String,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Seen>>,
+    deadline: std::time::Instant,
+) -> Vec<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    (0..threads)
+        .map(|i| {
+            let (nodes, token, stop, seen) =
+                (nodes.clone(), token.clone(), stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let mut at = i % nodes.len();
+                let mut conn = None;
+                let body = format!(r#"{{"common_name":"c{i}.example.com","ttl":"1h"}}"#);
+                while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    if conn.is_none() {
+                        match mutual_bench::Conn::open(&nodes[at]) {
+                            Ok(c) => conn = Some(c),
+                            Err(_) => {
+                                seen.lock().unwrap().switches += 1;
+                                at = (at + 1) % nodes.len();
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                continue;
+                            }
+                        }
+                    }
+                    let c = conn.as_mut().unwrap();
+                    match c.request(
+                        "POST",
+                        "/v1/pki/issue/service",
+                        Some(&token),
+                        body.as_bytes(),
+                    ) {
+                        Ok((200, resp)) => {
+                            let v: serde_json::Value = serde_json::from_slice(&resp).expect("JSON");
+                            let serial = v["data"]["serial_number"]
+                                .as_str()
+                                .expect("serial")
+                                .to_string();
+                            seen.lock().unwrap().serials.push(serial);
+                        }
+                        Ok((code, resp)) if code >= 500 => {
+                            seen.lock()
+                                .unwrap()
+                                .failures
+                                .push((code, String::from_utf8_lossy(&resp).into_owned()));
+                            at = (at + 1) % nodes.len();
+                            conn = None;
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        Ok((code, resp)) => panic!("{code}: {}", String::from_utf8_lossy(&resp)),
+                        Err(_) => {
+                            seen.lock().unwrap().switches += 1;
+                            at = (at + 1) % nodes.len();
+                            conn = None;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Two nodes with the story's mount, made on the first and served by both.
+fn two_nodes(cluster: &pg::Postgres, db: &str) -> (String, String, server::Server, server::Server) {
+    let url = cluster.database(db);
+    let token = mutual_pg_init(&url, pg::KEK);
+    let a = mutual_pg(&url, pg::KEK, &token);
+    let b = mutual_pg(&url, pg::KEK, &token);
+    for (path, body) in [
+        (
+            "sys/mounts/pki",
+            r#"{"type":"pki","config":{"max_lease_ttl":"87600h"}}"#,
+        ),
+        (
+            "pki/root/generate/internal",
+            r#"{"common_name":"HA Root","key_type":"ec","ttl":"8760h"}"#,
+        ),
+        (
+            "pki/roles/service",
+            r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"720h"}"#,
+        ),
+    ] {
+        let (code, resp) = curl(&a, "POST", path, Some(body));
+        assert!(code / 100 == 2, "{path}: {code} {resp}");
+    }
+    let issue = r#"{"common_name":"www.example.com","ttl":"1h"}"#;
+    assert!(
+        within(std::time::Duration::from_secs(3), || curl(
+            &b,
+            "POST",
+            "pki/issue/service",
+            Some(issue)
+        )
+        .0 == 200)
+        .is_some(),
+        "B serves the mount made on A"
+    );
+    (url, token, a, b)
+}
+
+/// Every serial received is stored once: the stored serials (hex, as `certs` keeps them).
+fn assert_all_stored(cluster: &pg::Postgres, db: &str, serials: &[String]) {
+    let stored: std::collections::HashSet<String> = cluster
+        .sql(db, "SELECT serial FROM certs")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut distinct = std::collections::HashSet::new();
+    for s in serials {
+        assert!(distinct.insert(s.clone()), "serial {s} received twice");
+        let hex = s.replace(':', "");
+        assert!(
+            stored.contains(&hex),
+            "serial {s} was received but is not in certs"
+        );
+    }
+    let rows = cluster.sql(db, "SELECT COUNT(*) = COUNT(DISTINCT serial) FROM certs");
+    assert_eq!(rows, "t");
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_and_rejoins() {
+    use std::sync::atomic::Ordering;
+    let cluster = pg::Postgres::start();
+    let (url, token, mut a, b) = two_nodes(&cluster, "killnode");
+    let hosts = vec![durability::host(&a), durability::host(&b)];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let clients = load(
+        hosts,
+        token.clone(),
+        8,
+        stop.clone(),
+        seen.clone(),
+        deadline,
+    );
+    let kill_at = 100 + (std::process::id() as usize % 200);
+    within(std::time::Duration::from_secs(60), || {
+        seen.lock().unwrap().serials.len() >= kill_at
+    });
+    durability::kill9(&mut a);
+    let at_kill = seen.lock().unwrap().serials.len();
+    // The survivor carries the load.
+    let carried = within(std::time::Duration::from_secs(30), || {
+        seen.lock().unwrap().serials.len() >= at_kill + 300
+    });
+    // The killed node rejoins on restart and serves.
+    let again = mutual_pg(&url, pg::KEK, &token);
+    let issue = r#"{"common_name":"back.example.com","ttl":"1h"}"#;
+    let (code, body) = curl(&again, "POST", "pki/issue/service", Some(issue));
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client");
+    }
+    assert!(
+        carried.is_some(),
+        "the surviving node did not carry the load"
+    );
+    assert_eq!(code, 200, "the restarted node: {body}");
+    let seen = seen.lock().unwrap();
+    eprintln!(
+        "killed after {at_kill}; {} received, {} switches, {} failures",
+        seen.serials.len(),
+        seen.switches,
+        seen.failures.len()
+    );
+    assert!(
+        seen.failures.is_empty(),
+        "5xx answers: {:?}",
+        &seen.failures[..seen.failures.len().min(3)]
+    );
+    assert_all_stored(&cluster, "killnode", &seen.serials);
+    drop(b);
+}
+
+#[test]
+fn postgres_restarted_under_load_nodes_reconnect_and_nothing_succeeds_unstored() {
+    use std::sync::atomic::Ordering;
+    let mut cluster = pg::Postgres::start();
+    let (_url, token, a, b) = two_nodes(&cluster, "restart");
+    let hosts = vec![durability::host(&a), durability::host(&b)];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let clients = load(hosts, token, 4, stop.clone(), seen.clone(), deadline);
+    within(std::time::Duration::from_secs(60), || {
+        seen.lock().unwrap().serials.len() >= 100
+    });
+    cluster.stop();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    cluster.run();
+    let at_restart = seen.lock().unwrap().serials.len();
+    // Without a restart of their own, the nodes serve again.
+    let back = within(std::time::Duration::from_secs(30), || {
+        seen.lock().unwrap().serials.len() >= at_restart + 100
+    });
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client");
+    }
+    assert!(
+        back.is_some(),
+        "the nodes did not serve again after PostgreSQL came back"
+    );
+    let seen = seen.lock().unwrap();
+    eprintln!(
+        "{} received, {} failures while PostgreSQL was down, back after {back:?}",
+        seen.serials.len(),
+        seen.failures.len()
+    );
+    // Each failure was a clear 5xx: 503 with the database named as the reason.
+    for (code, body) in &seen.failures {
+        assert_eq!(*code, 503, "{body}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error");
+        let msg = v["errors"][0].as_str().unwrap_or_default();
+        assert!(msg.contains("database"), "{msg}");
+    }
+    assert_all_stored(&cluster, "restart", &seen.serials);
+    let (code, body) = curl(&a, "GET", "sys/health", None);
+    assert_eq!(code, 200, "{body}");
 }
