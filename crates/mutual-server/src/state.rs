@@ -203,6 +203,9 @@ impl App {
     /// Re-reads every mount from the store (a change made by another node), without telling
     /// the others again.
     pub(crate) async fn reload_mounts(&self) -> Result<(), ApiError> {
+        // After any configuration write of this node, so that an older read never replaces
+        // the copy that write has just set.
+        let _guard = self.admin.lock().await;
         let mut fresh = HashMap::new();
         for record in self.store.list_mounts().await? {
             let mount = load_mount(&self.store, record).await?;

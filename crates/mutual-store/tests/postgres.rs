@@ -187,7 +187,8 @@ async fn each_way_of_being_refused_is_one_line_naming_it() {
             .starts_with(&format!("cannot reach the database {nobody}: ")),
         "{err}"
     );
-    for e in [&msg] {
+    let unreachable = err.to_string();
+    for e in [&msg, &unreachable] {
         assert!(!e.contains('\n'), "one line: {e}");
         assert!(!e.contains(pg::PASSWORD), "no password shown: {e}");
     }
