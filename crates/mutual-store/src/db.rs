@@ -24,7 +24,7 @@
 
 use std::{path::Path, time::Duration};
 
-use sqlx::{any::AnyPoolOptions, Executor};
+use sqlx::{any::AnyPoolOptions, Connection, Executor};
 
 use crate::{
     error::{busy_secs, db_err},
@@ -104,6 +104,14 @@ pub(crate) async fn sqlite(path: &Path, create: bool, durable: bool) -> Result<P
     url.push_str(if create { "?mode=rwc" } else { "?mode=rw" });
     let sync = if durable { "FULL" } else { "OFF" };
     let busy_ms = busy_secs() * 1000;
+    // One connection first, by hand: a file that is not a database fails here with SQLite's
+    // own words, where the pool would retry it until its acquire timeout.
+    let mut first = sqlx::AnyConnection::connect(&url).await.map_err(db_err)?;
+    first
+        .execute("PRAGMA journal_mode = WAL")
+        .await
+        .map_err(db_err)?;
+    let _ = first.close().await;
     AnyPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(busy_secs() + 5))
