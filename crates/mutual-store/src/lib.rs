@@ -7,6 +7,10 @@
 //! usable key. This crate knows nothing of HTTP or TLS; the rules of what may be issued live in
 //! `mutual-pki`.
 //!
+//! The same store runs on PostgreSQL, for several `mutual server` nodes on one database
+//! ([`Store::open_postgres`]; the key-encryption key then comes from `MUTUAL_KEK` alone): every
+//! query is written once for both engines (db.rs says how), and migrations are versioned.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), mutual_store::StoreError> {
 //! let store = mutual_store::Store::open(std::path::Path::new("./mutual-data")).await?;

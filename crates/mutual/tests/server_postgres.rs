@@ -531,7 +531,10 @@ fn postgres_restarted_under_load_nodes_reconnect_and_nothing_succeeds_unstored()
         seen.lock().unwrap().serials.len() >= 100
     });
     cluster.stop();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // While it is down, a node's health says so, as Vault's 503.
+    let (code, body) = curl(&b, "GET", "sys/health", None);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(json(&body)["database"]["reachable"], false, "{body}");
     cluster.run();
     let at_restart = seen.lock().unwrap().serials.len();
     // Without a restart of their own, the nodes serve again.
