@@ -190,7 +190,7 @@ fn ocsp_status(work: &std::path::Path, addr: &str, serial: &str) -> String {
 }
 
 #[test]
-fn a_revocation_and_a_token_revocation_on_one_node_are_in_force_on_the_other_within_1s() {
+fn revocations_tokens_policies_and_roles_changed_on_one_node_are_in_force_on_the_other_within_1s() {
     let cluster = pg::Postgres::start();
     let url = cluster.database("two");
     let token = mutual_pg_init(&url, pg::KEK);
@@ -292,6 +292,64 @@ fn a_revocation_and_a_token_revocation_on_one_node_are_in_force_on_the_other_wit
     assert!(
         refused.is_some(),
         "B still accepts the token revoked on A after 1 s"
+    );
+
+    // A policy narrowed on A binds the token's holders on B within 1 s.
+    let policy =
+        |caps: &str| format!(r#"{{"policy":"path \"pki/certs\" {{ capabilities = [{caps}] }}"}}"#);
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "sys/policies/acl/lister",
+        Some(&policy(r#"\"list\""#)),
+    );
+    assert!(code / 100 == 2, "{code} {body}");
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies":["lister"]}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let lister = json(&body)["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        server::curl_as(&b, Some(&lister), "LIST", "pki/certs", None).0,
+        200
+    );
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "sys/policies/acl/lister",
+        Some(&policy(r#"\"deny\""#)),
+    );
+    assert!(code / 100 == 2, "{code} {body}");
+    let denied = within(std::time::Duration::from_secs(1), || {
+        server::curl_as(&b, Some(&lister), "LIST", "pki/certs", None).0 == 403
+    });
+    assert!(
+        denied.is_some(),
+        "B still applies the policy as it was before A changed it"
+    );
+
+    // A role narrowed on A refuses on B within 1 s.
+    let (code, body) = curl(
+        &a,
+        "POST",
+        "pki/roles/service",
+        Some(
+            r#"{"allowed_domains":"example.org","allow_subdomains":true,"key_type":"ec","max_ttl":"720h"}"#,
+        ),
+    );
+    assert!(code / 100 == 2, "{code} {body}");
+    let narrowed = within(std::time::Duration::from_secs(1), || {
+        curl(&b, "POST", "pki/issue/service", Some(issue)).0 == 400
+    });
+    assert!(
+        narrowed.is_some(),
+        "B still issues under the role as it was before A changed it"
     );
 
     // Health: the database is reachable, and the metrics count commits.
