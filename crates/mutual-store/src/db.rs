@@ -140,6 +140,20 @@ pub(crate) const PG_ACQUIRE: Duration = Duration::from_secs(5);
 /// reconnects by itself after the database restarts.
 pub(crate) async fn postgres(url: &str) -> Result<Pool, StoreError> {
     sqlx::any::install_default_drivers();
+    // One connection first, by hand: a refused connection, a wrong password or a missing
+    // database is reported in the server's own words at once, where the pool would retry
+    // until its acquire timeout and say only that it timed out.
+    let first = tokio::time::timeout(PG_ACQUIRE, sqlx::AnyConnection::connect(url))
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "cannot reach the database {}: no answer within {} s",
+                redact(url),
+                PG_ACQUIRE.as_secs()
+            ))
+        })?
+        .map_err(|e| crate::error::connect_err(url, e))?;
+    let _ = first.close().await;
     AnyPoolOptions::new()
         .max_connections(16)
         .min_connections(0)

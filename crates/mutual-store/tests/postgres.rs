@@ -187,6 +187,7 @@ async fn each_way_of_being_refused_is_one_line_naming_it() {
             .starts_with(&format!("cannot reach the database {nobody}: ")),
         "{err}"
     );
+    assert!(err.to_string().contains("refused"), "the OS's words: {err}");
     let unreachable = err.to_string();
     for e in [&msg, &unreachable] {
         assert!(!e.contains('\n'), "one line: {e}");
