@@ -133,6 +133,10 @@ async fn health(app: &App, p: &Params) -> Reply {
     };
     let status = match db.state {
         crate::cluster::DbState::Up => code("activecode", StatusCode::OK),
+        // Vault's `standbyok`: a standby (here, a slow database) counts as healthy.
+        crate::cluster::DbState::Slow if p.string("standbyok").as_deref() == Some("true") => {
+            code("activecode", StatusCode::OK)
+        }
         crate::cluster::DbState::Slow => code("standbycode", StatusCode::TOO_MANY_REQUESTS),
         crate::cluster::DbState::Down => code("sealedcode", StatusCode::SERVICE_UNAVAILABLE),
     };

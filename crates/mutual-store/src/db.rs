@@ -20,7 +20,11 @@
 //!   schema says `BIGINT`, or `INTEGER` that migrate.rs widens); no `pragma`, no SQLite
 //!   functions; text rather than `BLOB` for new columns;
 //! - tables: append to `schema::SCHEMA`, which both engines run (migrate.rs adapts the types for
-//!   PostgreSQL); a change to an existing table is a new entry of `migrate::MIGRATIONS`.
+//!   PostgreSQL); a change to an existing table is a new entry of `migrate::MIGRATIONS`; a
+//!   `CREATE TRIGGER` (SQLite's form) is skipped on PostgreSQL, so add its PL/pgSQL twin to
+//!   `migrate::PG_ONLY`;
+//! - a change other nodes cache (tokens, policies, mounts) calls `Store::note_change(kind)`
+//!   (notify.rs), so that every node drops or reloads it within a second.
 
 use std::{path::Path, time::Duration};
 
