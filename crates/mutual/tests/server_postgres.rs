@@ -624,3 +624,47 @@ fn postgres_restarted_under_load_nodes_reconnect_and_nothing_succeeds_unstored()
     let (code, body) = curl(&a, "GET", "sys/health", None);
     assert_eq!(code, 200, "{body}");
 }
+
+/// Runs `script` on a fresh database of `cluster` (a node on PostgreSQL) and on
+/// `mutual server --dev` (SQLite): the two facts files, read.
+fn story_on_both(
+    cluster: &pg::Postgres,
+    db: &str,
+    script: &'static str,
+    facts_file: &str,
+) -> (String, String) {
+    let sqlite = std::thread::spawn(move || {
+        let server = mutual_dev();
+        let work = tempfile::tempdir().unwrap();
+        let out = run_script(&server, script, work.path());
+        assert_ok(&server, script, &out);
+        work
+    });
+    let url = cluster.database(db);
+    let token = mutual_pg_init(&url, pg::KEK);
+    let server = mutual_pg(&url, pg::KEK, &token);
+    let work = tempfile::tempdir().unwrap();
+    let out = run_script(&server, script, work.path());
+    assert_ok(&server, script, &out);
+    let sqlite = sqlite.join().expect("the SQLite run");
+    let read =
+        |d: &std::path::Path| std::fs::read_to_string(d.join(facts_file)).unwrap_or_default();
+    (read(work.path()), read(sqlite.path()))
+}
+
+#[test]
+fn auth_stories_give_the_same_answers_on_postgres_as_on_sqlite() {
+    if !have_bao("auth_stories_give_the_same_answers_on_postgres_as_on_sqlite") {
+        return;
+    }
+    let cluster = pg::Postgres::start();
+    for (db, script, file) in [
+        ("auth", "auth_story.sh", "facts"),
+        ("authx", "authx_story.sh", "facts"),
+        ("hvac_auth", "hvac_auth.py", "hvac-auth-facts"),
+    ] {
+        let (on_pg, on_sqlite) = story_on_both(&cluster, db, script, file);
+        assert!(!on_pg.is_empty(), "{script} wrote its facts");
+        assert_eq!(on_pg, on_sqlite, "{script}");
+    }
+}
