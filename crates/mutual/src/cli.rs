@@ -66,7 +66,8 @@ pub struct Cli {
     pub json: bool,
 
     /// Talk to a running `mutual server` at this URL instead of the local store (the CA
-    /// commands: ca, role, issue, sign, revoke, crl, certs).
+    /// commands: ca, role, issue, sign, revoke, crl, certs). Several nodes of one CA as
+    /// `URL,URL,…`: tried in order, the next one after a connection error or a 5xx.
     #[arg(long, global = true, env = "MUTUAL_ADDR")]
     pub addr: Option<String>,
 
