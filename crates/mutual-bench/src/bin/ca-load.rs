@@ -38,9 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[derive(Debug, Parser)]
 #[command(name = "ca-load", version)]
 struct Args {
-    /// The server, `HOST:PORT` (an `http://` prefix is dropped); several nodes of one CA as
-    /// `HOST:PORT,HOST:PORT,…`: client `i` starts on node `i`, and moves to the next one after
-    /// a connection error or a 5xx (that request counts as failed), saying so on stderr.
+    /// The server, `HOST:PORT` (an `http://` prefix is dropped).
     #[arg(long, default_value = "127.0.0.1:8200")]
     addr: String,
     /// Sent as X-Vault-Token.
@@ -77,8 +75,6 @@ struct Args {
 /// What every client thread sends.
 struct Job {
     addr: String,
-    /// Every node of `--addr`, in order (`addr` is the first).
-    addrs: Vec<String>,
     token: Option<String>,
     method: String,
     path: String,
@@ -93,23 +89,11 @@ struct Job {
 }
 
 impl Job {
-    fn open_at(&self, addr: &str) -> std::io::Result<Conn> {
+    fn open(&self) -> std::io::Result<Conn> {
         match &self.tls {
-            Some((config, name)) => Conn::open_tls(addr, config.clone(), name.clone()),
-            None => Conn::open(addr),
+            Some((config, name)) => Conn::open_tls(&self.addr, config.clone(), name.clone()),
+            None => Conn::open(&self.addr),
         }
-    }
-
-    /// The node after `at`, said on stderr when there is another one to go to.
-    fn fail_over(&self, at: usize, why: &str) -> usize {
-        let next = (at + 1) % self.addrs.len();
-        if next != at {
-            eprintln!(
-                "ca-load: {} failed ({why}); trying {}",
-                self.addrs[at], self.addrs[next]
-            );
-        }
-        next
     }
 }
 
@@ -149,21 +133,11 @@ fn job(a: &Args) -> Result<Job> {
     if a.body_lines.is_some() && lines.is_empty() {
         bail!("--body-lines: no line to send");
     }
-    let addrs: Vec<String> = a
+    let addr = a
         .addr
-        .split(',')
-        .map(|n| {
-            n.trim()
-                .trim_start_matches("http://")
-                .trim_start_matches("https://")
-                .trim_end_matches('/')
-                .to_string()
-        })
-        .filter(|n| !n.is_empty())
-        .collect();
-    let Some(addr) = addrs.first().cloned() else {
-        bail!("--addr names no server");
-    };
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_string();
     let tls = if a.modes.renew {
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
@@ -179,7 +153,6 @@ fn job(a: &Args) -> Result<Job> {
     };
     Ok(Job {
         addr,
-        addrs,
         token: a.token.clone(),
         method: a.method.clone(),
         path,
@@ -203,7 +176,6 @@ fn job(a: &Args) -> Result<Job> {
 /// One client thread: its own connection, requests until `stop` or the count is reached.
 fn client(
     j: &Job,
-    first: usize,
     schedule: Option<Schedule>,
     stop: &AtomicBool,
     sent: &AtomicU64,
@@ -212,7 +184,6 @@ fn client(
     let mut serials = Vec::new();
     let mut schedule = schedule;
     let mut conn = None;
-    let mut at = first % j.addrs.len();
     while !stop.load(Ordering::Relaxed) {
         let n = sent.fetch_add(1, Ordering::Relaxed);
         if j.requests > 0 && n >= j.requests {
@@ -229,11 +200,10 @@ fn client(
         };
         let c = match &mut conn {
             Some(c) => c,
-            None => match j.open_at(&j.addrs[at]) {
+            None => match j.open() {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
-                    tally.error(format!("connecting to {}: {e}", j.addrs[at]));
-                    at = j.fail_over(at, &e.to_string());
+                    tally.error(format!("connecting to {}: {e}", j.addr));
                     // Do not spin on a server that is not there.
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -251,18 +221,8 @@ fn client(
                     }
                 }
             }
-            Ok((code, body)) => {
-                let text = String::from_utf8_lossy(&body);
-                if code >= 500 && j.addrs.len() > 1 {
-                    at = j.fail_over(at, &format!("HTTP {code}"));
-                    conn = None;
-                }
-                tally.non2xx(code, &text);
-            }
+            Ok((code, body)) => tally.non2xx(code, &String::from_utf8_lossy(&body)),
             Err(e) => {
-                if j.addrs.len() > 1 {
-                    at = j.fail_over(at, &e.to_string());
-                }
                 tally.error(e);
                 conn = None;
             }
@@ -286,7 +246,7 @@ fn run(a: Args) -> Result<()> {
                 .load
                 .rate
                 .map(|r| Schedule::new(start, r, i, a.load.connections));
-            std::thread::spawn(move || client(&j, i, schedule, &stop, &sent))
+            std::thread::spawn(move || client(&j, schedule, &stop, &sent))
         })
         .collect();
     if j.requests == 0 {
