@@ -8,6 +8,8 @@
 #   bash bench/ca-server.sh          # SECS=10 per figure; BIG=0 skips the 1,000,000-row figures
 #
 # Never run by the tests.
+# On PostgreSQL: export MUTUAL_DATABASE=postgres://… (an empty database) and MUTUAL_KEK; the
+# --data store then lives there (--dev stays on SQLite). docs/high-availability.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -96,6 +96,15 @@ impl App {
         Ok(parsed)
     }
 
+    /// Forgets every cached policy (a change made by another node).
+    pub(crate) fn forget_policies(&self) {
+        self.policies
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Forgets cached policies after a write.
     pub(crate) fn forget_policy(&self, name: &str) {
         self.policies

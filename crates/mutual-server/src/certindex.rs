@@ -249,17 +249,23 @@ pub fn spawn_catch_up(app: &Arc<App>) {
         loop {
             tick.tick().await;
             let Some(app) = weak.upgrade() else { return };
-            match app.certs.catch_up(&app.store).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    app.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                    app.revocations.send_modify(|v| *v += 1);
-                    tracing::info!(revocations = n, "revocations made elsewhere applied");
-                }
-                Err(e) => tracing::warn!(error = %e, "catching up revocations failed"),
-            }
+            catch_up_now(&app).await;
         }
     });
+}
+
+/// Catches the index up once, now (also when another node says it revoked something); new
+/// revocations wake the feed and drop the cached CRLs.
+pub(crate) async fn catch_up_now(app: &App) {
+    match app.certs.catch_up(&app.store).await {
+        Ok(0) => {}
+        Ok(n) => {
+            app.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            app.revocations.send_modify(|v| *v += 1);
+            tracing::info!(revocations = n, "revocations made elsewhere applied");
+        }
+        Err(e) => tracing::warn!(error = %e, "catching up revocations failed"),
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,8 @@ impl ApiError {
             | ApiError::AppRoleRefused(_)
             | ApiError::Cidr(_) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::Duplicate { .. }) => StatusCode::BAD_REQUEST,
+            // The database is out of reach: nothing was stored; another node may do better.
+            ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NoRoute(_) | ApiError::UnsupportedPath | ApiError::NotFound => {
                 StatusCode::NOT_FOUND
             }

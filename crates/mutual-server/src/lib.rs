@@ -23,6 +23,7 @@ mod approle;
 mod audit;
 mod cert_auth;
 mod certindex;
+mod cluster;
 mod constraints;
 mod crl_config;
 mod error;
@@ -57,6 +58,7 @@ use axum::{
 
 pub use cert_auth::ClientCert;
 pub use certindex::spawn_catch_up;
+pub use cluster::spawn_cluster_sync;
 pub use error::ApiError;
 pub use inventory::search_from;
 pub use lifecycle::Counters;

@@ -192,8 +192,28 @@ impl App {
             .ok_or_else(|| ApiError::NoRoute(path.to_string()))?;
         let mount = load_mount(&self.store, record).await?;
         self.set_mount(path, Some(mount));
+        // The other nodes on the database reload their copies (cluster.rs).
+        if let Err(e) = self.store.note_change("mounts").await {
+            tracing::warn!(error = %e, "telling other nodes of a mount change failed");
+        }
         self.mount(path)
             .ok_or_else(|| ApiError::NoRoute(path.to_string()))
+    }
+
+    /// Re-reads every mount from the store (a change made by another node), without telling
+    /// the others again.
+    pub(crate) async fn reload_mounts(&self) -> Result<(), ApiError> {
+        // After any configuration write of this node, so that an older read never replaces
+        // the copy that write has just set.
+        let _guard = self.admin.lock().await;
+        let mut fresh = HashMap::new();
+        for record in self.store.list_mounts().await? {
+            let mount = load_mount(&self.store, record).await?;
+            fresh.insert(mount.record.path.clone(), Arc::new(mount));
+        }
+        *self.mounts.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
     }
 
     /// The token behind a secret, or 403.

@@ -28,7 +28,7 @@ pub async fn handle(
     token: Option<&str>,
 ) -> Result<Reply, ApiError> {
     match (op, path) {
-        (Op::Read, "sys/health") => return Ok(health(&p)),
+        (Op::Read, "sys/health") => return Ok(health(app, &p).await),
         (Op::Read, "sys/seal-status") => return Ok(Reply::Bare(StatusCode::OK, seal_status())),
         (Op::Read, "sys/leader") => {
             return Ok(Reply::Bare(
@@ -86,7 +86,7 @@ pub async fn handle(
     match (op, path) {
         (Op::Read, "sys/metrics") => Ok(Reply::Raw {
             content_type: "text/plain; version=0.0.4",
-            body: app.counters.prometheus().into_bytes(),
+            body: (app.counters.prometheus() + &crate::cluster::store_prometheus()).into_bytes(),
         }),
         (Op::Read, "sys/mounts") => {
             let mut all = Map::new();
@@ -110,6 +110,7 @@ pub async fn handle(
                     let _guard = app.admin.lock().await;
                     app.store.delete_mount(rest).await?;
                     app.set_mount(rest, None);
+                    app.store.note_change("mounts").await?;
                     Ok(Reply::NoContent)
                 }
                 Op::List => Err(ApiError::MethodNotAllowed),
@@ -119,15 +120,30 @@ pub async fn handle(
     }
 }
 
-fn health(p: &Params) -> Reply {
-    let status = p
-        .string("activecode")
-        .and_then(|c| c.parse::<u16>().ok())
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
+/// Vault's health answer, with the database's reachability deciding the status
+/// (cluster.rs, `database_health`): 200 (`activecode`) when it answers, 429 (`standbycode`)
+/// when it answers slowly, 503 (`sealedcode`) when it does not.
+async fn health(app: &App, p: &Params) -> Reply {
+    let db = crate::cluster::database_health(&app.store).await;
+    let code = |name: &str, default: StatusCode| {
+        p.string(name)
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(default)
+    };
+    let status = match db.state {
+        crate::cluster::DbState::Up => code("activecode", StatusCode::OK),
+        // Vault's `standbyok`: a standby (here, a slow database) counts as healthy.
+        crate::cluster::DbState::Slow if p.string("standbyok").as_deref() == Some("true") => {
+            code("activecode", StatusCode::OK)
+        }
+        crate::cluster::DbState::Slow => code("standbycode", StatusCode::TOO_MANY_REQUESTS),
+        crate::cluster::DbState::Down => code("sealedcode", StatusCode::SERVICE_UNAVAILABLE),
+    };
     Reply::Bare(
         status,
         json!({
+            "database": db.json(),
             "initialized": true,
             "sealed": false,
             "standby": false,

@@ -51,7 +51,7 @@ pub struct SecretIdRecord {
     pub cidrs: Vec<String>,
 }
 
-fn secret_from_row(r: &sqlx::sqlite::SqliteRow) -> SecretIdRecord {
+fn secret_from_row(r: &crate::db::Row) -> SecretIdRecord {
     SecretIdRecord {
         hmac: r.get("hmac"),
         role: r.get("role"),
@@ -71,7 +71,7 @@ impl Store {
             code: None,
             message: "the system random generator failed".into(),
         })?;
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('auth_hmac_key', ?)")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('auth_hmac_key', $1) ON CONFLICT (key) DO NOTHING")
             .bind(hex::encode(fresh))
             .execute(self.pool())
             .await
@@ -107,7 +107,7 @@ impl Store {
     /// Enables an auth method; `Duplicate` when the path is taken.
     pub async fn enable_auth(&self, m: &AuthMount) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO auth_mounts (path, kind, accessor, description, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO auth_mounts (path, kind, accessor, description, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&m.path)
         .bind(&m.kind)
@@ -129,9 +129,9 @@ impl Store {
     /// Disables an auth method and forgets its roles and secret IDs.
     pub async fn disable_auth(&self, path: &str) -> Result<(), StoreError> {
         for stmt in [
-            "DELETE FROM approle_secret_ids WHERE mount = ?",
-            "DELETE FROM approle_roles WHERE mount = ?",
-            "DELETE FROM auth_mounts WHERE path = ?",
+            "DELETE FROM approle_secret_ids WHERE mount = $1",
+            "DELETE FROM approle_roles WHERE mount = $1",
+            "DELETE FROM auth_mounts WHERE path = $1",
         ] {
             sqlx::query(stmt)
                 .bind(path)
@@ -151,7 +151,7 @@ impl Store {
         body: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO approle_roles (mount, name, role_id, body) VALUES (?, ?, ?, ?) \
+            "INSERT INTO approle_roles (mount, name, role_id, body) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (mount, name) DO UPDATE SET role_id = excluded.role_id, body = excluded.body",
         )
         .bind(mount)
@@ -190,7 +190,7 @@ impl Store {
         value: &str,
     ) -> Result<Option<AppRoleRecord>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT name, role_id, body FROM approle_roles WHERE mount = ? AND {column} = ?"
+            "SELECT name, role_id, body FROM approle_roles WHERE mount = $1 AND {column} = $2"
         ))
         .bind(mount)
         .bind(value)
@@ -206,7 +206,7 @@ impl Store {
 
     /// Role names, sorted.
     pub async fn list_approles(&self, mount: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT name FROM approle_roles WHERE mount = ? ORDER BY name")
+        let rows = sqlx::query("SELECT name FROM approle_roles WHERE mount = $1 ORDER BY name")
             .bind(mount)
             .fetch_all(self.pool())
             .await
@@ -217,8 +217,8 @@ impl Store {
     /// Deletes a role and its secret IDs.
     pub async fn delete_approle(&self, mount: &str, name: &str) -> Result<(), StoreError> {
         for stmt in [
-            "DELETE FROM approle_secret_ids WHERE mount = ? AND role = ?",
-            "DELETE FROM approle_roles WHERE mount = ? AND name = ?",
+            "DELETE FROM approle_secret_ids WHERE mount = $1 AND role = $2",
+            "DELETE FROM approle_roles WHERE mount = $1 AND name = $2",
         ] {
             sqlx::query(stmt)
                 .bind(mount)
@@ -234,7 +234,7 @@ impl Store {
     pub async fn put_secret_id(&self, mount: &str, s: &SecretIdRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO approle_secret_ids (hmac, mount, role, accessor, uses_left, created_at, expires_at, cidrs) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&s.hmac)
         .bind(mount)
@@ -258,7 +258,7 @@ impl Store {
         hmac: &str,
     ) -> Result<Option<SecretIdRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT * FROM approle_secret_ids WHERE mount = ? AND role = ? AND hmac = ?",
+            "SELECT * FROM approle_secret_ids WHERE mount = $1 AND role = $2 AND hmac = $3",
         )
         .bind(mount)
         .bind(role)
@@ -276,7 +276,7 @@ impl Store {
         role: &str,
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT accessor FROM approle_secret_ids WHERE mount = ? AND role = ? ORDER BY accessor",
+            "SELECT accessor FROM approle_secret_ids WHERE mount = $1 AND role = $2 ORDER BY accessor",
         )
         .bind(mount)
         .bind(role)
@@ -296,14 +296,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = match after {
             Some(n) => sqlx::query(
-                "UPDATE approle_secret_ids SET uses_left = ? WHERE hmac = ? AND uses_left = ?",
+                "UPDATE approle_secret_ids SET uses_left = $1 WHERE hmac = $2 AND uses_left = $3",
             )
             .bind(i64::from(n))
             .bind(hmac)
             .bind(i64::from(uses_left)),
-            None => sqlx::query("DELETE FROM approle_secret_ids WHERE hmac = ? AND uses_left = ?")
-                .bind(hmac)
-                .bind(i64::from(uses_left)),
+            None => {
+                sqlx::query("DELETE FROM approle_secret_ids WHERE hmac = $1 AND uses_left = $2")
+                    .bind(hmac)
+                    .bind(i64::from(uses_left))
+            }
         }
         .execute(self.pool())
         .await
@@ -318,7 +320,7 @@ impl Store {
         hmac_or_accessor: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "DELETE FROM approle_secret_ids WHERE mount = ? AND (hmac = ? OR accessor = ?)",
+            "DELETE FROM approle_secret_ids WHERE mount = $1 AND (hmac = $2 OR accessor = $3)",
         )
         .bind(mount)
         .bind(hmac_or_accessor)

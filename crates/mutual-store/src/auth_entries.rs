@@ -32,7 +32,7 @@ impl Store {
         body: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO auth_entries (mount, name, body) VALUES (?, ?, ?) \
+            "INSERT INTO auth_entries (mount, name, body) VALUES ($1, $2, $3) \
              ON CONFLICT (mount, name) DO UPDATE SET body = excluded.body",
         )
         .bind(mount)
@@ -50,7 +50,7 @@ impl Store {
         mount: &str,
         name: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT body FROM auth_entries WHERE mount = ? AND name = ?")
+        let row = sqlx::query("SELECT body FROM auth_entries WHERE mount = $1 AND name = $2")
             .bind(mount)
             .bind(name)
             .fetch_optional(self.pool())
@@ -64,11 +64,12 @@ impl Store {
         &self,
         mount: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT name, body FROM auth_entries WHERE mount = ? ORDER BY name")
-            .bind(mount)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
+        let rows =
+            sqlx::query("SELECT name, body FROM auth_entries WHERE mount = $1 ORDER BY name")
+                .bind(mount)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| (r.get("name"), r.get("body")))
@@ -77,7 +78,7 @@ impl Store {
 
     /// Deletes the entry `name` of `mount` (nothing when there is none).
     pub async fn delete_auth_entry(&self, mount: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM auth_entries WHERE mount = ? AND name = ?")
+        sqlx::query("DELETE FROM auth_entries WHERE mount = $1 AND name = $2")
             .bind(mount)
             .bind(name)
             .execute(self.pool())
@@ -88,7 +89,7 @@ impl Store {
 
     /// Deletes every entry of `mount` (an auth method disabled).
     pub async fn delete_auth_entries(&self, mount: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM auth_entries WHERE mount = ?")
+        sqlx::query("DELETE FROM auth_entries WHERE mount = $1")
             .bind(mount)
             .execute(self.pool())
             .await
@@ -120,7 +121,7 @@ impl Store {
     pub async fn enable_audit_device(&self, d: &AuditDevice) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_devices (path, kind, description, options, salt, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&d.path)
         .bind(&d.kind)
@@ -142,7 +143,7 @@ impl Store {
 
     /// Disables an audit device (nothing when there is none).
     pub async fn disable_audit_device(&self, path: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM audit_devices WHERE path = ?")
+        sqlx::query("DELETE FROM audit_devices WHERE path = $1")
             .bind(path)
             .execute(self.pool())
             .await

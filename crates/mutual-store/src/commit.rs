@@ -34,16 +34,16 @@ pub struct OwnedCert {
     pub role: Option<String>,
 }
 
-struct Job {
-    cert: OwnedCert,
+pub(crate) struct Job {
+    pub(crate) cert: OwnedCert,
     /// Its subject alternative names for the inventory, read on the caller's task so that
     /// the one writer thread does no parsing.
-    names: Vec<(NameKind, String)>,
+    pub(crate) names: Vec<(NameKind, String)>,
     /// The accessor of the token that asked for it.
-    issued_by: Option<String>,
+    pub(crate) issued_by: Option<String>,
     /// The request that produced it.
-    request: Option<String>,
-    done: oneshot::Sender<Result<(), DbFailure>>,
+    pub(crate) request: Option<String>,
+    pub(crate) done: oneshot::Sender<Result<(), DbFailure>>,
 }
 
 /// The handle to a store's group-commit writer; cheap to clone.
@@ -113,6 +113,9 @@ impl Store {
     /// batch now costs one wake-up of the thread, and the one connection's page cache stays
     /// warm because nothing else writes certificates.
     pub fn cert_writer(&self) -> Result<CertWriter, StoreError> {
+        if self.engine == crate::db::Engine::Postgres {
+            return Ok(self.pg_writer());
+        }
         let conn = self.writer_connection()?;
         let (tx, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (batches, incoming) = std::sync::mpsc::channel::<Vec<Job>>();
@@ -146,6 +149,31 @@ impl Store {
         Ok(CertWriter { tx })
     }
 
+    /// The writer on PostgreSQL: one task gathers a batch as above, commits it in one
+    /// transaction over the pool and answers its callers after COMMIT; what arrives meanwhile
+    /// is the next batch.
+    fn pg_writer(&self) -> CertWriter {
+        let (tx, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                tokio::task::yield_now().await;
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let result = crate::postgres::write_batch(&pool, &batch).await;
+                for job in batch {
+                    let _ = job.done.send(result.clone());
+                }
+            }
+        });
+        CertWriter { tx }
+    }
+
     fn writer_connection(&self) -> Result<rusqlite::Connection, StoreError> {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(
@@ -175,7 +203,9 @@ fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receive
         }
         // Each caller of the batch gets the failure, translated on its side (the store's one
         // translation point, as for the pool): a lock held too long says so.
+        let started = std::time::Instant::now();
         let result = insert(&mut conn, batch.iter()).map_err(|e| DbFailure::from(&e));
+        crate::metrics::commit_done(started.elapsed(), result.is_ok());
         for job in batch {
             let _ = job.done.send(result.clone());
         }

@@ -69,6 +69,21 @@ pub enum StoreError {
     /// A search asked something the inventory cannot answer (a malformed cursor or filter).
     #[error("{0}")]
     BadQuery(String),
+    /// The database cannot be reached or refused the connection (PostgreSQL): the message
+    /// names the database (without its password) and what went wrong.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database was made or upgraded by a newer mutual.
+    #[error("the store's schema is version {found}, newer than this mutual knows (version {known}); run a mutual at least as new as the one that upgraded it")]
+    SchemaTooNew {
+        /// The version in the database.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// The database holds another application's tables and no mutual store.
+    #[error("the database {0} holds tables of another application and no mutual store; give mutual a database of its own")]
+    Foreign(String),
 }
 
 impl StoreError {
@@ -104,18 +119,41 @@ pub(crate) struct DbFailure {
     pub code: Option<i32>,
     /// The message, without the code.
     pub message: String,
+    /// PostgreSQL's SQLSTATE (`23505`, `08006`, …), or `CONN` when the connection itself
+    /// failed (refused, reset, timed out waiting for one): the database is out of reach.
+    pub sqlstate: Option<String>,
 }
 
 impl From<&sqlx::Error> for DbFailure {
     fn from(err: &sqlx::Error) -> DbFailure {
         match err {
-            sqlx::Error::Database(db) => DbFailure {
-                code: db.code().and_then(|c| c.parse().ok()),
-                message: db.message().to_string(),
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return DbFailure {
+                        code: None,
+                        message: pg.message().to_string(),
+                        sqlstate: Some(pg.code().to_string()),
+                    };
+                }
+                DbFailure {
+                    code: db.code().and_then(|c| c.parse().ok()),
+                    message: db.message().to_string(),
+                    sqlstate: None,
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => DbFailure {
+                code: None,
+                message: err.to_string(),
+                sqlstate: Some("CONN".into()),
             },
             other => DbFailure {
                 code: None,
                 message: other.to_string(),
+                sqlstate: None,
             },
         }
     }
@@ -127,6 +165,7 @@ impl From<&rusqlite::Error> for DbFailure {
             code: err.sqlite_error().map(|e| e.extended_code),
             // For an SQLite failure this is SQLite's message alone.
             message: err.to_string(),
+            sqlstate: None,
         }
     }
 }
@@ -141,6 +180,18 @@ const SQLITE_NOTADB: i32 = 26;
 /// held past the busy timeout is [`Locked`](StoreError::Locked), a damaged file
 /// [`Corrupt`](StoreError::Corrupt), anything else [`Db`](StoreError::Db) with its code.
 pub(crate) fn translate(f: DbFailure) -> StoreError {
+    crate::metrics::db_error();
+    if let Some(state) = &f.sqlstate {
+        // Class 08 (connection exception), 57P01-03 (the server shutting down or starting):
+        // the database is out of reach, not the request wrong.
+        if state == "CONN" || state.starts_with("08") || state.starts_with("57P") {
+            return StoreError::Unavailable(format!("the database is unreachable: {}", f.message));
+        }
+        return StoreError::Db {
+            code: None,
+            message: format!("{} (SQLSTATE {state})", f.message),
+        };
+    }
     // Extended codes (SQLITE_BUSY_SNAPSHOT = 517, …) carry the primary code in the low byte.
     match f.code.map(|c| c & 0xff) {
         Some(SQLITE_BUSY | SQLITE_LOCKED) => StoreError::Locked(busy_secs()),
@@ -159,6 +210,25 @@ pub(crate) fn translate(f: DbFailure) -> StoreError {
             message: f.message,
         },
     }
+}
+
+/// A failure to connect to the PostgreSQL database at `url`, in one line that names it
+/// (without its password) and says what to fix.
+pub(crate) fn connect_err(url: &str, err: sqlx::Error) -> StoreError {
+    let shown = crate::db::redact(url);
+    let f = DbFailure::from(&err);
+    let why = match f.sqlstate.as_deref() {
+        Some("28P01") | Some("28000") => {
+            format!("the database {shown} refused the login: {}", f.message)
+        }
+        Some("3D000") => format!("the database {shown} does not exist: {}", f.message),
+        Some("CONN") => format!("cannot reach the database {shown}: {}", f.message),
+        _ => match &err {
+            sqlx::Error::Configuration(e) => format!("bad database URL {shown}: {e}"),
+            _ => format!("cannot connect to the database {shown}: {}", f.message),
+        },
+    };
+    StoreError::Unavailable(why)
 }
 
 /// A failure of the sqlx pool, translated.
@@ -209,6 +279,7 @@ mod tests {
         DbFailure {
             code,
             message: message.into(),
+            sqlstate: None,
         }
     }
 

@@ -298,7 +298,7 @@ pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
     }
     if let Some(cas) = &s.visible_cas {
         if cas.is_empty() {
-            sql.push_str(" AND 0");
+            sql.push_str(" AND 1 = 0");
         } else if cas.len() == 1 {
             // An equality, so that the (ca, not_after, serial) index also gives the order.
             sql.push_str(" AND c.ca = ?");
@@ -359,7 +359,7 @@ pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
         sql.push_str(&format!(" ORDER BY c.{col} {dir}, c.serial {dir}"));
     }
     sql.push_str(&format!(" LIMIT {}", page_size(s.limit) + 1));
-    (sql, binds)
+    (crate::db::numbered(&sql), binds)
 }
 
 fn page_size(limit: u32) -> u32 {
@@ -425,7 +425,7 @@ impl Store {
     /// The subject alternative names recorded for a certificate.
     pub async fn cert_names(&self, serial: &Serial) -> Result<Vec<(NameKind, String)>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT kind, value FROM cert_names WHERE serial = ? ORDER BY kind, value",
+            "SELECT kind, value FROM cert_names WHERE serial = $1 ORDER BY kind, value",
         )
         .bind(serial.to_hex())
         .fetch_all(self.pool())
@@ -458,6 +458,7 @@ impl Store {
             sql.push(')');
         }
         sql.push_str(" GROUP BY day ORDER BY day");
+        let sql = crate::db::numbered(&sql);
         let mut q = sqlx::query(&sql).bind(start);
         for ca in visible_cas.unwrap_or_default() {
             q = q.bind(ca);
@@ -493,7 +494,7 @@ impl Store {
         let mut after = String::new();
         loop {
             let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT serial, cert_pem FROM certs WHERE serial > ? ORDER BY serial LIMIT 1000",
+                "SELECT serial, cert_pem FROM certs WHERE serial > $1 ORDER BY serial LIMIT 1000",
             )
             .bind(&after)
             .fetch_all(self.pool())
@@ -505,7 +506,7 @@ impl Store {
             for (serial, pem) in &rows {
                 for (kind, value) in names_of(pem) {
                     sqlx::query(
-                        "INSERT OR IGNORE INTO cert_names (kind, value, serial) VALUES (?, ?, ?)",
+                        "INSERT INTO cert_names (kind, value, serial) VALUES ($1, $2, $3) ON CONFLICT (kind, value, serial) DO NOTHING",
                     )
                     .bind(kind.as_str())
                     .bind(value)
@@ -517,7 +518,7 @@ impl Store {
             }
             tx.commit().await.map_err(db_err)?;
         }
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('inventory_names', '1')")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('inventory_names', '1') ON CONFLICT (key) DO NOTHING")
             .execute(self.pool())
             .await
             .map_err(db_err)?;
@@ -642,14 +643,14 @@ mod tests {
                     visible_cas: Some(vec![]),
                     ..Search::default()
                 },
-                "AND 0 ORDER BY c.not_after ASC, c.serial ASC LIMIT 51",
+                "AND 1 = 0 ORDER BY c.not_after ASC, c.serial ASC LIMIT 51",
                 vec![],
             ),
         ];
         for (search, tail, binds) in cases {
             let (sql, got) = build(&search);
             let rest = sql.split("WHERE 1 = 1 ").nth(1).unwrap_or_default();
-            assert_eq!(rest, tail, "{search:?}");
+            assert_eq!(rest, crate::db::numbered(tail), "{search:?}");
             assert_eq!(got, binds, "{search:?}");
         }
     }

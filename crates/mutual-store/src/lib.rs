@@ -7,6 +7,10 @@
 //! usable key. This crate knows nothing of HTTP or TLS; the rules of what may be issued live in
 //! `mutual-pki`.
 //!
+//! The same store runs on PostgreSQL, for several `mutual server` nodes on one database
+//! ([`Store::open_postgres`]; the key-encryption key then comes from `MUTUAL_KEK` alone): every
+//! query is written once for both engines (db.rs says how), and migrations are versioned.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), mutual_store::StoreError> {
 //! let store = mutual_store::Store::open(std::path::Path::new("./mutual-data")).await?;
@@ -22,13 +26,18 @@ mod approle;
 mod auth_entries;
 mod authority;
 mod commit;
+mod db;
 mod error;
 mod inventory;
 mod kek;
+mod metrics;
+mod migrate;
 mod model;
 mod mount_config;
 mod mounts;
+mod notify;
 mod policies;
+mod postgres;
 mod schema;
 mod sqlite;
 mod tokens;
@@ -40,10 +49,13 @@ pub use authority::{
     SYSTEM_MAX_TTL,
 };
 pub use commit::{CertWriter, OwnedCert};
+pub use db::{is_postgres_url, redact, Engine};
 pub use error::StoreError;
 pub use inventory::{names_of, Cursor, DayCount, Found, NameKind, Page, Search, SortKey, MAX_PAGE};
 pub use kek::Kek;
+pub use metrics::{store_metrics, StoreMetrics, COMMIT_BUCKETS};
 pub use model::{CaRecord, CertFilter, CertRecord, NewCa, NewCert, RevokeOutcome};
 pub use mounts::MountRecord;
+pub use notify::Change;
 pub use sqlite::{FeedEntry, Store};
 pub use tokens::{token_hash, TokenLease, TokenRecord, TokenSpec, TokenUse, ALL_MOUNTS};

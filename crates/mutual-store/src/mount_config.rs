@@ -17,7 +17,7 @@ impl Store {
         mount: &str,
         kind: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT body FROM mount_config WHERE mount = ? AND kind = ?")
+        let row = sqlx::query("SELECT body FROM mount_config WHERE mount = $1 AND kind = $2")
             .bind(mount)
             .bind(kind)
             .fetch_optional(self.pool())
@@ -33,7 +33,7 @@ impl Store {
         kind: &str,
         body: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO mount_config (mount, kind, body) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO mount_config (mount, kind, body) VALUES ($1, $2, $3) ON CONFLICT (mount, kind) DO UPDATE SET body = excluded.body")
             .bind(mount)
             .bind(kind)
             .bind(body)
@@ -62,7 +62,7 @@ impl Store {
     ) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT serial, revoked_at, reason FROM certs \
-             WHERE revoked_seq > ? AND ca = ? AND revoked_at IS NOT NULL ORDER BY serial",
+             WHERE revoked_seq > $1 AND ca = $2 AND revoked_at IS NOT NULL ORDER BY serial",
         )
         .bind(since as i64)
         .bind(ca)
@@ -84,7 +84,7 @@ impl Store {
     /// How many certificates of CA `ca` are stored, and how many of them are revoked.
     pub async fn cert_counts(&self, ca: &str) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS total, COUNT(revoked_at) AS revoked FROM certs WHERE ca = ?",
+            "SELECT COUNT(*) AS total, COUNT(revoked_at) AS revoked FROM certs WHERE ca = $1",
         )
         .bind(ca)
         .fetch_one(self.pool())

@@ -58,7 +58,7 @@ impl MountRecord {
     }
 }
 
-fn mount_from_row(row: &sqlx::sqlite::SqliteRow) -> MountRecord {
+fn mount_from_row(row: &crate::db::Row) -> MountRecord {
     let secs = |c: &str| Duration::from_secs(row.get::<i64, _>(c).max(0) as u64);
     MountRecord {
         path: row.get("path"),
@@ -77,7 +77,7 @@ impl Store {
     pub async fn create_mount(&self, m: &MountRecord) -> Result<(), StoreError> {
         let res = sqlx::query(
             "INSERT INTO mounts (path, kind, description, max_lease_ttl, default_lease_ttl, accessor, uuid, urls, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&m.path)
         .bind(&m.kind)
@@ -120,9 +120,9 @@ impl Store {
         description: Option<&str>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE mounts SET max_lease_ttl = COALESCE(?, max_lease_ttl),
-                default_lease_ttl = COALESCE(?, default_lease_ttl),
-                description = COALESCE(?, description) WHERE path = ?",
+            "UPDATE mounts SET max_lease_ttl = COALESCE($1, max_lease_ttl),
+                default_lease_ttl = COALESCE($2, default_lease_ttl),
+                description = COALESCE($3, description) WHERE path = $4",
         )
         .bind(max_lease_ttl.map(|d| d.as_secs() as i64))
         .bind(default_lease_ttl.map(|d| d.as_secs() as i64))
@@ -144,17 +144,17 @@ impl Store {
     /// Vault's disable does. True when it existed.
     pub async fn delete_mount(&self, path: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let done = sqlx::query("DELETE FROM mounts WHERE path = ?")
+        let done = sqlx::query("DELETE FROM mounts WHERE path = $1")
             .bind(path)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         for sql in [
-            "DELETE FROM mount_roles WHERE mount = ?",
-            "DELETE FROM pending_keys WHERE mount = ?",
-            "DELETE FROM certs WHERE ca = ?",
-            "DELETE FROM cas WHERE name = ?",
-            "DELETE FROM mount_config WHERE mount = ?",
+            "DELETE FROM mount_roles WHERE mount = $1",
+            "DELETE FROM pending_keys WHERE mount = $1",
+            "DELETE FROM certs WHERE ca = $1",
+            "DELETE FROM cas WHERE name = $1",
+            "DELETE FROM mount_config WHERE mount = $1",
         ] {
             sqlx::query(sql)
                 .bind(path)
@@ -169,7 +169,7 @@ impl Store {
     /// Sets a mount's `config/urls`, and its CA's when it has one.
     pub async fn set_mount_urls(&self, path: &str, urls: &Urls) -> Result<(), StoreError> {
         let body = serde_json::to_string(urls).map_err(StoreError::encode("URLs"))?;
-        let done = sqlx::query("UPDATE mounts SET urls = ? WHERE path = ?")
+        let done = sqlx::query("UPDATE mounts SET urls = $1 WHERE path = $2")
             .bind(&body)
             .bind(path)
             .execute(self.pool())
@@ -181,7 +181,7 @@ impl Store {
                 name: path.to_string(),
             });
         }
-        sqlx::query("UPDATE cas SET urls = ? WHERE name = ?")
+        sqlx::query("UPDATE cas SET urls = $1 WHERE name = $2")
             .bind(&body)
             .bind(path)
             .execute(self.pool())
@@ -200,8 +200,8 @@ impl Store {
         revoked: bool,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM certs WHERE ca = ? AND not_after < ?
-             AND ((revoked_at IS NULL AND ?) OR (revoked_at IS NOT NULL AND ?))",
+            "DELETE FROM certs WHERE ca = $1 AND not_after < $2
+             AND ((revoked_at IS NULL AND $3) OR (revoked_at IS NOT NULL AND $4))",
         )
         .bind(ca)
         .bind(before.unix_timestamp())
@@ -223,7 +223,7 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<mutual_pki::serial::Serial>, StoreError> {
-        let mut sql = String::from("SELECT serial FROM certs WHERE ca = ? AND serial > ?");
+        let mut sql = String::from("SELECT serial FROM certs WHERE ca = $1 AND serial > $2");
         if revoked_only {
             sql.push_str(" AND revoked_at IS NOT NULL");
         }
@@ -247,7 +247,7 @@ impl Store {
 
     /// Deletes a CA (Vault's `DELETE <mount>/root`); its issued certificates stay recorded.
     pub async fn delete_ca(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM cas WHERE name = ?")
+        let done = sqlx::query("DELETE FROM cas WHERE name = $1")
             .bind(name)
             .execute(self.pool())
             .await
@@ -259,7 +259,7 @@ impl Store {
     pub async fn put_mount_role(&self, mount: &str, role: &Role) -> Result<(), StoreError> {
         let body = serde_json::to_string(role).map_err(StoreError::encode("role"))?;
         sqlx::query(
-            "INSERT INTO mount_roles (mount, name, body) VALUES (?, ?, ?)
+            "INSERT INTO mount_roles (mount, name, body) VALUES ($1, $2, $3)
              ON CONFLICT(mount, name) DO UPDATE SET body = excluded.body",
         )
         .bind(mount)
@@ -274,7 +274,7 @@ impl Store {
     /// Every role of a mount, by name.
     pub async fn list_mount_roles(&self, mount: &str) -> Result<Vec<Role>, StoreError> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, body FROM mount_roles WHERE mount = ? ORDER BY name")
+            sqlx::query_as("SELECT name, body FROM mount_roles WHERE mount = $1 ORDER BY name")
                 .bind(mount)
                 .fetch_all(self.pool())
                 .await
@@ -289,7 +289,7 @@ impl Store {
 
     /// Deletes a role of a mount; true when it existed.
     pub async fn delete_mount_role(&self, mount: &str, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM mount_roles WHERE mount = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM mount_roles WHERE mount = $1 AND name = $2")
             .bind(mount)
             .bind(name)
             .execute(self.pool())
@@ -303,7 +303,7 @@ impl Store {
     pub async fn put_pending_key(&self, mount: &str, key: &PrivateKey) -> Result<(), StoreError> {
         let sealed = self.kek().seal(&format!("pending:{mount}"), &key.to_der());
         sqlx::query(
-            "INSERT INTO pending_keys (mount, key_sealed) VALUES (?, ?)
+            "INSERT INTO pending_keys (mount, key_sealed) VALUES ($1, $2)
              ON CONFLICT(mount) DO UPDATE SET key_sealed = excluded.key_sealed",
         )
         .bind(mount)
@@ -317,7 +317,7 @@ impl Store {
     /// The pending intermediate key of a mount, if one was generated.
     pub async fn pending_key(&self, mount: &str) -> Result<Option<PrivateKey>, StoreError> {
         let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT key_sealed FROM pending_keys WHERE mount = ?")
+            sqlx::query_scalar("SELECT key_sealed FROM pending_keys WHERE mount = $1")
                 .bind(mount)
                 .fetch_optional(self.pool())
                 .await
@@ -333,7 +333,7 @@ impl Store {
 
     /// Forgets the pending key of a mount (after `set-signed`).
     pub async fn clear_pending_key(&self, mount: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM pending_keys WHERE mount = ?")
+        sqlx::query("DELETE FROM pending_keys WHERE mount = $1")
             .bind(mount)
             .execute(self.pool())
             .await

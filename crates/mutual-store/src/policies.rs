@@ -10,7 +10,7 @@ impl Store {
     /// Writes (creates or replaces) the policy `name`.
     pub async fn put_policy(&self, name: &str, body: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO acl_policies (name, body, updated_at) VALUES (?, ?, ?)",
+            "INSERT INTO acl_policies (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
         )
         .bind(name)
         .bind(body)
@@ -18,12 +18,13 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(())
+        // Every node drops the policies it holds parsed (notify.rs).
+        self.note_change("policies").await
     }
 
     /// The text of the policy `name`, if stored.
     pub async fn get_policy(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT body FROM acl_policies WHERE name = ?")
+        let row = sqlx::query("SELECT body FROM acl_policies WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())
             .await
@@ -42,11 +43,14 @@ impl Store {
 
     /// Deletes the policy `name`; true when it existed.
     pub async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM acl_policies WHERE name = ?")
+        let done = sqlx::query("DELETE FROM acl_policies WHERE name = $1")
             .bind(name)
             .execute(self.pool())
             .await
             .map_err(db_err)?;
+        if done.rows_affected() > 0 {
+            self.note_change("policies").await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 }

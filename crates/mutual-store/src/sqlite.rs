@@ -1,8 +1,4 @@
-use std::{
-    path::{Path, PathBuf},
-    str::FromStr,
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use mutual_pki::{
     ca::Urls,
@@ -11,24 +7,22 @@ use mutual_pki::{
     role::Role,
     serial::Serial,
 };
-use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Row, SqlitePool,
-};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::{
-    error::{busy_secs, db_err},
-    schema::SCHEMA,
+    db::{Engine, Pool},
+    error::db_err,
+    migrate::migrate,
     CaRecord, CertFilter, CertRecord, Kek, NewCa, NewCert, RevokeOutcome, StoreError,
 };
 
 const DB_FILE: &str = "mutual.db";
-const FORMAT: &str = "mutual-store-1";
+pub(crate) const FORMAT: &str = "mutual-store-1";
 
 /// Columns added after the first release, as (table, column, definition): added to a store
 /// that lacks them when it is opened, so that stores made by older versions keep working.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // The role a certificate was issued under: renewal applies it again.
     ("certs", "role", "TEXT"),
     // The revocation feed's sequence number, given by `revoke` (see `revocations_since`).
@@ -48,60 +42,6 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("cert_issuers", "request", "TEXT NOT NULL DEFAULT ''"),
 ];
 
-/// Brings a store's schema up to date: every statement is idempotent, and a column added by a
-/// concurrent opener is not an error.
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    for stmt in SCHEMA {
-        sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
-    }
-    for (table, column, def) in ADDED_COLUMNS {
-        let present: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?"
-        ))
-        .bind(column)
-        .fetch_one(pool)
-        .await
-        .map_err(db_err)?;
-        if present > 0 {
-            continue;
-        }
-        match sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
-            .execute(pool)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("duplicate column") => {}
-            Err(e) => return Err(db_err(e)),
-        }
-        if *column == "revoked_seq" {
-            // Certificates revoked before the feed existed get sequence numbers in the order
-            // they were revoked, so that a subscriber starting at 0 sees them too.
-            sqlx::query(
-                "UPDATE certs SET revoked_seq = (SELECT COUNT(*) FROM certs c2 \
-                 WHERE c2.revoked_at IS NOT NULL \
-                 AND (c2.revoked_at, c2.serial) <= (certs.revoked_at, certs.serial)) \
-                 WHERE revoked_at IS NOT NULL",
-            )
-            .execute(pool)
-            .await
-            .map_err(db_err)?;
-        }
-    }
-    // The feed's counter lives apart from the rows, so that `tidy` deleting the latest revoked
-    // certificate never makes a sequence number come round twice.
-    for stmt in [
-        "CREATE INDEX IF NOT EXISTS certs_revoked_seq ON certs(revoked_seq) WHERE revoked_seq IS NOT NULL",
-        "CREATE TABLE IF NOT EXISTS revocation_seq (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL)",
-        "INSERT OR IGNORE INTO revocation_seq (one, seq) SELECT 1, COALESCE(MAX(revoked_seq), 0) FROM certs",
-    ]
-    .iter()
-    .chain(crate::schema::SCHEMA_AFTER_COLUMNS)
-    {
-        sqlx::query(stmt).execute(pool).await.map_err(db_err)?;
-    }
-    Ok(())
-}
-
 /// One entry of the revocation feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEntry {
@@ -115,13 +55,17 @@ pub struct FeedEntry {
     pub reason: Reason,
 }
 
-/// The SQLite store in a data directory.
+/// The store: a SQLite file in a data directory, or a PostgreSQL database (postgres.rs).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    kek: std::sync::Arc<Kek>,
-    dir: PathBuf,
-    durable: bool,
+    pub(crate) pool: Pool,
+    pub(crate) engine: Engine,
+    pub(crate) kek: std::sync::Arc<Kek>,
+    /// The data directory; for PostgreSQL, the database's URL without its password.
+    pub(crate) dir: PathBuf,
+    pub(crate) durable: bool,
+    /// The PostgreSQL URL (with its password), for the listener of notifications.
+    pub(crate) url: Option<std::sync::Arc<str>>,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -133,26 +77,8 @@ pub(crate) fn from_ts(t: i64) -> OffsetDateTime {
 }
 
 impl Store {
-    async fn connect(path: &Path, create: bool, durable: bool) -> Result<SqlitePool, StoreError> {
-        let opts = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(db_err)?
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            // A certificate returned to a caller must survive a crash: fsync every commit.
-            .synchronous(if durable {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Off
-            })
-            .busy_timeout(Duration::from_secs(busy_secs()))
-            .foreign_keys(true);
-        SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(busy_secs() + 5))
-            .connect_with(opts)
-            .await
-            .map_err(db_err)
+    async fn connect(path: &Path, create: bool, durable: bool) -> Result<Pool, StoreError> {
+        crate::db::sqlite(path, create, durable).await
     }
 
     /// Creates a new store in `dir` (made with mode 0700 if missing), with a new
@@ -179,9 +105,10 @@ impl Store {
             Kek::create(dir)?
         };
         let pool = Self::connect(&db, true, durable).await?;
-        migrate(&pool).await?;
+        migrate(&pool, Engine::Sqlite).await?;
         sqlx::query(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?), ('kek_check', ?)",
+            "INSERT INTO meta (key, value) VALUES ('format', $1), ('kek_check', $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(FORMAT)
         .bind(hex::encode(kek.seal("kek-check", b"mutual")))
@@ -190,9 +117,11 @@ impl Store {
         .map_err(db_err)?;
         let store = Store {
             pool,
+            engine: Engine::Sqlite,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
             durable,
+            url: None,
         };
         store.backfill_inventory().await?;
         Ok(store)
@@ -221,7 +150,7 @@ impl Store {
                 "unknown store format {format:?} (expected {FORMAT})"
             )));
         }
-        migrate(&pool).await?;
+        migrate(&pool, Engine::Sqlite).await?;
         let kek = Kek::load(dir)?;
         let check: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'kek_check'")
@@ -237,9 +166,11 @@ impl Store {
         })?;
         let store = Store {
             pool,
+            engine: Engine::Sqlite,
             kek: std::sync::Arc::new(kek),
             dir: dir.to_path_buf(),
             durable: true,
+            url: None,
         };
         store.backfill_inventory().await?;
         Ok(store)
@@ -259,8 +190,13 @@ impl Store {
         self.durable
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The engine that holds this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     pub(crate) fn kek(&self) -> &Kek {
@@ -271,7 +207,7 @@ impl Store {
     pub async fn put_ca(&self, ca: &NewCa<'_>) -> Result<(), StoreError> {
         let sealed = self.kek.seal(ca.name, &ca.key.to_der());
         let res = sqlx::query(
-            "INSERT INTO cas (name, cert_pem, key_sealed, parent, chain_pem, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cas (name, cert_pem, key_sealed, parent, chain_pem, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(ca.name)
         .bind(ca.cert_pem)
@@ -296,7 +232,7 @@ impl Store {
     /// A CA with its key opened.
     pub async fn get_ca(&self, name: &str) -> Result<CaRecord, StoreError> {
         let row = sqlx::query(
-            "SELECT name, cert_pem, key_sealed, parent, chain_pem, urls FROM cas WHERE name = ?",
+            "SELECT name, cert_pem, key_sealed, parent, chain_pem, urls FROM cas WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -309,7 +245,7 @@ impl Store {
         self.ca_from_row(&row)
     }
 
-    fn ca_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<CaRecord, StoreError> {
+    fn ca_from_row(&self, row: &crate::db::Row) -> Result<CaRecord, StoreError> {
         let name: String = row.get("name");
         let cert_pem: String = row.get("cert_pem");
         let sealed: Vec<u8> = row.get("key_sealed");
@@ -360,7 +296,7 @@ impl Store {
     /// Sets the URLs a CA stamps into what it issues.
     pub async fn set_urls(&self, name: &str, urls: &Urls) -> Result<(), StoreError> {
         let body = serde_json::to_string(urls).map_err(StoreError::encode("URLs"))?;
-        let done = sqlx::query("UPDATE cas SET urls = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE cas SET urls = $1 WHERE name = $2")
             .bind(body)
             .bind(name)
             .execute(&self.pool)
@@ -374,7 +310,7 @@ impl Store {
         }
         // The CA of a server mount: its `config/urls` says the same (seen by a server at its
         // next start).
-        sqlx::query("UPDATE mounts SET urls = ? WHERE path = ?")
+        sqlx::query("UPDATE mounts SET urls = $1 WHERE path = $2")
             .bind(serde_json::to_string(urls).map_err(StoreError::encode("CA URLs"))?)
             .bind(name)
             .execute(&self.pool)
@@ -385,13 +321,21 @@ impl Store {
 
     /// Takes the next CRL number of a CA (1, 2, …), atomically.
     pub async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE cas SET crl_number = crl_number + 1 WHERE name = ? RETURNING crl_number",
-        )
-        .bind(ca)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        // On PostgreSQL the number comes from one sequence that every node draws from: CRLs
+        // made by any node only grow, whichever commits first.
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "UPDATE cas SET crl_number = crl_number + 1 WHERE name = $1 RETURNING crl_number"
+            }
+            Engine::Postgres => {
+                "UPDATE cas SET crl_number = nextval('crl_number') WHERE name = $1 RETURNING crl_number"
+            }
+        };
+        let n: Option<i64> = sqlx::query_scalar(sql)
+            .bind(ca)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         n.map(|n| n as u64).ok_or_else(|| StoreError::NotFound {
             kind: "CA",
             name: ca.to_string(),
@@ -401,7 +345,7 @@ impl Store {
     /// Creates or replaces a role.
     pub async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
         let body = serde_json::to_string(role).map_err(StoreError::encode("role"))?;
-        sqlx::query("INSERT INTO roles (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body")
+        sqlx::query("INSERT INTO roles (name, body) VALUES ($1, $2) ON CONFLICT(name) DO UPDATE SET body = excluded.body")
             .bind(&role.name)
             .bind(body)
             .execute(&self.pool)
@@ -412,7 +356,7 @@ impl Store {
 
     /// A role by name.
     pub async fn get_role(&self, name: &str) -> Result<Role, StoreError> {
-        let body: String = sqlx::query_scalar("SELECT body FROM roles WHERE name = ?")
+        let body: String = sqlx::query_scalar("SELECT body FROM roles WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -442,7 +386,7 @@ impl Store {
 
     /// Deletes a role; true when it existed.
     pub async fn delete_role(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM roles WHERE name = ?")
+        let done = sqlx::query("DELETE FROM roles WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await
@@ -455,7 +399,7 @@ impl Store {
         let names = crate::inventory::names_of(cert.cert_pem);
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(cert.serial.to_hex())
         .bind(cert.ca)
@@ -469,7 +413,7 @@ impl Store {
         .await
         .map_err(db_err)?;
         for (kind, value) in names {
-            sqlx::query("INSERT OR IGNORE INTO cert_names (kind, value, serial) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO cert_names (kind, value, serial) VALUES ($1, $2, $3) ON CONFLICT (kind, value, serial) DO NOTHING")
                 .bind(kind.as_str())
                 .bind(value)
                 .bind(cert.serial.to_hex())
@@ -483,7 +427,7 @@ impl Store {
 
     /// A recorded certificate by serial.
     pub async fn get_cert(&self, serial: &Serial) -> Result<CertRecord, StoreError> {
-        let row = sqlx::query("SELECT * FROM certs WHERE serial = ?")
+        let row = sqlx::query("SELECT * FROM certs WHERE serial = $1")
             .bind(serial.to_hex())
             .fetch_optional(&self.pool)
             .await
@@ -514,6 +458,7 @@ impl Store {
         if filter.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", filter.limit));
         }
+        let sql = crate::db::numbered(&sql);
         let mut q = sqlx::query(&sql);
         if let Some(ca) = &filter.ca {
             q = q.bind(ca);
@@ -536,24 +481,32 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The counter first: its row lock, held to the commit, makes concurrent revokers (on
+        // PostgreSQL, other nodes) take their numbers in commit order, so that a reader that
+        // has seen number n never misses a smaller one committed later.
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE revocation_seq SET seq = seq + 1 WHERE one = 1 RETURNING seq",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let updated: Option<String> = sqlx::query_scalar(
-            "UPDATE certs SET revoked_at = ?, reason = ?, \
-             revoked_seq = (SELECT seq + 1 FROM revocation_seq WHERE one = 1) \
-             WHERE serial = ? AND revoked_at IS NULL RETURNING ca",
+            "UPDATE certs SET revoked_at = $1, reason = $2, revoked_seq = $3 \
+             WHERE serial = $4 AND revoked_at IS NULL RETURNING ca",
         )
         .bind(ts(at))
         .bind(reason.code())
+        .bind(seq)
         .bind(serial.to_hex())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
         if updated.is_some() {
-            sqlx::query("UPDATE revocation_seq SET seq = seq + 1 WHERE one = 1")
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            crate::notify::revoked_in(&mut tx, self.engine, seq).await?;
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            tx.rollback().await.map_err(db_err)?;
         }
-        tx.commit().await.map_err(db_err)?;
         if let Some(ca) = updated {
             return Ok(RevokeOutcome::Revoked { ca, at });
         }
@@ -581,7 +534,7 @@ impl Store {
             .map_err(db_err)?;
         let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT revoked_seq, serial, revoked_at, reason FROM certs \
-             WHERE revoked_seq > ? AND revoked_seq <= ? AND ca = ? ORDER BY revoked_seq LIMIT ?",
+             WHERE revoked_seq > $1 AND revoked_seq <= $2 AND ca = $3 ORDER BY revoked_seq LIMIT $4",
         )
         .bind(since as i64)
         .bind(latest.unwrap_or(0))
@@ -620,7 +573,7 @@ impl Store {
     ) -> Result<Vec<(String, FeedEntry)>, StoreError> {
         let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT revoked_seq, serial, ca, revoked_at, reason FROM certs \
-             WHERE revoked_seq > ? ORDER BY revoked_seq LIMIT ?",
+             WHERE revoked_seq > $1 ORDER BY revoked_seq LIMIT $2",
         )
         .bind(since as i64)
         .bind(i64::from(limit.max(1)))
@@ -644,7 +597,7 @@ impl Store {
     /// The revoked certificates of a CA, for its CRL.
     pub async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT serial, revoked_at, reason FROM certs WHERE ca = ? AND revoked_at IS NOT NULL ORDER BY serial",
+            "SELECT serial, revoked_at, reason FROM certs WHERE ca = $1 AND revoked_at IS NOT NULL ORDER BY serial",
         )
         .bind(ca)
         .fetch_all(&self.pool)
@@ -663,7 +616,7 @@ impl Store {
     }
 }
 
-pub(crate) fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> CertRecord {
+pub(crate) fn cert_from_row(row: &crate::db::Row) -> CertRecord {
     let serial: String = row.get("serial");
     let revoked_at: Option<i64> = row.get("revoked_at");
     let reason: Option<i64> = row.get("reason");

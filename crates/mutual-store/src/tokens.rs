@@ -187,9 +187,9 @@ impl Store {
     ) -> Result<TokenUse, StoreError> {
         let hash = token_hash(secret);
         let taken: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE tokens SET uses = uses + 1 WHERE hash = ? \
+            "UPDATE tokens SET uses = uses + 1 WHERE hash = $1 \
              AND (num_uses = 0 OR uses < num_uses) \
-             AND (expires_at IS NULL OR expires_at > ?) RETURNING uses, num_uses",
+             AND (expires_at IS NULL OR expires_at > $2) RETURNING uses, num_uses",
         )
         .bind(&hash)
         .bind(now.unix_timestamp())
@@ -203,7 +203,7 @@ impl Store {
             });
         }
         let row: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT num_uses, expires_at FROM tokens WHERE hash = ?")
+            sqlx::query_as("SELECT num_uses, expires_at FROM tokens WHERE hash = $1")
                 .bind(&hash)
                 .fetch_optional(self.pool())
                 .await
@@ -220,7 +220,7 @@ impl Store {
     /// Gives back a use taken by [`Store::take_token_use`] for an issuance that then failed
     /// (a refused name must not burn a one-time token).
     pub async fn return_token_use(&self, secret: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tokens SET uses = uses - 1 WHERE hash = ? AND uses > 0")
+        sqlx::query("UPDATE tokens SET uses = uses - 1 WHERE hash = $1 AND uses > 0")
             .bind(token_hash(secret))
             .execute(self.pool())
             .await
@@ -233,8 +233,12 @@ impl Store {
         let mounts =
             serde_json::to_string(&record.mounts).map_err(StoreError::encode("token mounts"))?;
         sqlx::query(
-            "INSERT OR REPLACE INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (hash, accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (hash) DO UPDATE SET accessor = excluded.accessor, display_name = excluded.display_name, \
+             mounts = excluded.mounts, created_at = excluded.created_at, role = excluded.role, \
+             num_uses = excluded.num_uses, uses = excluded.uses, expires_at = excluded.expires_at, \
+             policies = excluded.policies, parent = excluded.parent, lease = excluded.lease",
         )
         .bind(token_hash(secret))
         .bind(&record.accessor)
@@ -256,7 +260,7 @@ impl Store {
 
     /// The token whose secret this is, if any.
     pub async fn lookup_token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE hash = $1"))
             .bind(token_hash(secret))
             .fetch_optional(self.pool())
             .await
@@ -280,7 +284,7 @@ impl Store {
     pub async fn revoke_token(&self, secret_or_accessor: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "WITH RECURSIVE tree(a) AS ( \
-               SELECT accessor FROM tokens WHERE hash = ? OR accessor = ? \
+               SELECT accessor FROM tokens WHERE hash = $1 OR accessor = $2 \
                UNION SELECT t.accessor FROM tokens t JOIN tree ON t.parent = tree.a) \
              DELETE FROM tokens WHERE accessor IN (SELECT a FROM tree)",
         )
@@ -289,7 +293,12 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // Every node drops the tokens it holds in memory (notify.rs).
+        self.note_change("tokens").await?;
+        Ok(true)
     }
 
     /// The token with this accessor, if any.
@@ -297,7 +306,7 @@ impl Store {
         &self,
         accessor: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE accessor = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE accessor = $1"))
             .bind(accessor)
             .fetch_optional(self.pool())
             .await
@@ -311,7 +320,7 @@ impl Store {
         accessor: &str,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tokens SET expires_at = ? WHERE accessor = ?")
+        sqlx::query("UPDATE tokens SET expires_at = $1 WHERE accessor = $2")
             .bind(expires_at.unix_timestamp())
             .bind(accessor)
             .execute(self.pool())
@@ -324,7 +333,7 @@ impl Store {
 const COLUMNS: &str =
     "accessor, display_name, mounts, created_at, role, num_uses, uses, expires_at, policies, parent, lease";
 
-fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRecord {
+fn token_from_row(r: &crate::db::Row) -> TokenRecord {
     let mounts: String = r.get("mounts");
     TokenRecord {
         accessor: r.get("accessor"),

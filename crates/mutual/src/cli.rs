@@ -55,12 +55,19 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
+    /// The store in a PostgreSQL database instead of `--data` (`postgres://USER@HOST:PORT/DB`):
+    /// several `mutual server` nodes on one database; the offline CA commands and `server init`
+    /// use it too. `MUTUAL_KEK` must be set, the same on every node.
+    #[arg(long, global = true, env = "MUTUAL_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 
     /// Talk to a running `mutual server` at this URL instead of the local store (the CA
-    /// commands: ca, role, issue, sign, revoke, crl, certs).
+    /// commands: ca, role, issue, sign, revoke, crl, certs). Several nodes of one CA as
+    /// `URL,URL,…`: tried in order, the next one after a connection error or a 5xx.
     #[arg(long, global = true, env = "MUTUAL_ADDR")]
     pub addr: Option<String>,
 

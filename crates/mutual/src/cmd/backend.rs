@@ -48,6 +48,9 @@ impl Target {
         if self.addr.is_some() {
             return self.open().await;
         }
+        if super::database().is_some() {
+            return Ok(Backend::Local(super::open(&self.data).await?));
+        }
         let store = match Store::open(&self.data).await {
             Ok(s) => s,
             Err(StoreError::NotAStore(_)) => Store::create(&self.data).await?,

@@ -49,6 +49,15 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
             .await?;
         _dev_dir = Some(dir);
         store
+    } else if let Some(url) = super::database() {
+        let store = Store::open_postgres(url).await?;
+        if !store.list_tokens().await?.iter().any(|t| t.is_root()) {
+            bail!(
+                "the store in {} has no root token; create it once with `mutual server init --database URL`",
+                mutual_store::redact(url)
+            );
+        }
+        store
     } else {
         let store = Store::open(data).await?;
         if !store.list_tokens().await?.iter().any(|t| t.is_root()) {
@@ -67,6 +76,8 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     );
     // Revocations made by other processes on the store reach OCSP, renewal and the feed.
     mutual_server::spawn_catch_up(&app);
+    // Tokens, policies and mounts changed by other nodes (or processes) on the same store.
+    mutual_server::spawn_cluster_sync(&app);
     if let Some(path) = &args.audit_log {
         app.audit_to_file(path)
             .await
@@ -272,15 +283,20 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
 }
 
 async fn init(data: &Path) -> Result<()> {
-    let store = if data.join("mutual.db").exists() {
+    let store = if let Some(url) = super::database() {
+        Store::open_postgres(url).await?
+    } else if data.join("mutual.db").exists() {
         Store::open(data).await?
     } else {
         Store::create(data).await?
     };
     if store.list_tokens().await?.iter().any(|t| t.is_root()) {
         bail!(
-            "the store in \"{}\" already has a root token; revoke it with `mutual token revoke ACCESSOR` to make a new one",
-            data.display()
+            "the store in {} already has a root token; revoke it with `mutual token revoke ACCESSOR` to make a new one",
+            match super::database() {
+                Some(url) => mutual_store::redact(url),
+                None => format!("\"{}\"", data.display()),
+            }
         );
     }
     let (secret, record) = store

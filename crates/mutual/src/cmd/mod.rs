@@ -38,8 +38,27 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// `--database` (or `MUTUAL_DATABASE`), set once when the command line is read: the store
+/// is then that PostgreSQL database rather than `--data`.
+static DATABASE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The PostgreSQL URL of `--database`, if given.
+pub fn database() -> Option<&'static str> {
+    DATABASE.get().and_then(|d| d.as_deref())
+}
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(url) = &cli.database {
+        if !mutual_store::is_postgres_url(url) {
+            return Err(UsageError(format!(
+                "--database {}: not a PostgreSQL URL (postgres://USER@HOST:PORT/DB)",
+                mutual_store::redact(url)
+            ))
+            .into());
+        }
+    }
+    let _ = DATABASE.set(cli.database.clone());
     let json = cli.json;
     let target = backend::Target {
         data: cli.data.clone(),
@@ -102,7 +121,10 @@ pub fn enroll_config(
     }))
 }
 
-/// Opens the store of `--data`.
+/// Opens the store of `--data`, or the PostgreSQL database of `--database`.
 pub async fn open(data: &Path) -> Result<Store> {
-    Ok(Store::open(data).await?)
+    match database() {
+        Some(url) => Ok(Store::open_postgres(url).await?),
+        None => Ok(Store::open(data).await?),
+    }
 }

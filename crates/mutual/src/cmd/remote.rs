@@ -27,14 +27,23 @@ use time::OffsetDateTime;
 
 use super::ca_info::CaInfo;
 
-/// A `mutual server` (or Vault) reached over HTTP.
+/// A `mutual server` (or Vault) reached over HTTP: one node, or several nodes of one CA
+/// (`--addr URL,URL,…`), tried in order.
 #[derive(Clone)]
 pub struct Remote {
-    /// `http://host:port`, as given.
+    /// `http://host:port`, as given (the list, for several nodes).
     pub addr: String,
+    nodes: Vec<Node>,
+    token: Option<String>,
+}
+
+/// One node of `--addr`.
+#[derive(Clone)]
+struct Node {
+    /// `http://host:port[/prefix]`, as given.
+    addr: String,
     authority: String,
     prefix: String,
-    token: Option<String>,
     /// For `https://`: the verifying connector and the name the server must hold.
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
@@ -92,6 +101,51 @@ impl Remote {
     /// Parses `--addr` (`http://host:port[/prefix]` or `https://…`, verified against
     /// `--cacert`).
     pub fn new(addr: &str, token: Option<String>, cacert: Option<&Path>) -> Result<Remote> {
+        let nodes = addr
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| Node::new(a, cacert))
+            .collect::<Result<Vec<_>>>()?;
+        if nodes.is_empty() {
+            bail!(super::UsageError("--addr names no server".into()));
+        }
+        Ok(Remote {
+            addr: addr.trim().trim_end_matches('/').to_string(),
+            nodes,
+            token: token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// One request, to the first node that answers: a node that cannot be reached or
+    /// answers 5xx is logged with its address and the next one is tried (a 5xx of
+    /// `mutual server` stored nothing: an issuance is answered only after its commit).
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Bytes)> {
+        let last = self.nodes.len() - 1;
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node
+                .call(method.clone(), path, body, self.token.as_deref())
+                .await
+            {
+                Ok((status, bytes)) if status >= 500 && i < last => {
+                    eprintln!(
+                        "mutual: {} answered HTTP {status} to {path}; trying the next node",
+                        node.addr
+                    );
+                    let _ = bytes;
+                }
+                Err(e) if i < last => {
+                    eprintln!("mutual: {}: {e:#}; trying the next node", node.addr);
+                }
+                other => return other,
+            }
+        }
+        bail!("--addr names no server")
+    }
+}
+
+impl Node {
+    fn new(addr: &str, cacert: Option<&Path>) -> Result<Node> {
         let uri: Uri = addr
             .parse()
             .with_context(|| format!("--addr \"{addr}\" is not a URL"))?;
@@ -129,17 +183,22 @@ impl Remote {
         } else {
             None
         };
-        Ok(Remote {
+        Ok(Node {
             addr: addr.trim_end_matches('/').to_string(),
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
-            token: token.filter(|t| !t.is_empty()),
             tls,
         })
     }
 
     /// One request on its own connection: status and body.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Bytes)> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<(u16, Bytes)> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
@@ -167,7 +226,7 @@ impl Remote {
             .method(method)
             .uri(format!("{}/v1/{path}", self.prefix))
             .header("host", &self.authority);
-        if let Some(t) = &self.token {
+        if let Some(t) = token {
             req = req.header("x-vault-token", t);
         }
         let payload = match body {
@@ -190,7 +249,9 @@ impl Remote {
             .to_bytes();
         Ok((status, bytes))
     }
+}
 
+impl Remote {
     /// A JSON call: `Ok(None)` on 404 (whatever its `errors`), the `errors` as one line on any other failure.
     async fn json(
         &self,

@@ -358,3 +358,46 @@ pub fn openbao_dev_with(config: &[&str]) -> Server {
     }
     panic!("OpenBao's dev server did not answer on {}", server.addr);
 }
+
+/// `mutual server init --database URL` with `kek`: the root token it prints.
+pub fn mutual_pg_init(url: &str, kek: &str) -> String {
+    let out = Command::new(bin())
+        .args(["server", "init", "--database", url])
+        .env("MUTUAL_KEK", kek)
+        .output()
+        .expect("running mutual server init");
+    assert!(
+        out.status.success(),
+        "server init --database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Root Token: "))
+        .expect("root token printed")
+        .trim()
+        .to_string()
+}
+
+/// `mutual server --database URL` (a node on PostgreSQL) on a free loopback port.
+pub fn mutual_pg(url: &str, kek: &str, token: &str) -> Server {
+    mutual_pg_on(url, kek, token, "127.0.0.1:0")
+}
+
+/// [`mutual_pg`] on a given listen address (a node restarted on its port).
+pub fn mutual_pg_on(url: &str, kek: &str, token: &str, listen: &str) -> Server {
+    let mut child = Command::new(bin())
+        .args(["server", "--listen", listen, "--database", url])
+        .env("MUTUAL_KEK", kek)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mutual server --database");
+    let addr = read_addr(&mut child);
+    Server {
+        child,
+        addr,
+        token: token.into(),
+        name: "mutual on PostgreSQL",
+    }
+}
