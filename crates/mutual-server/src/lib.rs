@@ -29,6 +29,7 @@ mod error;
 mod feed;
 mod fields;
 mod inventory;
+mod issuer_admin;
 mod issuers;
 mod lifecycle;
 mod ocsp;
@@ -38,6 +39,7 @@ mod policies;
 mod renew;
 mod reply;
 mod roles;
+mod rotation;
 mod state;
 mod sys;
 mod tidy;
@@ -62,6 +64,7 @@ pub use inventory::search_from;
 pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
+pub use rotation::to_json as rotation_json;
 pub use state::{App, Mount};
 
 /// mutual's own version.
@@ -131,6 +134,17 @@ tokio::task_local! {
     /// The caller's address during a request: a token bound to CIDR blocks is checked
     /// against it wherever the token is looked up.
     static REMOTE: Option<std::net::IpAddr>;
+}
+
+tokio::task_local! {
+    /// True while a PATCH is handled: Vault merges a PATCH into what is stored, where a POST
+    /// replaces every field (`issuer/:ref`).
+    static PATCH: bool;
+}
+
+/// True when the request being handled is a PATCH.
+pub(crate) fn is_patch() -> bool {
+    PATCH.try_with(|p| *p).unwrap_or(false)
 }
 
 /// The caller of the request being handled, when known.
@@ -261,15 +275,21 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         }
         accessor = Some(tok.accessor);
     }
+    let mount = rotation::catch_up(app, mount).await?;
     let rest = rest.to_string();
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);
     }
     let request = format!("{}/{rest}", mount.record.path);
-    inventory::on_behalf_of(
-        accessor,
-        request,
-        pki::handle(app, mount, op, &rest, params),
-    )
-    .await
+    let patch = parts.method == axum::http::Method::PATCH;
+    PATCH
+        .scope(
+            patch,
+            inventory::on_behalf_of(
+                accessor,
+                request,
+                pki::handle(app, mount, op, &rest, params),
+            ),
+        )
+        .await
 }

@@ -27,6 +27,13 @@ pub struct Mount {
     pub ca: Option<Arc<CaRecord>>,
     /// Its roles by name.
     pub roles: HashMap<String, Arc<Role>>,
+    /// Its CA rotation, the latest (over or not): a due switch is made at the next request.
+    pub rotation: Option<mutual_pki::rotation::Rotation>,
+    /// Roots its trust bundle carries besides its CA's while a rotation is under way.
+    pub rotation_roots: Vec<String>,
+    /// True for the copy `issuer/:ref/…` runs on: its CA is the one the path names, which a
+    /// role's `issuer_ref` does not override.
+    pub issuer_fixed: bool,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
 }
@@ -42,6 +49,9 @@ impl Mount {
             record,
             ca,
             roles,
+            rotation: None,
+            rotation_roots: Vec::new(),
+            issuer_fixed: false,
             ocsp_issuer: OnceLock::new(),
         }
     }
@@ -258,6 +268,11 @@ fn bound(rec: TokenRecord) -> Result<TokenRecord, ApiError> {
 }
 
 async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiError> {
+    // A CA set by a single-issuer path (or by a release before issuers) becomes the mount's
+    // default issuer, under the ID the mount always answered for it.
+    store.adopt_ca(&record.path, Some(&record.uuid)).await?;
+    let rotation = store.rotation(&record.path).await?;
+    let rotation_roots = store.rotation_roots(&record.path).await?;
     let ca = match store.get_ca(&record.path).await {
         Ok(ca) => Some(Arc::new(ca)),
         Err(mutual_store::StoreError::NotFound { .. }) => None,
@@ -269,5 +284,8 @@ async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiErro
         .into_iter()
         .map(|r| (r.name.clone(), Arc::new(r)))
         .collect();
-    Ok(Mount::new(record, ca, roles))
+    let mut mount = Mount::new(record, ca, roles);
+    mount.rotation = rotation;
+    mount.rotation_roots = rotation_roots;
+    Ok(mount)
 }

@@ -155,6 +155,8 @@ impl Store {
             "DELETE FROM certs WHERE ca = ?",
             "DELETE FROM cas WHERE name = ?",
             "DELETE FROM mount_config WHERE mount = ?",
+            "DELETE FROM pki_issuers WHERE scope = ?",
+            "DELETE FROM pki_keys WHERE scope = ?",
         ] {
             sqlx::query(sql)
                 .bind(path)

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Many issuers per mount through the real `bao` CLI (issue 14): a root mount with a named
+# issuer, `bao pki issue` of an intermediate into a second mount, `verify-sign`,
+# `list-intermediates`, `reissue`, issuance under a chosen issuer, a leaf revoked into its own
+# issuer's CRL; every certificate checked by openssl. Runs against whatever BAO_ADDR/BAO_TOKEN
+# point at. Usage: issuers_story.sh WORKDIR. Facts compared between servers go to WORKDIR/facts.
+set -euo pipefail
+cd "$1"
+: "${BAO_ADDR:?}" "${BAO_TOKEN:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+fact() { echo "$1=$2" >> facts; }
+: > facts
+
+bao secrets enable -path=iss_root -max-lease-ttl=87600h pki >/dev/null
+bao secrets enable -path=iss_int -max-lease-ttl=87600h pki >/dev/null
+bao write -format=json iss_root/root/generate/internal common_name="Issuers Root" \
+    ttl=8760h key_type=ec issuer_name=root-a > root.json
+jq -r .data.certificate root.json > root.crt
+fact root_issuer_name "$(jq -r .data.issuer_name root.json)"
+bao list -format=json iss_root/issuers | jq -e 'length == 1' >/dev/null || fail "one issuer"
+ok "root generated with issuer_name root-a"
+
+bao pki issue -format=json -issuer_name=int-a /iss_root/issuer/root-a /iss_int/ \
+    common_name="Issuers Int A" key_type=ec ttl=4380h > int.json
+jq -r .data.certificate int.json > int-a.crt
+openssl verify -CAfile root.crt int-a.crt >/dev/null || fail "int-a does not verify under the root"
+fact int_a_name "$(jq -r .data.issuer_name int.json)"
+fact int_a_chain_len "$(jq -r '.data.ca_chain | length' int.json)"
+fact int_mount_issuers "$(bao list -format=json iss_int/issuers | jq length)"
+fact int_default_is_int_a "$(bao read -format=json iss_int/issuer/default | jq -r '.data.issuer_name == "int-a"')"
+ok "bao pki issue: int-a made in iss_int and signed by root-a"
+
+bao pki verify-sign -format=json /iss_root/issuer/root-a /iss_int/issuer/int-a > verify.json
+fact verify_sign "$(jq -c -S . verify.json)"
+jq -e '.signature_match and .subject_match and .key_id_match and .path_match' verify.json >/dev/null \
+    || fail "verify-sign: $(cat verify.json)"
+ok "bao pki verify-sign: root-a signed int-a"
+
+bao pki reissue -format=json -issuer_name=int-b /iss_root/issuer/root-a /iss_int/issuer/int-a \
+    /iss_int/ ttl=2190h > reissue.json
+jq -r .data.certificate reissue.json > int-b.crt
+openssl verify -CAfile root.crt int-b.crt >/dev/null || fail "int-b does not verify"
+subj_a=$(openssl x509 -in int-a.crt -noout -subject)
+subj_b=$(openssl x509 -in int-b.crt -noout -subject)
+[ "$subj_a" = "$subj_b" ] || fail "reissue kept the subject: $subj_a vs $subj_b"
+fact int_mount_issuers_after_reissue "$(bao list -format=json iss_int/issuers | jq length)"
+ok "bao pki reissue: int-b with int-a's subject"
+
+bao pki list-intermediates -format=json -use_names=true /iss_root/issuer/root-a /iss_int > list.json
+fact list_intermediates "$(jq -c -S . list.json)"
+jq -e '."iss_int/issuer/int-a" and ."iss_int/issuer/int-b"' list.json >/dev/null \
+    || fail "list-intermediates: $(cat list.json)"
+ok "bao pki list-intermediates: int-a and int-b under root-a"
+
+# Issuance under a chosen issuer: the role's issuer_ref and issuer/:ref/issue.
+bao write iss_int/roles/web allowed_domains=example.com allow_subdomains=true max_ttl=72h \
+    key_type=ec issuer_ref=int-b >/dev/null
+bao write -format=json iss_int/issue/web common_name=a.example.com ttl=1h > leaf-b.json
+jq -r .data.certificate leaf-b.json > leaf-b.crt
+openssl verify -CAfile root.crt -untrusted int-b.crt leaf-b.crt >/dev/null || fail "leaf under int-b"
+[ "$(openssl x509 -in leaf-b.crt -noout -ext authorityKeyIdentifier | tail -1 | tr -d ' ')" = \
+  "$(openssl x509 -in int-b.crt -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' ')" ] \
+    || fail "leaf-b not signed by int-b's key"
+bao write -format=json iss_int/issuer/int-a/issue/web common_name=b.example.com ttl=1h > leaf-a.json
+jq -r .data.certificate leaf-a.json > leaf-a.crt
+openssl verify -CAfile root.crt -untrusted int-a.crt leaf-a.crt >/dev/null || fail "leaf under int-a"
+fact leaf_a_chain_len "$(jq -r '.data.ca_chain | length' leaf-a.json)"
+ok "role issuer_ref=int-b and issuer/int-a/issue/web issue under the chosen issuers"
+
+# bao pki issue of a leaf-less flow: sign-intermediate by a named issuer path.
+serial_b=$(jq -r .data.serial_number leaf-b.json)
+bao write iss_int/revoke serial_number="$serial_b" >/dev/null
+bao read -format=json iss_int/issuer/int-b/crl | jq -r .data.crl > int-b.crl
+openssl crl -in int-b.crl -noout -text > int-b.crl.txt
+hex_b=$(echo "$serial_b" | tr -d ':' | tr a-f A-F)
+grep -q "$hex_b" int-b.crl.txt || fail "revoked leaf not in int-b's CRL"
+openssl crl -in int-b.crl -noout -CAfile int-b.crt 2>&1 | grep -q "verify OK" \
+    || fail "int-b's CRL is not signed by int-b"
+bao read -format=json iss_int/issuer/int-a/crl | jq -r .data.crl > int-a.crl
+openssl crl -in int-a.crl -noout -text | grep -q "$hex_b" && fail "int-b's leaf in int-a's CRL"
+fact revoked_in_own_crl yes
+ok "a revoked leaf is in its issuer's CRL, not in the other's"
+
+# Updates through PATCH (bao patch) and POST (bao write).
+bao patch iss_int/issuer/int-a leaf_not_after_behavior=truncate >/dev/null
+# A write (POST) replaces every field, as Vault's: the name is given again.
+bao write iss_int/issuer/int-b issuer_name=int-b usage=read-only,issuing-certificates >/dev/null
+fact int_a_lnab "$(bao read -format=json iss_int/issuer/int-a | jq -r .data.leaf_not_after_behavior)"
+fact int_b_usage "$(bao read -format=json iss_int/issuer/int-b | jq -r .data.usage)"
+fact int_a_name_kept "$(bao read -format=json iss_int/issuer/int-a | jq -r .data.issuer_name)"
+ok "issuer updated by patch and write"
+
+# Default switch and issuance through the old single-issuer path.
+bao write iss_int/config/issuers default=int-b >/dev/null
+fact default_now "$(bao read -format=json iss_int/issuer/default | jq -r .data.issuer_name)"
+bao write -format=json iss_int/root/replace default=int-a > replace.json
+fact replace_default_is_int_a "$(bao read -format=json iss_int/issuer/default | jq -r '.data.issuer_name')"
+bao write -format=json iss_int/issue/web common_name=c.example.com ttl=1h > leaf-c.json
+fact keys_on_int "$(bao list -format=json iss_int/keys | jq length)"
+ok "config/issuers and root/replace move the default"

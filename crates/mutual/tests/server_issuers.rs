@@ -1,0 +1,241 @@
+//! Many issuers and keys per mount (issue 14, item 1) against the real clients: the `bao` CLI
+//! (`pki issue`, `pki verify-sign`, `pki list-intermediates`, `pki reissue`) and hvac's issuer
+//! methods run against `mutual server --dev` and OpenBao's dev server in the same test, with
+//! the same facts asserted and both printed; then the bad inputs (a key that does not match
+//! the certificate, a bundle of two unrelated CAs, deleting the default issuer), each refused
+//! by mutual with a clear error and nothing changed.
+
+mod server;
+
+use std::process::Command;
+
+use serde_json::Value;
+use server::{assert_ok, curl, facts, have_bao, mutual_dev, openbao_dev, run_script, Server};
+
+/// Runs a script against mutual and OpenBao side by side; returns the two work dirs.
+fn both(script: &str) -> Option<(tempfile::TempDir, tempfile::TempDir)> {
+    if !have_bao(script) {
+        return None;
+    }
+    let ours = std::thread::spawn({
+        let script = script.to_string();
+        move || {
+            let server = mutual_dev();
+            let work = tempfile::tempdir().unwrap();
+            let out = run_script(&server, &script, work.path());
+            println!("mutual:\n{}", String::from_utf8_lossy(&out.stdout));
+            assert_ok(&server, &script, &out);
+            work
+        }
+    });
+    let server = openbao_dev();
+    let work = tempfile::tempdir().unwrap();
+    let out = run_script(&server, script, work.path());
+    println!("openbao:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_ok(&server, script, &out);
+    Some((ours.join().expect("mutual's run"), work))
+}
+
+#[test]
+fn bao_pki_issue_verify_sign_list_intermediates_and_reissue_agree_with_openbao() {
+    let Some((ours, theirs)) = both("issuers_story.sh") else {
+        return;
+    };
+    let ours = facts(&ours.path().join("facts"));
+    let theirs = facts(&theirs.path().join("facts"));
+    println!("{:<34} {:<40} openbao", "fact", "mutual");
+    for ((k, a), (_, b)) in ours.iter().zip(&theirs) {
+        println!("{k:<34} {a:<40} {b}");
+    }
+    assert_eq!(ours.len(), theirs.len(), "both scripts wrote every fact");
+    for ((k, a), (k2, b)) in ours.iter().zip(&theirs) {
+        assert_eq!(k, k2);
+        assert_eq!(a, b, "{k}: mutual says {a}, OpenBao says {b}");
+    }
+}
+
+#[test]
+fn hvac_issuer_methods_agree_with_openbao() {
+    let Some((ours, theirs)) = both("hvac_issuers.py") else {
+        return;
+    };
+    let read = |d: &tempfile::TempDir| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("hvac-issuers-facts")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (read(&ours), read(&theirs));
+    println!("mutual:  {a}\nopenbao: {b}");
+    assert_eq!(a, b);
+}
+
+fn json(resp: (u16, String)) -> (u16, Value) {
+    (resp.0, serde_json::from_str(&resp.1).unwrap_or(Value::Null))
+}
+
+fn body(v: Value) -> String {
+    v.to_string()
+}
+
+/// What a refusal must leave as it was: the issuers, the keys and the default.
+fn state(s: &Server, mount: &str) -> (Value, Value, Value) {
+    let data = |method: &str, path: &str| {
+        json(curl(s, method, &format!("{mount}/{path}"), None)).1["data"].clone()
+    };
+    (
+        data("LIST", "issuers"),
+        data("LIST", "keys"),
+        data("GET", "config/issuers"),
+    )
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed EC CA made by openssl: (key PEM, certificate PEM).
+fn openssl_ca(dir: &std::path::Path, name: &str) -> (String, String) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &format!("{name}.key"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "30",
+            "-out",
+            &format!("{name}.crt"),
+            "-addext",
+            "basicConstraints=critical,CA:true",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    let read = |f: String| std::fs::read_to_string(dir.join(f)).unwrap();
+    (read(format!("{name}.key")), read(format!("{name}.crt")))
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
+    if !have_bao("bad input") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key_a, cert_a) = openssl_ca(dir.path(), "Unrelated A");
+    let (_key_b, cert_b) = openssl_ca(dir.path(), "Unrelated B");
+    let ours = mutual_dev();
+    let theirs = openbao_dev();
+    let cases: Vec<(&str, &str, &str, Option<String>, &str)> = vec![
+        (
+            "key that does not match the certificate",
+            "POST",
+            "bad/issuers/import/bundle",
+            Some(body(serde_json::json!({ "pem_bundle": format!("{key_a}{cert_b}") }))),
+            "the private key in the bundle does not match the certificate \"CN=Unrelated B\" (nor any other in the bundle)",
+        ),
+        (
+            "bundle of two unrelated CAs",
+            "POST",
+            "bad/issuers/import/bundle",
+            Some(body(serde_json::json!({ "pem_bundle": format!("{cert_a}{cert_b}") }))),
+            "the bundle holds unrelated CAs: \"CN=Unrelated A\" and \"CN=Unrelated B\" are not in one chain; import them separately",
+        ),
+        (
+            "config/ca with a mismatched key",
+            "POST",
+            "bad/config/ca",
+            Some(body(serde_json::json!({ "pem_bundle": format!("{key_a}{cert_b}") }))),
+            "the private key in the bundle does not match the certificate \"CN=Unrelated B\" (nor any other in the bundle)",
+        ),
+        (
+            "delete the default issuer",
+            "DELETE",
+            "bad/issuer/default",
+            None,
+            "is the default issuer of mount \"bad\" and was not deleted; make another issuer the default first (config/issuers or root/replace)",
+        ),
+        (
+            "a key with import/cert",
+            "POST",
+            "bad/issuers/import/cert",
+            Some(body(serde_json::json!({ "pem_bundle": format!("{key_a}{cert_a}") }))),
+            "private keys found in the PEM bundle but not allowed by this endpoint (use issuers/import/bundle)",
+        ),
+    ];
+    for s in [&ours, &theirs] {
+        assert_eq!(
+            curl(s, "POST", "sys/mounts/bad", Some(r#"{"type":"pki"}"#)).0 / 100,
+            2
+        );
+        let (code, _) = curl(
+            s,
+            "POST",
+            "bad/root/generate/internal",
+            Some(r#"{"common_name":"Bad Root","key_type":"ec","issuer_name":"only"}"#),
+        );
+        assert_eq!(code, 200, "{}: root", s.name);
+    }
+    println!(
+        "{:<40} {:>6} {:>7}  mutual's error",
+        "case", "mutual", "openbao"
+    );
+    for (label, method, path, payload, want) in &cases {
+        let before = state(&ours, "bad");
+        let (code, answer) = json(curl(&ours, method, path, payload.as_deref()));
+        let after = state(&ours, "bad");
+        // OpenBao runs the same request on its own mount, for the table (it accepts some of
+        // these: Vault imports a lone key, a set of unrelated CAs, and deletes a default).
+        let theirs_before = state(&theirs, "bad");
+        let (their_code, _) = json(curl(&theirs, method, path, payload.as_deref()));
+        let error = answer["errors"][0].as_str().unwrap_or("").to_string();
+        println!("{label:<40} {code:>6} {their_code:>7}  {error}");
+        assert_eq!(code, 400, "{label}: {answer}");
+        assert!(error.contains(want), "{label}: {error}");
+        assert_eq!(before, after, "{label}: mutual changed its issuers or keys");
+        // Put OpenBao back where it was when it accepted, so each case starts alike.
+        if state(&theirs, "bad") != theirs_before {
+            curl(&theirs, "DELETE", "sys/mounts/bad", None);
+            curl(&theirs, "POST", "sys/mounts/bad", Some(r#"{"type":"pki"}"#));
+            curl(
+                &theirs,
+                "POST",
+                "bad/root/generate/internal",
+                Some(r#"{"common_name":"Bad Root","key_type":"ec","issuer_name":"only"}"#),
+            );
+        }
+    }
+    // Both refuse a certificate that is not a CA, and an empty bundle.
+    for s in [&ours, &theirs] {
+        let (code, _) = curl(
+            s,
+            "POST",
+            "bad/issuers/import/bundle",
+            Some(r#"{"pem_bundle":""}"#),
+        );
+        assert_eq!(code, 400, "{}: an empty bundle", s.name);
+    }
+}
