@@ -549,6 +549,78 @@ impl Store {
         Ok(())
     }
 
+    /// Imports a CA made elsewhere into `scope` (migration from Vault): `chain` is its
+    /// certificate then the issuers above it (PEM), `key` its key when the caller has it
+    /// (checked against the certificate before anything is stored). It becomes the default
+    /// issuer when the scope has none. Idempotent.
+    pub async fn import_ca(
+        &self,
+        scope: &str,
+        chain: &[String],
+        key: Option<&PrivateKey>,
+    ) -> Result<IssuerRecord, crate::AuthorityError> {
+        let first = chain.first().ok_or_else(|| {
+            crate::AuthorityError::Denied("the CA to import has no certificate".into())
+        })?;
+        let der = cert::pem_certs(first.as_bytes())?.remove(0);
+        if let Some(key) = key {
+            mutual_pki::ca::check_key_matches(&der, key)?;
+        }
+        let key_id = match key {
+            Some(k) => self.put_issuer_key(scope, "", k).await?.0.id,
+            None => String::new(),
+        };
+        let (issuer, _) = self
+            .put_issuer(scope, None, "", first, &chain[1..].concat(), &key_id)
+            .await?;
+        // The issuers above it too (without keys), so that chains and `ca_chain` are whole.
+        for (i, pem) in chain.iter().enumerate().skip(1) {
+            self.put_issuer(scope, None, "", pem, &chain[i + 1..].concat(), "")
+                .await?;
+        }
+        let mut d = self.issuer_defaults(scope).await?;
+        let current = self.list_issuers(scope).await?;
+        if !current.iter().any(|i| i.id == d.default) {
+            d.default = issuer.id.clone();
+            d.default_key = key_id;
+            self.set_issuer_defaults(scope, &d).await?;
+        }
+        Ok(issuer)
+    }
+
+    /// Records a certificate issued elsewhere in `scope`, revoked at `revoked` when it was;
+    /// true when it was not recorded before.
+    pub async fn import_cert(
+        &self,
+        scope: &str,
+        pem: &str,
+        revoked: Option<(OffsetDateTime, mutual_pki::crl::Reason)>,
+    ) -> Result<bool, crate::AuthorityError> {
+        let der = cert::pem_certs(pem.as_bytes())?.remove(0);
+        let f = cert::facts(&der)?;
+        let new = match self.get_cert(&f.serial).await {
+            Ok(_) => false,
+            Err(StoreError::NotFound { .. }) => {
+                self.record_cert(&crate::NewCert {
+                    serial: &f.serial,
+                    ca: scope,
+                    common_name: f.common_name.as_deref().unwrap_or(""),
+                    not_before: f.not_before,
+                    not_after: f.not_after,
+                    cert_pem: &cert::to_pem(&der),
+                    role: None,
+                })
+                .await?;
+                true
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((at, reason)) = revoked {
+            self.revoke(&f.serial, reason, at).await?;
+        }
+        Ok(new)
+    }
+
     /// Every scope that has issuers, with them (for `mutual ca list`).
     pub async fn issuer_scopes(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT DISTINCT scope FROM pki_issuers ORDER BY scope")
