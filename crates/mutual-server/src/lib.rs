@@ -229,6 +229,8 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         app.token(token.as_deref()).await?;
         return Err(ApiError::NoRoute(path));
     };
+    // A rotation step that has fallen due (the switch, the retirement) is made first.
+    let mount = rotation::catch_up(app, mount).await?;
     match (op, rest) {
         (Op::Read, "trust-bundle") => return lifecycle::trust_bundle(&mount),
         (Op::Read, "revocations") => {
@@ -275,7 +277,6 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         }
         accessor = Some(tok.accessor);
     }
-    let mount = rotation::catch_up(app, mount).await?;
     let rest = rest.to_string();
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);

@@ -239,3 +239,225 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         assert_eq!(code, 400, "{}: an empty bundle", s.name);
     }
 }
+
+fn pem_of(v: &Value, key: &str) -> String {
+    v["data"][key].as_str().unwrap_or_default().to_string()
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// `openssl verify` of `leaf` with `trust` as the CA file and `untrusted` intermediates: its
+/// last line (`…: OK`, or the error).
+fn verify(trust: &str, untrusted: Option<&str>, extra: &[&str], leaf: &str) -> (bool, String) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["verify", "-CAfile", trust]);
+    if let Some(u) = untrusted {
+        cmd.args(["-untrusted", u]);
+    }
+    let out = cmd.args(extra).arg(leaf).output().expect("openssl verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text.trim().to_string())
+}
+
+fn post(s: &Server, path: &str, v: Value) -> Value {
+    let (code, answer) = json(curl(s, "POST", path, Some(&v.to_string())));
+    assert!(code / 100 == 2, "{}: POST {path}: {code} {answer}", s.name);
+    answer
+}
+
+#[test]
+fn a_ca_made_in_openbao_moves_into_mutual_with_its_leaves_and_revocations() {
+    if !have_bao("migration") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bao = openbao_dev();
+    // In OpenBao: a root, an intermediate with its key exported, leaves, one revoked.
+    post(
+        &bao,
+        "sys/mounts/ob_root",
+        serde_json::json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+    );
+    post(
+        &bao,
+        "sys/mounts/ob_int",
+        serde_json::json!({"type": "pki", "config": {"max_lease_ttl": "43800h"}}),
+    );
+    let root = post(
+        &bao,
+        "ob_root/root/generate/internal",
+        serde_json::json!({"common_name": "OpenBao Root", "key_type": "ec", "ttl": "8760h"}),
+    );
+    let root_crt = write(d, "root.crt", &pem_of(&root, "certificate"));
+    let csr = post(
+        &bao,
+        "ob_int/intermediate/generate/exported",
+        serde_json::json!({"common_name": "OpenBao Int", "key_type": "ec"}),
+    );
+    let int_key = write(d, "int.key", &pem_of(&csr, "private_key"));
+    let signed = post(
+        &bao,
+        "ob_root/root/sign-intermediate",
+        serde_json::json!({"csr": pem_of(&csr, "csr"), "ttl": "4380h"}),
+    );
+    let int_pem = pem_of(&signed, "certificate");
+    let int_crt = write(d, "int.crt", &int_pem);
+    post(
+        &bao,
+        "ob_int/intermediate/set-signed",
+        serde_json::json!({"certificate": format!("{int_pem}\n{}", pem_of(&root, "certificate"))}),
+    );
+    post(
+        &bao,
+        "ob_int/roles/web",
+        serde_json::json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec"}),
+    );
+    let mut leaves = vec![];
+    for cn in ["a.example.com", "b.example.com", "c.example.com"] {
+        let l = post(
+            &bao,
+            "ob_int/issue/web",
+            serde_json::json!({"common_name": cn, "ttl": "24h"}),
+        );
+        leaves.push((
+            pem_of(&l, "serial_number"),
+            write(d, &format!("{cn}.crt"), &pem_of(&l, "certificate")),
+        ));
+    }
+    let revoked = leaves[1].0.clone();
+    post(
+        &bao,
+        "ob_int/revoke",
+        serde_json::json!({"serial_number": revoked}),
+    );
+
+    // Into mutual with the documented command, then served.
+    let data = d.join("data");
+    let init = server::mutual(&["server", "init", "--data", data.to_str().unwrap()]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let token = String::from_utf8_lossy(&init.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Root Token: ").map(|t| t.trim().to_string()))
+        .expect("root token");
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "--data",
+            data.to_str().unwrap(),
+            "ca",
+            "import-vault",
+            "--from-addr",
+            &bao.addr,
+            "--from-token",
+            "root",
+            "--from-mount",
+            "ob_int",
+            "--mount",
+            "pki",
+        ];
+        args.extend_from_slice(extra);
+        server::mutual(&args)
+    };
+    // A key that is not the CA's is refused, and nothing is imported.
+    let (other_key, _) = openssl_ca(d, "Other");
+    let other = write(d, "other.key", &other_key);
+    let refused = import(&["--key-file", &other]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    println!("wrong key: {stderr}");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr.contains("is not the key of the CA on ob_int"),
+        "{stderr}"
+    );
+    let out = import(&["--key-file", &int_key]);
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("certificates 3 (1 revoked"));
+    // Again: nothing new (idempotent).
+    let again = import(&["--key-file", &int_key]);
+    assert!(again.status.success());
+    let ours = server::mutual_data(&data, &token);
+
+    // The old leaves are listed and verify with the chain mutual serves.
+    let (_, listed) = json(curl(&ours, "LIST", "pki/certs", None));
+    for (serial, _) in &leaves {
+        assert!(
+            listed["data"]["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == serial.as_str()),
+            "{serial} listed"
+        );
+    }
+    let (_, chain) = json(curl(&ours, "GET", "pki/issuer/default/json", None));
+    let served: Vec<String> = chain["data"]["ca_chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(served.len(), 2, "the intermediate and the root");
+    let served_root = write(d, "served-root.crt", &served[1]);
+    let served_int = write(d, "served-int.crt", &served[0]);
+    for (serial, leaf) in &leaves {
+        let (ok, text) = verify(&served_root, Some(&served_int), &[], leaf);
+        println!("old leaf {serial}: {text}");
+        assert!(ok, "{text}");
+    }
+    // mutual keeps issuing under it.
+    post(
+        &ours,
+        "pki/roles/web",
+        serde_json::json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec"}),
+    );
+    let fresh = post(
+        &ours,
+        "pki/issue/web",
+        serde_json::json!({"common_name": "d.example.com", "ttl": "1h"}),
+    );
+    let fresh_crt = write(d, "fresh.crt", &pem_of(&fresh, "certificate"));
+    let (ok, text) = verify(&root_crt, Some(&int_crt), &[], &fresh_crt);
+    println!("new leaf from mutual: {text}");
+    assert!(ok, "{text}");
+    // The revoked one is in mutual's CRL; an old leaf is revocable in mutual.
+    let crl = write(d, "mutual.crl", &curl(&ours, "GET", "pki/crl/pem", None).1);
+    let text = Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in", &crl])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_uppercase();
+    assert!(
+        text.contains(&revoked.replace(':', "").to_uppercase()),
+        "revoked serial {revoked} in mutual's CRL:\n{text}"
+    );
+    post(
+        &ours,
+        "pki/revoke",
+        serde_json::json!({"serial_number": leaves[2].0}),
+    );
+    let crl = write(d, "mutual2.crl", &curl(&ours, "GET", "pki/crl/pem", None).1);
+    let bundle = write(d, "bundle.pem", &format!("{}{}", served[1], served[0]));
+    for (i, (serial, leaf)) in leaves.iter().enumerate() {
+        let (ok, text) = verify(&bundle, None, &["-crl_check", "-CRLfile", &crl], leaf);
+        println!("old leaf {serial} with mutual's CRL: {text}");
+        assert_eq!(ok, i == 0, "{text}");
+    }
+    let _ = crl;
+}
