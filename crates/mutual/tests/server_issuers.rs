@@ -461,3 +461,213 @@ fn a_ca_made_in_openbao_moves_into_mutual_with_its_leaves_and_revocations() {
     }
     let _ = crl;
 }
+
+/// Polls `cond` every 250 ms for at most `secs` seconds.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 4 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    cond()
+}
+
+#[test]
+fn rotation_stages_cross_signs_switches_and_retires_with_no_leaf_left_unverifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = mutual_dev();
+    post(
+        &s,
+        "sys/mounts/pki",
+        serde_json::json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+    );
+    let root = post(
+        &s,
+        "pki/root/generate/internal",
+        serde_json::json!({"common_name": "Rotating Root", "key_type": "ec", "ttl": "8760h"}),
+    );
+    let old_root = write(d, "old-root.crt", &pem_of(&root, "certificate"));
+    post(
+        &s,
+        "pki/roles/web",
+        serde_json::json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec"}),
+    );
+    let issue = |name: &str, ttl: &str| {
+        let l = post(
+            &s,
+            "pki/issue/web",
+            serde_json::json!({"common_name": format!("{name}.example.com"), "ttl": ttl}),
+        );
+        write(d, &format!("{name}.crt"), &pem_of(&l, "certificate"))
+    };
+    let bundle = |name: &str| write(d, name, &curl(&s, "GET", "pki/trust-bundle", None).1);
+    let roots_in = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count()
+    };
+    // Old leaves: one short-lived (the old issuer retires once it expires), one that the
+    // switch must not strand.
+    let l1 = issue("l1", "6s");
+
+    // Stage: switch in 3 s.
+    let staged = post(
+        &s,
+        "pki/rotation",
+        serde_json::json!({"switch_after": "3s"}),
+    );
+    println!("staged: {}", staged["data"]);
+    assert_eq!(staged["data"]["phase"], "staged");
+    let b1 = bundle("bundle-staged.pem");
+    assert_eq!(roots_in(&b1), 2, "old and new roots published side by side");
+    let (ok, text) = verify(&b1, None, &[], &l1);
+    println!("staged, old leaf against the bundle: {text}");
+    assert!(ok);
+    let l2 = issue("l2", "6s");
+    let (ok, text) = verify(&old_root, None, &[], &l2);
+    println!("staged, a new leaf still comes from the old root: {text}");
+    assert!(ok);
+
+    // A second rotation while this one runs: refused, nothing changed.
+    let before = state(&s, "pki");
+    let (code, answer) = json(curl(&s, "POST", "pki/rotation", Some("{}")));
+    let error = answer["errors"][0].as_str().unwrap_or("").to_string();
+    println!("second rotation: {code} {error}");
+    assert_eq!(code, 400);
+    assert!(
+        error.contains("a rotation of \"pki\" is in progress (staged since"),
+        "{error}"
+    );
+    assert_eq!(before, state(&s, "pki"));
+    // Nor may the old issuer be deleted meanwhile (it is not the default yet: the rule says so).
+    let new_id = staged["data"]["new_issuer"].as_str().unwrap().to_string();
+    let cross_id = staged["data"]["cross_signed_issuer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = json(curl(&s, "DELETE", &format!("pki/issuer/{cross_id}"), None));
+    assert_eq!(
+        code, 400,
+        "the cross-signed issuer stays while the rotation runs"
+    );
+    let (_, new_issuer) = json(curl(&s, "GET", &format!("pki/issuer/{new_id}"), None));
+    let new_root = write(d, "new-root.crt", &pem_of(&new_issuer, "certificate"));
+    let (_, cross) = json(curl(&s, "GET", &format!("pki/issuer/{cross_id}"), None));
+    let cross = write(d, "cross.crt", &pem_of(&cross, "certificate"));
+
+    // Switch: issuance moves to the new root at the chosen time.
+    assert!(wait_for(10, || {
+        let (_, r) = json(curl(&s, "GET", "pki/rotation", None));
+        r["data"]["phase"] == "switched"
+    }));
+    let l3 = issue("l3", "1h");
+    let b2 = bundle("bundle-switched.pem");
+    for (what, trust, untrusted, leaf, want) in [
+        ("new leaf, new root", new_root.as_str(), None, &l3, true),
+        (
+            "new leaf, old root alone",
+            old_root.as_str(),
+            None,
+            &l3,
+            false,
+        ),
+        (
+            "new leaf, old root through the cross-signed certificate",
+            old_root.as_str(),
+            Some(cross.as_str()),
+            &l3,
+            true,
+        ),
+        ("new leaf, published bundle", b2.as_str(), None, &l3, true),
+        ("old leaf, published bundle", b2.as_str(), None, &l1, true),
+        (
+            "old leaf, new root alone",
+            new_root.as_str(),
+            None,
+            &l2,
+            false,
+        ),
+    ] {
+        let (ok, text) = verify(trust, untrusted, &[], leaf);
+        println!("switched, {what}: {text}");
+        assert_eq!(ok, want, "{what}: {text}");
+    }
+    assert_eq!(
+        roots_in(&b2),
+        2,
+        "the old root stays while its leaves are valid"
+    );
+    let list = server::mutual(&["ca", "list", "--addr", &s.addr, "--token", "root"]);
+    let table = String::from_utf8_lossy(&list.stdout).into_owned();
+    println!("{table}");
+    assert!(
+        table.contains("old (switched)") && table.contains("default, new (switched)"),
+        "{table}"
+    );
+
+    // Retire: once the old root's last leaf has expired, the bundle holds the new root only.
+    assert!(wait_for(15, || {
+        let (_, r) = json(curl(&s, "GET", "pki/rotation", None));
+        r["data"]["phase"] == "retired"
+    }));
+    let b3 = bundle("bundle-retired.pem");
+    assert_eq!(roots_in(&b3), 1);
+    let (ok, text) = verify(&b3, None, &[], &l3);
+    println!("retired, new leaf against the bundle: {text}");
+    assert!(ok);
+    // A new rotation may start now.
+    let (code, _) = json(curl(
+        &s,
+        "POST",
+        "pki/rotation",
+        Some(r#"{"switch_after":"1h"}"#),
+    ));
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn the_offline_cli_rotates_and_shows_it_in_ca_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        server::mutual(&all)
+    };
+    assert!(run(&["ca", "init", "--name", "Offline Root"])
+        .status
+        .success());
+    let first = run(&["ca", "rotate", "root", "--switch-after", "1h"]);
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    println!("{text}");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.contains("rotation of root: staged"), "{text}");
+    let list = String::from_utf8_lossy(&run(&["ca", "list"]).stdout).into_owned();
+    println!("{list}");
+    assert!(
+        list.contains("default, old (staged)")
+            && list.contains("new (staged)")
+            && list.contains("cross-signed (staged)"),
+        "{list}"
+    );
+    let second = run(&["ca", "rotate", "root"]);
+    let err = String::from_utf8_lossy(&second.stderr).into_owned();
+    println!("{err}");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        err.contains("a rotation of \"root\" is in progress"),
+        "{err}"
+    );
+    assert_eq!(
+        list,
+        String::from_utf8_lossy(&run(&["ca", "list"]).stdout),
+        "nothing changed"
+    );
+}
