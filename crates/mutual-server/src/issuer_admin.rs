@@ -313,7 +313,7 @@ async fn import(
         .collect::<Result<_, _>>()?;
     for key in &keys {
         let public = key.public_key_der();
-        let certified = spkis.iter().any(|s| *s == public)
+        let certified = spkis.contains(&public)
             || (certs.is_empty() && !keys.is_empty())
             || app
                 .store
