@@ -31,10 +31,30 @@ use crate::{
 /// True for the paths Vault serves without a token, so that the AIA and CRL URLs put into
 /// certificates resolve; certificates themselves (`cert/:serial`) are public in Vault too.
 pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
+    // An issuer's certificate and CRLs are public as the mount's are (per-issuer AIA URLs
+    // point there), its configuration is not.
+    let issuer_public = rest.strip_prefix("issuer/").is_some_and(|t| {
+        t.split_once('/').is_some_and(|(r, s)| {
+            !r.is_empty()
+                && matches!(
+                    s,
+                    "json"
+                        | "pem"
+                        | "der"
+                        | "crl"
+                        | "crl/pem"
+                        | "crl/der"
+                        | "crl/delta"
+                        | "crl/delta/pem"
+                        | "crl/delta/der"
+                )
+        })
+    });
     op == Op::Read
-        && (rest
-            .strip_prefix("cert/")
-            .is_some_and(|s| !s.is_empty() && !s.contains('/'))
+        && (issuer_public
+            || rest
+                .strip_prefix("cert/")
+                .is_some_and(|s| !s.is_empty() && !s.contains('/'))
             || matches!(
                 rest,
                 "ca" | "ca/pem"

@@ -99,3 +99,28 @@ fact replace_default_is_int_a "$(bao read -format=json iss_int/issuer/default | 
 bao write -format=json iss_int/issue/web common_name=c.example.com ttl=1h > leaf-c.json
 fact keys_on_int "$(bao list -format=json iss_int/keys | jq length)"
 ok "config/issuers and root/replace move the default"
+
+# Keys, rotation and cross-signing on the root mount.
+bao write -format=json iss_root/root/rotate/internal common_name="Issuers Root 2" \
+    issuer_name=root-b key_type=ec ttl=8760h > rotate.json
+fact rotate_name "$(jq -r .data.issuer_name rotate.json)"
+fact default_after_rotate "$(bao read -format=json iss_root/issuer/default | jq -r .data.issuer_name)"
+bao write iss_root/root/replace default=root-b >/dev/null
+fact default_after_replace "$(bao read -format=json iss_root/issuer/default | jq -r .data.issuer_name)"
+bao write -format=json iss_root/keys/generate/internal key_name=spare key_type=ec > spare.json
+spare_id=$(jq -r .data.key_id spare.json)
+fact spare_key "$(jq -r '.data.key_name + " " + .data.key_type' spare.json)"
+fact spare_read "$(bao read -format=json iss_root/key/spare | jq -r '.data.key_id == "'"$spare_id"'"')"
+bao write -format=json iss_root/intermediate/cross-sign key_ref=spare common_name="Cross Int" > cross.json
+fact cross_csr_key_is_spare "$(jq -r '.data.key_id == "'"$spare_id"'"' cross.json)"
+jq -r .data.csr cross.json | openssl req -noout -verify 2>&1 | grep -q "verify OK" || fail "cross-sign CSR"
+bao write -format=json iss_root/issuers/generate/root/existing key_ref=spare \
+    common_name="Spare Root" issuer_name=spare-root ttl=8760h > spare-root.json
+fact spare_root_key_is_spare "$(jq -r '.data.key_id == "'"$spare_id"'"' spare-root.json)"
+if bao delete iss_root/key/spare >/dev/null 2>&1; then fact delete_used_key refused=no; else fact delete_used_key refused=yes; fi
+fact keys_on_root "$(bao list -format=json iss_root/keys | jq length)"
+fact issuers_on_root "$(bao list -format=json iss_root/issuers | jq length)"
+# An issuer's certificate and CRL are public, as Vault's.
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BAO_ADDR/v1/iss_root/issuer/root-b/pem")
+fact issuer_pem_without_token "$code"
+ok "root/rotate, root/replace, keys/generate, cross-sign and generate/root/existing"
