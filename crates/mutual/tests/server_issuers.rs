@@ -671,3 +671,58 @@ fn the_offline_cli_rotates_and_shows_it_in_ca_list() {
         "nothing changed"
     );
 }
+
+#[test]
+fn an_intermediate_rotates_under_its_parent_and_old_and_new_leaves_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = server::mutual(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["ca", "init", "--name", "Offline Root"]);
+    run(&["ca", "intermediate", "alice", "--name", "Alice Int"]);
+    run(&[
+        "role",
+        "set",
+        "svc",
+        "--ca",
+        "alice",
+        "--allowed-domains",
+        "example.com",
+        "--allow-subdomains",
+    ]);
+    let out = d.join("out");
+    let out_s = out.to_str().unwrap();
+    run(&["issue", "a.example.com", "--role", "svc", "--out", out_s]);
+    let root = write(d, "root.pem", &run(&["ca", "cert", "root"]));
+    let old_int = run(&["ca", "cert", "alice"]);
+    // Switch at once: the rotation is staged and switched in one step.
+    let text = run(&["ca", "rotate", "alice"]);
+    println!("{text}");
+    assert!(text.contains("rotation of alice: switched"), "{text}");
+    run(&["issue", "b.example.com", "--role", "svc", "--out", out_s]);
+    let new_int = run(&["ca", "cert", "alice"]);
+    assert_ne!(old_int, new_int, "alice issues from its new intermediate");
+    for leaf in ["a.example.com.crt", "b.example.com.crt"] {
+        let file = out.join(leaf);
+        let f = file.to_str().unwrap();
+        let (ok, text) = verify(&root, Some(f), &[], f);
+        println!("{leaf}: {text}");
+        assert!(ok, "{text}");
+    }
+    let list = run(&["ca", "list"]);
+    println!("{list}");
+    assert!(
+        list.contains("default, new (switched)") && list.contains("old (switched)"),
+        "{list}"
+    );
+}
