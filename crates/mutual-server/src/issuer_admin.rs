@@ -341,6 +341,18 @@ async fn import(
             imported_keys.push(rec.id);
         }
     }
+    // A key for an issuer imported earlier without it: linked, so that it signs.
+    for i in app.store.list_issuers(&path).await? {
+        if !i.key_id.is_empty() {
+            continue;
+        }
+        let spki = logic::spki_of(&i.cert_der)?;
+        if let Some((_, id)) = known.iter().find(|(pk, _)| *pk == spki) {
+            app.store
+                .put_issuer(&path, None, "", &i.cert_pem, &i.chain_pem, id)
+                .await?;
+        }
+    }
     let (mut imported, mut existing) = (vec![], vec![]);
     let mut mapping = serde_json::Map::new();
     for (i, der) in certs.iter().enumerate() {
@@ -362,6 +374,8 @@ async fn import(
         }
         maybe_default(app, mount, &rec, !rec.key_id.is_empty()).await?;
     }
+    // A key that arrived for the default issuer's certificate makes it sign from now on.
+    app.store.project_default(&path).await?;
     app.reload_mount(&path).await?;
     let or_null = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
     Ok(Reply::data(json!({

@@ -92,7 +92,9 @@ async fn read(app: &App, mount: &Mount) -> Result<Reply, ApiError> {
         .store
         .advance_rotation(&mount.record.path, OffsetDateTime::now_utc())
         .await?;
-    app.reload_mount(&mount.record.path).await?;
+    if r.as_ref().map(|r| r.phase) != mount.rotation.as_ref().map(|r| r.phase) {
+        app.reload_mount(&mount.record.path).await?;
+    }
     match r {
         Some(r) => Ok(Reply::data(to_json(&r))),
         None => Err(ApiError::bad(format!(

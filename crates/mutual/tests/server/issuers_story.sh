@@ -124,3 +124,22 @@ fact issuers_on_root "$(bao list -format=json iss_root/issuers | jq length)"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BAO_ADDR/v1/iss_root/issuer/root-b/pem")
 fact issuer_pem_without_token "$code"
 ok "root/rotate, root/replace, keys/generate, cross-sign and generate/root/existing"
+
+# A CA imported as a certificate, its key later: it signs once the key arrives.
+openssl ecparam -name prime256v1 -genkey -noout -out late.key
+openssl req -x509 -new -key late.key -subj "/CN=Late Root" -days 30 -out late.crt \
+    -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+bao secrets enable -path=iss_late pki >/dev/null
+bao write iss_late/issuers/import/cert pem_bundle=@late.crt >/dev/null
+bao write iss_late/roles/web allowed_domains=example.com allow_subdomains=true >/dev/null
+if bao write iss_late/issue/web common_name=x.example.com >/dev/null 2>&1; then
+    fact late_issue_without_key issued
+else
+    fact late_issue_without_key refused
+fi
+bao write iss_late/issuers/import/bundle pem_bundle=@late.key >/dev/null
+bao write -format=json iss_late/issue/web common_name=y.example.com ttl=1h > late-leaf.json
+jq -r .data.certificate late-leaf.json > late-leaf.crt
+openssl verify -CAfile late.crt late-leaf.crt >/dev/null || fail "leaf under the late key"
+fact late_issue_with_key issued
+ok "a certificate imported first signs once its key is imported"
