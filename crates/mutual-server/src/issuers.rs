@@ -137,7 +137,35 @@ pub(crate) async fn mount_with(
         mount.roles.clone(),
     );
     m.issuer_fixed = true;
+    m.issuer_not_after = not_after_behavior(&issuer.leaf_not_after_behavior);
     Ok(Arc::new(m))
+}
+
+/// An issuer's stored `leaf_not_after_behavior`.
+pub(crate) fn not_after_behavior(text: &str) -> mutual_pki::role::NotAfterBehavior {
+    use mutual_pki::role::NotAfterBehavior;
+    match text {
+        "truncate" => NotAfterBehavior::Truncate,
+        "permit" => NotAfterBehavior::Permit,
+        _ => NotAfterBehavior::Err,
+    }
+}
+
+/// The role as it issues under the mount's CA: the issuer's `leaf_not_after_behavior` when it
+/// is not Vault's default (Vault 1.11+ keeps it on the issuer); otherwise the role's own.
+pub(crate) fn with_issuer_behavior(
+    mount: &Mount,
+    role: Arc<mutual_pki::role::Role>,
+) -> Arc<mutual_pki::role::Role> {
+    use mutual_pki::role::NotAfterBehavior;
+    if mount.issuer_not_after == NotAfterBehavior::Err
+        || role.leaf_not_after_behavior == mount.issuer_not_after
+    {
+        return role;
+    }
+    let mut r = (*role).clone();
+    r.leaf_not_after_behavior = mount.issuer_not_after;
+    Arc::new(r)
 }
 
 /// The mount a role issues on: its `issuer_ref`'s issuer, or the mount (the default) itself.

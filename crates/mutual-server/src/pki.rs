@@ -240,11 +240,13 @@ pub(crate) async fn serve(
         (Op::Write, "issue", role) if !role.is_empty() => {
             let role = find_role(&mount, role)?;
             let mount = crate::issuers::mount_for_role(app, mount, &role).await?;
+            let role = crate::issuers::with_issuer_behavior(&mount, role);
             issue(app, &mount, role, &p).await
         }
         (Op::Write, "sign", role) if !role.is_empty() => {
             let role = find_role(&mount, role)?;
             let mount = crate::issuers::mount_for_role(app, mount, &role).await?;
+            let role = crate::issuers::with_issuer_behavior(&mount, role);
             sign(app, &mount, role, &p, false).await
         }
         (Op::Write, "sign-verbatim", role) => {

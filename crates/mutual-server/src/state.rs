@@ -34,6 +34,9 @@ pub struct Mount {
     /// True for the copy `issuer/:ref/…` runs on: its CA is the one the path names, which a
     /// role's `issuer_ref` does not override.
     pub issuer_fixed: bool,
+    /// Its CA's (issuer's) `leaf_not_after_behavior`, which Vault 1.11+ applies to a leaf
+    /// that would outlive the issuer.
+    pub issuer_not_after: mutual_pki::role::NotAfterBehavior,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
 }
@@ -52,6 +55,7 @@ impl Mount {
             rotation: None,
             rotation_roots: Vec::new(),
             issuer_fixed: false,
+            issuer_not_after: Default::default(),
             ocsp_issuer: OnceLock::new(),
         }
     }
@@ -284,7 +288,16 @@ async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiErro
         .into_iter()
         .map(|r| (r.name.clone(), Arc::new(r)))
         .collect();
+    let defaults = store.issuer_defaults(&record.path).await?;
+    let not_after = store
+        .list_issuers(&record.path)
+        .await?
+        .into_iter()
+        .find(|i| i.id == defaults.default)
+        .map(|i| crate::issuers::not_after_behavior(&i.leaf_not_after_behavior))
+        .unwrap_or_default();
     let mut mount = Mount::new(record, ca, roles);
+    mount.issuer_not_after = not_after;
     mount.rotation = rotation;
     mount.rotation_roots = rotation_roots;
     Ok(mount)

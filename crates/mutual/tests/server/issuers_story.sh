@@ -143,3 +143,18 @@ jq -r .data.certificate late-leaf.json > late-leaf.crt
 openssl verify -CAfile late.crt late-leaf.crt >/dev/null || fail "leaf under the late key"
 fact late_issue_with_key issued
 ok "a certificate imported first signs once its key is imported"
+
+# The issuer's leaf_not_after_behavior applies: int-a truncates (patched above), int-b errs.
+bao write iss_int/roles/long allowed_domains=example.com allow_subdomains=true max_ttl=87600h \
+    key_type=ec >/dev/null
+bao write -format=json iss_int/issuer/int-a/issue/long common_name=t.example.com ttl=8000h > long.json
+jq -r .data.certificate long.json > long.crt
+[ "$(openssl x509 -in long.crt -noout -enddate)" = "$(openssl x509 -in int-a.crt -noout -enddate)" ] \
+    || fail "the leaf is truncated to int-a's notAfter"
+fact truncated_to_issuer yes
+if bao write iss_int/issuer/int-b/issue/long common_name=u.example.com ttl=8000h >/dev/null 2>&1; then
+    fact int_b_outliving_leaf issued
+else
+    fact int_b_outliving_leaf refused
+fi
+ok "the issuer's leaf_not_after_behavior decides a leaf that would outlive it"
