@@ -72,7 +72,7 @@ async fn import_refuses_a_foreign_key_and_switching_the_default_moves_the_ca_row
     let store = Store::create(&dir.path().join("data")).await.unwrap();
     let (a, b) = (root("Import A"), root("Import B"));
     let err = store
-        .import_ca("pki", &[a.cert_pem.clone()], Some(&b.key))
+        .import_ca("pki", std::slice::from_ref(&a.cert_pem), Some(&b.key))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Import A"), "{err}");
@@ -80,16 +80,16 @@ async fn import_refuses_a_foreign_key_and_switching_the_default_moves_the_ca_row
     assert!(store.list_keys("pki").await.unwrap().is_empty());
 
     let ia = store
-        .import_ca("pki", &[a.cert_pem.clone()], Some(&a.key))
+        .import_ca("pki", std::slice::from_ref(&a.cert_pem), Some(&a.key))
         .await
         .unwrap();
     let again = store
-        .import_ca("pki", &[a.cert_pem.clone()], Some(&a.key))
+        .import_ca("pki", std::slice::from_ref(&a.cert_pem), Some(&a.key))
         .await
         .unwrap();
     assert_eq!(ia.id, again.id, "idempotent");
     let ib = store
-        .import_ca("pki", &[b.cert_pem.clone()], Some(&b.key))
+        .import_ca("pki", std::slice::from_ref(&b.cert_pem), Some(&b.key))
         .await
         .unwrap();
     assert_eq!(
