@@ -380,8 +380,10 @@ async fn issuer_crl(
         };
     }
     let ca = app.store.issuer_ca(i).await?.ok_or_else(|| {
+        // "unable to find": what Vault's clients (bao pki health-check) read as a missing
+        // resource.
         ApiError::bad(format!(
-            "issuer \"{}\" has no key on this mount, so it signs no CRL",
+            "unable to find a CRL of issuer \"{}\": it has no key on this mount to sign one",
             label(i)
         ))
     })?;

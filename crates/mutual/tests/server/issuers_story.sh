@@ -158,3 +158,10 @@ else
     fact int_b_outliving_leaf refused
 fi
 ok "the issuer's leaf_not_after_behavior decides a leaf that would outlive it"
+
+# bao pki health-check on a mount of several issuers (some without keys): every check runs.
+bao pki health-check -format=json iss_int > health.json 2>health.err || true
+jq -e 'type == "object"' health.json >/dev/null || fail "health-check: $(cat health.err)"
+fact health_checks "$(jq -c 'keys' health.json)"
+fact health_checks_skipped "$(jq -c '[.[][]? | select(.status_code == 5 or (.message | test("skipp|not supported|Vault version"; "i")))] | length' health.json)"
+ok "bao pki health-check runs every check on a mount of several issuers"
