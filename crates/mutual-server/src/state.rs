@@ -37,6 +37,9 @@ pub struct Mount {
     /// Its CA's (issuer's) `leaf_not_after_behavior`, which Vault 1.11+ applies to a leaf
     /// that would outlive the issuer.
     pub issuer_not_after: mutual_pki::role::NotAfterBehavior,
+    /// Its other issuers that hold a key, as CAs: each answers OCSP for the leaves it signed
+    /// (after a rotation, the old issuer's leaves until they expire).
+    pub other_signers: Vec<Arc<CaRecord>>,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
 }
@@ -56,6 +59,7 @@ impl Mount {
             rotation_roots: Vec::new(),
             issuer_fixed: false,
             issuer_not_after: Default::default(),
+            other_signers: Vec::new(),
             ocsp_issuer: OnceLock::new(),
         }
     }
@@ -289,15 +293,23 @@ async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiErro
         .map(|r| (r.name.clone(), Arc::new(r)))
         .collect();
     let defaults = store.issuer_defaults(&record.path).await?;
-    let not_after = store
-        .list_issuers(&record.path)
-        .await?
+    let issuers = store.list_issuers(&record.path).await?;
+    let mut other_signers = Vec::new();
+    for i in issuers.iter().filter(|i| i.id != defaults.default) {
+        if mutual_pki::issuers::has_usage(&i.usage, "ocsp-signing") {
+            if let Some(ca) = store.issuer_ca(i).await? {
+                other_signers.push(Arc::new(ca));
+            }
+        }
+    }
+    let not_after = issuers
         .into_iter()
         .find(|i| i.id == defaults.default)
         .map(|i| crate::issuers::not_after_behavior(&i.leaf_not_after_behavior))
         .unwrap_or_default();
     let mut mount = Mount::new(record, ca, roles);
     mount.issuer_not_after = not_after;
+    mount.other_signers = other_signers;
     mount.rotation = rotation;
     mount.rotation_roots = rotation_roots;
     Ok(mount)

@@ -600,6 +600,23 @@ fn rotation_stages_cross_signs_switches_and_retires_with_no_leaf_left_unverifiab
         2,
         "the old root stays while its leaves are valid"
     );
+    // OCSP answers for both: the old root's leaves by the old root, the new one's by the new.
+    for (leaf, root) in [(&l1, &old_root), (&l3, &new_root)] {
+        let out = Command::new("openssl")
+            .args([
+                "ocsp", "-issuer", root, "-CAfile", root, "-cert", leaf, "-url",
+            ])
+            .arg(format!("{}/v1/pki/ocsp", s.addr))
+            .output()
+            .expect("openssl ocsp");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        println!("switched, OCSP: {} {}", text.trim(), err.trim());
+        assert!(
+            text.contains(": good") && err.contains("Response verify OK"),
+            "{text} {err}"
+        );
+    }
     let list = server::mutual(&["ca", "list", "--addr", &s.addr, "--token", "root"]);
     let table = String::from_utf8_lossy(&list.stdout).into_owned();
     println!("{table}");
