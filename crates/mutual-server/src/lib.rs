@@ -64,6 +64,7 @@ pub use inventory::search_from;
 pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
+pub use roles::from_params as role_from_params;
 pub use rotation::to_json as rotation_json;
 pub use state::{App, Mount};
 

@@ -421,12 +421,14 @@ fn a_ca_made_in_openbao_moves_into_mutual_with_its_leaves_and_revocations() {
         println!("old leaf {serial}: {text}");
         assert!(ok, "{text}");
     }
-    // mutual keeps issuing under it.
-    post(
-        &ours,
-        "pki/roles/web",
-        serde_json::json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec"}),
+    // mutual keeps issuing under it, with the role that came with it.
+    let (_, role) = json(curl(&ours, "GET", "pki/roles/web", None));
+    println!("role web in mutual: {}", role["data"]);
+    assert_eq!(
+        role["data"]["allowed_domains"],
+        serde_json::json!(["example.com"])
     );
+    assert_eq!(role["data"]["max_ttl"], serde_json::json!(259200));
     let fresh = post(
         &ours,
         "pki/issue/web",

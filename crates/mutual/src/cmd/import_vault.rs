@@ -99,6 +99,20 @@ pub async fn run(target: &Target, json_out: bool, a: CaImportVaultArgs) -> Resul
         store.create_mount(&record).await?;
     }
     let imported = store.import_ca(&mount, &chain, key.as_ref()).await?;
+    // Roles, as Vault answers them: mutual takes Vault's role fields unchanged.
+    let mut roles = 0usize;
+    for name in src.list(&format!("{from}/roles")).await? {
+        let Some(r) = src.read(&format!("{from}/roles/{name}")).await? else {
+            continue;
+        };
+        let body = serde_json::to_vec(&r.data)?;
+        let params = mutual_server::Params::parse(&body, None)
+            .map_err(|e| anyhow::anyhow!("role \"{name}\" of {from}: {e}"))?;
+        let (role, _) = mutual_server::role_from_params(&name, &mount, &params)
+            .map_err(|e| anyhow::anyhow!("role \"{name}\" of {from}: {e}"))?;
+        store.put_mount_role(&mount, &role).await?;
+        roles += 1;
+    }
     // Every certificate and revocation: `certs` lists them all, `certs/revoked` the revoked
     // (also those whose row a tidy may have left only there).
     let mut serials = src.list(&format!("{from}/certs")).await?;
@@ -142,6 +156,7 @@ pub async fn run(target: &Target, json_out: bool, a: CaImportVaultArgs) -> Resul
         "issuer_id": imported.id,
         "with_key": key.is_some(),
         "certificates": certs,
+        "roles": roles,
         "revoked": revoked,
     });
     if json_out {
@@ -162,5 +177,6 @@ pub async fn run(target: &Target, json_out: bool, a: CaImportVaultArgs) -> Resul
         }
     );
     println!("  certificates {certs} ({revoked} revoked, in mutual's CRL)");
+    println!("  roles        {roles}");
     Ok(())
 }
