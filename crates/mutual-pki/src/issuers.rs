@@ -305,6 +305,70 @@ pub fn root_with_key(
 mod tests {
     use super::*;
 
+    use crate::ca::{self, RootRequest, SigningCa, Urls};
+
+    fn req(cn: &str) -> RootRequest {
+        RootRequest {
+            common_name: cn.into(),
+            ..RootRequest::default()
+        }
+    }
+
+    #[test]
+    fn bundles_chains_and_cross_signing() {
+        let now = OffsetDateTime::now_utc();
+        let urls = Urls::default();
+        let a = root_with_key(
+            &req("A"),
+            crate::key::KeyType::EcP256.generate().unwrap(),
+            now,
+        )
+        .unwrap();
+        let b = ca::generate_root(&req("B"), now).unwrap();
+        let signer = SigningCa {
+            cert_der: &a.cert_der,
+            key: &a.key,
+            urls: &urls,
+        };
+        let a1 = ca::generate_intermediate(&signer, &req("A1"), now).unwrap();
+        let f = |m: &ca::CaMaterial| cert::facts(&m.cert_der).unwrap();
+        let (fa, fb, fa1) = (f(&a), f(&b), f(&a1));
+        assert!(issued_by(&fa1, &fa) && !issued_by(&fa1, &fb) && !issued_by(&fa, &fa));
+        let unrelated = |x: &str, y: &str| {
+            Err(BundleRefusal::Unrelated {
+                a: x.into(),
+                b: y.into(),
+            })
+        };
+        for (bundle, want) in [
+            (vec![fa1.clone(), fa.clone()], Ok(())),
+            (vec![fa.clone(), fa1.clone()], Ok(())),
+            (vec![fa.clone()], Ok(())),
+            (vec![fa.clone(), fb.clone()], unrelated("CN=A", "CN=B")),
+            (
+                vec![fa1.clone(), fa.clone(), fb.clone()],
+                unrelated("CN=A1", "CN=B"),
+            ),
+            (vec![], Err(BundleRefusal::Empty)),
+        ] {
+            assert_eq!(check_bundle(&bundle), want, "{}", bundle.len());
+        }
+        let all = vec![fb.clone(), fa1.clone(), fa.clone()];
+        assert_eq!(chain_of(1, &all), vec![1, 2], "A1 then A");
+        assert_eq!(chain_of(0, &all), vec![0], "a root alone");
+        // B cross-signed by A: same subject and key as B, issued by A.
+        let cross = resign(&signer, &b.cert_der, Some(&Serial::random()), now).unwrap();
+        let fc = cert::facts(&cross).unwrap();
+        assert_eq!(fc.subject, fb.subject);
+        assert_eq!(fc.subject_key_id, fb.subject_key_id);
+        assert!(issued_by(&fc, &fa));
+        assert_eq!(spki_of(&cross).unwrap(), spki_of(&b.cert_der).unwrap());
+        assert!(matches!(
+            resign(&signer, &[0u8; 4], None, now),
+            Err(PkiError::UnreadableCertificate { .. })
+        ));
+    }
+
     fn pairs() -> Vec<(String, String)> {
         vec![
             ("1111".into(), "old".into()),
