@@ -223,6 +223,9 @@ pub struct CaRotateArgs {
     /// Switch issuance to the new issuer this long from now (e.g. 24h; default: now).
     #[arg(long, value_parser = duration)]
     pub switch_after: Option<Duration>,
+    /// Switch issuance at this time (RFC 3339, e.g. 2027-01-01T00:00:00Z) instead.
+    #[arg(long, conflicts_with = "switch_after")]
+    pub switch_at: Option<String>,
     /// Common name of the new issuer (default: the old one's with today's date).
     #[arg(long)]
     pub common_name: Option<String>,

@@ -659,6 +659,20 @@ fn the_offline_cli_rotates_and_shows_it_in_ca_list() {
     assert!(run(&["ca", "init", "--name", "Offline Root"])
         .status
         .success());
+    let past = run(&[
+        "ca",
+        "rotate",
+        "root",
+        "--switch-at",
+        "2000-01-01T00:00:00Z",
+    ]);
+    let err = String::from_utf8_lossy(&past.stderr).into_owned();
+    assert_eq!(past.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the switch time 2000-01-01T00:00:00Z is in the past"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&run(&["ca", "list"]).stdout).contains("staged"));
     let first = run(&["ca", "rotate", "root", "--switch-after", "1h"]);
     let text = String::from_utf8_lossy(&first.stdout).into_owned();
     println!("{text}");

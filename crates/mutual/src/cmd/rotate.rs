@@ -12,6 +12,14 @@ use crate::{cli::CaRotateArgs, output};
 
 pub async fn run(target: &Target, json_out: bool, a: CaRotateArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
+    let switch_at = match &a.switch_at {
+        Some(t) => Some(
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
+                |e| super::UsageError(format!("--switch-at \"{t}\" is not an RFC 3339 time: {e}")),
+            )?,
+        ),
+        None => None,
+    };
     let state: Value = match target.open().await? {
         Backend::Local(store) => {
             let r = if a.status {
@@ -20,7 +28,7 @@ pub async fn run(target: &Target, json_out: bool, a: CaRotateArgs) -> Result<()>
                     .await?
                     .with_context(|| format!("\"{}\" has had no rotation", a.name))?
             } else {
-                let switch_at = now + a.switch_after.unwrap_or_default();
+                let switch_at = switch_at.unwrap_or(now + a.switch_after.unwrap_or_default());
                 store
                     .stage_rotation(&a.name, switch_at, a.common_name.as_deref(), now)
                     .await?
@@ -39,6 +47,9 @@ pub async fn run(target: &Target, json_out: bool, a: CaRotateArgs) -> Result<()>
                 let mut body = json!({});
                 if let Some(d) = a.switch_after {
                     body["switch_after"] = json!(format!("{}s", d.as_secs()));
+                }
+                if let Some(t) = &a.switch_at {
+                    body["switch_at"] = json!(t);
                 }
                 if let Some(cn) = &a.common_name {
                     body["common_name"] = json!(cn);
