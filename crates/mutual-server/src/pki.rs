@@ -191,6 +191,8 @@ pub(crate) async fn serve(
             };
             let _guard = app.admin.lock().await;
             app.store.set_mount_urls(&path, &urls).await?;
+            // An issuer with URLs of its own keeps them on the CA row.
+            app.store.project_default(&path).await?;
             let m = app.reload_mount(&path).await?;
             Ok(Reply::Data {
                 data: urls_json(&m.record.urls),

@@ -448,7 +448,8 @@ impl Store {
             .collect()
     }
 
-    /// The URLs an issuer stamps: its own, else its scope's (`config/urls`, or the CA's).
+    /// The URLs an issuer stamps: its own, else its scope's (the mount's `config/urls`, or
+    /// for a CA of the local store its CA row's, `mutual ca urls`).
     pub async fn urls_of(&self, issuer: &IssuerRecord) -> Result<Urls, StoreError> {
         let u = &issuer.urls;
         if !u.issuing_certificates.is_empty()
@@ -462,8 +463,17 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)?;
-        Ok(mount
-            .and_then(|m| serde_json::from_str(&m).ok())
+        if let Some(m) = mount {
+            return Ok(serde_json::from_str(&m).unwrap_or_default());
+        }
+        // A CA of the local store: the URLs `mutual ca urls` gave its CA row.
+        let ca: Option<String> = sqlx::query_scalar("SELECT urls FROM cas WHERE name = $1")
+            .bind(&issuer.scope)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(ca
+            .and_then(|u| serde_json::from_str(&u).ok())
             .unwrap_or_default())
     }
 

@@ -102,3 +102,31 @@ async fn import_refuses_a_foreign_key_and_switching_the_default_moves_the_ca_row
     store.set_issuer_defaults("pki", &d).await.unwrap();
     assert_eq!(store.get_ca("pki").await.unwrap().cert_pem, b.cert_pem);
 }
+
+#[tokio::test]
+async fn a_local_ca_keeps_its_urls_through_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&dir.path().join("data")).await.unwrap();
+    let req = RootRequest {
+        common_name: "Urls Root".into(),
+        ttl: std::time::Duration::from_secs(3600),
+        ..RootRequest::default()
+    };
+    store.init_root("root", &req).await.unwrap();
+    let urls = mutual_pki::ca::Urls {
+        issuing_certificates: vec!["http://127.0.0.1:1/ca".into()],
+        crl_distribution_points: vec!["http://127.0.0.1:1/crl".into()],
+        ocsp_servers: vec![],
+    };
+    store.set_urls("root", &urls).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let r = store.stage_rotation("root", now, None, now).await.unwrap();
+    // No leaf of the old root to wait for: switched and retired at once.
+    assert_eq!(r.phase, mutual_pki::rotation::Phase::Retired);
+    let ca = store.get_ca("root").await.unwrap();
+    assert_eq!(ca.urls, urls, "the new default keeps the CA's URLs");
+    assert_ne!(
+        ca.cert_der,
+        store.list_issuers("root").await.unwrap()[0].cert_der
+    );
+}
