@@ -214,6 +214,9 @@ pub async fn handle(
         (Op::Delete, "issuer", t) if !t.is_empty() && !t.contains('/') => {
             delete(app, mount, t).await
         }
+        (Op::Write, "issuer", t) if t.strip_suffix("/revoke").is_some_and(|r| !r.contains('/')) => {
+            revoke(app, mount, t.trim_end_matches("/revoke")).await
+        }
         (Op::Write, "issuer", t) if signing_path(t).is_some() => {
             let (reference, rest) = signing_path(t)?;
             signing(app, mount, reference, rest, p).await
@@ -316,7 +319,9 @@ pub(crate) async fn issuer_json(
         "leaf_not_after_behavior": i.leaf_not_after_behavior,
         "usage": i.usage,
         "revocation_signature_algorithm": signature_algorithm(facts.key.kind()),
-        "revoked": false,
+        "revoked": i.revoked_at.is_some(),
+        "revocation_time": i.revoked_at.map_or(0, |t| t.unix_timestamp()),
+        "revocation_time_rfc3339": i.revoked_at.map(crate::pki::rfc3339).unwrap_or_default(),
         "issuing_certificates": i.urls.issuing_certificates,
         "crl_distribution_points": i.urls.crl_distribution_points,
         "delta_crl_distribution_points": [],
@@ -452,6 +457,18 @@ async fn update(app: &App, mount: &Mount, reference: &str, p: &Params) -> Result
     }
     let _guard = app.admin.lock().await;
     app.store.update_issuer(&i).await?;
+    app.reload_mount(&mount.record.path).await?;
+    Ok(Reply::data(issuer_json(app, mount, &i).await?))
+}
+
+async fn revoke(app: &App, mount: &Mount, reference: &str) -> Result<Reply, ApiError> {
+    let _guard = app.admin.lock().await;
+    let i = resolve(app, mount, reference).await?;
+    let i = app
+        .store
+        .revoke_issuer(&i, OffsetDateTime::now_utc())
+        .await?;
+    crate::crl_config::forget_crls(app, &mount.record.path);
     app.reload_mount(&mount.record.path).await?;
     Ok(Reply::data(issuer_json(app, mount, &i).await?))
 }

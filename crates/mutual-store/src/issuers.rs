@@ -26,6 +26,7 @@ pub(crate) const STATEMENTS: &[&str] = &[
         leaf_not_after_behavior TEXT NOT NULL DEFAULT 'err',
         urls TEXT NOT NULL DEFAULT '{}',
         created_at BIGINT NOT NULL,
+        revoked_at BIGINT,
         PRIMARY KEY (scope, id))",
     "CREATE UNIQUE INDEX IF NOT EXISTS pki_issuers_name ON pki_issuers(scope, name) WHERE name <> ''",
     "CREATE TABLE IF NOT EXISTS pki_keys (
@@ -68,6 +69,8 @@ pub struct IssuerRecord {
     pub urls: Urls,
     /// When it was stored.
     pub created_at: OffsetDateTime,
+    /// When it was revoked (`issuer/:ref/revoke`), if it was.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A stored key (its private half stays sealed until [`Store::issuer_key`]).
@@ -134,6 +137,7 @@ fn issuer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<IssuerRecord, StoreE
         leaf_not_after_behavior: row.get("leaf_not_after_behavior"),
         urls: serde_json::from_str(row.get::<&str, _>("urls")).unwrap_or_default(),
         created_at: from_ts(row.get("created_at")),
+        revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_ts),
     })
 }
 
@@ -326,6 +330,7 @@ impl Store {
                 leaf_not_after_behavior: "err".into(),
                 urls: Urls::default(),
                 created_at: from_ts(now),
+                revoked_at: None,
             },
             false,
         ))
@@ -348,6 +353,52 @@ impl Store {
         .await;
         unique(res, "issuer", &issuer.name)?;
         self.project_default(&issuer.scope).await
+    }
+
+    /// Revokes an issuer (Vault's `issuer/:ref/revoke`): it issues no more, and when its
+    /// certificate was issued in this scope it joins its parent's CRL. Revoking twice changes
+    /// nothing.
+    pub async fn revoke_issuer(
+        &self,
+        issuer: &IssuerRecord,
+        now: OffsetDateTime,
+    ) -> Result<IssuerRecord, StoreError> {
+        if issuer.revoked_at.is_some() {
+            return Ok(issuer.clone());
+        }
+        let usage: Vec<&str> = issuer
+            .usage
+            .split(',')
+            .filter(|u| *u != "issuing-certificates")
+            .collect();
+        let usage = usage.join(",");
+        sqlx::query(
+            "UPDATE pki_issuers SET revoked_at = $1, usage = $2 WHERE scope = $3 AND id = $4",
+        )
+        .bind(now.unix_timestamp())
+        .bind(&usage)
+        .bind(&issuer.scope)
+        .bind(&issuer.id)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        let serial = cert::facts(&issuer.cert_der)
+            .map_err(|e| StoreError::Corrupt(format!("issuer {}: {e}", issuer.id)))?
+            .serial;
+        if self
+            .get_cert(&serial)
+            .await
+            .is_ok_and(|c| c.ca == issuer.scope)
+        {
+            self.revoke(&serial, mutual_pki::crl::Reason::Unspecified, now)
+                .await?;
+        }
+        self.project_default(&issuer.scope).await?;
+        Ok(IssuerRecord {
+            usage,
+            revoked_at: Some(now),
+            ..issuer.clone()
+        })
     }
 
     /// Deletes an issuer; true when it existed.

@@ -100,6 +100,16 @@ check(openssl("verify", "-CAfile", "first.crt", "cross.crt").returncode == 0,
       "cross-signed imported root verifies under the first root")
 ok("sign_self_issued cross-signs under the default issuer")
 
+# Revoke: the renamed second root issues no more and says it is revoked.
+rev = pki.revoke_issuer(issuer_ref="second-renamed", mount_point=mp)["data"]
+facts["revoked"] = rev["revoked"]
+facts["revoked_has_time"] = rev["revocation_time"] > 0
+facts["revoked_usage"] = rev["usage"]
+r = client.adapter.post(f"/v1/{mp}/issuer/second-renamed/issue/none", json={"common_name": "x"},
+                        raise_exception=False)
+facts["revoked_issues"] = r.status_code
+ok("revoke_issuer")
+
 # Delete: a non-default issuer goes.
 ext_id = imp["imported_issuers"][0]
 pki.delete_issuer(issuer_ref=ext_id, mount_point=mp)
