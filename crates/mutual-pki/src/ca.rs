@@ -157,7 +157,7 @@ impl<'a> SigningCa<'a> {
     }
 }
 
-fn ca_params(
+pub(crate) fn ca_params(
     subject: DistinguishedName,
     ttl: Duration,
     path_len: Option<u8>,
@@ -182,7 +182,7 @@ fn ca_params(
     params
 }
 
-fn subject(cn: &str, organization: &[String], ou: &[String]) -> DistinguishedName {
+pub(crate) fn subject(cn: &str, organization: &[String], ou: &[String]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     for o in organization {
         dn.push(DnType::OrganizationName, o.as_str());

@@ -244,6 +244,10 @@ pub(crate) async fn complete_crl(
     let seq = app.store.revocation_seq().await?;
     let entries = if cfg.disable {
         vec![]
+    } else if app.store.list_issuers(&path).await?.len() > 1 {
+        // Several issuers: the default's CRL lists the certificates it signed, each other
+        // issuer's its own (issuer/:ref/crl).
+        app.store.revoked_by_issuer(&path, &ca.cert_der).await?
     } else {
         app.store.revoked(&path).await?
     };

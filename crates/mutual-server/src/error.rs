@@ -157,6 +157,7 @@ impl From<AuthorityError> for ApiError {
             AuthorityError::Refused(r) => r.into(),
             AuthorityError::Pki(p) => p.into(),
             AuthorityError::OutsideConstraints(v) => ApiError::bad(v.to_string()),
+            AuthorityError::Denied(why) => ApiError::bad(why),
         }
     }
 }

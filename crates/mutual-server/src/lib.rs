@@ -30,6 +30,7 @@ mod error;
 mod feed;
 mod fields;
 mod inventory;
+mod issuer_admin;
 mod issuers;
 mod lifecycle;
 mod ocsp;
@@ -39,6 +40,7 @@ mod policies;
 mod renew;
 mod reply;
 mod roles;
+mod rotation;
 mod state;
 mod sys;
 mod tidy;
@@ -64,6 +66,8 @@ pub use inventory::search_from;
 pub use lifecycle::Counters;
 pub use params::Params;
 pub use reply::Reply;
+pub use roles::from_params as role_from_params;
+pub use rotation::to_json as rotation_json;
 pub use state::{App, Mount};
 
 /// mutual's own version.
@@ -133,6 +137,17 @@ tokio::task_local! {
     /// The caller's address during a request: a token bound to CIDR blocks is checked
     /// against it wherever the token is looked up.
     static REMOTE: Option<std::net::IpAddr>;
+}
+
+tokio::task_local! {
+    /// True while a PATCH is handled: Vault merges a PATCH into what is stored, where a POST
+    /// replaces every field (`issuer/:ref`).
+    static PATCH: bool;
+}
+
+/// True when the request being handled is a PATCH.
+pub(crate) fn is_patch() -> bool {
+    PATCH.try_with(|p| *p).unwrap_or(false)
 }
 
 /// The caller of the request being handled, when known.
@@ -217,6 +232,8 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         app.token(token.as_deref()).await?;
         return Err(ApiError::NoRoute(path));
     };
+    // A rotation step that has fallen due (the switch, the retirement) is made first.
+    let mount = rotation::catch_up(app, mount).await?;
     match (op, rest) {
         (Op::Read, "trust-bundle") => return lifecycle::trust_bundle(&mount),
         (Op::Read, "revocations") => {
@@ -268,10 +285,15 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         return Ok(reply);
     }
     let request = format!("{}/{rest}", mount.record.path);
-    inventory::on_behalf_of(
-        accessor,
-        request,
-        pki::handle(app, mount, op, &rest, params),
-    )
-    .await
+    let patch = parts.method == axum::http::Method::PATCH;
+    PATCH
+        .scope(
+            patch,
+            inventory::on_behalf_of(
+                accessor,
+                request,
+                pki::handle(app, mount, op, &rest, params),
+            ),
+        )
+        .await
 }

@@ -168,12 +168,18 @@ fn trust_roots(mount: &Mount) -> Result<Vec<String>, ApiError> {
             .and_then(|d| d.first().and_then(|d| cert::facts(d).ok()))
             .is_some_and(|f| f.self_issued)
     };
-    let roots: Vec<String> = ca
+    let mut roots: Vec<String> = ca
         .chain
         .iter()
         .filter(|p| self_signed(p))
         .cloned()
         .collect();
+    // During a rotation the old and the new root side by side, so that leaves of either verify.
+    for pem in &mount.rotation_roots {
+        if !roots.contains(pem) {
+            roots.push(pem.clone());
+        }
+    }
     if !roots.is_empty() {
         return Ok(roots);
     }

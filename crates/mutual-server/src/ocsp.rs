@@ -139,9 +139,23 @@ pub(crate) async fn handle(
             return Ok(answer(k.der.to_vec()));
         }
     }
-    let Some(issuer) = mount.ocsp_issuer() else {
+    let Some(mut issuer) = mount.ocsp_issuer() else {
         return Ok(answer(ocsp::internal_error()));
     };
+    let mut ca = ca;
+    // A query about another issuer of the mount (the old one after a rotation) is answered,
+    // and signed, by that issuer.
+    if let Some(q) = req.queries.first().filter(|q| !issuer.issued(q)) {
+        for other in &mount.other_signers {
+            if let Ok(i) = ocsp::Issuer::new(&other.cert_der) {
+                if i.issued(q) {
+                    issuer = Arc::new(i);
+                    ca = other.clone();
+                    break;
+                }
+            }
+        }
+    }
     let statuses = statuses(app, mount, &issuer, &req).await?;
     let counted: Vec<usize> = statuses.iter().map(counter_index).collect();
     for i in &counted {

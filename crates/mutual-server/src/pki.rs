@@ -31,10 +31,30 @@ use crate::{
 /// True for the paths Vault serves without a token, so that the AIA and CRL URLs put into
 /// certificates resolve; certificates themselves (`cert/:serial`) are public in Vault too.
 pub fn is_unauthenticated(op: Op, rest: &str) -> bool {
+    // An issuer's certificate and CRLs are public as the mount's are (per-issuer AIA URLs
+    // point there), its configuration is not.
+    let issuer_public = rest.strip_prefix("issuer/").is_some_and(|t| {
+        t.split_once('/').is_some_and(|(r, s)| {
+            !r.is_empty()
+                && matches!(
+                    s,
+                    "json"
+                        | "pem"
+                        | "der"
+                        | "crl"
+                        | "crl/pem"
+                        | "crl/der"
+                        | "crl/delta"
+                        | "crl/delta/pem"
+                        | "crl/delta/der"
+                )
+        })
+    });
     op == Op::Read
-        && (rest
-            .strip_prefix("cert/")
-            .is_some_and(|s| !s.is_empty() && !s.contains('/'))
+        && (issuer_public
+            || rest
+                .strip_prefix("cert/")
+                .is_some_and(|s| !s.is_empty() && !s.contains('/'))
             || matches!(
                 rest,
                 "ca" | "ca/pem"
@@ -101,7 +121,7 @@ pub async fn handle(
     })
 }
 
-async fn serve(
+pub(crate) async fn serve(
     app: &App,
     mount: Arc<Mount>,
     op: Op,
@@ -110,7 +130,10 @@ async fn serve(
 ) -> Result<Reply, ApiError> {
     let path = mount.record.path.clone();
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    if let Some(answer) = crate::issuers::read(app, &mount, op, head, tail).await {
+    if let Some(answer) = crate::issuers::handle(app, &mount, op, head, tail, &p).await {
+        return answer;
+    }
+    if let Some(answer) = crate::rotation::handle(app, &mount, op, rest, &p).await {
         return answer;
     }
     match (op, head, tail) {
@@ -168,6 +191,8 @@ async fn serve(
             };
             let _guard = app.admin.lock().await;
             app.store.set_mount_urls(&path, &urls).await?;
+            // An issuer with URLs of its own keeps them on the CA row.
+            app.store.project_default(&path).await?;
             let m = app.reload_mount(&path).await?;
             Ok(Reply::Data {
                 data: urls_json(&m.record.urls),
@@ -175,10 +200,14 @@ async fn serve(
             })
         }
         (Op::Write, "root", "generate/internal" | "generate/exported" | "generate/kms") => {
-            generate_root(app, &mount, tail.ends_with("exported"), &p).await
+            // Vault 1.11+: one more issuer when the mount has one, the default when not.
+            let kind = tail.trim_start_matches("generate/");
+            crate::issuer_admin::generate_root(app, &mount, kind, &p).await
         }
         (Op::Delete, "root", "") => {
             let _guard = app.admin.lock().await;
+            // Every issuer and key goes, as Vault's `DELETE root` does.
+            app.store.delete_all_issuers(&path).await?;
             app.store.delete_ca(&path).await?;
             app.store.clear_pending_key(&path).await?;
             app.reload_mount(&path).await?;
@@ -212,10 +241,14 @@ async fn serve(
         }
         (Op::Write, "issue", role) if !role.is_empty() => {
             let role = find_role(&mount, role)?;
+            let mount = crate::issuers::mount_for_role(app, mount, &role).await?;
+            let role = crate::issuers::with_issuer_behavior(&mount, role);
             issue(app, &mount, role, &p).await
         }
         (Op::Write, "sign", role) if !role.is_empty() => {
             let role = find_role(&mount, role)?;
+            let mount = crate::issuers::mount_for_role(app, mount, &role).await?;
+            let role = crate::issuers::with_issuer_behavior(&mount, role);
             sign(app, &mount, role, &p, false).await
         }
         (Op::Write, "sign-verbatim", role) => {
@@ -257,11 +290,11 @@ async fn serve(
     }
 }
 
-fn raw(content_type: &'static str, body: Vec<u8>) -> Reply {
+pub(crate) fn raw(content_type: &'static str, body: Vec<u8>) -> Reply {
     Reply::Raw { content_type, body }
 }
 
-fn keys(mut keys: Vec<String>) -> Reply {
+pub(crate) fn keys(mut keys: Vec<String>) -> Reply {
     if keys.is_empty() {
         return Reply::Bare(axum::http::StatusCode::NOT_FOUND, json!({ "errors": [] }));
     }
@@ -296,7 +329,7 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// The mount's max lease TTL, or the system's.
-fn mount_max(mount: &Mount) -> Duration {
+pub(crate) fn mount_max(mount: &Mount) -> Duration {
     if mount.record.max_lease_ttl.is_zero() {
         SYSTEM_MAX_TTL
     } else {
@@ -305,7 +338,11 @@ fn mount_max(mount: &Mount) -> Duration {
 }
 
 /// A CA's requested TTL, defaulted to and capped by the mount's max with Vault's warning.
-fn ca_ttl(mount: &Mount, p: &Params, warnings: &mut Vec<String>) -> Result<Duration, ApiError> {
+pub(crate) fn ca_ttl(
+    mount: &Mount,
+    p: &Params,
+    warnings: &mut Vec<String>,
+) -> Result<Duration, ApiError> {
     let max = mount_max(mount);
     let ttl = p.duration("ttl")?.filter(|t| !t.is_zero()).unwrap_or(max);
     if ttl > max {
@@ -319,7 +356,7 @@ fn ca_ttl(mount: &Mount, p: &Params, warnings: &mut Vec<String>) -> Result<Durat
     Ok(ttl)
 }
 
-fn ca_request(p: &Params, ttl: Duration) -> Result<RootRequest, ApiError> {
+pub(crate) fn ca_request(p: &Params, ttl: Duration) -> Result<RootRequest, ApiError> {
     let common_name = p
         .string("common_name")
         .filter(|c| !c.trim().is_empty())
@@ -346,7 +383,7 @@ fn ca_request(p: &Params, ttl: Duration) -> Result<RootRequest, ApiError> {
     })
 }
 
-fn format_cert(p: &Params, pem: &str) -> Result<String, ApiError> {
+pub(crate) fn format_cert(p: &Params, pem: &str) -> Result<String, ApiError> {
     match p.str_or("format", "pem").as_str() {
         "pem" | "pem_bundle" => Ok(pem.to_string()),
         "der" => {
@@ -361,7 +398,7 @@ fn format_cert(p: &Params, pem: &str) -> Result<String, ApiError> {
 
 /// Refuses a `format` or `private_key_format` mutual does not write, before anything is
 /// generated, signed or stored.
-fn check_formats(p: &Params) -> Result<(), ApiError> {
+pub(crate) fn check_formats(p: &Params) -> Result<(), ApiError> {
     match p.str_or("format", "pem").as_str() {
         "pem" | "pem_bundle" | "der" => {}
         other => {
@@ -381,7 +418,7 @@ fn check_formats(p: &Params) -> Result<(), ApiError> {
 /// The private key as the request's `format` and `private_key_format` ask: Vault's default
 /// (`der`/`pem`, or none) is PKCS#1 or SEC1, `pkcs8` is PKCS#8; PEM unless `format=der`, which
 /// gives base64 DER.
-fn encoded_key(key: &PrivateKey, p: &Params) -> Result<String, ApiError> {
+pub(crate) fn encoded_key(key: &PrivateKey, p: &Params) -> Result<String, ApiError> {
     let pkcs8 = match p.str_or("private_key_format", "der").as_str() {
         "" | "der" | "pem" => false,
         "pkcs8" => true,
@@ -403,59 +440,10 @@ fn encoded_key(key: &PrivateKey, p: &Params) -> Result<String, ApiError> {
     })
 }
 
-fn key_fields(data: &mut Value, key: &PrivateKey, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn key_fields(data: &mut Value, key: &PrivateKey, p: &Params) -> Result<(), ApiError> {
     data["private_key"] = json!(encoded_key(key, p)?);
     data["private_key_type"] = json!(key.key_type().kind());
     Ok(())
-}
-
-async fn generate_root(
-    app: &App,
-    mount: &Mount,
-    exported: bool,
-    p: &Params,
-) -> Result<Reply, ApiError> {
-    check_formats(p)?;
-    let path = mount.record.path.clone();
-    let mut warnings = vec![];
-    let req = ca_request(p, ca_ttl(mount, p, &mut warnings)?)?;
-    let _guard = app.admin.lock().await;
-    if app.mount(&path).is_some_and(|m| m.ca.is_some()) {
-        return Err(ApiError::bad(format!(
-            "mount \"{path}\" already has an issuer; mutual keeps one per mount (DELETE {path}/root to replace it)"
-        )));
-    }
-    let material =
-        blocking(move || Ok(ca::generate_root(&req, OffsetDateTime::now_utc())?)).await?;
-    app.store
-        .put_ca(&NewCa {
-            name: &path,
-            cert_pem: &material.cert_pem,
-            key: &material.key,
-            parent: None,
-            chain_pem: "",
-        })
-        .await?;
-    app.store.set_mount_urls(&path, &mount.record.urls).await?;
-    app.reload_mount(&path).await?;
-    if mount.record.urls.issuing_certificates.is_empty() {
-        warnings.push("This mount hasn't configured any authority information access (AIA) fields; set them with config/urls".into());
-    }
-    let facts = cert::facts(&material.cert_der)?;
-    let mut data = json!({
-        "certificate": format_cert(p, &material.cert_pem)?,
-        "issuing_ca": format_cert(p, &material.cert_pem)?,
-        "serial_number": facts.serial.to_string(),
-        "expiration": facts.not_after.unix_timestamp(),
-        "issuer_id": mount.record.uuid,
-        "issuer_name": "default",
-        "key_id": mount.record.uuid,
-        "key_name": "",
-    });
-    if exported {
-        key_fields(&mut data, &material.key, p)?;
-    }
-    Ok(Reply::Data { data, warnings })
 }
 
 async fn generate_intermediate(
@@ -470,7 +458,10 @@ async fn generate_intermediate(
     let (csr_pem, key) = blocking(move || Ok(ca::generate_intermediate_csr(&req)?)).await?;
     let _guard = app.admin.lock().await;
     app.store.put_pending_key(&path, &key).await?;
-    let mut data = json!({ "csr": csr_pem, "key_id": mount.record.uuid });
+    // The key is a key of the mount, as in Vault: `issuers/import/cert` finds it when the
+    // signed certificate comes back (`bao pki issue`).
+    let (krec, _) = app.store.put_issuer_key(&path, "", &key).await?;
+    let mut data = json!({ "csr": csr_pem, "key_id": krec.id });
     if exported {
         key_fields(&mut data, &key, p)?;
     }

@@ -115,10 +115,9 @@ pub fn from_params(name: &str, mount: &str, p: &Params) -> Result<(Role, Vec<Str
         }
     }
     if let Some(r) = p.string("issuer_ref").filter(|r| !r.is_empty()) {
+        // Applied at issuance (issuers::mount_for_role), so that an issuer made later
+        // counts.
         if r != "default" {
-            warnings.push(format!(
-                "role field \"issuer_ref\" is stored but not applied: mutual issues from the mount's one issuer, not \"{r}\""
-            ));
             vault_fields.insert("issuer_ref".into(), json!(r));
         }
     }

@@ -27,6 +27,19 @@ pub struct Mount {
     pub ca: Option<Arc<CaRecord>>,
     /// Its roles by name.
     pub roles: HashMap<String, Arc<Role>>,
+    /// Its CA rotation, the latest (over or not): a due switch is made at the next request.
+    pub rotation: Option<mutual_pki::rotation::Rotation>,
+    /// Roots its trust bundle carries besides its CA's while a rotation is under way.
+    pub rotation_roots: Vec<String>,
+    /// True for the copy `issuer/:ref/…` runs on: its CA is the one the path names, which a
+    /// role's `issuer_ref` does not override.
+    pub issuer_fixed: bool,
+    /// Its CA's (issuer's) `leaf_not_after_behavior`, which Vault 1.11+ applies to a leaf
+    /// that would outlive the issuer.
+    pub issuer_not_after: mutual_pki::role::NotAfterBehavior,
+    /// Its other issuers that hold a key, as CAs: each answers OCSP for the leaves it signed
+    /// (after a rotation, the old issuer's leaves until they expire).
+    pub other_signers: Vec<Arc<CaRecord>>,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
 }
@@ -42,6 +55,11 @@ impl Mount {
             record,
             ca,
             roles,
+            rotation: None,
+            rotation_roots: Vec::new(),
+            issuer_fixed: false,
+            issuer_not_after: Default::default(),
+            other_signers: Vec::new(),
             ocsp_issuer: OnceLock::new(),
         }
     }
@@ -278,6 +296,11 @@ fn bound(rec: TokenRecord) -> Result<TokenRecord, ApiError> {
 }
 
 async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiError> {
+    // A CA set by a single-issuer path (or by a release before issuers) becomes the mount's
+    // default issuer, under the ID the mount always answered for it.
+    store.adopt_ca(&record.path, Some(&record.uuid)).await?;
+    let rotation = store.rotation(&record.path).await?;
+    let rotation_roots = store.rotation_roots(&record.path).await?;
     let ca = match store.get_ca(&record.path).await {
         Ok(ca) => Some(Arc::new(ca)),
         Err(mutual_store::StoreError::NotFound { .. }) => None,
@@ -289,5 +312,25 @@ async fn load_mount(store: &Store, record: MountRecord) -> Result<Mount, ApiErro
         .into_iter()
         .map(|r| (r.name.clone(), Arc::new(r)))
         .collect();
-    Ok(Mount::new(record, ca, roles))
+    let defaults = store.issuer_defaults(&record.path).await?;
+    let issuers = store.list_issuers(&record.path).await?;
+    let mut other_signers = Vec::new();
+    for i in issuers.iter().filter(|i| i.id != defaults.default) {
+        if mutual_pki::issuers::has_usage(&i.usage, "ocsp-signing") {
+            if let Some(ca) = store.issuer_ca(i).await? {
+                other_signers.push(Arc::new(ca));
+            }
+        }
+    }
+    let not_after = issuers
+        .into_iter()
+        .find(|i| i.id == defaults.default)
+        .map(|i| crate::issuers::not_after_behavior(&i.leaf_not_after_behavior))
+        .unwrap_or_default();
+    let mut mount = Mount::new(record, ca, roles);
+    mount.issuer_not_after = not_after;
+    mount.other_signers = other_signers;
+    mount.rotation = rotation;
+    mount.rotation_roots = rotation_roots;
+    Ok(mount)
 }

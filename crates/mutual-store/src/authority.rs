@@ -42,6 +42,10 @@ pub enum AuthorityError {
     /// A name of the request is outside the name constraints of the CA or a CA above it.
     #[error(transparent)]
     OutsideConstraints(#[from] Violation),
+    /// An operation refused in the state the CA is in (a rotation in progress, no default
+    /// issuer to rotate), with the reason.
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// Refuses a checked request whose names a CA of the issuing chain may not certify.
@@ -323,6 +327,7 @@ impl Store {
             chain_pem: "",
         })
         .await?;
+        self.adopt_ca(name, None).await?;
         Ok(self.get_ca(name).await?)
     }
 
@@ -352,6 +357,7 @@ impl Store {
             chain_pem: &chain,
         })
         .await?;
+        self.adopt_ca(name, None).await?;
         Ok(self.get_ca(name).await?)
     }
 

@@ -24,17 +24,21 @@ use crate::{
 };
 
 /// The newest schema this build knows.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Changes after the baseline, by the version they bring the store to; each statement in the
 /// portable dialect (db.rs), adapted per engine by [`for_engine`].
-pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
+pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
     2,
     // One counter per kind of cached state (`tokens`, `policies`, `roles`, …), bumped in the
     // transaction that changes it: a node's periodic re-read compares them with what it
     // loaded, the backstop of PostgreSQL's notifications (docs/high-availability.md).
     &["CREATE TABLE IF NOT EXISTS change_epochs (kind TEXT PRIMARY KEY, epoch BIGINT NOT NULL)"],
-)];
+),
+    // Many issuers and keys per mount (issuers.rs).
+    (3, crate::issuers::STATEMENTS),
+];
 
 /// An advisory lock key of mutual's own ("mutu" in ASCII), held while one node migrates.
 const PG_MIGRATION_LOCK: i64 = 0x6d75_7475;

@@ -155,6 +155,8 @@ impl Store {
             "DELETE FROM certs WHERE ca = $1",
             "DELETE FROM cas WHERE name = $1",
             "DELETE FROM mount_config WHERE mount = $1",
+            "DELETE FROM pki_issuers WHERE scope = $1",
+            "DELETE FROM pki_keys WHERE scope = $1",
         ] {
             sqlx::query(sql)
                 .bind(path)

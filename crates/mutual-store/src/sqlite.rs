@@ -124,6 +124,7 @@ impl Store {
             url: None,
         };
         store.backfill_inventory().await?;
+        store.adopt_all().await?;
         Ok(store)
     }
 
@@ -173,6 +174,7 @@ impl Store {
             url: None,
         };
         store.backfill_inventory().await?;
+        store.adopt_all().await?;
         Ok(store)
     }
 
@@ -247,39 +249,19 @@ impl Store {
 
     fn ca_from_row(&self, row: &crate::db::Row) -> Result<CaRecord, StoreError> {
         let name: String = row.get("name");
-        let cert_pem: String = row.get("cert_pem");
         let sealed: Vec<u8> = row.get("key_sealed");
         let der = self.kek.open(&name, &sealed)?;
         let key = PrivateKey::from_pkcs8_der(&der)
             .map_err(|e| StoreError::Corrupt(format!("key of CA \"{name}\": {e}")))?;
-        let cert_der = mutual_pki::cert::pem_certs(cert_pem.as_bytes())
-            .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
-            .remove(0);
         let urls: String = row.get("urls");
-        let not_after = mutual_pki::cert::facts(&cert_der)
-            .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
-            .not_after;
-        let chain_pem: String = row.get("chain_pem");
-        let mut chain = vec![cert_pem.clone()];
-        let mut chain_ders = vec![cert_der.clone()];
-        if let Ok(ders) = mutual_pki::cert::pem_certs(chain_pem.as_bytes()) {
-            chain.extend(ders.iter().map(|d| mutual_pki::cert::to_pem(d)));
-            chain_ders.extend(ders);
-        }
-        let constraints = mutual_pki::constraints::of_chain(&chain_ders)
-            .map_err(|e| StoreError::Corrupt(format!("chain of CA \"{name}\": {e}")))?;
-        Ok(CaRecord {
+        assemble_ca(
             name,
-            cert_pem,
-            cert_der,
+            row.get("cert_pem"),
             key,
-            parent: row.get("parent"),
-            chain_pem,
-            urls: serde_json::from_str(&urls).unwrap_or_default(),
-            not_after,
-            chain,
-            constraints,
-        })
+            row.get("parent"),
+            row.get("chain_pem"),
+            serde_json::from_str(&urls).unwrap_or_default(),
+        )
     }
 
     /// Every CA, by name.
@@ -614,6 +596,44 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// A CA record from its parts: the certificate parsed once, its chain and the name
+/// constraints of the chain read.
+pub(crate) fn assemble_ca(
+    name: String,
+    cert_pem: String,
+    key: PrivateKey,
+    parent: Option<String>,
+    chain_pem: String,
+    urls: Urls,
+) -> Result<CaRecord, StoreError> {
+    let cert_der = mutual_pki::cert::pem_certs(cert_pem.as_bytes())
+        .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
+        .remove(0);
+    let not_after = mutual_pki::cert::facts(&cert_der)
+        .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?
+        .not_after;
+    let mut chain = vec![cert_pem.clone()];
+    let mut chain_ders = vec![cert_der.clone()];
+    if let Ok(ders) = mutual_pki::cert::pem_certs(chain_pem.as_bytes()) {
+        chain.extend(ders.iter().map(|d| mutual_pki::cert::to_pem(d)));
+        chain_ders.extend(ders);
+    }
+    let constraints = mutual_pki::constraints::of_chain(&chain_ders)
+        .map_err(|e| StoreError::Corrupt(format!("chain of CA \"{name}\": {e}")))?;
+    Ok(CaRecord {
+        name,
+        cert_pem,
+        cert_der,
+        key,
+        parent,
+        chain_pem,
+        urls,
+        not_after,
+        chain,
+        constraints,
+    })
 }
 
 pub(crate) fn cert_from_row(row: &crate::db::Row) -> CertRecord {

@@ -188,6 +188,57 @@ pub enum CaCommand {
     },
     /// Set the AIA (issuing) and CRL distribution point URLs put into issued certificates.
     Urls(CaUrlsArgs),
+    /// Move a CA from a running Vault/OpenBao into the local store as a mount: its
+    /// certificate chain (and key, from --key-file: Vault never exports one), its issued
+    /// certificates and their revocations (docs/from-vault.md).
+    ImportVault(CaImportVaultArgs),
+    /// Rotate a CA as one operation: stage the next issuer (cross-signed), publish both in
+    /// the trust bundle, switch issuance at the chosen time, retire the old one after its
+    /// last certificate expires. Again later to see (and advance) where it stands.
+    Rotate(CaRotateArgs),
+}
+
+/// `mutual ca import-vault`
+#[derive(Debug, Args)]
+pub struct CaImportVaultArgs {
+    /// The Vault/OpenBao to read from (`http://127.0.0.1:8200`).
+    #[arg(long)]
+    pub from_addr: String,
+    /// Its token (needs read and list on the mount).
+    #[arg(long, env = "MUTUAL_FROM_TOKEN", hide_env_values = true)]
+    pub from_token: String,
+    /// Its PKI mount.
+    #[arg(long, default_value = "pki")]
+    pub from_mount: String,
+    /// CA file that its https certificate chains to.
+    #[arg(long)]
+    pub from_cacert: Option<PathBuf>,
+    /// The mount to create (or fill) in the local store (default: --from-mount).
+    #[arg(long)]
+    pub mount: Option<String>,
+    /// The CA's private key (PEM); without it the CA is imported to list and verify, not
+    /// to issue (import the key later through issuers/import/bundle).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `mutual ca rotate`
+#[derive(Debug, Args)]
+pub struct CaRotateArgs {
+    /// The CA (a mount path of the store, or a CA name).
+    pub name: String,
+    /// Switch issuance to the new issuer this long from now (e.g. 24h; default: now).
+    #[arg(long, value_parser = duration)]
+    pub switch_after: Option<Duration>,
+    /// Switch issuance at this time (RFC 3339, e.g. 2027-01-01T00:00:00Z) instead.
+    #[arg(long, conflicts_with = "switch_after")]
+    pub switch_at: Option<String>,
+    /// Common name of the new issuer (default: the old one's with today's date).
+    #[arg(long)]
+    pub common_name: Option<String>,
+    /// Only show (and advance) the rotation in progress.
+    #[arg(long)]
+    pub status: bool,
 }
 
 /// Key flags shared by CA creation.

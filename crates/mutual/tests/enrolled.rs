@@ -579,3 +579,177 @@ fn bad_input_is_one_line_and_exit_1() {
     );
     assert!(!err.contains("trying again"), "{err}");
 }
+
+/// The issuer CN of the client's current certificate.
+fn issuer_of(out: &Path) -> Option<String> {
+    let g = snapshot(out, &out.with_extension("issuer"))?;
+    let (ok, s) = openssl(&[
+        "x509",
+        "-in",
+        &g.join("cert.pem").to_string_lossy(),
+        "-noout",
+        "-issuer",
+    ]);
+    ok.then(|| s.trim().to_string())
+}
+
+/// Issue 14: `mutual ca rotate` while the load runs through an enrolled proxy whose clients
+/// hold certificates of the current root: 0 failed requests; the old root's and the new root's
+/// leaves are both accepted until the old ones expire; `openssl verify` agrees at each step.
+#[test]
+fn ca_rotation_under_load_with_zero_failed_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let addr = ca.addr();
+    let echo_port = free_port();
+    let _echo = Proc::start(
+        &[
+            "serve",
+            "echo",
+            "--listen",
+            &format!("127.0.0.1:{echo_port}"),
+        ],
+        &tmp.path().join("echo.log"),
+        "",
+    );
+    let alice = tmp.path().join("alice");
+    let alice_dir = alice.to_string_lossy().into_owned();
+    let _agent = Proc::start(
+        &[
+            "agent",
+            "--addr",
+            &addr,
+            "--token",
+            &ca.token,
+            "--role",
+            "service",
+            "--cn",
+            "alice.example.com",
+            "--ttl",
+            "9s",
+            "--out",
+            &alice_dir,
+        ],
+        &tmp.path().join("agent.log"),
+        "",
+    );
+    wait_for("alice's first certificate", Duration::from_secs(20), || {
+        alice.join("..data").exists()
+    });
+    let proxy_port = free_port();
+    let mut args = vec![
+        "proxy".to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{proxy_port}"),
+        "--backend".into(),
+        format!("http://127.0.0.1:{echo_port}"),
+    ];
+    args.extend(
+        enroll_args(&addr, &ca.token, "proxy.example.com", "9s")
+            .into_iter()
+            .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = Proc::start(
+        &args,
+        &tmp.path().join("proxy.log"),
+        "mutual proxy listening on https://",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Load::default());
+    let urls = vec![format!("https://127.0.0.1:{proxy_port}/echo"); 5];
+    let worker = {
+        let (stop, tally, alice) = (Arc::clone(&stop), Arc::clone(&tally), alice.clone());
+        std::thread::spawn(move || load(urls, vec![], alice, stop, tally))
+    };
+    let old_issuer = issuer_of(&alice).expect("alice's issuer");
+    let bundle = |name: &str| {
+        let path = tmp.path().join(name);
+        let (code, body) = ca.call("GET", "pki/trust-bundle", "");
+        assert_eq!(code, 200, "{body}");
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let verify_alice = |trust: &Path| {
+        let g = snapshot(&alice, &alice.with_extension("verify"))?;
+        let cert = g.join("cert.pem");
+        Some(openssl(&[
+            "verify",
+            "-CAfile",
+            &trust.to_string_lossy(),
+            &cert.to_string_lossy(),
+        ]))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Stage, switching in 12 s: every 9 s certificate renews (and refreshes its trust bundle)
+    // before the switch.
+    let (code, out, err) = run(Command::new(bin()).args([
+        "ca",
+        "rotate",
+        "pki",
+        "--addr",
+        &addr,
+        "--token",
+        &ca.token,
+        "--switch-after",
+        "12s",
+    ]));
+    eprintln!("{out}{err}");
+    assert_eq!(code, 0, "{err}");
+    let staged = bundle("staged.pem");
+    assert_eq!(
+        std::fs::read_to_string(&staged)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    if let Some((ok, text)) = verify_alice(&staged) {
+        eprintln!("staged: {}", text.trim());
+        assert!(ok, "{text}");
+    }
+    // Switched: alice's next certificate comes from the new root.
+    wait_for(
+        "alice's certificate from the new root",
+        Duration::from_secs(40),
+        || issuer_of(&alice).is_some_and(|i| i != old_issuer),
+    );
+    let switched = bundle("switched.pem");
+    if let Some((ok, text)) = verify_alice(&switched) {
+        eprintln!("switched: {}", text.trim());
+        assert!(ok, "{text}");
+    }
+    // Retired once the old root's last leaf has expired: the bundle holds the new root alone.
+    wait_for("the old root retired", Duration::from_secs(40), || {
+        ca.call("GET", "pki/rotation", "").1.contains("\"retired\"")
+    });
+    let retired = bundle("retired.pem");
+    assert_eq!(
+        std::fs::read_to_string(&retired)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        1
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    if let Some((ok, text)) = verify_alice(&retired) {
+        eprintln!("retired: {}", text.trim());
+        assert!(ok, "{text}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("the load thread");
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("load through the rotation: {ok} ok, {failed} failed");
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}\n{}",
+        tally.why.lock().unwrap(),
+        proxy.log()
+    );
+    assert!(ok >= 100, "too little load: {ok} requests");
+}

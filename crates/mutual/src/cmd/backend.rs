@@ -107,6 +107,32 @@ impl Backend {
     }
 
     /// One CA.
+    pub async fn issuers(&self, name: &str) -> Result<Vec<super::ca_info::IssuerInfo>> {
+        match self {
+            Backend::Local(s) => {
+                let defaults = s.issuer_defaults(name).await?;
+                let rotation = s
+                    .advance_rotation(name, time::OffsetDateTime::now_utc())
+                    .await?;
+                Ok(s.list_issuers(name)
+                    .await?
+                    .iter()
+                    .map(|i| {
+                        super::ca_info::IssuerInfo::new(
+                            &i.id,
+                            &i.name,
+                            i.id == defaults.default,
+                            &i.cert_der,
+                            rotation.as_ref(),
+                        )
+                    })
+                    .collect())
+            }
+            Backend::Remote(r) => r.issuers(name).await,
+        }
+    }
+
+    /// A CA by name.
     pub async fn get_ca(&self, name: &str) -> Result<CaInfo> {
         match self {
             Backend::Local(s) => Ok(s.get_ca(name).await?.into()),

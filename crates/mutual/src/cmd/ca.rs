@@ -72,9 +72,32 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
             let cas = store.list_cas().await?;
             let mut rows = Vec::new();
             let mut items = Vec::new();
+            let mut issuer_rows = Vec::new();
             for ca in &cas {
                 let f = cert::facts(&ca.cert_der)?;
-                items.push(ca_json(ca, &f));
+                let issuers = store.issuers(&ca.name).await?;
+                let mut item = ca_json(ca, &f);
+                item["issuers"] = json!(issuers);
+                items.push(item);
+                for i in &issuers {
+                    issuer_rows.push(vec![
+                        ca.name.clone(),
+                        i.id.clone(),
+                        if i.name.is_empty() {
+                            "-".into()
+                        } else {
+                            i.name.clone()
+                        },
+                        i.common_name.clone(),
+                        i.not_after.get(..10).unwrap_or_default().to_string(),
+                        match (i.default, i.rotation.as_str()) {
+                            (true, "") => "default".into(),
+                            (true, part) => format!("default, {part} ({})", i.phase),
+                            (false, "") => "-".into(),
+                            (false, part) => format!("{part} ({})", i.phase),
+                        },
+                    ]);
+                }
                 rows.push(vec![
                     ca.name.clone(),
                     f.common_name.clone().unwrap_or_default(),
@@ -87,9 +110,18 @@ pub async fn run(target: &Target, json: bool, cmd: CaCommand) -> Result<()> {
                 output::json(&items)
             } else {
                 output::table(&["NAME", "COMMON NAME", "KEY", "EXPIRES", "PARENT"], &rows);
+                if !issuer_rows.is_empty() {
+                    println!();
+                    output::table(
+                        &["CA", "ISSUER", "NAME", "COMMON NAME", "EXPIRES", "STATE"],
+                        &issuer_rows,
+                    );
+                }
                 Ok(())
             }
         }
+        CaCommand::ImportVault(a) => super::import_vault::run(target, json, a).await,
+        CaCommand::Rotate(a) => super::rotate::run(target, json, a).await,
         CaCommand::Cert { name } => {
             let store = target.open().await?;
             let ca = store.get_ca(&name).await?;

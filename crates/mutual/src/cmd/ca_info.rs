@@ -30,3 +30,63 @@ impl From<CaRecord> for CaInfo {
         }
     }
 }
+
+/// One issuer of a CA scope (a mount or a local CA), as `mutual ca list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuerInfo {
+    /// UUID.
+    pub id: String,
+    /// Name, or empty.
+    pub name: String,
+    /// The scope's default issuer (the one that issues).
+    pub default: bool,
+    /// Subject CN.
+    pub common_name: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+    /// Its part in the scope's rotation (`old`, `new`, `cross-signed`), or empty.
+    pub rotation: String,
+    /// The rotation's phase when it takes part in one (`staged`, `switched`, `retired`).
+    pub phase: String,
+}
+
+impl IssuerInfo {
+    /// From an issuer's certificate and its place in the scope.
+    pub fn new(
+        id: &str,
+        name: &str,
+        default: bool,
+        cert_der: &[u8],
+        rotation: Option<&mutual_pki::rotation::Rotation>,
+    ) -> IssuerInfo {
+        let f = mutual_pki::cert::facts(cert_der).ok();
+        let part = rotation.map_or("", |r| {
+            if r.old == id {
+                "old"
+            } else if r.new == id {
+                "new"
+            } else if r.cross == id {
+                "cross-signed"
+            } else {
+                ""
+            }
+        });
+        IssuerInfo {
+            id: id.to_string(),
+            name: name.to_string(),
+            default,
+            common_name: f
+                .as_ref()
+                .and_then(|f| f.common_name.clone())
+                .unwrap_or_default(),
+            not_after: f
+                .map(|f| crate::output::rfc3339(f.not_after))
+                .unwrap_or_default(),
+            rotation: part.to_string(),
+            phase: match (part, rotation) {
+                ("", _) | (_, None) => String::new(),
+                (_, Some(r)) => r.phase.to_string(),
+            },
+        }
+    }
+}

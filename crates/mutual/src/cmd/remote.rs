@@ -49,9 +49,9 @@ struct Node {
 }
 
 /// A successful answer: its `data` and `warnings`.
-struct Answer {
-    data: Value,
-    warnings: Vec<String>,
+pub(crate) struct Answer {
+    pub(crate) data: Value,
+    pub(crate) warnings: Vec<String>,
 }
 
 fn not_found(kind: &'static str, name: &str) -> anyhow::Error {
@@ -282,17 +282,17 @@ impl Remote {
         }))
     }
 
-    async fn read(&self, path: &str) -> Result<Option<Answer>> {
+    pub(crate) async fn read(&self, path: &str) -> Result<Option<Answer>> {
         self.json(Method::GET, path, None).await
     }
 
-    async fn write(&self, path: &str, body: Value) -> Result<Answer> {
+    pub(crate) async fn write(&self, path: &str, body: Value) -> Result<Answer> {
         self.json(Method::POST, path, Some(&body))
             .await?
             .ok_or_else(|| anyhow!("{} has no {path}", self.addr))
     }
 
-    async fn list(&self, path: &str) -> Result<Vec<String>> {
+    pub(crate) async fn list(&self, path: &str) -> Result<Vec<String>> {
         let method = Method::from_bytes(b"LIST").context("the LIST method")?;
         Ok(self
             .json(method, path, None)
@@ -466,6 +466,39 @@ impl Remote {
             cas[i].parent = parent;
         }
         Ok(cas)
+    }
+
+    /// The issuers of a mount, for `ca list`.
+    pub async fn issuers(&self, mount: &str) -> Result<Vec<super::ca_info::IssuerInfo>> {
+        let rotation: Option<mutual_pki::rotation::Rotation> = match self
+            .json(Method::GET, &format!("{mount}/rotation"), None)
+            .await
+        {
+            Ok(Some(a)) => rotation_of(&a.data),
+            _ => None,
+        };
+        let default = self
+            .read(&format!("{mount}/config/issuers"))
+            .await?
+            .and_then(|a| a.data["default"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for id in self.list(&format!("{mount}/issuers")).await? {
+            let Some(a) = self.read(&format!("{mount}/issuer/{id}")).await? else {
+                continue;
+            };
+            let pem = a.data["certificate"].as_str().unwrap_or_default();
+            let der = cert::pem_certs(pem.as_bytes())?.remove(0);
+            let name = a.data["issuer_name"].as_str().unwrap_or_default();
+            out.push(super::ca_info::IssuerInfo::new(
+                &id,
+                name,
+                id == default,
+                &der,
+                rotation.as_ref(),
+            ));
+        }
+        Ok(out)
     }
 
     /// `ca urls`.
@@ -872,5 +905,28 @@ fn inventory_row(c: &Value) -> Option<CertRecord> {
         }),
         cert_pem: String::new(),
         role: c["role"].as_str().map(str::to_string),
+    })
+}
+
+/// A rotation as `<mount>/rotation` answers it (ids and phase are what `ca list` shows).
+fn rotation_of(data: &Value) -> Option<mutual_pki::rotation::Rotation> {
+    let phase = match data["phase"].as_str()? {
+        "staged" => mutual_pki::rotation::Phase::Staged,
+        "switched" => mutual_pki::rotation::Phase::Switched,
+        _ => mutual_pki::rotation::Phase::Retired,
+    };
+    Some(mutual_pki::rotation::Rotation {
+        old: data["old_issuer"].as_str()?.to_string(),
+        new: data["new_issuer"].as_str()?.to_string(),
+        cross: data["cross_signed_issuer"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        phase,
+        staged_at: 0,
+        switch_at: 0,
+        switched_at: None,
+        retired_at: None,
+        retire_after: None,
     })
 }
