@@ -19,6 +19,9 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod acme;
+mod acme_config;
+mod acme_validate;
 mod approle;
 mod audit;
 mod cert_auth;
@@ -55,6 +58,8 @@ use axum::{
     Router,
 };
 
+pub use acme::{AcmeState, MemoryNonces, NonceStore};
+pub use acme_validate::{AcmeValidation, DEFAULT_EXCLUDE};
 pub use cert_auth::ClientCert;
 pub use certindex::spawn_catch_up;
 pub use error::ApiError;
@@ -180,6 +185,11 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         if *rest == "ocsp" || rest.starts_with("ocsp/") {
             return ocsp::handle(app, mount, &parts.method, parts.uri.path(), &body).await;
         }
+        // ACME requests are JWS, signed by accounts, not tokens: answered before parameters
+        // are parsed or a token is asked for.
+        if acme::is_protocol(rest) {
+            return Ok(acme::handle(app, mount, rest, &parts.method, &body).await);
+        }
     }
     let params = Params::parse(&body, parts.uri.query())?;
     let op = match parts.method.as_str() {
@@ -263,6 +273,9 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
     }
     let rest = rest.to_string();
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
+        return Ok(reply);
+    }
+    if let Some(reply) = acme_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);
     }
     let request = format!("{}/{rest}", mount.record.path);

@@ -132,14 +132,21 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Removes the objects of `kinds` whose expiry is set and before `before` (Unix seconds):
-    /// stale orders and authorizations. Returns how many went.
-    pub async fn acme_tidy(&self, kinds: &[&str], before: i64) -> Result<u64, StoreError> {
+    /// Removes the objects of `kinds` on `mount` whose expiry is set and before `before` (Unix
+    /// seconds): stale orders and authorizations. Returns how many went.
+    pub async fn acme_tidy(
+        &self,
+        mount: &str,
+        kinds: &[&str],
+        before: i64,
+    ) -> Result<u64, StoreError> {
         let mut n = 0;
         for kind in kinds {
             let done = sqlx::query(
-                "DELETE FROM acme_objects WHERE kind = $1 AND expires > 0 AND expires < $2",
+                "DELETE FROM acme_objects \
+                 WHERE mount = $1 AND kind = $2 AND expires > 0 AND expires < $3",
             )
+            .bind(mount)
             .bind(kind)
             .bind(before)
             .execute(self.pool())
@@ -214,7 +221,13 @@ mod tests {
             ids(store.acme_list("pki", "order", None).await.unwrap()),
             ["o1", "o2", "o3"]
         );
-        assert_eq!(store.acme_tidy(&["order", "authz"], 200).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .acme_tidy("pki", &["order", "authz"], 200)
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(
             ids(store.acme_list("pki", "order", None).await.unwrap()),
             ["o2", "o3"]
