@@ -363,9 +363,48 @@ async fn http01(job: &Job, addr: SocketAddr) -> Result<(), Problem> {
 }
 
 /// tls-alpn-01's certificate is self-signed by design and chains to nothing: the proof is its
-/// acmeIdentifier extension, checked after the handshake. Handshake signatures are verified.
+/// acmeIdentifier extension, checked after the handshake. Handshake signatures are verified
+/// here with the certificate's key, because webpki refuses to parse a certificate with the
+/// critical acmeIdentifier extension it does not know.
 #[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+struct AnyCertificate;
+
+const SCHEMES: &[rustls::SignatureScheme] = &[
+    rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+    rustls::SignatureScheme::ECDSA_NISTP384_SHA384,
+    rustls::SignatureScheme::ED25519,
+    rustls::SignatureScheme::RSA_PSS_SHA256,
+    rustls::SignatureScheme::RSA_PSS_SHA384,
+    rustls::SignatureScheme::RSA_PKCS1_SHA256,
+    rustls::SignatureScheme::RSA_PKCS1_SHA384,
+];
+
+fn handshake_signature(
+    message: &[u8],
+    cert: &rustls_pki_types::CertificateDer<'_>,
+    dss: &rustls::DigitallySignedStruct,
+) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    use aws_lc_rs::signature as sig;
+    use rustls::SignatureScheme as S;
+    use x509_parser::prelude::*;
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).map_err(|_| bad())?;
+    let key = parsed.public_key().subject_public_key.data.as_ref();
+    let alg: &dyn sig::VerificationAlgorithm = match dss.scheme {
+        S::ECDSA_NISTP256_SHA256 => &sig::ECDSA_P256_SHA256_ASN1,
+        S::ECDSA_NISTP384_SHA384 => &sig::ECDSA_P384_SHA384_ASN1,
+        S::ED25519 => &sig::ED25519,
+        S::RSA_PSS_SHA256 => &sig::RSA_PSS_2048_8192_SHA256,
+        S::RSA_PSS_SHA384 => &sig::RSA_PSS_2048_8192_SHA384,
+        S::RSA_PKCS1_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        S::RSA_PKCS1_SHA384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        _ => return Err(bad()),
+    };
+    sig::UnparsedPublicKey::new(alg, key)
+        .verify(message, dss.signature())
+        .map(|_| rustls::client::danger::HandshakeSignatureValid::assertion())
+        .map_err(|_| bad())
+}
 
 impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
@@ -385,12 +424,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        handshake_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -399,16 +433,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        handshake_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        SCHEMES.to_vec()
     }
 }
 
@@ -441,11 +470,11 @@ async fn tls_alpn01(job: &Job, addr: SocketAddr) -> Result<(), Problem> {
         )
     };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
     let ip = name.parse::<IpAddr>().ok();
