@@ -597,7 +597,7 @@ async fn dns01(job: &Job) -> Result<(), Problem> {
                 .collect::<String>()
         })
         .collect();
-    if values.iter().any(|v| *v == want) {
+    if values.contains(&want) {
         return Ok(());
     }
     Err(Problem::new(

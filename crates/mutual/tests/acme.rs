@@ -53,8 +53,7 @@ impl Drop for Proc {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running a command");
-    out
+    cmd.output().expect("running a command")
 }
 
 fn ok(cmd: &mut Command) -> String {
