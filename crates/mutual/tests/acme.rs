@@ -815,3 +815,112 @@ fn bad_inputs_get_their_acme_problem_and_nothing_is_issued() {
         "{log}"
     );
 }
+
+#[test]
+fn lego_dns01_wildcard_with_an_external_account_binding() {
+    if !have(
+        "lego",
+        "lego_dns01_wildcard_with_an_external_account_binding",
+    ) {
+        return;
+    }
+    let a = Acme::new(&[]);
+    a.api(
+        "POST",
+        "pki/config/acme",
+        json!({"eab_policy": "new-account-required"}),
+    );
+    let dir = ok(Command::new("curl").args(["-sS", "--cacert", &a.root(), &a.directory()]));
+    assert!(dir.contains("\"externalAccountRequired\":true"), "{dir}");
+    // lego's exec DNS provider calls this with `present|cleanup FQDN VALUE`: the TXT record
+    // goes into the DNS fixture's table.
+    let table = a.path("dns.json");
+    let script = a.path("present.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec python3 - \"$@\" <<'PY'\nimport json, sys\nmode, fqdn, value = sys.argv[1:4]\n\
+             t = json.load(open({table:?}))\ntxt = t.setdefault('txt', {{}})\n\
+             txt.setdefault(fqdn, []).append(value) if mode == 'present' else txt.pop(fqdn, None)\n\
+             json.dump(t, open({table:?}, 'w'))\nPY\n",
+            table = table.display().to_string()
+        ),
+    )
+    .unwrap();
+    ok(Command::new("chmod").arg("+x").arg(&script));
+    let dns = a.api("GET", "pki/config/acme", Value::Null)["data"]["dns_resolver"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lego = |eab: &[&str]| {
+        run(Command::new("lego")
+            .env("LEGO_CA_CERTIFICATES", a.root())
+            .env("EXEC_PATH", &script)
+            .args([
+                "--server",
+                &a.directory(),
+                "--email",
+                "ops@example.com",
+                "--accept-tos",
+                "--domains",
+                "*.example.com",
+            ])
+            .args([
+                "--dns",
+                "exec",
+                "--dns.disable-cp",
+                "--dns.resolvers",
+                &dns,
+                "--path",
+            ])
+            .arg(a.path("lego"))
+            .args(eab)
+            .arg("run"))
+    };
+    // Without a binding: refused, and nothing issued.
+    let before = a.issued_count();
+    let refused = lego(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(err.contains("External Account Binding"), "{err}");
+    // lego stops on the directory's meta; the server itself refuses too.
+    let r = Client::new(&a).register();
+    assert_eq!(r.problem().0, "externalAccountRequired", "{}", r.body);
+    let eab = a.api("POST", "pki/roles/service/acme/new-eab", json!({}));
+    let (kid, key) = (
+        eab["data"]["id"].as_str().unwrap(),
+        eab["data"]["key"].as_str().unwrap(),
+    );
+    assert_eq!(
+        eab["data"]["acme_directory"],
+        "roles/service/acme/directory"
+    );
+    let out = lego(&["--eab", "--kid", kid, "--hmac", key]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sans = a.verify(&a.path("lego/certificates/_.example.com.crt"));
+    assert_eq!(
+        sans.lines().nth(1).map(str::trim),
+        Some("DNS:*.example.com"),
+        "{sans}"
+    );
+    assert_eq!(a.issued_count(), before + 1);
+    // The key is spent.
+    let listed = a.api("LIST", "pki/eab", Value::Null);
+    assert!(
+        listed["data"]["keys"]
+            .as_array()
+            .is_none_or(|k| k.is_empty()),
+        "{listed}"
+    );
+    assert!(
+        a.log()
+            .contains("challenge=dns-01 identifier=example.com decision=\"valid\""),
+        "{}",
+        a.log()
+    );
+}
