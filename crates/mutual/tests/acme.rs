@@ -924,3 +924,162 @@ fn lego_dns01_wildcard_with_an_external_account_binding() {
         a.log()
     );
 }
+
+/// Waits (at most 60 s) until `https://www.example.com:PORT/` answers with a certificate that
+/// chains to mutual's root, then returns that certificate's file.
+fn served_certificate(a: &Acme, port: u16, name: &str) -> (PathBuf, String) {
+    let url = format!("https://www.example.com:{port}/");
+    let resolve = format!("www.example.com:{port}:127.0.0.1");
+    let start = Instant::now();
+    let body = loop {
+        let out = run(Command::new("curl").args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--resolve",
+            &resolve,
+            "--cacert",
+            &a.root(),
+            &url,
+        ]));
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name} never served a certificate from mutual: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let out = run(Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "www.example.com",
+        ])
+        .stdin(Stdio::null()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate from s_client");
+    let end = text.find("-----END CERTIFICATE-----").expect("its end")
+        + "-----END CERTIFICATE-----".len();
+    let file = a.path(&format!("{name}-served.pem"));
+    std::fs::write(&file, format!("{}\n", &text[begin..end])).unwrap();
+    (file, body)
+}
+
+#[test]
+fn caddy_obtains_its_certificate_and_serves_https_with_it() {
+    if !have(
+        "caddy",
+        "caddy_obtains_its_certificate_and_serves_https_with_it",
+    ) {
+        return;
+    }
+    let a = Acme::new(&[]);
+    let caddyfile = a.path("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!(
+            "{{\n\tacme_ca {dir}\n\tacme_ca_root {root}\n\temail ops@example.com\n\thttp_port {http}\n\
+             \thttps_port {tls}\n\tadmin off\n\tdefault_bind 127.0.0.1\n\tstorage file_system {store}\n\
+             \tskip_install_trust\n}}\nwww.example.com {{\n\trespond \"hello from caddy\"\n}}\n",
+            dir = a.directory(),
+            root = a.root(),
+            http = a.http_port,
+            tls = a.tls_port,
+            store = a.path("caddy").display()
+        ),
+    )
+    .unwrap();
+    let _caddy = Proc(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&caddyfile)
+            .env("HOME", a.dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(a.path("caddy.log")).unwrap())
+            .spawn()
+            .expect("starting caddy"),
+    );
+    let (cert, body) = served_certificate(&a, a.tls_port, "caddy");
+    assert_eq!(body, "hello from caddy");
+    let sans = a.verify(&cert);
+    assert_eq!(
+        sans.lines().nth(1).map(str::trim),
+        Some("DNS:www.example.com"),
+        "{sans}"
+    );
+}
+
+#[test]
+fn traefik_obtains_a_routers_certificate_and_serves_with_it() {
+    if !have(
+        "traefik",
+        "traefik_obtains_a_routers_certificate_and_serves_with_it",
+    ) {
+        return;
+    }
+    let a = Acme::new(&[]);
+    let echo_port = free_port();
+    let _echo = Proc(
+        Command::new(bin())
+            .args([
+                "serve",
+                "echo",
+                "--listen",
+                &format!("127.0.0.1:{echo_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mutual serve echo"),
+    );
+    let dynamic = a.path("traefik-dyn.yaml");
+    std::fs::write(
+        &dynamic,
+        format!(
+            "http:\n  routers:\n    hello:\n      rule: \"Host(`www.example.com`)\"\n      entryPoints: [websecure]\n\
+             \x20     service: echo\n      tls:\n        certResolver: mutual\n  services:\n    echo:\n\
+             \x20     loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{echo_port}\"\n"
+        ),
+    )
+    .unwrap();
+    let config = a.path("traefik.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "entryPoints:\n  web:\n    address: \"127.0.0.1:{http}\"\n  websecure:\n    address: \"127.0.0.1:{tls}\"\n\
+             certificatesResolvers:\n  mutual:\n    acme:\n      caServer: {dir}\n      email: ops@example.com\n\
+             \x20     storage: {store}\n      httpChallenge:\n        entryPoint: web\n\
+             providers:\n  file:\n    filename: {dynamic}\n",
+            http = a.http_port,
+            tls = a.tls_port,
+            dir = a.directory(),
+            store = a.path("traefik-acme.json").display(),
+            dynamic = dynamic.display()
+        ),
+    )
+    .unwrap();
+    let _traefik = Proc(
+        Command::new("traefik")
+            .arg(format!("--configFile={}", config.display()))
+            .env("LEGO_CA_CERTIFICATES", a.root())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(a.path("traefik.log")).unwrap())
+            .spawn()
+            .expect("starting traefik"),
+    );
+    let (cert, body) = served_certificate(&a, a.tls_port, "traefik");
+    assert!(body.contains("\"host\": \"www.example.com:"), "{body}");
+    let sans = a.verify(&cert);
+    assert_eq!(
+        sans.lines().nth(1).map(str::trim),
+        Some("DNS:www.example.com"),
+        "{sans}"
+    );
+}
