@@ -478,6 +478,28 @@ fn curl(a: &Acme, args: &[&str], body: Option<&str>) -> Resp {
     }
 }
 
+/// A flattened JWS over `header` and `payload`, signed with `key` (ES256).
+fn sign_jws(key: &aws_lc_rs::signature::EcdsaKeyPair, header: &Value, payload: &str) -> Value {
+    let protected = mutual_acme::b64url(header.to_string().as_bytes());
+    let payload = mutual_acme::b64url(payload.as_bytes());
+    let sig = key
+        .sign(
+            &aws_lc_rs::rand::SystemRandom::new(),
+            format!("{protected}.{payload}").as_bytes(),
+        )
+        .unwrap();
+    json!({"protected": protected, "payload": payload, "signature": mutual_acme::b64url(sig.as_ref())})
+}
+
+fn p256() -> (aws_lc_rs::signature::EcdsaKeyPair, mutual_acme::Jwk) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let jwk = mutual_acme::Jwk::from_public_key(&mutual_acme::PublicKey::P256(
+        key.public_key().as_ref().to_vec(),
+    ));
+    (key, jwk)
+}
+
 /// A small ACME client with an ES256 key: enough to send each bad input on purpose.
 struct Client<'a> {
     a: &'a Acme,
@@ -489,11 +511,7 @@ struct Client<'a> {
 
 impl<'a> Client<'a> {
     fn new(a: &'a Acme) -> Client<'a> {
-        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let jwk = mutual_acme::Jwk::from_public_key(&mutual_acme::PublicKey::P256(
-            key.public_key().as_ref().to_vec(),
-        ));
+        let (key, jwk) = p256();
         let base = format!("{}/v1/pki/roles/service/acme/", a.addr);
         Client {
             a,
@@ -515,16 +533,7 @@ impl<'a> Client<'a> {
             Some(k) => h["kid"] = k.clone().into(),
             None => h["jwk"] = serde_json::to_value(&self.jwk).unwrap(),
         }
-        let protected = mutual_acme::b64url(h.to_string().as_bytes());
-        let payload = mutual_acme::b64url(payload.as_bytes());
-        let sig = self
-            .key
-            .sign(
-                &aws_lc_rs::rand::SystemRandom::new(),
-                format!("{protected}.{payload}").as_bytes(),
-            )
-            .unwrap();
-        json!({"protected": protected, "payload": payload, "signature": mutual_acme::b64url(sig.as_ref())})
+        sign_jws(&self.key, &h, payload)
     }
 
     fn post(&self, url: &str, payload: Option<Value>) -> Resp {
@@ -1082,4 +1091,172 @@ fn traefik_obtains_a_routers_certificate_and_serves_with_it() {
         Some("DNS:www.example.com"),
         "{sans}"
     );
+}
+
+/// Serves `.well-known/acme-challenge/` from a directory on the http-01 port.
+fn challenge_server(a: &Acme) -> (Proc, PathBuf) {
+    let web = a.path("web");
+    let dir = web.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = Proc(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &a.http_port.to_string(),
+                "--directory",
+            ])
+            .arg(&web)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", a.http_port)).is_err()
+        && up.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (p, dir)
+}
+
+#[test]
+fn key_change_contact_update_and_revocation_by_the_certificates_key() {
+    use aws_lc_rs::signature::KeyPair;
+    let a = Acme::new(&[]);
+    let (_web, challenges) = challenge_server(&a);
+    let mut c = Client::new(&a);
+    c.register();
+    let account = c.kid.clone().unwrap();
+    let r = c.post(
+        &account,
+        Some(json!({"contact": ["mailto:new@example.com"]})),
+    );
+    assert_eq!(r.body["contact"], json!(["mailto:new@example.com"]));
+    let r = c.post(&account, Some(json!({"contact": ["tel:+1"]})));
+    assert_eq!(
+        r.problem(),
+        (
+            "malformed".into(),
+            "contact \"tel:+1\" is not a mailto: URL".into()
+        )
+    );
+
+    // Key change: the inner JWS must name this account and its current key.
+    let (new_key, new_jwk) = p256();
+    let url = format!("{}key-change", c.base);
+    let inner = |account: &str, old: &mutual_acme::Jwk| {
+        sign_jws(
+            &new_key,
+            &json!({"alg": "ES256", "url": url, "jwk": new_jwk}),
+            &json!({"account": account, "oldKey": old}).to_string(),
+        )
+    };
+    let (_, stranger) = p256();
+    let r = c.post(&url, Some(inner(&account, &stranger)));
+    assert_eq!(
+        r.problem(),
+        (
+            "unauthorized".into(),
+            "the inner payload's oldKey is not the account's current key".into()
+        )
+    );
+    let r = c.post(&url, Some(inner(&account, &c.jwk)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let old_key = std::mem::replace(&mut c.key, new_key);
+    c.jwk = new_jwk.clone();
+    assert_eq!(
+        c.post(&account, None).status,
+        200,
+        "the new key signs for the account"
+    );
+    let stale = sign_jws(
+        &old_key,
+        &json!({"alg": "ES256", "nonce": c.nonce(), "url": account, "kid": account}),
+        "",
+    );
+    let r = curl(&a, &[&account], Some(&stale.to_string()));
+    assert_eq!(
+        r.problem().1,
+        "the JWS signature does not verify with the signer's key"
+    );
+
+    // A certificate whose key the client holds, from a CSR made by openssl with that key.
+    let (cert_key, cert_jwk) = p256();
+    let pkcs8 = cert_key.to_pkcs8v1().unwrap();
+    std::fs::write(
+        a.path("leaf.key"),
+        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
+    )
+    .unwrap();
+    ok(Command::new("openssl")
+        .args(["req", "-new", "-key"])
+        .arg(a.path("leaf.key"))
+        .args([
+            "-subj",
+            "/CN=www.example.com",
+            "-addext",
+            "subjectAltName=DNS:www.example.com",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(a.path("leaf.csr")));
+    let order = c.order("www.example.com");
+    let order_url = order.header("location").unwrap();
+    let (authz, _) = c.solve(&order, "http-01", |t| {
+        std::fs::write(challenges.join(t), c.key_authorization(t)).unwrap()
+    });
+    assert_eq!(authz["status"], "valid", "{authz}");
+    let csr = std::fs::read(a.path("leaf.csr")).unwrap();
+    let done = c.post(
+        order.body["finalize"].as_str().unwrap(),
+        Some(json!({"csr": mutual_acme::b64url(&csr)})),
+    );
+    assert_eq!(done.body["status"], "valid", "{}", done.body);
+    let chain = c.post(done.body["certificate"].as_str().unwrap(), None);
+    assert_eq!(
+        chain.header("content-type").as_deref(),
+        Some("application/pem-certificate-chain")
+    );
+    let text = chain.body.as_str().unwrap().to_string();
+    assert_eq!(
+        text.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "the leaf and the root: {text}"
+    );
+    std::fs::write(a.path("leaf.pem"), &text).unwrap();
+    a.verify(&a.path("leaf.pem"));
+    assert_eq!(c.post(&order_url, None).body["status"], "valid");
+    let der = pem::parse(&text).unwrap().into_contents();
+    assert_eq!(cert_key.public_key().as_ref().len(), 65);
+
+    // Another account may not revoke it; its key may, once.
+    let mut other = Client::new(&a);
+    other.register();
+    let revoke = format!("{}revoke-cert", c.base);
+    let r = other.post(
+        &revoke,
+        Some(json!({"certificate": mutual_acme::b64url(&der)})),
+    );
+    assert_eq!(r.problem().0, "unauthorized");
+    assert!(
+        r.problem().1.ends_with("was issued to another account"),
+        "{}",
+        r.body
+    );
+    let by_key = |nonce: String| {
+        sign_jws(
+            &cert_key,
+            &json!({"alg": "ES256", "nonce": nonce, "url": revoke, "jwk": cert_jwk}),
+            &json!({"certificate": mutual_acme::b64url(&der), "reason": 1}).to_string(),
+        )
+    };
+    let r = curl(&a, &[&revoke], Some(&by_key(c.nonce()).to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = curl(&a, &[&revoke], Some(&by_key(c.nonce()).to_string()));
+    assert_eq!(r.problem().0, "alreadyRevoked", "{}", r.body);
 }
