@@ -368,6 +368,7 @@ pub(crate) async fn handle(
     mount: &Arc<Mount>,
     rest: &str,
     method: &Method,
+    headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Reply {
     let Some((dir, resource)) = directory_of(rest) else {
@@ -381,7 +382,19 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let (base, answer) = match context(app, mount, dir).await {
         Ok(ctx) => {
-            let answer = route(&ctx, resource, method, body).await;
+            let jose = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"));
+            let answer = if method == Method::POST && !jose {
+                // RFC 8555 §6.2: a JWS request says so; anything else is not one.
+                Err(Problem::malformed(
+                    "ACME POST requests take Content-Type application/jose+json",
+                )
+                .with_status(415))
+            } else {
+                route(&ctx, resource, method, body).await
+            };
             (Some(ctx.base.clone()), answer)
         }
         Err(p) => (None, Err(p)),

@@ -188,7 +188,7 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         // ACME requests are JWS, signed by accounts, not tokens: answered before parameters
         // are parsed or a token is asked for.
         if acme::is_protocol(rest) {
-            return Ok(acme::handle(app, mount, rest, &parts.method, &body).await);
+            return Ok(acme::handle(app, mount, rest, &parts.method, &parts.headers, &body).await);
         }
     }
     let params = Params::parse(&body, parts.uri.query())?;

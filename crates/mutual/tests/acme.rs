@@ -678,6 +678,27 @@ fn bad_inputs_get_their_acme_problem_and_nothing_is_issued() {
     assert_eq!(r.problem().0, "malformed");
     assert!(r.problem().1.ends_with("the limit is 65536"), "{}", r.body);
 
+    // A POST that does not say it is a JWS.
+    let r = curl(
+        &a,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{}",
+            &format!("{}new-order", c.base),
+        ],
+        None,
+    );
+    assert_eq!(
+        (r.status, r.problem().0.as_str()),
+        (415, "malformed"),
+        "{}",
+        r.body
+    );
+
     // A name the role refuses: the problem names the rule.
     let r = c.order("www.evil.org");
     assert_eq!(r.status, 400);
