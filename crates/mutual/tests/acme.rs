@@ -401,7 +401,7 @@ fn certbot_standalone_renew_and_revoke() {
         "{sans}"
     );
     let first = serial(&cert);
-    certbot(&["renew", "--force-renewal"]);
+    certbot(&["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
     a.verify(&cert);
     let second = serial(&cert);
     assert_ne!(second, first);
