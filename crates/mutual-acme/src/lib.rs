@@ -37,6 +37,6 @@ pub use keychange::{check_key_change, KeyChange};
 pub use problem::{Problem, ProblemType};
 pub use ratelimit::RateWindow;
 pub use status::{
-    authz_after_challenge, challenge_after, order_status, AuthzStatus, ChallengeEvent,
-    ChallengeStatus, OrderStatus,
+    authz_after_challenge, challenge_after, check_account, order_status, AuthzStatus,
+    ChallengeEvent, ChallengeStatus, OrderStatus,
 };

@@ -215,3 +215,36 @@ mod tests {
         assert_eq!(p.kind(), ProblemType::OrderNotReady);
     }
 }
+
+/// An account may sign requests only while `valid`: a deactivated (or revoked) account's `kid`
+/// and key are refused for good (RFC 8555 §7.3.6).
+pub fn check_account(kid: &str, status: &str) -> Result<(), Problem> {
+    if status == "valid" {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ProblemType::Unauthorized,
+        format!("account \"{kid}\" is {status}"),
+    ))
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn only_valid_accounts_sign() {
+        for (status, want) in [
+            ("valid", None),
+            (
+                "deactivated",
+                Some("account \"https://ca/acct/1\" is deactivated"),
+            ),
+            ("revoked", Some("account \"https://ca/acct/1\" is revoked")),
+        ] {
+            let got = check_account("https://ca/acct/1", status).err();
+            assert_eq!(got.as_ref().map(|p| p.detail.as_str()), want);
+            assert!(got.is_none_or(|p| p.kind() == ProblemType::Unauthorized));
+        }
+    }
+}

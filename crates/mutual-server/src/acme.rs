@@ -610,12 +610,7 @@ async fn authenticate(ctx: &Ctx<'_>, resource: &str, body: &[u8]) -> Result<Sign
                 ));
             }
             req.verify(&account.jwk.public_key()?)?;
-            if account.status != "valid" {
-                return Err(Problem::new(
-                    ProblemType::Unauthorized,
-                    format!("account \"{kid}\" is {}", account.status),
-                ));
-            }
+            mutual_acme::check_account(kid, &account.status)?;
             ctx.app.acme.rate_ok(id)?;
             let id = id.to_string();
             Ok(Signed {
