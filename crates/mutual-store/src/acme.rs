@@ -226,7 +226,8 @@ mod tests {
                 .acme_tidy("pki", &["order", "authz"], 200)
                 .await
                 .unwrap(),
-            2
+            1,
+            "o1 only: o2 is fresh, o3 never expires, o4 is another mount's"
         );
         assert_eq!(
             ids(store.acme_list("pki", "order", None).await.unwrap()),
