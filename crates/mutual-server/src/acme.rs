@@ -893,6 +893,19 @@ fn check_context(ca: &CaRecord, mount: &Mount) -> CheckContext {
     }
 }
 
+/// The role as ACME applies it: the CSR's names were checked against the order, so the request
+/// carries them whatever `use_csr_sans` says; an order of IP addresses only has no name for
+/// a CN, so `require_cn` cannot apply to it.
+fn acme_role(role: &Role, req: &IssueRequest) -> Role {
+    let mut role = role.clone();
+    role.use_csr_sans = false;
+    role.use_csr_common_name = false;
+    if req.common_name.is_empty() {
+        role.require_cn = false;
+    }
+    role
+}
+
 fn request_for(ids: &[Identifier]) -> IssueRequest {
     let dns: Vec<String> = ids
         .iter()
@@ -945,7 +958,8 @@ async fn new_order(ctx: &Ctx<'_>, s: &Signed, acct_id: &str) -> Result<Answer, P
     let ca = resolve_issuer(ctx.mount, ctx.dir.issuer.as_deref())?;
     let mut req = request_for(&ids);
     crate::pki::default_ttl(ctx.mount, &role, &mut req);
-    role.check(&req, &check_context(&ca, ctx.mount))
+    acme_role(&role, &req)
+        .check(&req, &check_context(&ca, ctx.mount))
         .map_err(|r| Problem::new(ProblemType::RejectedIdentifier, r.to_string()))?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let expires = now + ORDER_TTL;
@@ -1138,15 +1152,12 @@ fn signed_for_order(
 ) -> Result<mutual_store::Signed, Problem> {
     mutual_acme::check_csr_names(ids, &csr.common_name, &csr.dns_names, &csr.ip_addresses)?;
     let mut req = request_for(ids);
-    if !csr.common_name.is_empty() {
+    // An IP address as the CSR's CN is already among the IP SANs.
+    if !csr.common_name.is_empty() && csr.common_name.parse::<std::net::IpAddr>().is_err() {
         req.common_name = csr.common_name.to_ascii_lowercase();
     }
     crate::pki::default_ttl(mount, role, &mut req);
-    // The CSR's names were checked against the order: the request carries them, whatever
-    // the role's use_csr_sans says.
-    let mut role = role.clone();
-    role.use_csr_sans = false;
-    role.use_csr_common_name = false;
+    let role = acme_role(role, &req);
     mutual_store::sign_csr(
         ca,
         &role,

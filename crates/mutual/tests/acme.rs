@@ -1281,3 +1281,56 @@ fn key_change_contact_update_and_revocation_by_the_certificates_key() {
     let r = curl(&a, &[&revoke], Some(&by_key(c.nonce()).to_string()));
     assert_eq!(r.problem().0, "alreadyRevoked", "{}", r.body);
 }
+
+#[test]
+fn an_ip_address_identifier_validated_by_http01() {
+    let a = Acme::new(&[]);
+    let (_web, challenges) = challenge_server(&a);
+    let mut c = Client::new(&a);
+    c.register();
+    let order = c.post(
+        &format!("{}new-order", c.base),
+        Some(json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
+    );
+    assert_eq!(order.status, 201, "{}", order.body);
+    let (authz, _) = c.solve(&order, "http-01", |t| {
+        std::fs::write(challenges.join(t), c.key_authorization(t)).unwrap()
+    });
+    assert_eq!(authz["status"], "valid", "{authz}");
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(a.path("ip.key"))
+        .args([
+            "-subj",
+            "/O=ip",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(a.path("ip.csr")));
+    let csr = std::fs::read(a.path("ip.csr")).unwrap();
+    let done = c.post(
+        order.body["finalize"].as_str().unwrap(),
+        Some(json!({"csr": mutual_acme::b64url(&csr)})),
+    );
+    assert_eq!(done.body["status"], "valid", "{}", done.body);
+    let chain = c.post(done.body["certificate"].as_str().unwrap(), None);
+    std::fs::write(a.path("ip.pem"), chain.body.as_str().unwrap()).unwrap();
+    let sans = a.verify(&a.path("ip.pem"));
+    assert_eq!(
+        sans.lines().nth(1).map(str::trim),
+        Some("IP Address:127.0.0.1"),
+        "{sans}"
+    );
+}
