@@ -178,7 +178,7 @@ pub(crate) fn spawn(app: Arc<App>, job: Job) {
                 tracing::info!(mount = %job.mount, authz = %job.authz, challenge = %job.kind, identifier = %job.identifier.value, decision = "invalid", problem = p.kind().code(), reason = %p.detail, "acme validation");
             }
         }
-        crate::acme::record_validation(&app, &job, outcome).await;
+        crate::acme_order::record_validation(&app, &job, outcome).await;
     });
 }
 

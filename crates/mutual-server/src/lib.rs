@@ -20,7 +20,9 @@
 
 mod acl;
 mod acme;
+mod acme_account;
 mod acme_config;
+mod acme_order;
 mod acme_validate;
 mod approle;
 mod audit;
