@@ -148,6 +148,9 @@ pub(crate) async fn account_update(
         }
         let thumb = account.jwk.thumbprint()?;
         ctx.put("account", id, "", &thumb, &account, 0).await?;
+        if account.status == "deactivated" {
+            deactivate_authorizations(ctx, id).await?;
+        }
     }
     Ok(
         Answer::json(StatusCode::OK, account_json(ctx, id, &account))
@@ -281,4 +284,25 @@ pub(crate) async fn revoke(ctx: &Ctx<'_>, s: &Signed) -> Result<Answer, Problem>
         body: None,
         ..Answer::json(StatusCode::OK, Value::Null)
     })
+}
+
+/// RFC 8555 §7.3.6: a deactivated account's pending authorizations are deactivated with it.
+async fn deactivate_authorizations(ctx: &Ctx<'_>, account: &str) -> Result<(), Problem> {
+    let all = ctx
+        .app
+        .store
+        .acme_list(ctx.path(), "authz", Some(account))
+        .await
+        .map_err(internal)?;
+    for obj in all {
+        let Ok(mut authz) = serde_json::from_str::<crate::acme::Authz>(&obj.body) else {
+            continue;
+        };
+        if authz.status == mutual_acme::AuthzStatus::Pending {
+            authz.status = mutual_acme::AuthzStatus::Deactivated;
+            ctx.put("authz", &obj.id, account, "", &authz, obj.expires)
+                .await?;
+        }
+    }
+    Ok(())
 }

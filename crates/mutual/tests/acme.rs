@@ -18,6 +18,9 @@ use std::{
 
 use serde_json::{json, Value};
 
+/// The store's database file in a data directory.
+const DB_FILE: &str = "mutual.db";
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mutual"))
 }
@@ -813,7 +816,13 @@ fn bad_inputs_get_their_acme_problem_and_nothing_is_issued() {
     assert_eq!(still["status"], "ready");
     assert!(still.get("certificate").is_none());
 
-    // An account key reused after its account was deactivated.
+    // An account key reused after its account was deactivated (its pending authorizations
+    // are deactivated with it).
+    let pending = c.order("www.example.com");
+    let pending_authz = pending.body["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let r = c.post(&account, Some(json!({"status": "deactivated"})));
     assert_eq!(r.body["status"], "deactivated");
     let r = c.post(&order_url, None);
@@ -834,6 +843,13 @@ fn bad_inputs_get_their_acme_problem_and_nothing_is_issued() {
         r.body
     );
 
+    let id = pending_authz.rsplit('/').next().unwrap();
+    let body = ok(Command::new("sqlite3")
+        .arg(a.path("data").join(DB_FILE))
+        .arg(format!(
+            "SELECT body FROM acme_objects WHERE kind = 'authz' AND id = '{id}'"
+        )));
+    assert!(body.contains("\"status\":\"deactivated\""), "{body}");
     assert_eq!(a.issued_count(), issued_before, "nothing was issued");
     let log = a.log();
     assert!(
