@@ -1,9 +1,8 @@
 //! Vault 1.11+'s issuers and keys of a mount: `LIST issuers`, `issuer/:ref` (read, update,
 //! delete) and its `json`/`pem`/`der`/`crl…` forms, `issuer/:ref/{issue,sign,…}` (the
 //! single-issuer handlers of `pki.rs`, run with that issuer as the mount's CA), `keys`,
-//! `key/:ref`, `config/issuers`, `config/keys`; and the configuration a client reads before
-//! deciding what to do (`config/acme`, `config/cluster`). Generating, importing and rotating
-//! are `issuer_admin`'s. The mount's default issuer is also the mount's CA (`Mount::ca`), so
+//! `key/:ref`, `config/issuers`, `config/keys`. Generating, importing and rotating are
+//! `issuer_admin`'s; `config/acme` and `config/cluster` are `acme_config`'s. The mount's default issuer is also the mount's CA (`Mount::ca`), so
 //! the older paths act on it.
 
 use std::sync::Arc;
@@ -223,17 +222,6 @@ pub async fn handle(
         }
         (Op::Read, "config", "issuers") => config_issuers(app, mount).await,
         (Op::Write, "config", "issuers") => set_config_issuers(app, mount, p).await,
-        (Op::Read, "config", "acme") => Ok(Reply::data(json!({
-            // mutual serves no ACME directory: the configuration says so.
-            "enabled": false,
-            "allowed_issuers": ["*"],
-            "allowed_roles": ["*"],
-            "allow_role_ext_key_usage": false,
-            "default_directory_policy": "sign-verbatim",
-            "dns_resolver": "",
-            "eab_policy": "not-required",
-        }))),
-        (Op::Read, "config", "cluster") => Ok(Reply::data(json!({ "path": "", "aia_path": "" }))),
         _ => return None,
     })
 }

@@ -19,6 +19,11 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod acme;
+mod acme_account;
+mod acme_config;
+mod acme_order;
+mod acme_validate;
 mod approle;
 mod audit;
 mod cert_auth;
@@ -58,6 +63,8 @@ use axum::{
     Router,
 };
 
+pub use acme::{AcmeState, MemoryNonces, NonceStore};
+pub use acme_validate::{AcmeValidation, DEFAULT_EXCLUDE};
 pub use cert_auth::ClientCert;
 pub use certindex::spawn_catch_up;
 pub use cluster::spawn_cluster_sync;
@@ -197,6 +204,11 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         if *rest == "ocsp" || rest.starts_with("ocsp/") {
             return ocsp::handle(app, mount, &parts.method, parts.uri.path(), &body).await;
         }
+        // ACME requests are JWS, signed by accounts, not tokens: answered before parameters
+        // are parsed or a token is asked for.
+        if acme::is_protocol(rest) {
+            return Ok(acme::handle(app, mount, rest, &parts.method, &parts.headers, &body).await);
+        }
     }
     let params = Params::parse(&body, parts.uri.query())?;
     let op = match parts.method.as_str() {
@@ -282,6 +294,9 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
     }
     let rest = rest.to_string();
     if let Some(reply) = crl_config::handle(app, &mount, op, &rest, &params).await? {
+        return Ok(reply);
+    }
+    if let Some(reply) = acme_config::handle(app, &mount, op, &rest, &params).await? {
         return Ok(reply);
     }
     let request = format!("{}/{rest}", mount.record.path);

@@ -745,7 +745,7 @@ async fn sign(
     record_and_answer(app, &ca, role.no_store, signed, p).await
 }
 
-async fn revoke(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
+pub(crate) async fn revoke(app: &App, mount: &Mount, p: &Params) -> Result<Reply, ApiError> {
     let path = &mount.record.path;
     let text = p
         .string("serial_number")

@@ -127,6 +127,8 @@ pub struct App {
     pub(crate) audit: crate::audit::Devices,
     /// CRL and tidy configuration, the CRLs built under it, the last tidy.
     pub(crate) crl: crate::crl_config::CrlState,
+    /// The ACME server: nonces, rate limits, the validator, counters.
+    pub acme: crate::acme::AcmeState,
 }
 
 impl App {
@@ -153,6 +155,7 @@ impl App {
             policies: crate::acl::PolicyCache::default(),
             audit: crate::audit::Devices::default(),
             crl: crate::crl_config::CrlState::default(),
+            acme: crate::acme::AcmeState::default(),
         };
         app.load_audit().await?;
         Ok(app)

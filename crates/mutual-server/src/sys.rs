@@ -86,7 +86,10 @@ pub async fn handle(
     match (op, path) {
         (Op::Read, "sys/metrics") => Ok(Reply::Raw {
             content_type: "text/plain; version=0.0.4",
-            body: (app.counters.prometheus() + &crate::cluster::store_prometheus()).into_bytes(),
+            body: (app.counters.prometheus()
+                + &crate::cluster::store_prometheus()
+                + &app.acme.prometheus())
+                .into_bytes(),
         }),
         (Op::Read, "sys/mounts") => {
             let mut all = Map::new();

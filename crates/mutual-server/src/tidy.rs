@@ -372,6 +372,10 @@ async fn tidy(
         let before = cutoff(now, params.revoked_buffer(), "revoked_safety_buffer")?;
         revoked = app.store.tidy_certs(mount, before, false, true).await?;
     }
+    if params.tidy_acme {
+        let orders = crate::acme::tidy(app, mount, now).await?;
+        tracing::info!(mount = %mount, acme_deleted = orders, "tidy: stale acme orders");
+    }
     Ok((certs, revoked))
 }
 

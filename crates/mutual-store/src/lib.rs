@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod acme;
 mod approle;
 mod auth_entries;
 mod authority;
@@ -44,6 +45,7 @@ mod schema;
 mod sqlite;
 mod tokens;
 
+pub use acme::AcmeObject;
 pub use approle::{AppRoleRecord, AuthMount, SecretIdRecord};
 pub use auth_entries::AuditDevice;
 pub use authority::{

@@ -119,6 +119,21 @@ pub(crate) const SCHEMA: &[&str] = &[
         DELETE FROM cert_names WHERE serial = old.serial;
         DELETE FROM cert_issuers WHERE serial = old.serial;
     END",
+    // ACME (acme.rs): accounts, orders, authorizations, EAB keys and issued certificates of
+    // each mount's ACME server, as JSON documents by kind; `lookup` finds an account by its
+    // key's thumbprint, `expires` is what tidy removes stale orders and authorizations by.
+    "CREATE TABLE IF NOT EXISTS acme_objects (
+        mount TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        lookup TEXT NOT NULL,
+        body TEXT NOT NULL,
+        expires BIGINT NOT NULL,
+        PRIMARY KEY (mount, kind, id))",
+    "CREATE INDEX IF NOT EXISTS acme_objects_lookup ON acme_objects(mount, kind, lookup)",
+    "CREATE INDEX IF NOT EXISTS acme_objects_account ON acme_objects(mount, kind, account)",
+    "CREATE INDEX IF NOT EXISTS acme_objects_expires ON acme_objects(kind, expires)",
 ];
 
 /// Indexes on columns that `ADDED_COLUMNS` (sqlite.rs) adds, run after it: in `SCHEMA` they

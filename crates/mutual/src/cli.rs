@@ -754,6 +754,39 @@ pub struct ServerArgs {
     /// request that cannot be written to it fails with 500.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Port ACME http-01 validation connects to on the validated name (Pebble's -httpPort;
+    /// tests use a free port).
+    #[arg(
+        long,
+        env = "MUTUAL_ACME_HTTP_PORT",
+        default_value_t = 80,
+        value_name = "PORT"
+    )]
+    pub acme_http_port: u16,
+    /// Port ACME tls-alpn-01 validation connects to (Pebble's -tlsPort).
+    #[arg(
+        long,
+        env = "MUTUAL_ACME_TLS_PORT",
+        default_value_t = 443,
+        value_name = "PORT"
+    )]
+    pub acme_tls_port: u16,
+    /// Addresses ACME validation never connects to, comma-separated CIDR blocks; replaces the
+    /// default ("this network", link-local, multicast, broadcast; loopback and private
+    /// networks are allowed). A challenge whose name resolves only into them is invalid.
+    #[arg(long, env = "MUTUAL_ACME_EXCLUDE", default_value = mutual_server::DEFAULT_EXCLUDE, value_name = "CIDRS")]
+    pub acme_exclude: String,
+    /// Time one ACME validation attempt may take (`10s`).
+    #[arg(long, env = "MUTUAL_ACME_TIMEOUT", default_value = "10s", value_parser = duration, value_name = "D")]
+    pub acme_timeout: Duration,
+    /// Attempts before a challenge is invalid.
+    #[arg(
+        long,
+        env = "MUTUAL_ACME_ATTEMPTS",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub acme_attempts: u32,
 }
 
 /// `mutual server …`

@@ -74,6 +74,15 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("loading the store: {e}"))?,
     );
+    app.set_acme_validation(mutual_server::AcmeValidation {
+        http_port: args.acme_http_port,
+        tls_port: args.acme_tls_port,
+        exclude: mutual_server::AcmeValidation::parse_exclude(&args.acme_exclude)
+            .map_err(|e| anyhow::anyhow!("--acme-exclude: {e}"))?,
+        timeout: args.acme_timeout,
+        attempts: args.acme_attempts.max(1),
+        ..mutual_server::AcmeValidation::default()
+    });
     // Revocations made by other processes on the store reach OCSP, renewal and the feed.
     mutual_server::spawn_catch_up(&app);
     // Tokens, policies and mounts changed by other nodes (or processes) on the same store.
