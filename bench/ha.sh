@@ -144,6 +144,8 @@ kill "$SQM" "$BPID" 2>/dev/null || true
 # ---- failover: two nodes on one database, one killed at mid-run ------------------------------
 start_mutual "$W/m2.out" --database "$PGURL/mutual"
 PGADDR2=$MADDR; PGM2=$MPID
+# Killed on purpose below: not a job for the shell to report.
+disown "$PGM2" 2>/dev/null || true
 before=$(stored mutual)
 (sleep "$(awk -v s="$SECS" 'BEGIN {print s / 2}')"; kill -9 "$PGM2") &
 killer=$!
