@@ -14,7 +14,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     net::{IpAddr, SocketAddr},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Barrier, RwLock,
@@ -557,7 +557,7 @@ fn challenge_answer(
     r
 }
 
-fn tls_config(ca: &PathBuf) -> Result<Arc<ClientConfig>> {
+fn tls_config(ca: &Path) -> Result<Arc<ClientConfig>> {
     let roots = mutual_tls::TrustStore::from_file(ca)
         .with_context(|| format!("reading --ca {}", ca.display()))?
         .roots;
