@@ -8,7 +8,7 @@
 # (mutual: --acme-rate-limit 0; OpenBao has none). Servers pinned to core 0, the load to core 1.
 # Target: mutual ≥ 5× OpenBao.
 #
-#   sudo bash bench/acme.sh          # SECS=10 per figure; root for port 80
+#   sudo bash bench/acme.sh          # SECS=10 per figure; root for port 80; POLL_MS=2 (acme-load --poll-ms)
 #   MUTUAL_BIN=target/debug/mutual LOAD_BIN=target/debug/acme-load NOBUILD=1 SECS=3 bash bench/acme.sh
 #
 # Never run by the tests.
@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${SECS:-10}
+POLL_MS=${POLL_MS:-2}
 for tool in taskset jq curl python3; do
     command -v $tool >/dev/null || { echo "bench/acme.sh needs $tool" >&2; exit 1; }
 done
@@ -77,17 +78,20 @@ setup() { # addr
 setup "$MADDR"
 setup "$BADDR"
 
-load() { # addr c -> "rps p99_ms failures first_error"
-    taskset -c 1 "$LOAD" --directory "$1/v1/pki/roles/acme/acme/directory" -c "$2" -d "$SECS" |
-        jq -r '"\(.rps) \(.p99_us / 1000) \(.errors + .non2xx) \(.first_error // "")"'
+load() { # addr c -> "rps p99_ms polls_per_issuance failures first_error"
+    taskset -c 1 "$LOAD" --directory "$1/v1/pki/roles/acme/acme/directory" -c "$2" -d "$SECS" \
+        --poll-ms "$POLL_MS" |
+        jq -r '"\(.rps) \(.p99_us / 1000) \(.polls_per_issuance) \(.errors + .non2xx) \(.first_error // "")"'
 }
 
-printf '%-36s %12s %12s %8s   %s\n' figure "mutual" "OpenBao" ratio "p99 ms (mutual / OpenBao)"
+printf '%-36s %12s %12s %8s   %-26s %s\n' figure "mutual" "OpenBao" ratio "p99 ms (mutual / OpenBao)" \
+    "polls per issuance"
 row() { # label c
-    read -r m mp me merr < <(load "$MADDR" "$2")
-    read -r b bp be berr < <(load "$BADDR" "$2")
-    printf '%-36s %10.1f/s %10.1f/s %7.1fx   %.1f / %.1f%s\n' "$1" "$m" "$b" \
-        "$(awk -v m="$m" -v b="$b" 'BEGIN {print (b > 0 ? m / b : 0)}')" "$mp" "$bp" \
+    read -r m mp mq me merr < <(load "$MADDR" "$2")
+    read -r b bp bq be berr < <(load "$BADDR" "$2")
+    printf '%-36s %10.1f/s %10.1f/s %7.1fx   %-26s %.1f / %.1f%s\n' "$1" "$m" "$b" \
+        "$(awk -v m="$m" -v b="$b" 'BEGIN {print (b > 0 ? m / b : 0)}')" \
+        "$(printf '%.1f / %.1f' "$mp" "$bp")" "$mq" "$bq" \
         "$([ "$me$be" = 00 ] || echo "  (failed: $me / $be)")"
     [ -z "$merr" ] || echo "  mutual, first failure: $merr"
     [ -z "$berr" ] || echo "  OpenBao, first failure: $berr"
