@@ -685,7 +685,7 @@ fn run(a: Args) -> Result<()> {
             v["polls_per_issuance"] = json!(per);
             println!("{v}");
         }
-        flags::Output::Text => print!("{}{per:.1} polls per issuance\n", report.text()),
+        flags::Output::Text => println!("{}{per:.1} polls per issuance", report.text()),
     }
     Ok(())
 }
