@@ -17,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Barrier, RwLock,
+        mpsc, Arc, RwLock,
     },
     time::{Duration, Instant},
 };
@@ -106,8 +106,8 @@ fn split_url(url: &str) -> Result<(Origin, String)> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    if authority.is_empty() {
-        bail!("{url:?} has no host");
+    if authority.is_empty() || authority.ends_with(':') {
+        bail!("{url:?} has no host, or an empty port");
     }
     let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
         !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':')
@@ -484,12 +484,16 @@ fn csr(identifier: &str) -> Result<Vec<u8>, rcgen::Error> {
     Ok(params.serialize_request(&key)?.der().to_vec())
 }
 
-/// One worker: its account, then issuances until `stop`; its tally and how many polls it sent.
-fn worker(ctx: &Ctx, ready: &Barrier, stop: &AtomicBool) -> (Tally, u64) {
+/// One worker: its account (then says so on `ready`), issuances from `go` until `stop`; its
+/// tally and how many polls it sent.
+fn worker(ctx: &Ctx, ready: mpsc::Sender<()>, go: &AtomicBool, stop: &AtomicBool) -> (Tally, u64) {
     let mut tally = Tally::default();
     let client = Client::new(ctx).map_err(|e| Failure::Other(e.to_string()));
     let registered = client.and_then(|mut c| c.register().map(|_| c));
-    ready.wait();
+    let _ = ready.send(());
+    while !go.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut client = match registered {
         Ok(c) => c,
         Err(f) => {
@@ -618,8 +622,15 @@ fn context(a: &Args, tokens: Tokens) -> Result<Ctx> {
     let mut conn = ctx
         .open()
         .with_context(|| format!("connecting to {}", ctx.origin.authority))?;
-    let r = conn
-        .exchange("GET", &path, "application/json", &[], b"")
+    // The connection has no timeout of its own: a server that does not answer gets --timeout.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(conn.exchange("GET", &path, "application/json", &[], b""));
+    });
+    let r = rx
+        .recv_timeout(a.timeout)
+        .map_err(|_| anyhow!("no answer within {:?}", a.timeout))
+        .and_then(|r| r.map_err(anyhow::Error::from))
         .with_context(|| format!("GET {}", a.directory))?;
     let dir: Value = serde_json::from_slice(&r.body)
         .ok()
@@ -648,27 +659,54 @@ fn run(a: Args) -> Result<()> {
     let tokens: Tokens = Arc::default();
     spawn_responder(a.http01, tokens.clone())?;
     let ctx = Arc::new(context(&a, tokens)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(Barrier::new(a.load.connections + 1));
-    let workers: Vec<_> = (0..a.load.connections)
-        .map(|_| {
-            let (ctx, ready, stop) = (ctx.clone(), ready.clone(), stop.clone());
-            std::thread::spawn(move || worker(&ctx, &ready, &stop))
-        })
-        .collect();
-    // Accounts are made before the clock starts: the figure is issuances.
-    ready.wait();
+    let (go, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (ready_tx, ready) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    for _ in 0..a.load.connections {
+        let (ctx, go, stop) = (ctx.clone(), go.clone(), stop.clone());
+        let (ready_tx, done_tx) = (ready_tx.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let _ = done_tx.send(worker(&ctx, ready_tx, &go, &stop));
+        });
+    }
+    // Only the workers hold senders now: a worker that dies is seen at once.
+    drop((ready_tx, done_tx));
+    // Accounts are made before the clock starts: the figure is issuances. A server that does
+    // not answer has --timeout for them, and as long again for the issuances in flight at the
+    // end; a worker still waiting then is left behind (the socket has no timeout of its own).
+    let deadline = Instant::now() + a.timeout;
+    for _ in 0..a.load.connections {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ready.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    go.store(true, Ordering::Relaxed);
     let start = Instant::now();
     std::thread::sleep(a.load.duration);
     stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + a.timeout + Duration::from_secs(1);
     let mut total = Tally::default();
     let mut polls = 0;
-    for w in workers {
-        let Ok((tally, n)) = w.join() else {
-            bail!("a worker thread panicked");
+    let mut finished = 0;
+    while finished < a.load.connections {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((tally, n)) = done.recv_timeout(left) else {
+            break;
         };
         total.merge(tally);
         polls += n;
+        finished += 1;
+    }
+    if finished < a.load.connections {
+        total.error(format!(
+            "{} worker(s) still waiting for the server {:?} after the end",
+            a.load.connections - finished,
+            a.timeout
+        ));
     }
     let issued = total.ok;
     let report = Report {
@@ -727,7 +765,12 @@ mod tests {
                 "{url}"
             );
         }
-        for bad in ["ftp://x/", "127.0.0.1:8200/v1", "http:///x"] {
+        for bad in [
+            "ftp://x/",
+            "127.0.0.1:8200/v1",
+            "http:///x",
+            "http://127.0.0.1:/x",
+        ] {
             assert!(split_url(bad).is_err(), "{bad}");
         }
     }
