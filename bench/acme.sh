@@ -6,7 +6,9 @@
 # on 127.0.0.1:80, identifier the IP 127.0.0.1, RFC 8738). Both servers validate http-01 on
 # port 80 (mutual: --acme-http-port 80) and run with no per-account rate limit
 # (mutual: --acme-rate-limit 0; OpenBao has none). Servers pinned to core 0, the load to core 1.
-# Target: mutual ≥ 5× OpenBao.
+# Target: mutual ≥ 5× OpenBao. c=8 is the throughput figure; c=1 is latency-bound, and its
+# ratio is capped by the client's pause before it polls the authorization (POLL_MS, the same
+# for both servers; "polls per issuance" shows how long each server took to validate).
 #
 #   sudo bash bench/acme.sh          # SECS=10 per figure; root for port 80; POLL_MS=2 (acme-load --poll-ms)
 #   MUTUAL_BIN=target/debug/mutual LOAD_BIN=target/debug/acme-load NOBUILD=1 SECS=3 bash bench/acme.sh
