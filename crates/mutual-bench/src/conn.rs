@@ -85,13 +85,28 @@ impl Conn {
         content_type: &str,
         body: &[u8],
     ) -> io::Result<(u16, Vec<u8>)> {
+        let extra = token.map(|t| ("X-Vault-Token", t));
+        let r = self.exchange(method, path, content_type, extra.as_slice(), body)?;
+        Ok((r.status, r.body))
+    }
+
+    /// Sends one request with `headers` added and reads its whole answer, headers included
+    /// (`acme-load` reads `Replay-Nonce` and `Location`). The answer to `HEAD` has no body.
+    pub fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             self.host,
             body.len()
         );
-        if let Some(t) = token {
-            head.push_str(&format!("X-Vault-Token: {t}\r\n"));
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
         let mut msg = head.into_bytes();
@@ -99,10 +114,10 @@ impl Conn {
         let w = self.stream.get_mut();
         w.write_all(&msg)?;
         w.flush()?;
-        self.read_response()
+        self.read_response(method == "HEAD")
     }
 
-    fn read_response(&mut self) -> io::Result<(u16, Vec<u8>)> {
+    fn read_response(&mut self, head_only: bool) -> io::Result<Response> {
         let mut line = String::new();
         if self.stream.read_line(&mut line)? == 0 {
             return Err(io::Error::new(
@@ -117,6 +132,7 @@ impl Conn {
             .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
         let mut length = None;
         let mut chunked = false;
+        let mut headers = Vec::new();
         loop {
             line.clear();
             if self.stream.read_line(&mut line)? == 0 {
@@ -133,10 +149,13 @@ impl Conn {
                 } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
                     chunked = true;
                 }
+                headers.push((k, v.trim().to_string()));
             }
         }
         let mut body = Vec::new();
-        if chunked {
+        if head_only {
+            // The headers describe the body a GET would have had; none follows.
+        } else if chunked {
             loop {
                 line.clear();
                 self.stream.read_line(&mut line)?;
@@ -155,6 +174,31 @@ impl Conn {
         } else if status != 204 && status != 304 {
             return Err(invalid("no Content-Length"));
         }
-        Ok((status, body))
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A whole answer: status, headers (names in lower case, in the order received) and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// `(name, value)`, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }

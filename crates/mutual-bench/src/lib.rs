@@ -1,10 +1,11 @@
-//! `mutual-bench`: the load generators of mutual's benchmarks, and what they share. Two
+//! `mutual-bench`: the load generators of mutual's benchmarks, and what they share. Three
 //! binaries: `proxy-load` puts mTLS HTTP/1.1 load on a proxy or any TLS server
 //! (`bench/proxy.sh`; wrk cannot present a client certificate), `ca-load` puts Vault-API load on
-//! a CA server (`bench/ca-server.sh`). Both take the same load flags ([`flags::Load`]), keep
-//! the same tally ([`report::Tally`], latencies in [`latency::Latencies`]) and print the same
-//! one-line JSON report ([`report::Report`]). Not a general HTTP client: the servers must answer
-//! with `Content-Length` (or chunked, for `ca-load`), and only loopback is meant.
+//! a CA server (`bench/ca-server.sh`), `acme-load` makes ACME issuances end to end
+//! (`bench/acme.sh`). All take the same load flags ([`flags::Load`]), keep the same tally
+//! ([`report::Tally`], latencies in [`latency::Latencies`]) and print the same one-line JSON
+//! report ([`report::Report`]). Not a general HTTP client: the servers must answer with
+//! `Content-Length` (or chunked, for `ca-load` and `acme-load`), and only loopback is meant.
 //!
 //! ```no_run
 //! let mut c = mutual_bench::Conn::open("127.0.0.1:8200").unwrap();

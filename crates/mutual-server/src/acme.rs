@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use crate::{
     acme_config::{acme_config, cluster_config, AcmeConfig},
-    acme_validate::Validation,
+    acme_validate::{AcmeValidation, Validation},
     reply::Reply,
     state::{App, Mount},
 };
@@ -45,8 +45,6 @@ pub(crate) const CSR_LIMIT: usize = 16 * 1024;
 const NONCE_TTL: Duration = Duration::from_secs(300);
 /// How long an order and its authorizations live.
 pub(crate) const ORDER_TTL: i64 = 24 * 3600;
-/// Requests per account per minute.
-const RATE_PER_MINUTE: u32 = 300;
 
 /// Where nonces live: in memory now; a store-backed one (several nodes on one database)
 /// replaces it behind this trait.
@@ -91,6 +89,9 @@ impl NonceStore for MemoryNonces {
 pub struct AcmeState {
     pub(crate) nonces: Box<dyn NonceStore>,
     rates: Mutex<HashMap<String, mutual_acme::RateWindow>>,
+    /// Requests per account per minute (`--acme-rate-limit`); 0: no limit. Read on every
+    /// request, so an atomic rather than the validator's lock.
+    rate_limit: AtomicU32,
     pub(crate) validation: Validation,
     counts: Mutex<HashMap<(String, &'static str), u64>>,
     pub(crate) issued: AtomicU64,
@@ -101,6 +102,7 @@ impl Default for AcmeState {
         AcmeState {
             nonces: Box::new(MemoryNonces::default()),
             rates: Mutex::new(HashMap::new()),
+            rate_limit: AtomicU32::new(AcmeValidation::default().rate_limit),
             validation: Validation::default(),
             counts: Mutex::new(HashMap::new()),
             issued: AtomicU64::new(0),
@@ -137,17 +139,25 @@ impl AcmeState {
         out
     }
 
+    pub(crate) fn set_rate_limit(&self, per_minute: u32) {
+        self.rate_limit.store(per_minute, Ordering::Relaxed);
+    }
+
     fn rate_ok(&self, account: &str) -> Result<(), Problem> {
+        let limit = self.rate_limit.load(Ordering::Relaxed);
+        if limit == 0 {
+            return Ok(());
+        }
         let now = OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
         let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
         let w = rates.entry(account.to_string()).or_default();
-        if w.allow(now, RATE_PER_MINUTE, 60) {
+        if w.allow(now, limit, 60) {
             return Ok(());
         }
         Err(Problem::new(
             ProblemType::RateLimited,
             format!(
-                "account {account} made more than {RATE_PER_MINUTE} requests this minute; retry in {}s",
+                "account {account} made more than {limit} requests this minute; retry in {}s",
                 w.retry_after(now, 60)
             ),
         ))

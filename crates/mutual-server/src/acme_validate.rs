@@ -26,7 +26,8 @@ use crate::state::App;
 pub const DEFAULT_EXCLUDE: &str =
     "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255/32,::/128,fe80::/10,ff00::/8";
 
-/// How the server validates challenges (`mutual server --acme-*`).
+/// How the server validates challenges, and how many requests an account may make
+/// (`mutual server --acme-*`).
 #[derive(Debug, Clone)]
 pub struct AcmeValidation {
     /// Port http-01 connects to (80; Pebble's `-httpPort` for tests).
@@ -43,6 +44,8 @@ pub struct AcmeValidation {
     pub retry_delay: Duration,
     /// Validations running at once.
     pub concurrency: usize,
+    /// Requests per account per minute (`rateLimited` beyond); 0: no limit.
+    pub rate_limit: u32,
 }
 
 impl Default for AcmeValidation {
@@ -55,6 +58,7 @@ impl Default for AcmeValidation {
             attempts: 3,
             retry_delay: Duration::from_secs(2),
             concurrency: 32,
+            rate_limit: 300,
         }
     }
 }
@@ -118,6 +122,7 @@ impl App {
         let v = &self.acme.validation;
         *v.slots.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(tokio::sync::Semaphore::new(o.concurrency.max(1)));
+        self.acme.set_rate_limit(o.rate_limit);
         *v.options.write().unwrap_or_else(|e| e.into_inner()) = o;
     }
 }

@@ -787,6 +787,15 @@ pub struct ServerArgs {
         value_name = "N"
     )]
     pub acme_attempts: u32,
+    /// Requests each ACME account may make per minute (`rateLimited` with `Retry-After`
+    /// beyond); 0: no limit (a benchmark, or clients the operator trusts).
+    #[arg(
+        long,
+        env = "MUTUAL_ACME_RATE_LIMIT",
+        default_value_t = 300,
+        value_name = "N"
+    )]
+    pub acme_rate_limit: u32,
 }
 
 /// `mutual server …`

@@ -1350,3 +1350,24 @@ fn an_ip_address_identifier_validated_by_http01() {
         "{sans}"
     );
 }
+
+#[test]
+fn an_account_beyond_the_operators_rate_limit_is_told_to_wait() {
+    let a = Acme::new(&["--acme-rate-limit", "5"]);
+    let mut c = Client::new(&a);
+    assert_eq!(c.register().status, 201);
+    let account = c.kid.clone().expect("an account URL");
+    for i in 1..=5 {
+        let r = c.post(&account, None);
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    let r = c.post(&account, None);
+    assert_eq!(r.status, 429, "{}", r.body);
+    let (kind, detail) = r.problem();
+    assert_eq!(kind, "rateLimited", "{}", r.body);
+    assert!(
+        detail.contains("made more than 5 requests this minute"),
+        "{detail}"
+    );
+    assert!(r.header("retry-after").is_some(), "{}", r.headers);
+}

@@ -81,6 +81,7 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("--acme-exclude: {e}"))?,
         timeout: args.acme_timeout,
         attempts: args.acme_attempts.max(1),
+        rate_limit: args.acme_rate_limit,
         ..mutual_server::AcmeValidation::default()
     });
     // Revocations made by other processes on the store reach OCSP, renewal and the feed.
