@@ -444,15 +444,7 @@ impl Store {
         defaults: &IssuerDefaults,
     ) -> Result<(), StoreError> {
         let body = serde_json::to_string(defaults).map_err(StoreError::encode("config/issuers"))?;
-        sqlx::query(
-            "INSERT INTO mount_config (mount, kind, body) VALUES ($1, 'issuers', $2)
-             ON CONFLICT (mount, kind) DO UPDATE SET body = excluded.body",
-        )
-        .bind(scope)
-        .bind(body)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        self.put_mount_config(scope, "issuers", &body).await?;
         self.project_default(scope).await
     }
 

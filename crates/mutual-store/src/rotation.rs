@@ -30,16 +30,7 @@ impl Store {
 
     async fn put_rotation(&self, scope: &str, r: &Rotation) -> Result<(), StoreError> {
         let body = serde_json::to_string(r).map_err(StoreError::encode("rotation"))?;
-        sqlx::query(
-            "INSERT INTO mount_config (mount, kind, body) VALUES ($1, 'rotation', $2)
-             ON CONFLICT (mount, kind) DO UPDATE SET body = excluded.body",
-        )
-        .bind(scope)
-        .bind(body)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(())
+        self.put_mount_config(scope, "rotation", &body).await
     }
 
     /// Stages a rotation of the scope's default issuer: refused while one is in progress or
