@@ -122,6 +122,24 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> std::io::Resul
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
+/// The body of the answer whose head is `head` (by its Content-Length).
+async fn read_body<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    head: &str,
+) -> std::io::Result<String> {
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Alice's calls, each on a new connection (full handshake, one request, close), `n` of them
 /// one after another: their latencies, sorted, and how many were not answered 200.
 async fn alice_calls(tls: &TlsConnector, port: u16, n: usize) -> (Vec<Duration>, Vec<String>) {
@@ -212,16 +230,7 @@ fn ten_thousand_mtls_connections_are_held_with_bounded_memory() {
                     return Err(std::io::Error::other(head));
                 }
                 // Drain the body so the connection is idle, not mid-answer.
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len];
-                s.read_exact(&mut body).await?;
+                read_body(&mut s, &head).await?;
                 Ok::<_, std::io::Error>(s)
             });
         }
@@ -658,17 +667,7 @@ fn an_idle_keep_alive_connection_is_parked_then_served_again() {
             c.write_all(bytes).await.expect("write");
             if bytes.ends_with(b"\r\n\r\n") {
                 let head = read_head(&mut c).await.expect("answer");
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len];
-                c.read_exact(&mut body).await.expect("body");
-                let body = String::from_utf8_lossy(&body).into_owned();
+                let body = read_body(&mut c, &head).await.expect("body");
                 answers.push((head.lines().next().unwrap_or("").to_string(), body));
             }
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;
