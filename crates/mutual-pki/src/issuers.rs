@@ -256,6 +256,23 @@ pub fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(c.public_key().raw.to_vec())
 }
 
+/// The key a CA signs with, as its CRL is kept per key: lowercase hex SHA-256 of its
+/// SubjectPublicKeyInfo. Issuers that share a key (a certificate reissued, or cross-signed)
+/// share one CRL, as Vault's do.
+pub fn signing_key_id(ca_der: &[u8]) -> Result<String, PkiError> {
+    use sha2::Digest;
+    Ok(hex::encode(sha2::Sha256::digest(spki_of(ca_der)?)))
+}
+
+/// Which of `issuers` (each with its [`signing_key_id`]) signed `leaf`: the key of the first
+/// that [`issued_by`] says issued it, or `None` for a certificate none of them signed.
+pub fn signer_of<'a>(leaf: &CertFacts, issuers: &'a [(CertFacts, String)]) -> Option<&'a str> {
+    issuers
+        .iter()
+        .find(|(f, _)| issued_by(leaf, f))
+        .map(|(_, key)| key.as_str())
+}
+
 /// A CSR for a CA with an existing key (Vault's `intermediate/generate/existing` and
 /// `intermediate/cross-sign`).
 pub fn csr_with_key(
@@ -367,6 +384,50 @@ mod tests {
             resign(&signer, &[0u8; 4], None, now),
             Err(PkiError::UnreadableCertificate { .. })
         ));
+    }
+
+    /// A certificate goes to the key of the issuer that signed it; issuers sharing a key (B
+    /// and B cross-signed by A) give the same key; a certificate none signed goes nowhere.
+    #[test]
+    fn signers_of_certificates() {
+        let now = OffsetDateTime::now_utc();
+        let urls = Urls::default();
+        let a = ca::generate_root(&req("A"), now).unwrap();
+        let b = ca::generate_root(&req("B"), now).unwrap();
+        let under = |m: &ca::CaMaterial, cn: &str| {
+            let signer = SigningCa {
+                cert_der: &m.cert_der,
+                key: &m.key,
+                urls: &urls,
+            };
+            ca::generate_intermediate(&signer, &req(cn), now).unwrap()
+        };
+        let (by_a, by_b) = (under(&a, "x"), under(&b, "y"));
+        let signer_a = SigningCa {
+            cert_der: &a.cert_der,
+            key: &a.key,
+            urls: &urls,
+        };
+        let b_cross = resign(&signer_a, &b.cert_der, Some(&Serial::random()), now).unwrap();
+        let key = |der: &[u8]| signing_key_id(der).unwrap();
+        let (ka, kb) = (key(&a.cert_der), key(&b.cert_der));
+        assert_eq!(ka.len(), 64);
+        assert_ne!(ka, kb);
+        assert_eq!(key(&b_cross), kb, "a cross-signed issuer keeps its key");
+        let f = |der: &[u8]| cert::facts(der).unwrap();
+        let both = vec![(f(&a.cert_der), ka.clone()), (f(&b_cross), kb.clone())];
+        let only_a = vec![(f(&a.cert_der), ka.clone())];
+        let cases: [(&[u8], &Vec<(CertFacts, String)>, Option<&str>); 5] = [
+            (&by_a.cert_der, &both, Some(&ka)),
+            (&by_b.cert_der, &both, Some(&kb)),
+            (&by_b.cert_der, &only_a, None),
+            (&b_cross, &both, Some(&ka)),
+            (&a.cert_der, &both, None),
+        ];
+        for (i, (leaf, issuers, want)) in cases.into_iter().enumerate() {
+            assert_eq!(signer_of(&f(leaf), issuers), want, "case {i}");
+        }
+        assert!(signing_key_id(b"not a certificate").is_err());
     }
 
     fn pairs() -> Vec<(String, String)> {

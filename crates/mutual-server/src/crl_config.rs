@@ -13,6 +13,7 @@ use std::{
 };
 
 use mutual_pki::{crl, duration};
+use mutual_store::CaRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -145,14 +146,22 @@ struct Built {
     ca: Arc<Vec<u8>>,
 }
 
+/// The complete CRL of one signing key and the delta CRL over it.
+#[derive(Debug, Default)]
+struct KeyCrls {
+    base: Option<Built>,
+    delta: Option<Built>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct MountCrl {
     /// The mount's UUID: a mount disabled and enabled again at the same path starts afresh.
     pub(crate) uuid: String,
     pub(crate) config: Option<CrlConfig>,
     pub(crate) auto_tidy: Option<AutoTidy>,
-    base: Option<Built>,
-    delta: Option<Built>,
+    /// By signing key ([`mutual_pki::issuers::signing_key_id`]): each issuer's CRL, issuers
+    /// sharing a key sharing one, as Vault's.
+    built: HashMap<String, KeyCrls>,
     pub(crate) tidy: Option<TidyRun>,
     pub(crate) last_auto_tidy_finished: Option<OffsetDateTime>,
 }
@@ -197,32 +206,84 @@ async fn crl_config(app: &App, mount: &str) -> Result<CrlConfig, ApiError> {
 
 /// Forgets the CRLs built for a mount, so that the next read builds them again.
 pub(crate) fn forget_crls(app: &App, mount: &str) {
-    app.crl.with(mount, |m| {
-        m.base = None;
-        m.delta = None;
-    });
+    app.crl.with(mount, |m| m.built.clear());
     app.crls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(mount);
 }
 
-/// The mount's complete CRL: cached until a revocation (or, with auto-rebuild, until the grace
-/// period before its nextUpdate), empty when the CRL is disabled, valid for `expiry`.
+/// A CA of a mount that signs a CRL, and the id of its key.
+struct Signer {
+    ca: Arc<CaRecord>,
+    key: String,
+}
+
+impl Signer {
+    fn of(ca: &Arc<CaRecord>) -> Result<Signer, ApiError> {
+        Ok(Signer {
+            key: mutual_pki::issuers::signing_key_id(&ca.cert_der)?,
+            ca: ca.clone(),
+        })
+    }
+}
+
+/// The revoked certificates on `signer`'s CRL (with `after`, those revoked after that point of
+/// the revocation sequence): every one of the mount's when it has one issuer, else those the
+/// signer's key signed, found by index once each revocation is attributed to its key.
+async fn revoked_for(
+    app: &App,
+    path: &str,
+    signer: &Signer,
+    after: Option<u64>,
+) -> Result<Vec<crl::RevokedEntry>, ApiError> {
+    if app.store.list_issuers(path).await?.len() <= 1 {
+        return Ok(match after {
+            None => app.store.revoked(path).await?,
+            Some(seq) => app.store.revoked_after(path, seq).await?,
+        });
+    }
+    let attributed = app.store.attribute_revoked(path).await?;
+    if attributed > 0 {
+        tracing::info!(mount = %path, certificates = attributed, "revoked certificates attributed to the keys that signed them");
+    }
+    Ok(app
+        .store
+        .revoked_signed_by(path, &signer.key, after)
+        .await?)
+}
+
+/// The mount's complete CRL, of its default issuer (see [`complete_crl_of`]).
 pub(crate) async fn complete_crl(
     app: &App,
     mount: &Mount,
     rotate: bool,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
+    complete_crl_of(app, mount, mount.ca()?, rotate).await
+}
+
+/// The complete CRL of the issuer `ca` of a mount: cached until a revocation (or, with
+/// auto-rebuild, until the grace period before its nextUpdate), empty when the CRL is
+/// disabled, valid for `expiry`.
+pub(crate) async fn complete_crl_of(
+    app: &App,
+    mount: &Mount,
+    ca: &Arc<CaRecord>,
+    rotate: bool,
+) -> Result<Arc<Vec<u8>>, ApiError> {
     app.crl.check_mount(mount);
     let path = mount.record.path.clone();
+    let signer = Signer::of(ca)?;
     let cfg = crl_config(app, &path).await?;
     let now = OffsetDateTime::now_utc();
     if !rotate {
         if cfg.auto_rebuild {
             let grace = dur(&cfg.auto_rebuild_grace_period);
-            if let Some(b) = app.crl.with(&path, |m| m.base.clone()) {
-                if now + grace < b.next_update && *b.ca == mount.ca()?.cert_der {
+            let base = app.crl.with(&path, |m| {
+                m.built.get(&signer.key).and_then(|k| k.base.clone())
+            });
+            if let Some(b) = base {
+                if now + grace < b.next_update && *b.ca == ca.cert_der {
                     return Ok(b.der);
                 }
             }
@@ -233,81 +294,135 @@ pub(crate) async fn complete_crl(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&path)
+                .and_then(|by_key| by_key.get(&signer.key))
                 .cloned();
-            if let Some(c) = cached.filter(|c| now - c.built < refresh) {
+            if let Some(c) = cached.filter(|c| now - c.built < refresh && *c.ca == ca.cert_der) {
                 return Ok(c.der);
             }
         }
     }
-    let ca = mount.ca()?.clone();
     let ca_cert = Arc::new(ca.cert_der.clone());
     let seq = app.store.revocation_seq().await?;
     let entries = if cfg.disable {
         vec![]
-    } else if app.store.list_issuers(&path).await?.len() > 1 {
-        // Several issuers: the default's CRL lists the certificates it signed, each other
-        // issuer's its own (issuer/:ref/crl).
-        app.store.revoked_by_issuer(&path, &ca.cert_der).await?
     } else {
-        app.store.revoked(&path).await?
+        revoked_for(app, &path, &signer, None).await?
     };
     let number = app.store.next_crl_number(&path).await?;
     let expiry = cfg.expiry();
+    let signing = signer.ca.clone();
     let der = Arc::new(
-        blocking(move || Ok(crl::build(&ca.signer(), number, &entries, now, expiry)?)).await?,
+        blocking(move || {
+            Ok(crl::build(
+                &signing.signer(),
+                number,
+                &entries,
+                now,
+                expiry,
+            )?)
+        })
+        .await?,
     );
     app.crl.with(&path, |m| {
-        m.base = Some(Built {
+        let k = m.built.entry(signer.key.clone()).or_default();
+        k.base = Some(Built {
             der: der.clone(),
             number,
             built: now,
             next_update: now + expiry,
             seq,
-            ca: ca_cert,
+            ca: ca_cert.clone(),
         });
-        m.delta = None;
+        k.delta = None;
     });
-    app.crls.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        path,
-        CachedCrl {
-            der: der.clone(),
-            built: now,
-        },
-    );
+    app.crls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(path)
+        .or_default()
+        .insert(
+            signer.key,
+            CachedCrl {
+                der: der.clone(),
+                built: now,
+                ca: ca_cert,
+            },
+        );
     Ok(der)
 }
 
-/// The mount's delta CRL: the revocations since the complete CRL it names (Delta CRL
-/// Indicator), rebuilt at most once per `delta_rebuild_interval` when revocations came.
+/// The delta CRL of the mount's default issuer (see [`delta_crl_of`]).
 pub(crate) async fn delta_crl(app: &App, mount: &Mount) -> Result<Arc<Vec<u8>>, ApiError> {
+    delta_crl_of(app, mount, mount.ca()?, false).await
+}
+
+/// Every CRL-signing CA of the mount: its default issuer, then the others that hold a key.
+fn signing_cas(mount: &Mount) -> Result<Vec<Arc<CaRecord>>, ApiError> {
+    let mut all = vec![mount.ca()?.clone()];
+    all.extend(mount.other_signers.iter().cloned());
+    Ok(all)
+}
+
+/// `crl/rotate`: every issuer's complete CRL built again now, as Vault's.
+pub(crate) async fn rotate_crls(app: &App, mount: &Mount) -> Result<(), ApiError> {
+    for ca in signing_cas(mount)? {
+        complete_crl_of(app, mount, &ca, true).await?;
+    }
+    Ok(())
+}
+
+/// `crl/rotate-delta`: every issuer's delta CRL built again now, whatever its interval.
+async fn rotate_deltas(app: &App, mount: &Mount) -> Result<(), ApiError> {
+    for ca in signing_cas(mount)? {
+        delta_crl_of(app, mount, &ca, true).await?;
+    }
+    Ok(())
+}
+
+/// The delta CRL of the issuer `ca` of a mount: the revocations since the complete CRL it names
+/// (Delta CRL Indicator), rebuilt at most once per `delta_rebuild_interval` when revocations
+/// came (`force`: now, whatever the interval).
+pub(crate) async fn delta_crl_of(
+    app: &App,
+    mount: &Mount,
+    ca: &Arc<CaRecord>,
+    force: bool,
+) -> Result<Arc<Vec<u8>>, ApiError> {
     let path = mount.record.path.clone();
     let cfg = crl_config(app, &path).await?;
-    complete_crl(app, mount, false).await?;
-    let Some(base) = app.crl.with(&path, |m| m.base.clone()) else {
+    complete_crl_of(app, mount, ca, false).await?;
+    let signer = Signer::of(ca)?;
+    let (base, delta) = app.crl.with(&path, |m| {
+        let k = m.built.get(&signer.key);
+        (
+            k.and_then(|k| k.base.clone()),
+            k.and_then(|k| k.delta.clone()),
+        )
+    });
+    let Some(base) = base else {
         return Err(ApiError::bad("no complete CRL to base a delta CRL on"));
     };
     let now = OffsetDateTime::now_utc();
     let seq = app.store.revocation_seq().await?;
-    if let Some(d) = app.crl.with(&path, |m| m.delta.clone()) {
+    if let Some(d) = delta.filter(|_| !force) {
         let due = now - d.built >= dur(&cfg.delta_rebuild_interval);
         if d.seq == seq || !due {
             return Ok(d.der);
         }
     }
-    let ca = mount.ca()?.clone();
-    let ca_cert = base.ca.clone();
     let entries = if cfg.disable || !cfg.enable_delta {
         vec![]
     } else {
-        app.store.revoked_after(&path, base.seq).await?
+        revoked_for(app, &path, &signer, Some(base.seq)).await?
     };
     let number = app.store.next_crl_number(&path).await?;
     let expiry = cfg.expiry();
     let base_number = base.number;
+    let signing = signer.ca.clone();
     let der = Arc::new(
         blocking(move || {
             Ok(crl::build_delta(
-                &ca.signer(),
+                &signing.signer(),
                 number,
                 base_number,
                 &entries,
@@ -319,14 +434,15 @@ pub(crate) async fn delta_crl(app: &App, mount: &Mount) -> Result<Arc<Vec<u8>>, 
     );
     app.crl.with(&path, |m| {
         // A complete CRL built meanwhile makes this delta stale: it is served once, not kept.
-        if m.base.as_ref().is_some_and(|b| b.number == base_number) {
-            m.delta = Some(Built {
+        let k = m.built.entry(signer.key).or_default();
+        if k.base.as_ref().is_some_and(|b| b.number == base_number) {
+            k.delta = Some(Built {
                 der: der.clone(),
                 number,
                 built: now,
                 next_update: now + expiry,
                 seq,
-                ca: ca_cert,
+                ca: base.ca.clone(),
             });
         }
     });
@@ -367,6 +483,10 @@ pub(crate) async fn handle(
             "application/x-pem-file",
             crl::to_pem(&delta_crl(app, mount).await?).into_bytes(),
         ),
+        (Op::Read, "crl/rotate-delta") => {
+            rotate_deltas(app, mount).await?;
+            Reply::data(json!({ "success": true }))
+        }
         (Op::Read, "cert/delta-crl") => Reply::data(json!({
             "certificate": crl::to_pem(&delta_crl(app, mount).await?),
             "revocation_time": 0,

@@ -8,14 +8,13 @@
 use std::sync::Arc;
 
 use mutual_pki::{cert, crl, issuers as logic};
-use mutual_store::{IssuerDefaults, IssuerRecord, CRL_VALIDITY};
+use mutual_store::{IssuerDefaults, IssuerRecord};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::{
     error::ApiError,
     params::Params,
-    pki::crl_der,
     reply::Reply,
     state::{App, Mount},
     Op,
@@ -356,8 +355,8 @@ async fn issuer(app: &App, mount: &Mount, tail: &str) -> Result<Reply, ApiError>
     }
 }
 
-/// The CRL of one issuer: the mount's (cached, configured by `config/crl`) for the default,
-/// else built from the mount's revocations of certificates that issuer signed.
+/// The CRL (complete or delta) of one issuer of the mount: cached and configured by
+/// `config/crl` as the default's, listing the certificates its key signed.
 async fn issuer_crl(
     app: &App,
     mount: &Mount,
@@ -365,48 +364,30 @@ async fn issuer_crl(
     is_default: bool,
     delta: bool,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
-    if is_default {
-        return if delta {
-            crate::crl_config::delta_crl(app, mount).await
-        } else {
-            crl_der(app, mount, false).await
-        };
+    let ca = if is_default {
+        mount.ca()?.clone()
+    } else if let Some(c) = mount
+        .other_signers
+        .iter()
+        .find(|c| c.cert_der == i.cert_der)
+    {
+        c.clone()
+    } else {
+        // An issuer the mount does not keep opened (without the ocsp-signing usage).
+        Arc::new(app.store.issuer_ca(i).await?.ok_or_else(|| {
+            // "unable to find": what Vault's clients (bao pki health-check) read as a missing
+            // resource.
+            ApiError::bad(format!(
+                "unable to find a CRL of issuer \"{}\": it has no key on this mount to sign one",
+                label(i)
+            ))
+        })?)
+    };
+    if delta {
+        crate::crl_config::delta_crl_of(app, mount, &ca, false).await
+    } else {
+        crate::crl_config::complete_crl_of(app, mount, &ca, false).await
     }
-    let ca = app.store.issuer_ca(i).await?.ok_or_else(|| {
-        // "unable to find": what Vault's clients (bao pki health-check) read as a missing
-        // resource.
-        ApiError::bad(format!(
-            "unable to find a CRL of issuer \"{}\": it has no key on this mount to sign one",
-            label(i)
-        ))
-    })?;
-    let path = &mount.record.path;
-    let entries = app.store.revoked_by_issuer(path, &i.cert_der).await?;
-    let number = app.store.next_crl_number(path).await?;
-    let now = OffsetDateTime::now_utc();
-    let der = crate::pki::blocking(move || {
-        if delta {
-            // Its complete CRL is built on every request, so a delta over it holds nothing.
-            Ok(mutual_pki::crl::build_delta(
-                &ca.signer(),
-                number,
-                number,
-                &[],
-                now,
-                CRL_VALIDITY,
-            )?)
-        } else {
-            Ok(crl::build(
-                &ca.signer(),
-                number,
-                &entries,
-                now,
-                CRL_VALIDITY,
-            )?)
-        }
-    })
-    .await?;
-    Ok(Arc::new(der))
 }
 
 async fn update(app: &App, mount: &Mount, reference: &str, p: &Params) -> Result<Reply, ApiError> {

@@ -175,7 +175,7 @@ pub(crate) async fn serve(
             "revocation_time_rfc3339": "",
         }))),
         (Op::Read, "crl", "rotate") => {
-            crl_der(app, &mount, true).await?;
+            crate::crl_config::rotate_crls(app, &mount).await?;
             Ok(Reply::data(json!({ "success": true })))
         }
         (Op::Read, "config", "urls") => Ok(Reply::data(urls_json(&mount.record.urls))),

@@ -94,6 +94,8 @@ pub struct CachedCrl {
     pub der: Arc<Vec<u8>>,
     /// When it was built.
     pub built: OffsetDateTime,
+    /// The certificate of the CA that signed it: a CRL of a replaced CA is never served.
+    pub ca: Arc<Vec<u8>>,
 }
 
 /// Everything a request handler needs.
@@ -107,8 +109,8 @@ pub struct App {
     /// Serialises configuration writes (mounts, CAs, roles) so that read-modify-write of a
     /// mount's copy never races.
     pub admin: tokio::sync::Mutex<()>,
-    /// CRLs by mount.
-    pub crls: Mutex<HashMap<String, CachedCrl>>,
+    /// CRLs by mount, then by signing key.
+    pub crls: Mutex<HashMap<String, HashMap<String, CachedCrl>>>,
     tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     /// Largest request body accepted.
     pub body_limit: usize,

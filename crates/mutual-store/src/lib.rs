@@ -42,6 +42,7 @@ mod policies;
 mod postgres;
 mod rotation;
 mod schema;
+mod signers;
 mod sqlite;
 mod tokens;
 

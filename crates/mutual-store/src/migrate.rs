@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The newest schema this build knows.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Changes after the baseline, by the version they bring the store to; each statement in the
 /// portable dialect (db.rs), adapted per engine by [`for_engine`].
@@ -38,6 +38,8 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
 ),
     // Many issuers and keys per mount (issuers.rs).
     (3, crate::issuers::STATEMENTS),
+    // The key that signed each revoked certificate, for per-issuer CRLs (signers.rs).
+    (4, crate::signers::STATEMENTS),
 ];
 
 /// An advisory lock key of mutual's own ("mutu" in ASCII), held while one node migrates.

@@ -2,13 +2,10 @@
 //! kind, and the reads that delta CRLs and tidy need: the store's revocation sequence, the
 //! revocations of a CA after a point of it, and the removal of expired certificates.
 
-use mutual_pki::{
-    crl::{Reason, RevokedEntry},
-    serial::Serial,
-};
+use mutual_pki::crl::RevokedEntry;
 use sqlx::Row;
 
-use crate::{error::db_err, sqlite::from_ts, Store, StoreError};
+use crate::{error::db_err, Store, StoreError};
 
 impl Store {
     /// The configuration document `kind` of `mount`, if written.
@@ -69,16 +66,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(serial, at, reason)| {
-                Some(RevokedEntry {
-                    serial: Serial::parse(&serial).ok()?,
-                    revoked_at: from_ts(at),
-                    reason: Reason::from_code(reason.unwrap_or(0)),
-                })
-            })
-            .collect())
+        Ok(crate::signers::entries(rows))
     }
 
     /// How many certificates of CA `ca` are stored, and how many of them are revoked.
@@ -98,6 +86,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mutual_pki::{crl::Reason, serial::Serial};
     use time::OffsetDateTime;
 
     #[tokio::test]

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use mutual_pki::{
     ca::RootRequest,
-    cert,
-    crl::RevokedEntry,
-    issuers as logic,
+    cert, issuers as logic,
     rotation::{Phase, Rotation, Step},
     serial::Serial,
 };
@@ -229,33 +227,6 @@ impl Store {
             .filter(|(pem, _)| signed_by(pem, &parent))
             .map(|(_, t)| from_ts(t))
             .max())
-    }
-
-    /// The revoked certificates of `scope` that the issuer `issuer_der` signed, for its CRL.
-    pub async fn revoked_by_issuer(
-        &self,
-        scope: &str,
-        issuer_der: &[u8],
-    ) -> Result<Vec<RevokedEntry>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT serial, cert_pem, revoked_at, reason FROM certs WHERE ca = $1 AND revoked_at IS NOT NULL ORDER BY serial",
-        )
-        .bind(scope)
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
-        let parent = cert::facts(issuer_der).map_err(corrupt)?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, pem, _, _)| signed_by(pem, &parent))
-            .filter_map(|(serial, _, at, reason)| {
-                Some(RevokedEntry {
-                    serial: Serial::parse(&serial).ok()?,
-                    revoked_at: from_ts(at),
-                    reason: mutual_pki::crl::Reason::from_code(reason.unwrap_or(0)),
-                })
-            })
-            .collect())
     }
 
     /// The CA of this store (any scope's issuer with its key) that signed `der`.

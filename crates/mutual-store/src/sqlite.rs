@@ -472,9 +472,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let updated: Option<String> = sqlx::query_scalar(
+        let updated: Option<(String, String)> = sqlx::query_as(
             "UPDATE certs SET revoked_at = $1, reason = $2, revoked_seq = $3 \
-             WHERE serial = $4 AND revoked_at IS NULL RETURNING ca",
+             WHERE serial = $4 AND revoked_at IS NULL RETURNING ca, cert_pem",
         )
         .bind(ts(at))
         .bind(reason.code())
@@ -483,13 +483,27 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        if updated.is_some() {
+        if let Some((ca, pem)) = &updated {
+            // Which of the scope's keys signed it, so that its issuer's CRL finds it by index
+            // (signers.rs).
+            let issuers: Vec<String> = sqlx::query_scalar(crate::signers::ISSUER_PEMS)
+                .bind(ca)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let signer = crate::signers::signer_of_pem(pem, &crate::signers::signers(&issuers));
+            sqlx::query("UPDATE certs SET signer = $1 WHERE serial = $2")
+                .bind(signer)
+                .bind(serial.to_hex())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             crate::notify::revoked_in(&mut tx, self.engine, seq).await?;
             tx.commit().await.map_err(db_err)?;
         } else {
             tx.rollback().await.map_err(db_err)?;
         }
-        if let Some(ca) = updated {
+        if let Some((ca, _)) = updated {
             return Ok(RevokeOutcome::Revoked { ca, at });
         }
         let existing = self.get_cert(serial).await?;
@@ -585,16 +599,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(serial, at, reason)| {
-                Some(RevokedEntry {
-                    serial: Serial::parse(&serial).ok()?,
-                    revoked_at: from_ts(at),
-                    reason: Reason::from_code(reason.unwrap_or(0)),
-                })
-            })
-            .collect())
+        Ok(crate::signers::entries(rows))
     }
 }
 

@@ -1,0 +1,243 @@
+//! Which key signed each revoked certificate, so that a scope with several issuers builds each
+//! one's CRL (complete or delta) from an index instead of parsing every revoked certificate.
+//!
+//! `certs.signer` is the [`mutual_pki::issuers::signing_key_id`] of the issuer that signed the
+//! row, written when the certificate is revoked; `''` says none of the scope's issuers did. Rows
+//! revoked before the column existed, or imported already revoked, have none:
+//! [`Store::attribute_revoked`] fills them before a CRL is built, once.
+
+use mutual_pki::{
+    cert::{self, CertFacts},
+    crl::{Reason, RevokedEntry},
+    issuers as logic,
+    serial::Serial,
+};
+
+use crate::{error::db_err, sqlite::from_ts, Store, StoreError};
+
+/// The migration that adds the column and its index (migrate.rs). The index holds revoked rows
+/// only, so issuing a certificate never touches it.
+pub(crate) const STATEMENTS: &[&str] = &[
+    "ALTER TABLE certs ADD COLUMN signer TEXT",
+    "CREATE INDEX IF NOT EXISTS certs_revoked_signer ON certs(ca, signer, serial) WHERE revoked_at IS NOT NULL",
+];
+
+/// The certificates of a scope's issuers, in the order [`logic::signer_of`] tries them.
+pub(crate) const ISSUER_PEMS: &str =
+    "SELECT cert_pem FROM pki_issuers WHERE scope = $1 ORDER BY created_at, id";
+
+/// Rows attributed per transaction by [`Store::attribute_revoked`].
+const ATTRIBUTE_BATCH: usize = 1000;
+
+/// The issuers of a scope as [`logic::signer_of`] takes them.
+pub(crate) fn signers(pems: &[String]) -> Vec<(CertFacts, String)> {
+    pems.iter()
+        .filter_map(|pem| {
+            let der = cert::pem_certs(pem.as_bytes()).ok()?.into_iter().next()?;
+            Some((cert::facts(&der).ok()?, logic::signing_key_id(&der).ok()?))
+        })
+        .collect()
+}
+
+/// The signing key of the issuer among `issuers` that signed the certificate `pem`, or `''`.
+pub(crate) fn signer_of_pem(pem: &str, issuers: &[(CertFacts, String)]) -> String {
+    cert::pem_certs(pem.as_bytes())
+        .ok()
+        .and_then(|d| d.first().and_then(|d| cert::facts(d).ok()))
+        .and_then(|f| logic::signer_of(&f, issuers).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Revoked rows (serial, time, reason) as CRL entries; a serial that does not parse is skipped.
+pub(crate) fn entries(rows: Vec<(String, i64, Option<i64>)>) -> Vec<RevokedEntry> {
+    rows.into_iter()
+        .filter_map(|(serial, at, reason)| {
+            Some(RevokedEntry {
+                serial: Serial::parse(&serial).ok()?,
+                revoked_at: from_ts(at),
+                reason: Reason::from_code(reason.unwrap_or(0)),
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    /// Attributes the revoked certificates of `scope` that name no signer yet (see the module);
+    /// returns how many it attributed. Parses each once, in batches.
+    pub async fn attribute_revoked(&self, scope: &str) -> Result<u64, StoreError> {
+        let pems: Vec<String> = sqlx::query_scalar(ISSUER_PEMS)
+            .bind(scope)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        let issuers = signers(&pems);
+        let mut done = 0u64;
+        loop {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT serial, cert_pem FROM certs \
+                 WHERE ca = $1 AND signer IS NULL AND revoked_at IS NOT NULL LIMIT $2",
+            )
+            .bind(scope)
+            .bind(ATTRIBUTE_BATCH as i64)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let n = rows.len();
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            for (serial, pem) in rows {
+                sqlx::query("UPDATE certs SET signer = $1 WHERE serial = $2")
+                    .bind(signer_of_pem(&pem, &issuers))
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            done += n as u64;
+            if n < ATTRIBUTE_BATCH {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// The revoked certificates of `scope` that the key `signer` signed, by serial; with
+    /// `after`, only those revoked after that point of the revocation sequence (a delta CRL).
+    /// Rows not yet attributed are not seen: [`Store::attribute_revoked`] first.
+    pub async fn revoked_signed_by(
+        &self,
+        scope: &str,
+        signer: &str,
+        after: Option<u64>,
+    ) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>)> = match after {
+            None => sqlx::query_as(
+                "SELECT serial, revoked_at, reason FROM certs \
+                 WHERE ca = $1 AND signer = $2 AND revoked_at IS NOT NULL ORDER BY serial",
+            )
+            .bind(scope)
+            .bind(signer)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?,
+            Some(seq) => sqlx::query_as(
+                "SELECT serial, revoked_at, reason FROM certs \
+                 WHERE revoked_seq > $1 AND ca = $2 AND signer = $3 AND revoked_at IS NOT NULL \
+                 ORDER BY serial",
+            )
+            .bind(seq as i64)
+            .bind(scope)
+            .bind(signer)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?,
+        };
+        Ok(entries(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mutual_pki::ca::{self, RootRequest, SigningCa, Urls};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn req(cn: &str) -> RootRequest {
+        RootRequest {
+            common_name: cn.into(),
+            ..RootRequest::default()
+        }
+    }
+
+    /// Two issuers in one scope: each revocation is attributed to its signer's key when it is
+    /// made, and rows without one (revoked before the column, or imported) are attributed once
+    /// by `attribute_revoked`; a certificate neither signed is on no issuer's list.
+    #[tokio::test]
+    async fn revocations_go_to_the_key_that_signed_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let urls = Urls::default();
+        let (a, b, other) = (
+            ca::generate_root(&req("A"), now).unwrap(),
+            ca::generate_root(&req("B"), now).unwrap(),
+            ca::generate_root(&req("Other"), now).unwrap(),
+        );
+        for m in [&a, &b] {
+            store
+                .put_issuer("pki", None, "", &m.cert_pem, "", "")
+                .await
+                .unwrap();
+        }
+        let mut by = vec![];
+        for (parent, cn) in [(&a, "a1"), (&b, "b1"), (&a, "a2"), (&other, "o1")] {
+            let signer = SigningCa {
+                cert_der: &parent.cert_der,
+                key: &parent.key,
+                urls: &urls,
+            };
+            let leaf = ca::generate_intermediate(&signer, &req(cn), now).unwrap();
+            let serial = cert::facts(&leaf.cert_der).unwrap().serial;
+            store
+                .record_cert(&crate::NewCert {
+                    serial: &serial,
+                    ca: "pki",
+                    common_name: cn,
+                    not_before: now,
+                    not_after: now + time::Duration::hours(1),
+                    cert_pem: &leaf.cert_pem,
+                    role: None,
+                })
+                .await
+                .unwrap();
+            store
+                .revoke(&serial, Reason::Superseded, now)
+                .await
+                .unwrap();
+            by.push(serial);
+        }
+        let key = |m: &ca::CaMaterial| logic::signing_key_id(&m.cert_der).unwrap();
+        let (ka, kb) = (key(&a), key(&b));
+        let listed = |v: Vec<RevokedEntry>| v.into_iter().map(|e| e.serial).collect::<Vec<_>>();
+        let mut want_a = vec![by[0].clone(), by[2].clone()];
+        want_a.sort();
+        for round in ["at revocation", "after attribution"] {
+            let got_a = listed(store.revoked_signed_by("pki", &ka, None).await.unwrap());
+            assert_eq!(got_a, want_a, "{round}");
+            let got_b = listed(store.revoked_signed_by("pki", &kb, None).await.unwrap());
+            assert_eq!(got_b, vec![by[1].clone()], "{round}");
+            assert_eq!(store.revoked("pki").await.unwrap().len(), 4, "{round}");
+            // As a store of an older release left them: no signer.
+            sqlx::query("UPDATE certs SET signer = NULL")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            assert!(store
+                .revoked_signed_by("pki", &ka, None)
+                .await
+                .unwrap()
+                .is_empty());
+            assert_eq!(store.attribute_revoked("pki").await.unwrap(), 4, "{round}");
+            assert_eq!(store.attribute_revoked("pki").await.unwrap(), 0, "once");
+        }
+        // A delta: only what came after the point given.
+        let seq = store.revocation_seq().await.unwrap();
+        assert!(store
+            .revoked_signed_by("pki", &ka, Some(seq))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            listed(
+                store
+                    .revoked_signed_by("pki", &ka, Some(seq - 4))
+                    .await
+                    .unwrap()
+            ),
+            want_a
+        );
+    }
+}
