@@ -417,7 +417,8 @@ mod tests {
         let f = |der: &[u8]| cert::facts(der).unwrap();
         let both = vec![(f(&a.cert_der), ka.clone()), (f(&b_cross), kb.clone())];
         let only_a = vec![(f(&a.cert_der), ka.clone())];
-        let cases: [(&[u8], &Vec<(CertFacts, String)>, Option<&str>); 5] = [
+        type Issuers = Vec<(CertFacts, String)>;
+        let cases: [(&[u8], &Issuers, Option<&str>); 5] = [
             (&by_a.cert_der, &both, Some(&ka)),
             (&by_b.cert_der, &both, Some(&kb)),
             (&by_b.cert_der, &only_a, None),
