@@ -174,12 +174,26 @@ pub(crate) async fn mount_for_role(
 ) -> Result<Arc<Mount>, ApiError> {
     match role.vault_fields.get("issuer_ref").and_then(Value::as_str) {
         _ if mount.issuer_fixed => Ok(mount),
-        Some(r) if !r.is_empty() && r != logic::DEFAULT_REF => {
-            let issuer = resolve(app, &mount, r).await?;
-            mount_with(app, &mount, &issuer).await
-        }
+        Some(r) if !r.is_empty() && r != logic::DEFAULT_REF => mount_for_ref(app, &mount, r).await,
         _ => Ok(mount),
     }
+}
+
+/// The mount as the issuer `reference` names issues on it: [`mount_with`] once per served
+/// mount and reference (which resolves the reference and opens the issuer's key from the
+/// store), then its copy.
+pub(crate) async fn mount_for_ref(
+    app: &App,
+    mount: &Mount,
+    reference: &str,
+) -> Result<Arc<Mount>, ApiError> {
+    if let Some(m) = mount.by_issuer.get(reference) {
+        return Ok(m);
+    }
+    let issuer = resolve(app, mount, reference).await?;
+    let m = mount_with(app, mount, &issuer).await?;
+    mount.by_issuer.put(reference, m.clone());
+    Ok(m)
 }
 
 /// An issuer's name, or its ID when it has none.
@@ -240,8 +254,7 @@ async fn signing(
     rest: &str,
     p: &Params,
 ) -> Result<Reply, ApiError> {
-    let issuer = resolve(app, mount, reference).await?;
-    let m = mount_with(app, mount, &issuer).await?;
+    let m = mount_for_ref(app, mount, reference).await?;
     if rest == "sign-self-issued" {
         return crate::issuer_admin::sign_self_issued(&m, p).await;
     }

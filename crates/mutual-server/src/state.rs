@@ -42,6 +42,38 @@ pub struct Mount {
     pub other_signers: Vec<Arc<CaRecord>>,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
+    /// The mount as each issuer reference issues on it (a role's `issuer_ref`,
+    /// `issuer/:ref/issue/…`), opened once: every change to issuers, keys or roles replaces the
+    /// served mount, and this with it.
+    pub(crate) by_issuer: IssuerMounts,
+}
+
+/// See [`Mount::by_issuer`]. A copy of a mount starts empty: what it caches belongs to the copy
+/// it was made from.
+#[derive(Debug, Default)]
+pub(crate) struct IssuerMounts(Mutex<HashMap<String, Arc<Mount>>>);
+
+impl Clone for IssuerMounts {
+    fn clone(&self) -> Self {
+        IssuerMounts::default()
+    }
+}
+
+impl IssuerMounts {
+    pub(crate) fn get(&self, reference: &str) -> Option<Arc<Mount>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(reference)
+            .cloned()
+    }
+
+    pub(crate) fn put(&self, reference: &str, mount: Arc<Mount>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reference.to_string(), mount);
+    }
 }
 
 impl Mount {
@@ -61,6 +93,7 @@ impl Mount {
             issuer_not_after: Default::default(),
             other_signers: Vec::new(),
             ocsp_issuer: OnceLock::new(),
+            by_issuer: IssuerMounts::default(),
         }
     }
 
