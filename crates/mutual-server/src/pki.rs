@@ -182,7 +182,7 @@ pub(crate) async fn serve(
         (Op::Write, "config", "urls") => {
             let mut warnings = vec![];
             if !p.list("delta_crl_distribution_points")?.is_empty() {
-                warnings.push("delta_crl_distribution_points not stored: mutual builds full CRLs only, no delta CRLs".to_string());
+                warnings.push("delta_crl_distribution_points not stored: mutual serves delta CRLs at crl/delta but does not yet name them in a Freshest CRL extension".to_string());
             }
             let urls = Urls {
                 issuing_certificates: p.list("issuing_certificates")?,
