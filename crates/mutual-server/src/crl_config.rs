@@ -229,20 +229,14 @@ impl Signer {
 }
 
 /// The revoked certificates on `signer`'s CRL (with `after`, those revoked after that point of
-/// the revocation sequence): every one of the mount's when it has one issuer, else those the
-/// signer's key signed, found by index once each revocation is attributed to its key.
+/// the revocation sequence): those the signer's key signed, found by index once each
+/// revocation is attributed to its key (mutual_store's signers.rs).
 async fn revoked_for(
     app: &App,
     path: &str,
     signer: &Signer,
     after: Option<u64>,
 ) -> Result<Vec<crl::RevokedEntry>, ApiError> {
-    if app.store.list_issuers(path).await?.len() <= 1 {
-        return Ok(match after {
-            None => app.store.revoked(path).await?,
-            Some(seq) => app.store.revoked_after(path, seq).await?,
-        });
-    }
     let attributed = app.store.attribute_revoked(path).await?;
     if attributed > 0 {
         tracing::info!(mount = %path, certificates = attributed, "revoked certificates attributed to the keys that signed them");

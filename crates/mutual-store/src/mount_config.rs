@@ -1,8 +1,7 @@
 //! Per-mount configuration documents (Vault's `config/crl`, `config/auto-tidy`) as JSON text by
-//! kind, and the reads that delta CRLs and tidy need: the store's revocation sequence, the
-//! revocations of a CA after a point of it, and the removal of expired certificates.
+//! kind, and the reads that delta CRLs and tidy need: the store's revocation sequence and the
+//! removal of expired certificates (a delta CRL's entries: signers.rs).
 
-use mutual_pki::crl::RevokedEntry;
 use sqlx::Row;
 
 use crate::{error::db_err, Store, StoreError};
@@ -50,25 +49,6 @@ impl Store {
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
-    /// The revoked certificates of CA `ca` revoked after sequence number `since`: a delta
-    /// CRL's entries.
-    pub async fn revoked_after(
-        &self,
-        ca: &str,
-        since: u64,
-    ) -> Result<Vec<RevokedEntry>, StoreError> {
-        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT serial, revoked_at, reason FROM certs \
-             WHERE revoked_seq > $1 AND ca = $2 AND revoked_at IS NOT NULL ORDER BY serial",
-        )
-        .bind(since as i64)
-        .bind(ca)
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(crate::signers::entries(rows))
-    }
-
     /// How many certificates of CA `ca` are stored, and how many of them are revoked.
     pub async fn cert_counts(&self, ca: &str) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
@@ -90,7 +70,7 @@ mod tests {
     use time::OffsetDateTime;
 
     #[tokio::test]
-    async fn documents_and_revocations_after_a_point() {
+    async fn documents_and_counts() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path()).await.unwrap();
         assert_eq!(store.mount_config("pki", "crl").await.unwrap(), None);
@@ -128,16 +108,10 @@ mod tests {
             .revoke(&serials[0], Reason::Superseded, now)
             .await
             .unwrap();
-        let base = store.revocation_seq().await.unwrap();
         store
             .revoke(&serials[2], Reason::KeyCompromise, now)
             .await
             .unwrap();
-        let after = store.revoked_after("pki", base).await.unwrap();
-        assert_eq!(after.len(), 1);
-        assert_eq!(after[0].serial, serials[2]);
-        assert_eq!(after[0].reason, Reason::KeyCompromise);
-        assert_eq!(store.revoked_after("pki", 0).await.unwrap().len(), 2);
         assert_eq!(store.cert_counts("pki").await.unwrap(), (3, 2));
     }
 }
