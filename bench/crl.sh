@@ -3,7 +3,7 @@
 # by SQL with N revoked certificates split between the two issuers (the real leaf PEM of each,
 # so that attribution parses real certificates), then, server pinned to core 0:
 #   - the one-time attribution of N revocations that name no signing key (a store from an older
-#     release, or imported), done by the first CRL build;
+#     release, or imported), which the server does in the background at start;
 #   - `crl/rotate` (both issuers' complete CRLs built and signed), best and worst of 3;
 #   - `crl/rotate-delta` (both issuers' delta CRLs) with 100 revocations since the base, best
 #     and worst of 5;
@@ -91,7 +91,11 @@ for N in $SIZES; do
     echo " $(($(date +%s) - t0)) s"
     offset=$((offset + N))
     start --data "$W/data"
-    printf '%-52s %8.3f s\n' "attribution of $N unattributed, once (first build)" "$(secs "$mnt/crl/rotate")"
+    # The server attributes them in the background at start, and logs how long it took.
+    for _ in $(seq 1 1200); do grep "attributed to the keys" "$W/server.log" | grep -q "mount=$mnt " && break; sleep 0.5; done
+    took=$(grep "attributed to the keys" "$W/server.log" | grep "mount=$mnt " |
+        sed -n 's/.* secs=\([0-9.]*\).*/\1/p' | head -1)
+    printf '%-52s %8.3f s\n' "attribution of $N unattributed, once (at start)" "${took:-0}"
     best=999; worst=0
     for _ in 1 2 3; do
         t=$(secs "$mnt/crl/rotate")

@@ -68,6 +68,7 @@ pub use acme_validate::{AcmeValidation, DEFAULT_EXCLUDE};
 pub use cert_auth::ClientCert;
 pub use certindex::spawn_catch_up;
 pub use cluster::spawn_cluster_sync;
+pub use crl_config::spawn_attribution;
 pub use error::ApiError;
 pub use inventory::search_from;
 pub use lifecycle::Counters;

@@ -88,6 +88,8 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     mutual_server::spawn_catch_up(&app);
     // Tokens, policies and mounts changed by other nodes (or processes) on the same store.
     mutual_server::spawn_cluster_sync(&app);
+    // Older revocations go to the keys that signed them before a CRL needs them.
+    mutual_server::spawn_attribution(&app);
     if let Some(path) = &args.audit_log {
         app.audit_to_file(path)
             .await
