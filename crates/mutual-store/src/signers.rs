@@ -19,7 +19,10 @@ use crate::{error::db_err, sqlite::from_ts, Store, StoreError};
 /// only, so issuing a certificate never touches it.
 pub(crate) const STATEMENTS: &[&str] = &[
     "ALTER TABLE certs ADD COLUMN signer TEXT",
-    "CREATE INDEX IF NOT EXISTS certs_revoked_signer ON certs(ca, signer, serial) WHERE revoked_at IS NOT NULL",
+    // Covering: a complete CRL is read from the index alone. Without revoked_at and reason in
+    // it, each entry cost a read of its row, PEM and all (perf: a pread per row at 1,000,000).
+    "CREATE INDEX IF NOT EXISTS certs_revoked_signer ON certs(ca, signer, serial, revoked_at, reason) \
+     WHERE revoked_at IS NOT NULL",
     // A delta CRL's query: without it the planner takes the one above and reads every
     // revocation of the key to find the few after its base.
     "CREATE INDEX IF NOT EXISTS certs_revoked_signer_seq ON certs(ca, signer, revoked_seq) WHERE revoked_at IS NOT NULL",
