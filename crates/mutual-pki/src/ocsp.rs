@@ -8,16 +8,16 @@
 use std::time::Duration;
 
 use der::{
-    asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString},
-    Decode, Encode,
+    asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString, OctetStringRef},
+    Decode, Encode, Header, Length, Tag, TagNumber,
 };
 use rcgen::SigningKey;
 use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use x509_cert::ext::{pkix::CrlReason, Extension};
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse, ResponderId,
-    ResponseData, RevokedInfo, SingleResponse, Version,
+    CertId, CertStatus, OcspGeneralizedTime, OcspResponse, OcspResponseStatus, ResponderId,
+    RevokedInfo, SingleResponse,
 };
 use x509_parser::{certificate::X509Certificate, prelude::FromDer};
 
@@ -27,6 +27,7 @@ const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26")
 const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const OID_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 const OID_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
@@ -101,14 +102,19 @@ pub fn parse_request(der: &[u8]) -> Result<OcspRequest, PkiError> {
     Ok(OcspRequest { queries, nonce })
 }
 
-/// The hashes of an issuer that a CertID names, computed once per CA.
+/// What every answer of one CA needs, computed once per CA: the hashes a CertID may name it
+/// by, its responder ID and the `certs` field every answer carries.
 #[derive(Debug, Clone)]
 pub struct Issuer {
-    /// The CA certificate, decoded once: every answer carries it.
-    cert: x509_cert::Certificate,
-    name_der: Vec<u8>,
-    key_bits: Vec<u8>,
-    key_sha1: Vec<u8>,
+    /// (hash algorithm, hash of the subject name, hash of the key), one per algorithm a
+    /// CertID may use: a query is matched without hashing anything.
+    hashes: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+    /// `ResponderID ::= byKey [2] EXPLICIT KeyHash` (SHA-1 of the key), encoded.
+    responder_id_der: Vec<u8>,
+    /// `certs [0] EXPLICIT SEQUENCE OF Certificate` holding the CA certificate, encoded: the
+    /// signer is the CA itself, and sending it lets a client that has only the root check an
+    /// intermediate's answer.
+    certs_der: Vec<u8>,
 }
 
 impl Issuer {
@@ -120,24 +126,44 @@ impl Issuer {
             }
         })?;
         let key_bits = cert.public_key().subject_public_key.data.to_vec();
+        // Decoded as the answer's own type once, so that what is sent is a certificate the
+        // OCSP encoder accepts (and encoded exactly as it would encode it).
         let decoded = x509_cert::Certificate::from_der(ca_cert_der).map_err(|e| {
             PkiError::UnreadableCertificate {
                 detail: e.to_string(),
             }
         })?;
+        let name_der = cert.subject().as_raw().to_vec();
+        let hashes = [OID_SHA1, OID_SHA256, OID_SHA384, OID_SHA512]
+            .into_iter()
+            .filter_map(|alg| Some((alg, digest(&alg, &name_der)?, digest(&alg, &key_bits)?)))
+            .collect();
+        let key_sha1 = digest(&OID_SHA1, &key_bits).unwrap_or_default();
+        let responder_id_der = ResponderId::ByKey(OctetString::new(key_sha1).map_err(encode_err)?)
+            .to_der()
+            .map_err(encode_err)?;
+        let certs_der = tlv(
+            Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber::N0,
+            },
+            &[&vec![decoded].to_der().map_err(encode_err)?],
+        )?;
         Ok(Issuer {
-            cert: decoded,
-            name_der: cert.subject().as_raw().to_vec(),
-            key_sha1: digest(&OID_SHA1, &key_bits).unwrap_or_default(),
-            key_bits,
+            hashes,
+            responder_id_der,
+            certs_der,
         })
     }
 
     /// True when `q` names this issuer (name and key hash under the algorithm it chose).
     pub fn issued(&self, q: &CertQuery) -> bool {
         let alg = &q.id.hash_algorithm.oid;
-        digest(alg, &self.name_der).is_some_and(|h| h == q.id.issuer_name_hash.as_bytes())
-            && digest(alg, &self.key_bits).is_some_and(|h| h == q.id.issuer_key_hash.as_bytes())
+        self.hashes.iter().any(|(a, name, key)| {
+            a == alg
+                && name.as_slice() == q.id.issuer_name_hash.as_bytes()
+                && key.as_slice() == q.id.issuer_key_hash.as_bytes()
+        })
     }
 }
 
@@ -234,28 +260,88 @@ pub fn respond(
             })
         })
         .collect::<Result<Vec<_>, PkiError>>()?;
-    let tbs = ResponseData {
-        version: Version::V1,
-        responder_id: ResponderId::ByKey(
-            OctetString::new(issuer.key_sha1.clone()).map_err(encode_err)?,
-        ),
-        produced_at: this_update,
-        responses,
-        response_extensions: req.nonce.clone().map(|n| vec![n]),
+    // tbsResponseData (version v1 is the default, so absent): the responder ID is the
+    // issuer's, encoded once; what changes per answer is encoded here, element by element.
+    let mut parts: Vec<Vec<u8>> = Vec::with_capacity(4);
+    for r in &responses {
+        parts.push(r.to_der().map_err(encode_err)?);
+    }
+    let responses = tlv(
+        Tag::Sequence,
+        &parts.iter().map(|p| &p[..]).collect::<Vec<_>>(),
+    )?;
+    let extensions = match &req.nonce {
+        Some(n) => tlv(
+            Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber::N1,
+            },
+            &[&tlv(Tag::Sequence, &[&n.to_der().map_err(encode_err)?])?],
+        )?,
+        None => Vec::new(),
     };
-    let tbs_der = tbs.to_der().map_err(encode_err)?;
+    let tbs_der = tlv(
+        Tag::Sequence,
+        &[
+            &issuer.responder_id_der,
+            &this_update.to_der().map_err(encode_err)?,
+            &responses,
+            &extensions,
+        ],
+    )?;
     let signature = key.pair().sign(&tbs_der)?;
-    let basic = BasicOcspResponse {
-        tbs_response_data: tbs,
-        signature_algorithm: signature_algorithm(key),
-        signature: BitString::from_bytes(&signature).map_err(encode_err)?,
-        // The signer is the CA itself; sending it lets a client that has only the root
-        // check an intermediate's answer.
-        certs: Some(vec![issuer.cert.clone()]),
-    };
-    OcspResponse::successful(basic)
-        .and_then(|r| r.to_der())
-        .map_err(encode_err)
+    // BasicOCSPResponse and OCSPResponse around the encoded tbsResponseData and the CA
+    // certificate, both encoded once (the first above, the second per CA): encoding the
+    // decoded structures again would only produce the same bytes at several times the cost.
+    let basic = tlv(
+        Tag::Sequence,
+        &[
+            &tbs_der,
+            &signature_algorithm(key).to_der().map_err(encode_err)?,
+            &BitString::from_bytes(&signature)
+                .and_then(|b| b.to_der())
+                .map_err(encode_err)?,
+            &issuer.certs_der,
+        ],
+    )?;
+    let response_bytes = tlv(
+        Tag::Sequence,
+        &[
+            &OID_OCSP_BASIC.to_der().map_err(encode_err)?,
+            &OctetStringRef::new(&basic)
+                .and_then(|o| o.to_der())
+                .map_err(encode_err)?,
+        ],
+    )?;
+    tlv(
+        Tag::Sequence,
+        &[
+            &OcspResponseStatus::Successful
+                .to_der()
+                .map_err(encode_err)?,
+            &tlv(
+                Tag::ContextSpecific {
+                    constructed: true,
+                    number: TagNumber::N0,
+                },
+                &[&response_bytes],
+            )?,
+        ],
+    )
+}
+
+/// One DER TLV: `tag`, the length, and `parts` one after the other as the value.
+fn tlv(tag: Tag, parts: &[&[u8]]) -> Result<Vec<u8>, PkiError> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len + 8);
+    Length::try_from(len)
+        .and_then(|l| Header::new(tag, l))
+        .and_then(|h| h.encode_to_vec(&mut out))
+        .map_err(encode_err)?;
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    Ok(out)
 }
 
 /// The `malformedRequest` answer (no signature, as RFC 6960 has it).
@@ -274,7 +360,7 @@ pub fn internal_error() -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::ca::{generate_root, RootRequest};
-    use x509_ocsp::{Request, TbsRequest};
+    use x509_ocsp::{BasicOcspResponse, Request, TbsRequest, Version};
 
     fn root(kt: KeyType) -> crate::ca::CaMaterial {
         generate_root(
@@ -289,14 +375,24 @@ mod tests {
         .unwrap()
     }
 
-    fn request(issuer: &Issuer, alg: ObjectIdentifier, serial: &[u8], nonce: bool) -> Vec<u8> {
+    /// The subject name (DER) and public key bits of a certificate.
+    fn name_and_key(cert_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (_, cert) = X509Certificate::from_der(cert_der).unwrap();
+        (
+            cert.subject().as_raw().to_vec(),
+            cert.public_key().subject_public_key.data.to_vec(),
+        )
+    }
+
+    fn request(ca_der: &[u8], alg: ObjectIdentifier, serial: &[u8], nonce: bool) -> Vec<u8> {
+        let (name_der, key_bits) = name_and_key(ca_der);
         let id = CertId {
             hash_algorithm: AlgorithmIdentifierOwned {
                 oid: alg,
                 parameters: Some(Null.into()),
             },
-            issuer_name_hash: OctetString::new(digest(&alg, &issuer.name_der).unwrap()).unwrap(),
-            issuer_key_hash: OctetString::new(digest(&alg, &issuer.key_bits).unwrap()).unwrap(),
+            issuer_name_hash: OctetString::new(digest(&alg, &name_der).unwrap()).unwrap(),
+            issuer_key_hash: OctetString::new(digest(&alg, &key_bits).unwrap()).unwrap(),
             serial_number: x509_cert::serial_number::SerialNumber::new(serial).unwrap(),
         };
         let nonce_ext = Extension {
@@ -332,13 +428,68 @@ mod tests {
             (OID_SHA384, true, true),
         ];
         for (alg, nonce, ours) in cases {
-            let der = request(&issuer, alg, &[0x3a, 0x9f], nonce);
+            let der = request(&ca.cert_der, alg, &[0x3a, 0x9f], nonce);
             let req = parse_request(&der).unwrap();
             assert_eq!(req.queries.len(), 1);
             assert_eq!(req.queries[0].serial, Serial::from_bytes(&[0x3a, 0x9f]));
             assert_eq!(issuer.issued(&req.queries[0]), ours, "{alg}");
             assert!(!foreign.issued(&req.queries[0]), "{alg}");
             assert_eq!(req.nonce().is_some(), nonce);
+        }
+    }
+
+    #[test]
+    fn answers_without_a_nonce_or_with_several_queries_encode_as_x509_ocsp_does() {
+        let ca = root(KeyType::EcP256);
+        let issuer = Issuer::new(&ca.cert_der).unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let revoked = Status::Revoked {
+            at: now - time::Duration::hours(1),
+            reason: Reason::Superseded,
+        };
+        // Two queries in one request: the second CertID of another request appended.
+        let mut two =
+            x509_ocsp::OcspRequest::from_der(&request(&ca.cert_der, OID_SHA256, &[1], true))
+                .unwrap();
+        let other = x509_ocsp::OcspRequest::from_der(&request(&ca.cert_der, OID_SHA1, &[2], false))
+            .unwrap();
+        two.tbs_request
+            .request_list
+            .extend(other.tbs_request.request_list);
+        let cases = [
+            (
+                request(&ca.cert_der, OID_SHA1, &[9], false),
+                vec![Status::Good],
+            ),
+            (two.to_der().unwrap(), vec![revoked, Status::Unknown]),
+        ];
+        for (der, statuses) in cases {
+            let req = parse_request(&der).unwrap();
+            let answer = respond(
+                &issuer,
+                &ca.key,
+                &req,
+                &statuses,
+                now,
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            let resp = OcspResponse::from_der(&answer).unwrap();
+            let bytes = resp.response_bytes.clone().unwrap();
+            let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+            assert_eq!(
+                OcspResponse::successful(basic.clone())
+                    .unwrap()
+                    .to_der()
+                    .unwrap(),
+                answer
+            );
+            let data = &basic.tbs_response_data;
+            assert_eq!(data.responses.len(), statuses.len());
+            assert_eq!(data.response_extensions.is_some(), req.nonce().is_some());
+            for (single, q) in data.responses.iter().zip(&req.queries) {
+                assert_eq!(single.cert_id, q.id);
+            }
         }
     }
 
@@ -360,7 +511,7 @@ mod tests {
         for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Ed25519] {
             let ca = root(kt);
             let issuer = Issuer::new(&ca.cert_der).unwrap();
-            let req = parse_request(&request(&issuer, OID_SHA1, &[7], true)).unwrap();
+            let req = parse_request(&request(&ca.cert_der, OID_SHA1, &[7], true)).unwrap();
             let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
             let revoked = Status::Revoked {
                 at: now - time::Duration::hours(1),
@@ -377,8 +528,28 @@ mod tests {
                 )
                 .unwrap();
                 let resp = OcspResponse::from_der(&der).unwrap();
-                let bytes = resp.response_bytes.unwrap();
+                let bytes = resp.response_bytes.clone().unwrap();
                 let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+                // Byte for byte what x509-ocsp's own encoder makes of the same answer, the
+                // CA certificate included.
+                assert_eq!(
+                    OcspResponse::successful(basic.clone())
+                        .unwrap()
+                        .to_der()
+                        .unwrap(),
+                    der
+                );
+                assert_eq!(resp.to_der().unwrap(), der);
+                let certs = basic.certs.as_deref().unwrap();
+                assert_eq!(certs.len(), 1);
+                assert_eq!(certs[0].to_der().unwrap(), ca.cert_der);
+                assert_eq!(
+                    basic.tbs_response_data.responder_id,
+                    ResponderId::ByKey(
+                        OctetString::new(digest(&OID_SHA1, &name_and_key(&ca.cert_der).1).unwrap())
+                            .unwrap()
+                    )
+                );
                 let single = &basic.tbs_response_data.responses[0];
                 match (status, single.cert_status) {
                     (Status::Good, CertStatus::Good(_))

@@ -146,14 +146,9 @@ pub(crate) async fn handle(
     // A query about another issuer of the mount (the old one after a rotation) is answered,
     // and signed, by that issuer.
     if let Some(q) = req.queries.first().filter(|q| !issuer.issued(q)) {
-        for other in &mount.other_signers {
-            if let Ok(i) = ocsp::Issuer::new(&other.cert_der) {
-                if i.issued(q) {
-                    issuer = Arc::new(i);
-                    ca = other.clone();
-                    break;
-                }
-            }
+        if let Some((other, other_ca)) = mount.other_ocsp_signer(q) {
+            issuer = other;
+            ca = other_ca;
         }
     }
     let statuses = statuses(app, mount, &issuer, &req).await?;

@@ -42,6 +42,8 @@ pub struct Mount {
     pub other_signers: Vec<Arc<CaRecord>>,
     /// The CertID hashes of its CA for OCSP, computed on first use.
     ocsp_issuer: OnceLock<Option<Arc<mutual_pki::ocsp::Issuer>>>,
+    /// The same for `other_signers`, in their order, computed on first use.
+    other_ocsp_issuers: OnceLock<Vec<(Arc<mutual_pki::ocsp::Issuer>, Arc<CaRecord>)>>,
     /// The mount as each issuer reference issues on it (a role's `issuer_ref`,
     /// `issuer/:ref/issue/…`), opened once: every change to issuers, keys or roles replaces the
     /// served mount, and this with it.
@@ -93,6 +95,7 @@ impl Mount {
             issuer_not_after: Default::default(),
             other_signers: Vec::new(),
             ocsp_issuer: OnceLock::new(),
+            other_ocsp_issuers: OnceLock::new(),
             by_issuer: IssuerMounts::default(),
         }
     }
@@ -107,6 +110,27 @@ impl Mount {
                     .map(Arc::new)
             })
             .clone()
+    }
+
+    /// The first of `other_signers` that `q` names, as an OCSP issuer, with its CA: it answers,
+    /// and signs, a query about a leaf it issued.
+    pub fn other_ocsp_signer(
+        &self,
+        q: &mutual_pki::ocsp::CertQuery,
+    ) -> Option<(Arc<mutual_pki::ocsp::Issuer>, Arc<CaRecord>)> {
+        self.other_ocsp_issuers
+            .get_or_init(|| {
+                self.other_signers
+                    .iter()
+                    .filter_map(|ca| {
+                        let issuer = mutual_pki::ocsp::Issuer::new(&ca.cert_der).ok()?;
+                        Some((Arc::new(issuer), Arc::clone(ca)))
+                    })
+                    .collect()
+            })
+            .iter()
+            .find(|(i, _)| i.issued(q))
+            .cloned()
     }
 
     /// The mount's CA, or Vault's 400 when it has none yet.
