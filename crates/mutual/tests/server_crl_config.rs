@@ -274,107 +274,11 @@ fn delta_crls_hold_the_revocations_since_their_base() {
     assert_eq!(v["data"]["expiry"], "72h", "{v}");
 }
 
-/// Two issuers on one mount: each issuer's complete and delta CRL lists the certificates its
-/// key signed and no other, each verifies against its own issuer, and `crl/rotate-delta`
-/// builds every issuer's delta at once.
+/// Two issuers on one mount, each with its own complete and delta CRL (server/issuer_crls.rs;
+/// server_postgres.rs runs the same on PostgreSQL).
 #[test]
 fn each_issuer_has_its_own_complete_and_delta_crl() {
-    let s = mutual_dev();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    mount(&s, "pki_two");
-    post(
-        &s,
-        "pki_two/issuers/generate/root/internal",
-        json!({"common_name": "Second Root", "key_type": "ec", "issuer_name": "second"}),
-    );
-    post(
-        &s,
-        "pki_two/roles/r2",
-        json!({"allowed_domains": "example.com", "allow_subdomains": true, "key_type": "ec",
-               "issuer_ref": "second"}),
-    );
-    post(
-        &s,
-        "pki_two/config/crl",
-        json!({"auto_rebuild": true, "enable_delta": true, "delta_rebuild_interval": "1h"}),
-    );
-    for (name, path) in [
-        ("first.pem", "pki_two/issuer/default/pem"),
-        ("second.pem", "pki_two/issuer/second/pem"),
-    ] {
-        std::fs::write(d.join(name), get(&s, path).1).unwrap();
-    }
-    let issue_with = |role: &str, cn: &str| {
-        let v = post(
-            &s,
-            &format!("pki_two/issue/{role}"),
-            json!({"common_name": cn, "ttl": "1h"}),
-        );
-        hex(v["data"]["serial_number"].as_str().unwrap())
-    };
-    let revoke = |serial: &str| {
-        post(&s, "pki_two/revoke", json!({"serial_number": serial}));
-    };
-    let (a1, a2) = (
-        issue_with("r", "a1.example.com"),
-        issue_with("r", "a2.example.com"),
-    );
-    let (b1, b2) = (
-        issue_with("r2", "b1.example.com"),
-        issue_with("r2", "b2.example.com"),
-    );
-    revoke(&a1);
-    revoke(&b1);
-    let crl = |path: &str, file: &str, ca: &str| -> BTreeSet<String> {
-        let (code, pem) = get(&s, path);
-        assert_eq!(code, 200, "{path}: {pem}");
-        std::fs::write(d.join(file), pem).unwrap();
-        let (ok, text) = openssl(d, &["crl", "-in", file, "-CAfile", ca, "-noout", "-text"]);
-        assert!(ok && text.contains("verify OK"), "{path}: {text}");
-        println!("{path}: {:?}", crl_serials(&text));
-        crl_serials(&text)
-    };
-    let set = |v: &[&String]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(crl("pki_two/crl/pem", "1.pem", "first.pem"), set(&[&a1]));
-    assert_eq!(
-        crl("pki_two/issuer/default/crl/pem", "1d.pem", "first.pem"),
-        set(&[&a1])
-    );
-    assert_eq!(
-        crl("pki_two/issuer/second/crl/pem", "2.pem", "second.pem"),
-        set(&[&b1])
-    );
-    // After the bases: each delta holds its own issuer's new revocation only.
-    revoke(&a2);
-    revoke(&b2);
-    assert_eq!(get(&s, "pki_two/crl/rotate-delta").0, 200);
-    assert_eq!(
-        crl(
-            "pki_two/issuer/default/crl/delta/pem",
-            "1delta.pem",
-            "first.pem"
-        ),
-        set(&[&a2])
-    );
-    assert_eq!(
-        crl(
-            "pki_two/issuer/second/crl/delta/pem",
-            "2delta.pem",
-            "second.pem"
-        ),
-        set(&[&b2])
-    );
-    // crl/rotate rebuilds both complete CRLs: each now holds both of its own.
-    assert_eq!(get(&s, "pki_two/crl/rotate").0, 200);
-    assert_eq!(
-        crl("pki_two/issuer/second/crl/pem", "2b.pem", "second.pem"),
-        set(&[&b1, &b2])
-    );
-    assert_eq!(
-        crl("pki_two/crl/pem", "1b.pem", "first.pem"),
-        set(&[&a1, &a2])
-    );
+    server::issuer_crls::each_issuer_has_its_own_crls(&mutual_dev());
 }
 
 #[test]

@@ -86,6 +86,17 @@ fn mutual_kek(args: &[&str], kek: &str) -> std::process::Output {
         .expect("running mutual")
 }
 
+/// Per-issuer complete and delta CRLs on PostgreSQL, where the revocations are read through
+/// sqlx (SQLite reads them with rusqlite): the scenario of server_crl_config.rs.
+#[test]
+fn each_issuer_has_its_own_crls_on_postgres() {
+    let cluster = pg::Postgres::start();
+    let url = cluster.database("crls");
+    let token = mutual_pg_init(&url, pg::KEK);
+    let server = mutual_pg(&url, pg::KEK, &token);
+    server::issuer_crls::each_issuer_has_its_own_crls(&server);
+}
+
 #[test]
 fn bad_databases_are_refused_in_one_line_by_the_command_line() {
     let cluster = pg::Postgres::start();

@@ -2,6 +2,8 @@
 //! each killed by its PID when dropped, and run the real clients against them.
 #![allow(dead_code)]
 
+pub mod issuer_crls;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
