@@ -428,10 +428,13 @@ impl Store {
             .await?)
     }
 
-    /// Builds and signs the current CRL of a CA (DER), with the next CRL number.
+    /// Builds and signs the current CRL of a CA (DER), with the next CRL number: the
+    /// certificates its key signed (after a rotation, the old key's leaves are not on it).
     pub async fn build_crl(&self, ca_name: &str) -> Result<Vec<u8>, AuthorityError> {
         let ca = self.get_ca(ca_name).await?;
-        let entries = self.revoked(ca_name).await?;
+        self.attribute_revoked(ca_name).await?;
+        let key = mutual_pki::issuers::signing_key_id(&ca.cert_der)?;
+        let entries = self.revoked_signed_by(ca_name, &key, None).await?;
         let number = self.next_crl_number(ca_name).await?;
         Ok(crl::build(
             &ca.signer(),
