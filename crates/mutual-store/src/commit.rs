@@ -191,10 +191,6 @@ impl Store {
         // checkpoint: checkpointing every 16 MiB of WAL instead of 4 MiB copies fewer of them.
         conn.pragma_update(None, "wal_autocheckpoint", 4000)
             .map_err(sqlite_err)?;
-        // The indexes a batch touches stay in this connection's cache between batches instead
-        // of being read back from the OS (SQLite's default cache is 2 MiB).
-        conn.pragma_update(None, "cache_size", -32768)
-            .map_err(sqlite_err)?;
         Ok(conn)
     }
 }

@@ -462,6 +462,26 @@ impl Store {
         reason: Reason,
         at: OffsetDateTime,
     ) -> Result<RevokeOutcome, StoreError> {
+        // Which of the scope's keys signed it, so that its issuer's CRL finds it by index
+        // (signers.rs); read before the transaction, which then holds its locks for one
+        // UPDATE of the row (a certificate's row changes only by being revoked).
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT ca, cert_pem FROM certs WHERE serial = $1")
+                .bind(serial.to_hex())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        let signer = match &row {
+            Some((ca, pem)) => {
+                let issuers: Vec<String> = sqlx::query_scalar(crate::signers::ISSUER_PEMS)
+                    .bind(ca)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                crate::signers::signer_of_pem(pem, &crate::signers::signers(&issuers))
+            }
+            None => String::new(),
+        };
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // The counter first: its row lock, held to the commit, makes concurrent revokers (on
         // PostgreSQL, other nodes) take their numbers in commit order, so that a reader that
@@ -472,38 +492,25 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let updated: Option<(String, String)> = sqlx::query_as(
-            "UPDATE certs SET revoked_at = $1, reason = $2, revoked_seq = $3 \
-             WHERE serial = $4 AND revoked_at IS NULL RETURNING ca, cert_pem",
+        let updated: Option<String> = sqlx::query_scalar(
+            "UPDATE certs SET revoked_at = $1, reason = $2, revoked_seq = $3, signer = $4 \
+             WHERE serial = $5 AND revoked_at IS NULL RETURNING ca",
         )
         .bind(ts(at))
         .bind(reason.code())
         .bind(seq)
+        .bind(signer)
         .bind(serial.to_hex())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        if let Some((ca, pem)) = &updated {
-            // Which of the scope's keys signed it, so that its issuer's CRL finds it by index
-            // (signers.rs).
-            let issuers: Vec<String> = sqlx::query_scalar(crate::signers::ISSUER_PEMS)
-                .bind(ca)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let signer = crate::signers::signer_of_pem(pem, &crate::signers::signers(&issuers));
-            sqlx::query("UPDATE certs SET signer = $1 WHERE serial = $2")
-                .bind(signer)
-                .bind(serial.to_hex())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        if updated.is_some() {
             crate::notify::revoked_in(&mut tx, self.engine, seq).await?;
             tx.commit().await.map_err(db_err)?;
         } else {
             tx.rollback().await.map_err(db_err)?;
         }
-        if let Some((ca, _)) = updated {
+        if let Some(ca) = updated {
             return Ok(RevokeOutcome::Revoked { ca, at });
         }
         let existing = self.get_cert(serial).await?;
