@@ -595,8 +595,14 @@ fn sign_body(req: &Request, csr: &str) -> Value {
     body
 }
 
-/// A new key (off the async workers: RSA takes a while) and a CSR for it.
+/// A new key and a CSR for it. An RSA key takes a while and is made off the async workers;
+/// an EC or Ed25519 key takes microseconds and is made here: a blocking-pool thread would
+/// outlive it by ten seconds with its own stack, malloc arena and aws-lc entropy state, all
+/// counted in an idle agent's memory.
 pub async fn key_and_csr(req: &Request) -> Result<(Zeroizing<String>, String), ClientError> {
+    if !matches!(req.key_type, KeyType::Rsa(_)) {
+        return make_key_and_csr(req);
+    }
     let req = req.clone();
     tokio::task::spawn_blocking(move || make_key_and_csr(&req))
         .await
