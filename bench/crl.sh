@@ -50,6 +50,14 @@ api() { # method path [json] -> body
 secs() { # path -> seconds of one authenticated GET
     curl -sf -o /dev/null -w '%{time_total}' -H "X-Vault-Token: $TOKEN" "$ADDR/v1/$1"
 }
+timed() { # path times -> sets best and worst (seconds) of that many GETs
+    best=999; worst=0
+    for _ in $(seq 1 "$2"); do
+        t=$(secs "$1")
+        best=$(awk -v a="$best" -v b="$t" 'BEGIN {print (b < a) ? b : a}')
+        worst=$(awk -v a="$worst" -v b="$t" 'BEGIN {print (b > a) ? b : a}')
+    done
+}
 two_issuers() { # mount: a default EC root, a second one, a role on each
     api POST "sys/mounts/$1" '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' >/dev/null
     api POST "$1/root/generate/internal" '{"common_name":"First Root","key_type":"ec"}' >/dev/null
@@ -96,12 +104,7 @@ for N in $SIZES; do
     took=$(grep "attributed to the keys" "$W/server.log" | grep "mount=$mnt " |
         sed -n 's/.* secs=\([0-9.]*\).*/\1/p' | head -1)
     printf '%-52s %8.3f s\n' "attribution of $N unattributed, once (at start)" "${took:-0}"
-    best=999; worst=0
-    for _ in 1 2 3; do
-        t=$(secs "$mnt/crl/rotate")
-        best=$(awk -v a="$best" -v b="$t" 'BEGIN {print (b < a) ? b : a}')
-        worst=$(awk -v a="$worst" -v b="$t" 'BEGIN {print (b > a) ? b : a}')
-    done
+    timed "$mnt/crl/rotate" 3
     n1=$(entries "$mnt/issuer/default/crl/pem")
     n2=$(entries "$mnt/issuer/second/crl/pem")
     printf '%-52s %8.3f s best, %.3f s worst   (%d + %d entries%s)\n' \
@@ -114,12 +117,7 @@ for N in $SIZES; do
     done | while read -r s; do echo "{\"serial_number\":\"$s\"}"; done >"$W/revokes.txt"
     taskset -c 1 "$LOAD" --addr "$ADDR" --token "$TOKEN" --path "/v1/$mnt/revoke" \
         --body-lines "$W/revokes.txt" -c 1 >/dev/null
-    best=999; worst=0
-    for _ in 1 2 3 4 5; do
-        t=$(secs "$mnt/crl/rotate-delta")
-        best=$(awk -v a="$best" -v b="$t" 'BEGIN {print (b < a) ? b : a}')
-        worst=$(awk -v a="$worst" -v b="$t" 'BEGIN {print (b > a) ? b : a}')
-    done
+    timed "$mnt/crl/rotate-delta" 5
     d1=$(entries "$mnt/issuer/default/crl/delta/pem")
     d2=$(entries "$mnt/issuer/second/crl/delta/pem")
     printf '%-52s %8.1f ms best, %.1f ms worst   (%d + %d entries%s)\n' \

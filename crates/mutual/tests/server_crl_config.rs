@@ -5,34 +5,14 @@
 
 mod server;
 
-use std::{collections::BTreeSet, path::Path, process::Command, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::{json, Value};
-use server::{curl, facts, have_bao, mutual_dev, openbao_dev, run_script, Server};
-
-fn post(s: &Server, path: &str, body: Value) -> Value {
-    let (code, text) = curl(s, "POST", path, Some(&body.to_string()));
-    assert!((200..300).contains(&code), "POST {path}: {code} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn get(s: &Server, path: &str) -> (u16, String) {
-    curl(s, "GET", path, None)
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use server::{
+    curl, facts, have_bao,
+    issuer_crls::{crl_serials, get, hex, openssl, post},
+    mutual_dev, openbao_dev, run_script, Server,
+};
 
 /// A mount with an EC root and a role for example.com.
 fn mount(s: &Server, m: &str) {
@@ -59,18 +39,6 @@ fn issue(s: &Server, m: &str, cn: &str, ttl: &str) -> (String, String) {
         v["data"]["serial_number"].as_str().unwrap().to_string(),
         v["data"]["certificate"].as_str().unwrap().to_string(),
     )
-}
-
-/// Serials listed by `openssl crl -text`, as colon-less upper hex.
-fn crl_serials(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("Serial Number: "))
-        .map(|s| s.trim().to_ascii_uppercase())
-        .collect()
-}
-
-fn hex(serial: &str) -> String {
-    serial.replace(':', "").to_ascii_uppercase()
 }
 
 #[test]

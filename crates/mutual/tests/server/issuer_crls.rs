@@ -1,5 +1,6 @@
 //! One scenario the SQLite and PostgreSQL tests both run: a mount with two issuers, whose
-//! complete and delta CRLs each list what their issuer's key signed.
+//! complete and delta CRLs each list what their issuer's key signed; and the helpers of the CRL
+//! tests.
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
@@ -7,17 +8,17 @@ use serde_json::{json, Value};
 
 use super::{curl, Server};
 
-fn post(s: &Server, path: &str, body: Value) -> Value {
+pub fn post(s: &Server, path: &str, body: Value) -> Value {
     let (code, text) = curl(s, "POST", path, Some(&body.to_string()));
     assert!((200..300).contains(&code), "POST {path}: {code} {text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
-fn get(s: &Server, path: &str) -> (u16, String) {
+pub fn get(s: &Server, path: &str) -> (u16, String) {
     curl(s, "GET", path, None)
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -32,14 +33,14 @@ fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// Serials listed by `openssl crl -text`, as colon-less upper hex.
-fn crl_serials(text: &str) -> BTreeSet<String> {
+pub fn crl_serials(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Serial Number: "))
         .map(|s| s.trim().to_ascii_uppercase())
         .collect()
 }
 
-fn hex(serial: &str) -> String {
+pub fn hex(serial: &str) -> String {
     serial.replace(':', "").to_ascii_uppercase()
 }
 
