@@ -15,10 +15,10 @@ use mutual_pki::{
 
 use crate::{error::db_err, sqlite::from_ts, Store, StoreError};
 
-/// The migration that adds the column and its index (migrate.rs). The index holds revoked rows
-/// only, so issuing a certificate never touches it.
+/// The migration that adds the column's indexes (migrate.rs; the column itself is one of
+/// sqlite.rs's `ADDED_COLUMNS`, added only where it is missing). They hold revoked rows only,
+/// so issuing a certificate never touches them.
 pub(crate) const STATEMENTS: &[&str] = &[
-    "ALTER TABLE certs ADD COLUMN signer TEXT",
     // Covering: a complete CRL is read from the index alone. Without revoked_at and reason in
     // it, each entry cost a read of its row, PEM and all (perf: a pread per row at 1,000,000).
     "CREATE INDEX IF NOT EXISTS certs_revoked_signer ON certs(ca, signer, serial, revoked_at, reason) \

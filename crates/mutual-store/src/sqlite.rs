@@ -40,6 +40,8 @@ pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // The request that produced a certificate (`pki/issue/web`, `pki/renew of 3a:…`), for
     // the inventory and the dashboard's certificate page.
     ("cert_issuers", "request", "TEXT NOT NULL DEFAULT ''"),
+    // The key that signed a revoked certificate, for its issuer's CRL (signers.rs).
+    ("certs", "signer", "TEXT"),
 ];
 
 /// One entry of the revocation feed.

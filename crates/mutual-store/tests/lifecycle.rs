@@ -132,6 +132,11 @@ async fn a_store_made_before_roles_and_the_feed_is_migrated_when_opened() {
     {
         let conn = rusqlite::Connection::open(data.join("mutual.db")).unwrap();
         for stmt in [
+            // What later versions added, so that the store is as that release left it.
+            "DROP INDEX certs_revoked_signer_seq",
+            "DROP INDEX certs_revoked_signer",
+            "ALTER TABLE certs DROP COLUMN signer",
+            "DELETE FROM meta WHERE key = 'schema_version'",
             "DROP INDEX certs_revoked_seq",
             "DROP INDEX certs_role",
             "ALTER TABLE certs DROP COLUMN role",
