@@ -238,6 +238,9 @@ async fn revoked_for(
     after: Option<u64>,
 ) -> Result<Vec<crl::RevokedEntry>, ApiError> {
     let attributed = app.store.attribute_revoked(path).await?;
+    app.counters
+        .revocations_attributed
+        .fetch_add(attributed, std::sync::atomic::Ordering::Relaxed);
     if attributed > 0 {
         tracing::info!(mount = %path, certificates = attributed, "revoked certificates attributed to the keys that signed them");
     }
@@ -259,6 +262,9 @@ pub fn spawn_attribution(app: &Arc<App>) {
             match app.store.attribute_revoked(path).await {
                 Ok(0) => {}
                 Ok(n) => {
+                    app.counters
+                        .revocations_attributed
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(mount = %path, certificates = n, secs = started.elapsed().as_secs_f64(),
                     "revoked certificates attributed to the keys that signed them")
                 }
@@ -318,6 +324,7 @@ pub(crate) async fn complete_crl_of(
             }
         }
     }
+    let started = std::time::Instant::now();
     let ca_cert = Arc::new(ca.cert_der.clone());
     let seq = app.store.revocation_seq().await?;
     let entries = if cfg.disable {
@@ -340,6 +347,7 @@ pub(crate) async fn complete_crl_of(
         })
         .await?,
     );
+    app.counters.crl_built(false, started.elapsed());
     app.crl.with(&path, |m| {
         let k = m.built.entry(signer.key.clone()).or_default();
         k.base = Some(Built {
@@ -427,6 +435,7 @@ pub(crate) async fn delta_crl_of(
             return Ok(d.der);
         }
     }
+    let started = std::time::Instant::now();
     let entries = if cfg.disable || !cfg.enable_delta {
         vec![]
     } else {
@@ -449,6 +458,7 @@ pub(crate) async fn delta_crl_of(
         })
         .await?,
     );
+    app.counters.crl_built(true, started.elapsed());
     app.crl.with(&path, |m| {
         // A complete CRL built meanwhile makes this delta stale: it is served once, not kept.
         let k = m.built.entry(signer.key).or_default();

@@ -32,6 +32,13 @@ pub struct Counters {
     pub bootstrap_uses: AtomicU64,
     /// Bootstrap token uses refused (used up, expired, out of scope).
     pub bootstrap_refused: AtomicU64,
+    /// CRLs built and signed: complete, delta.
+    pub crl_builds: [AtomicU64; 2],
+    /// Microseconds spent building them (reading the revocations, encoding, signing).
+    pub crl_build_micros: [AtomicU64; 2],
+    /// Revoked certificates attributed to the key that signed them after the fact (a store
+    /// from before per-issuer CRLs, or revocations imported).
+    pub revocations_attributed: AtomicU64,
 }
 
 impl Counters {
@@ -84,7 +91,53 @@ impl Counters {
             "mutual_bootstrap_token_uses_total{{decision=\"refused\"}} {}\n",
             get(&self.bootstrap_refused)
         ));
+        out.push_str(
+            "# HELP mutual_crl_builds_total CRLs built and signed, by kind.
+",
+        );
+        out.push_str(
+            "# TYPE mutual_crl_builds_total counter
+",
+        );
+        out.push_str(
+            "# HELP mutual_crl_build_seconds_total Time spent building CRLs, by kind.
+",
+        );
+        out.push_str(
+            "# TYPE mutual_crl_build_seconds_total counter
+",
+        );
+        for (i, kind) in ["complete", "delta"].iter().enumerate() {
+            out.push_str(&format!(
+                "mutual_crl_builds_total{{kind=\"{kind}\"}} {}
+",
+                get(&self.crl_builds[i])
+            ));
+            out.push_str(&format!(
+                "mutual_crl_build_seconds_total{{kind=\"{kind}\"}} {:.6}
+",
+                get(&self.crl_build_micros[i]) as f64 / 1e6
+            ));
+        }
+        out.push_str("# HELP mutual_revocations_attributed_total Revoked certificates attributed to their signing key after the fact.
+");
+        out.push_str(
+            "# TYPE mutual_revocations_attributed_total counter
+",
+        );
+        out.push_str(&format!(
+            "mutual_revocations_attributed_total {}
+",
+            get(&self.revocations_attributed)
+        ));
         out
+    }
+
+    /// Counts one CRL built (`delta` or complete) and the time it took.
+    pub(crate) fn crl_built(&self, delta: bool, took: std::time::Duration) {
+        let i = usize::from(delta);
+        Self::bump(&self.crl_builds[i]);
+        self.crl_build_micros[i].fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 }
 

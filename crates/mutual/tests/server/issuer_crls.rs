@@ -153,4 +153,19 @@ pub fn each_issuer_has_its_own_crls(s: &Server) {
         crl("pki_two/crl/pem", "1b.pem", "first.pem"),
         set(&[&a1, &a2])
     );
+    // Each build is counted, by kind: at least the two issuers' complete CRLs twice and their
+    // deltas once (the server may have built more for other mounts).
+    let (code, metrics) = get(s, "sys/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    let count = |kind: &str| -> u64 {
+        let prefix = format!("mutual_crl_builds_total{{kind=\"{kind}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no mutual_crl_builds_total for {kind}: {metrics}"))
+    };
+    assert!(count("complete") >= 4 && count("delta") >= 2, "{metrics}");
+    assert!(metrics.contains("mutual_crl_build_seconds_total{kind=\"complete\"}"));
+    assert!(metrics.contains("mutual_revocations_attributed_total "));
 }
