@@ -237,40 +237,36 @@ async fn revoked_for(
     signer: &Signer,
     after: Option<u64>,
 ) -> Result<Vec<crl::RevokedEntry>, ApiError> {
-    let attributed = app.store.attribute_revoked(path).await?;
-    app.counters
-        .revocations_attributed
-        .fetch_add(attributed, std::sync::atomic::Ordering::Relaxed);
-    if attributed > 0 {
-        tracing::info!(mount = %path, certificates = attributed, "revoked certificates attributed to the keys that signed them");
-    }
+    attribute(app, path).await?;
     Ok(app
         .store
         .revoked_signed_by(path, &signer.key, after)
         .await?)
 }
 
-/// Attributes, in the background, the revocations each mount holds that name no signing key
-/// (a store from before per-issuer CRLs, or revocations imported): work of seconds per 100,000
-/// done once, at start, rather than by the first CRL request after an upgrade.
+/// Attributes the revocations of a mount that name no signing key (a store from before
+/// per-issuer CRLs, or revocations imported), counting and logging what it did.
+async fn attribute(app: &App, path: &str) -> Result<u64, ApiError> {
+    let started = std::time::Instant::now();
+    let n = app.store.attribute_revoked(path).await?;
+    if n > 0 {
+        app.counters
+            .revocations_attributed
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(mount = %path, certificates = n, secs = started.elapsed().as_secs_f64(),
+            "revoked certificates attributed to the keys that signed them");
+    }
+    Ok(n)
+}
+
+/// Runs [`attribute`] for every mount in the background: work of seconds per 100,000
+/// revocations done once, at start, rather than by the first CRL request after an upgrade.
 pub fn spawn_attribution(app: &Arc<App>) {
     let app = app.clone();
     tokio::spawn(async move {
         for mount in app.mounts() {
-            let path = &mount.record.path;
-            let started = std::time::Instant::now();
-            match app.store.attribute_revoked(path).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    app.counters
-                        .revocations_attributed
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(mount = %path, certificates = n, secs = started.elapsed().as_secs_f64(),
-                    "revoked certificates attributed to the keys that signed them")
-                }
-                Err(e) => {
-                    tracing::warn!(mount = %path, error = %e, "attributing revoked certificates failed; the next CRL build tries again")
-                }
+            if let Err(e) = attribute(&app, &mount.record.path).await {
+                tracing::warn!(mount = %mount.record.path, error = %e, "attributing revoked certificates failed; the next CRL build tries again");
             }
         }
     });
