@@ -401,6 +401,9 @@ for server in $SERVERS; do
         echo "   held: $(cat "$W/hold.json") rss ${rss} kB" >&2
         record $server rss_held_kb "$rss"
         record $server held "$(cat "$W/hold.json")"
+        # $holder is the subshell that runs `load`; proxy-load is its child, and would otherwise
+        # sleep on (-d 20) into the next figures.
+        pkill -P "$holder" 2>/dev/null || true
         kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
     fi
     stop_server
