@@ -46,24 +46,41 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
             drop(tcp);
             continue;
         };
-        let proxy = Arc::clone(&proxy);
-        let acceptor = acceptor.clone();
+        // A task keeps room for the largest state of its future for as long as it lives, and
+        // most connections live long and idle: the task holds two pointers, the handshake
+        // and then the serving each in a box of its own, freed when done.
+        let establish = Box::pin(connection(
+            Arc::clone(&proxy),
+            acceptor.clone(),
+            index,
+            tcp,
+            remote,
+        ));
+        let metrics = Arc::clone(&proxy);
         tokio::spawn(async move {
-            proxy.metrics.connections.fetch_add(1, Ordering::Relaxed);
-            connection(&proxy, &acceptor, index, tcp, remote).await;
-            proxy.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+            metrics.metrics.connections.fetch_add(1, Ordering::Relaxed);
+            if let Some(serving) = establish.await {
+                serving.await;
+            }
+            metrics.metrics.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
 }
 
+/// What a connection does once its handshake is done, boxed.
+type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The handshake of one connection and what follows it; `None` when there is nothing to
+/// serve (refused, or a caller a listener cannot serve).
 async fn connection(
-    proxy: &Arc<Proxy>,
-    acceptor: &Acceptor,
+    proxy: Arc<Proxy>,
+    acceptor: Acceptor,
     index: usize,
     tcp: TcpStream,
     remote: SocketAddr,
-) {
+) -> Option<Serving> {
+    let proxy = &proxy;
     let rt = proxy.runtime();
     let lc = &rt.config.listeners[index];
     let limits = lc.limits;
@@ -74,9 +91,7 @@ async fn connection(
         // A tcp listener relays bytes: no HTTP protocol to agree on.
         material.terms(lc.handshake.for_sni(sni), lc.tcp.is_none())
     };
-    // Boxed, as is each stage after it: a task keeps room for the largest state of its future
-    // for as long as it lives, and the handshake's is large.
-    let result = Box::pin(acceptor.accept(tcp, limits.handshake_timeout, hello)).await;
+    let result = acceptor.accept(tcp, limits.handshake_timeout, hello).await;
     drop(rt);
     let established = match result {
         Ok(e) => e,
@@ -93,7 +108,7 @@ async fn connection(
                 status: None,
                 reason: refusal.to_string(),
             });
-            return;
+            return None;
         }
     };
     proxy.metrics.handshake("ok", "ok");
@@ -107,29 +122,29 @@ async fn connection(
     if let Some(route) = tcp_route {
         // A tcp listener's terms require a certificate: the acceptor refused a client without
         // a verified one.
-        let Some(peer) = peer else {
-            return;
-        };
-        let peer = Arc::new(peer);
-        let relay = Box::pin(crate::tcp::relay(
-            proxy,
-            &route,
-            limits.idle_timeout,
-            stream,
-            Arc::clone(&peer),
-            remote,
-        ));
-        match &material.revocations {
-            None => relay.await,
-            Some(feed) => {
-                tokio::select! {
-                    _ = relay => {}
-                    // Dropping the relay closes both sides.
-                    r = Box::pin(feed.until_refused(&peer)) => feed.refused(&peer, remote, "tcp", &r),
+        let peer = Arc::new(peer?);
+        let proxy = Arc::clone(proxy);
+        let feed = material.revocations.clone();
+        return Some(Box::pin(async move {
+            let relay = crate::tcp::relay(
+                &proxy,
+                &route,
+                limits.idle_timeout,
+                stream,
+                Arc::clone(&peer),
+                remote,
+            );
+            match &feed {
+                None => relay.await,
+                Some(feed) => {
+                    tokio::select! {
+                        _ = relay => {}
+                        // Dropping the relay closes both sides.
+                        r = feed.until_refused(&peer) => feed.refused(&peer, remote, "tcp", &r),
+                    }
                 }
             }
-        }
-        return;
+        }));
     }
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     // No peer only on a listener with `client_certificate = "optional"`: its requests are
@@ -145,7 +160,7 @@ async fn connection(
         ),
         (None, _) => (String::new(), None),
         // A verified caller without the chain it was verified by: never forward it.
-        (Some(_), None) => return,
+        (Some(_), None) => return None,
     };
     // Neither is needed again; the connection may live for hours.
     drop((chain, material));
@@ -162,11 +177,11 @@ async fn connection(
         closing: std::sync::atomic::AtomicBool::new(false),
     });
     let activity = Arc::new(Activity::new());
-    if h2 {
-        Box::pin(serve_h2(conn, activity, limits, stream)).await;
+    Some(if h2 {
+        Box::pin(serve_h2(conn, activity, limits, stream))
     } else {
-        Box::pin(serve_h1(conn, activity, limits, stream)).await;
-    }
+        Box::pin(serve_h1(conn, activity, limits, stream))
+    })
 }
 
 /// What a request becomes: boxed, so that an idle connection keeps no room for one (hyper
@@ -218,12 +233,15 @@ const PARK_AFTER: Duration = Duration::from_secs(1);
 /// the socket, and the connection waits for the caller's next bytes holding only the TLS
 /// stream; they start a new one. nginx and HAProxy release the buffers of idle connections
 /// likewise: with thousands of idle callers, those buffers are most of a proxy's memory.
-async fn serve_h1(
+///
+/// Not an `async fn`: its arguments would stay in the future for its whole life, the stream
+/// twice over once moved into [`Rewind`].
+fn serve_h1(
     conn: Arc<Conn>,
     activity: Arc<Activity>,
     limits: crate::config::Limits,
     stream: mutual_tls::ServerStream,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -232,89 +250,118 @@ async fn serve_h1(
     let idle = limits.idle_timeout;
     let park_after = PARK_AFTER.min(idle);
     let mut io = Rewind::new(stream);
-    loop {
-        if !io.has_prefix() {
-            // Parked: nothing but the TLS stream is held until the caller's next byte (read
-            // through TLS, so that a request rustls has already decrypted counts too).
-            let mut first = [0u8; 1];
-            let woke = async {
-                loop {
-                    let until = activity.idle_until(idle)?;
-                    tokio::select! {
-                        r = io.inner_mut().read(&mut first) => return Some(r),
-                        _ = tokio::time::sleep_until(until) => {}
-                    }
-                }
-            };
-            let woke = tokio::select! {
-                r = woke => r,
-                _ = conn.close.notified() => return,
-            };
-            match woke {
-                Some(Ok(1..)) => io.prepend(bytes::Bytes::copy_from_slice(&first)),
-                // The caller closed, or the connection failed.
-                Some(_) => return,
-                None => {
-                    // Idle for idle_timeout: close_notify, then FIN.
-                    tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
-                    let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
-                    return;
-                }
-            }
-            activity.touch();
-        }
-        let begun_before = activity.begun();
-        // Boxed: a parked connection keeps no room for it.
-        let mut served =
-            Box::new(builder.serve_connection(TokioIo::new(io), service(&conn, &activity)));
-        let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
-        let ended = tokio::select! {
-            r = done => Ended::Over(r),
-            _ = conn.close.notified() => Ended::Revoked,
-            _ = activity.parkable(park_after, begun_before) => Ended::Idle,
-        };
-        let begun = activity.begun();
-        match ended {
-            Ended::Over(Err(e)) => {
-                tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
+    // What this future keeps while the connection is parked is the stream and little else:
+    // each stage is a boxed future of its own, alive only while it runs.
+    async move {
+        loop {
+            if !io.has_prefix() && !Box::pin(parked(&mut io, &conn, &activity, idle)).await {
                 return;
             }
-            // The caller closed, or keep-alive ended: so does the connection.
-            Ended::Over(Ok(())) => {}
-            // A revoked caller: the answer in flight is finished, then the connection ends.
-            // Idle: hyper hands the connection back.
-            Ended::Revoked | Ended::Idle => {
-                std::pin::Pin::new(&mut *served).graceful_shutdown();
-                let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
-                if !matches!(
-                    tokio::time::timeout(Duration::from_secs(5), done).await,
-                    Ok(Ok(()))
-                ) {
-                    return;
-                }
+            match Box::pin(serve_until_idle(&builder, io, &conn, &activity, park_after)).await {
+                Some(back) => io = back,
+                None => return,
             }
         }
-        let parts = served.into_parts();
-        io = parts.io.into_inner();
-        // Parked only if no request came meanwhile: one that did was answered with
-        // `connection: close`, a promise kept.
-        if !matches!(ended, Ended::Idle) || activity.begun() != begun || !activity.is_idle() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
-            return;
-        }
-        // Bytes of a next request that came in as it was parked: served at once.
-        io.prepend(parts.read_buf);
     }
 }
 
+/// Parked: nothing but the TLS stream is held until the caller's next byte (read through
+/// TLS, so that a request rustls has already decrypted counts too), which is put back for
+/// hyper. False when the connection is over: the caller closed, it failed, it was revoked, or
+/// it stayed idle for `idle` (then closed with close_notify and FIN).
+async fn parked(
+    io: &mut Rewind<mutual_tls::ServerStream>,
+    conn: &Conn,
+    activity: &Activity,
+    idle: Duration,
+) -> bool {
+    let mut first = [0u8; 1];
+    let woke = async {
+        loop {
+            let until = activity.idle_until(idle)?;
+            tokio::select! {
+                r = io.inner_mut().read(&mut first) => return Some(r),
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    };
+    let woke = tokio::select! {
+        r = woke => r,
+        _ = conn.close.notified() => return false,
+    };
+    match woke {
+        Some(Ok(1..)) => io.prepend(bytes::Bytes::copy_from_slice(&first)),
+        // The caller closed, or the connection failed.
+        Some(_) => return false,
+        None => {
+            tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
+            let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
+            return false;
+        }
+    }
+    activity.touch();
+    true
+}
+
+/// Serves requests with hyper until the connection has been idle for `park_after`; gives the
+/// stream back to be parked, or `None` when the connection is over.
+async fn serve_until_idle(
+    builder: &hyper::server::conn::http1::Builder,
+    io: Rewind<mutual_tls::ServerStream>,
+    conn: &Arc<Conn>,
+    activity: &Arc<Activity>,
+    park_after: Duration,
+) -> Option<Rewind<mutual_tls::ServerStream>> {
+    let begun_before = activity.begun();
+    let mut served = builder.serve_connection(TokioIo::new(io), service(conn, activity));
+    let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
+    let ended = tokio::select! {
+        r = done => Ended::Over(r),
+        _ = conn.close.notified() => Ended::Revoked,
+        _ = activity.parkable(park_after, begun_before) => Ended::Idle,
+    };
+    let begun = activity.begun();
+    match ended {
+        Ended::Over(Err(e)) => {
+            tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
+            return None;
+        }
+        // The caller closed, or keep-alive ended: so does the connection.
+        Ended::Over(Ok(())) => {}
+        // A revoked caller: the answer in flight is finished, then the connection ends.
+        // Idle: hyper hands the connection back.
+        Ended::Revoked | Ended::Idle => {
+            std::pin::Pin::new(&mut served).graceful_shutdown();
+            let done = std::future::poll_fn(|cx| served.poll_without_shutdown(cx));
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), done).await,
+                Ok(Ok(()))
+            ) {
+                return None;
+            }
+        }
+    }
+    let parts = served.into_parts();
+    let mut io = parts.io.into_inner();
+    // Parked only if no request came meanwhile: one that did was answered with
+    // `connection: close`, a promise kept.
+    if !matches!(ended, Ended::Idle) || activity.begun() != begun || !activity.is_idle() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
+        return None;
+    }
+    // Bytes of a next request that came in as it was parked: served at once.
+    io.prepend(parts.read_buf);
+    Some(io)
+}
+
 /// HTTP/2: streams share the connection, which closes once it has had no stream in flight for
-/// `idle_timeout`.
-async fn serve_h2(
+/// `idle_timeout`. Not an `async fn`, for the reason [`serve_h1`] gives.
+fn serve_h2(
     conn: Arc<Conn>,
     activity: Arc<Activity>,
     limits: crate::config::Limits,
     stream: mutual_tls::ServerStream,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -325,33 +372,35 @@ async fn serve_h2(
     let mut served =
         Box::pin(builder.serve_connection(TokioIo::new(stream), service(&conn, &activity)));
     let idle = limits.idle_timeout;
-    let mut deadline = tokio::time::Instant::now() + idle;
-    let result = loop {
-        tokio::select! {
-            r = served.as_mut() => break r,
-            _ = conn.close.notified() => {
-                // A revoked caller: the answers in flight are finished, then the connection ends.
-                served.as_mut().graceful_shutdown();
-                break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
-                    .await
-                    .unwrap_or(Ok(()));
-            }
-            _ = tokio::time::sleep_until(deadline) => match activity.idle_until(idle) {
-                Some(later) => deadline = later,
-                None => {
-                    // HTTP/2 keeps a connection open as long as the client answers pings: close
-                    // it once it has had no stream in flight for idle_timeout (GOAWAY first).
-                    tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
+    async move {
+        let mut deadline = tokio::time::Instant::now() + idle;
+        let result = loop {
+            tokio::select! {
+                r = served.as_mut() => break r,
+                _ = conn.close.notified() => {
+                    // A revoked caller: the answers in flight are finished, then the connection ends.
                     served.as_mut().graceful_shutdown();
                     break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
                         .await
                         .unwrap_or(Ok(()));
                 }
-            },
+                _ = tokio::time::sleep_until(deadline) => match activity.idle_until(idle) {
+                    Some(later) => deadline = later,
+                    None => {
+                        // HTTP/2 keeps a connection open as long as the client answers pings: close
+                        // it once it has had no stream in flight for idle_timeout (GOAWAY first).
+                        tracing::debug!(peer.addr = %conn.remote, "closing an idle connection");
+                        served.as_mut().graceful_shutdown();
+                        break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
+                            .await
+                            .unwrap_or(Ok(()));
+                    }
+                },
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(peer.addr = %conn.remote, error = %e, "connection ended with an error");
     }
 }
 
@@ -512,5 +561,30 @@ impl Activity {
         }
         let until = *self.last.lock().unwrap_or_else(|p| p.into_inner()) + idle;
         (until > now).then_some(until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Returns the size of the future an HTTP connection's serving is (its stream included).
+    fn future_size<A, B, C, D, R>(_: fn(A, B, C, D) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn a_parked_connection_keeps_little_more_than_its_stream() {
+        // The serving future lives as long as the connection, most of it idle: its arguments
+        // (the stream once more) or a stage's locals kept in it would be paid per connection.
+        let stream = std::mem::size_of::<mutual_tls::ServerStream>();
+        let h1 = future_size(super::serve_h1);
+        let h2 = future_size(super::serve_h2);
+        assert!(
+            h1 <= stream + 512,
+            "serve_h1's future is {h1} bytes, its stream {stream}"
+        );
+        assert!(
+            h2 <= 512,
+            "serve_h2's future is {h2} bytes (its stream is boxed)"
+        );
     }
 }
