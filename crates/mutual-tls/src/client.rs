@@ -33,6 +33,7 @@ pub struct ClientTlsBuilder {
     accept_any_server: bool,
     tls12_only: bool,
     tls13_only: bool,
+    alpn: Option<Vec<Vec<u8>>>,
 }
 
 impl ClientTlsBuilder {
@@ -64,6 +65,13 @@ impl ClientTlsBuilder {
     /// Offer TLS 1.3 only.
     pub fn tls13_only(mut self) -> Self {
         self.tls13_only = true;
+        self
+    }
+    /// The ALPN protocols offered, in order of preference (default `http/1.1`): `[b"h2"]` for
+    /// an HTTP/2 or gRPC client driven over [`ClientTls::connect`]'s stream. [`ClientTls::get`]
+    /// and [`ClientTls::request`] speak HTTP/1.1 whatever this says.
+    pub fn alpn(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = Some(protocols.iter().map(|p| p.to_vec()).collect());
         self
     }
     // The way in is `dangerous()`, defined beside the other risky switches.
@@ -99,6 +107,7 @@ impl ClientTlsBuilder {
             identity,
             crls: crls_from_files(&self.crls)?,
             versions,
+            alpn: self.alpn.unwrap_or_else(default_alpn),
         })
     }
 }
@@ -110,6 +119,11 @@ pub struct ClientTls {
     identity: Option<Identity>,
     crls: Vec<Vec<u8>>,
     versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    alpn: Vec<Vec<u8>>,
+}
+
+fn default_alpn() -> Vec<Vec<u8>> {
+    vec![b"http/1.1".to_vec()]
 }
 
 /// Why a call failed, said so that a human can act on it.
@@ -279,6 +293,7 @@ impl ClientTls {
             identity: Some(identity),
             crls: Vec::new(),
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
+            alpn: default_alpn(),
         }
     }
 
@@ -313,7 +328,7 @@ impl ClientTls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(resolver);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = self.alpn.clone();
         config.resumption = rustls::client::Resumption::disabled();
         Ok(config)
     }
