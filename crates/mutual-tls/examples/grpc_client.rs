@@ -71,20 +71,42 @@ async fn run(a: &[String]) -> Result<(), Failure> {
     if (cert.as_str(), key.as_str()) != ("-", "-") {
         tls = tls.cert(cert).key(key);
     }
-    // `connect` explains a server certificate we refuse (wrong CA, wrong name, expired).
-    let conn = tls.build()?.connect(host, port).await?;
+    let tls = tls.build()?;
+    // `connect` explains a server certificate we refuse (wrong CA, wrong name, expired); the
+    // explainer, a refusal of ours that the server sends after the handshake.
+    let (io, explainer) = tls.connect(host, port).await?.into_explained(&tls);
     let (sender, driver) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(conn.stream))
-            .await?;
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
     tokio::spawn(driver);
     let channel = tower::service_fn(move |req: http::Request<tonic::body::Body>| {
         let mut sender = sender.clone();
         async move { sender.send_request(req).await }
     });
     // The origin gives each call its :scheme and :authority.
-    let mut grpc = tonic::client::Grpc::with_origin(channel, format!("https://{addr}").parse()?);
+    let grpc = tonic::client::Grpc::with_origin(channel, format!("https://{addr}").parse()?);
+    match call(grpc, command, &a[5..], usage).await {
+        // tonic reports a connection that TLS closed as "connection error": say why it closed.
+        Err(Failure::Call(status)) => match explainer.explain() {
+            Some(why) => Err(why.into()),
+            None => Err(Failure::Call(status)),
+        },
+        done => done,
+    }
+}
 
-    match (command.as_str(), &a[5..]) {
+/// Makes the call `command` asks for and prints its answers.
+async fn call<T>(
+    mut grpc: tonic::client::Grpc<T>,
+    command: &str,
+    args: &[String],
+    usage: &str,
+) -> Result<(), Failure>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::ResponseBody: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match (command, args) {
         ("hello", [name, rest @ ..]) if rest.len() <= 2 => {
             let ms = |i: usize| -> Result<Option<u64>, Failure> {
                 match rest.get(i) {
