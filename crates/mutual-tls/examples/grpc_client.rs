@@ -23,7 +23,7 @@ use tonic_prost::ProstCodec;
 
 /// How long after its deadline the client gives up on a call: the server's own
 /// DEADLINE_EXCEEDED, which says what passed, comes first.
-const GRACE: Duration = Duration::from_millis(500);
+const GRACE: Duration = Duration::from_secs(1);
 
 enum Failure {
     Call(Status),

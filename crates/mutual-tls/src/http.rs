@@ -49,9 +49,11 @@ where
 }
 
 /// Like [`serve`], over HTTP/2 and with any response body: streamed, with trailers, as gRPC
-/// needs (a tonic service, behind [`crate::AuthorizeLayer`] and [`AnyBody`]). Build the
-/// [`ServerTls`] with `.alpn(&[b"h2"])`: gRPC clients ask for `h2` and refuse a server that
-/// does not offer it.
+/// needs (a tonic service, behind [`crate::AuthorizeLayer`] and [`AnyBody`]; the crate's
+/// `grpc_server` example). Build the [`ServerTls`] with `.alpn(&[b"h2"])`: gRPC clients ask
+/// for `h2` and refuse a server that does not offer it. hyper's HTTP/2 limits apply: 200
+/// concurrent streams and 16 KiB of headers per connection, and h2's bound on streams reset
+/// by the client (rapid reset).
 pub async fn serve_http2<S, B>(
     listener: TcpListener,
     tls: ServerTls,
