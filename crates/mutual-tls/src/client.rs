@@ -33,6 +33,7 @@ pub struct ClientTlsBuilder {
     accept_any_server: bool,
     tls12_only: bool,
     tls13_only: bool,
+    alpn: Option<Vec<Vec<u8>>>,
 }
 
 impl ClientTlsBuilder {
@@ -64,6 +65,13 @@ impl ClientTlsBuilder {
     /// Offer TLS 1.3 only.
     pub fn tls13_only(mut self) -> Self {
         self.tls13_only = true;
+        self
+    }
+    /// The ALPN protocols offered, in order of preference (default `http/1.1`): `[b"h2"]` for
+    /// an HTTP/2 or gRPC client driven over [`ClientTls::connect`]'s stream. [`ClientTls::get`]
+    /// and [`ClientTls::request`] speak HTTP/1.1 whatever this says.
+    pub fn alpn(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = Some(protocols.iter().map(|p| p.to_vec()).collect());
         self
     }
     // The way in is `dangerous()`, defined beside the other risky switches.
@@ -99,6 +107,7 @@ impl ClientTlsBuilder {
             identity,
             crls: crls_from_files(&self.crls)?,
             versions,
+            alpn: self.alpn.unwrap_or_else(default_alpn),
         })
     }
 }
@@ -110,6 +119,11 @@ pub struct ClientTls {
     identity: Option<Identity>,
     crls: Vec<Vec<u8>>,
     versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    alpn: Vec<Vec<u8>>,
+}
+
+fn default_alpn() -> Vec<Vec<u8>> {
+    vec![b"http/1.1".to_vec()]
 }
 
 /// Why a call failed, said so that a human can act on it.
@@ -243,6 +257,30 @@ impl Connection {
             .clone()
     }
 
+    /// The stream, for a protocol that other code drives over it (an HTTP/2 or gRPC client),
+    /// and what explains a failure of it later: under TLS 1.3 the server refuses our
+    /// certificate (or our lack of one) after the handshake, with an alert that arrives at the
+    /// first read and that the protocol above reports only as "connection error".
+    pub fn into_explained(
+        self,
+        tls: &ClientTls,
+    ) -> (
+        RecordingIo<tokio_rustls::client::TlsStream<TcpStream>>,
+        Explainer,
+    ) {
+        let error = Arc::new(Mutex::new(None));
+        let io = RecordingIo {
+            inner: self.stream,
+            error: Arc::clone(&error),
+        };
+        let explainer = Explainer {
+            tls: tls.clone(),
+            observed: self.observed,
+            error,
+        };
+        (io, explainer)
+    }
+
     /// The negotiated TLS version.
     pub fn version(&self) -> String {
         self.stream
@@ -279,6 +317,7 @@ impl ClientTls {
             identity: Some(identity),
             crls: Vec::new(),
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
+            alpn: default_alpn(),
         }
     }
 
@@ -313,7 +352,7 @@ impl ClientTls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(resolver);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = self.alpn.clone();
         config.resumption = rustls::client::Resumption::disabled();
         Ok(config)
     }
@@ -425,17 +464,11 @@ impl ClientTls {
         let conn = self.connect(&target.host, target.port).await?;
         let version = conn.version();
         let observed = conn.observed.clone();
-        let io_error = Arc::new(Mutex::new(None));
-        let io = RecordingIo {
-            inner: conn.stream,
-            error: io_error.clone(),
-        };
+        let (io, explainer) = conn.into_explained(self);
         let late = |e: &dyn fmt::Display| {
-            let recorded = io_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match recorded {
-                Some(err) => self.classify(&err, &observed),
-                None => CallError::Http(e.to_string()),
-            }
+            explainer
+                .explain()
+                .unwrap_or_else(|| CallError::Http(e.to_string()))
         };
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
@@ -479,9 +512,30 @@ impl ClientTls {
     }
 }
 
-/// Remembers the first IO error, so that a TLS alert that hyper reports as "connection
-/// closed" can still be explained.
-struct RecordingIo<T> {
+/// Explains the failure of a connection handed to other code with
+/// [`Connection::into_explained`].
+#[derive(Debug, Clone)]
+pub struct Explainer {
+    tls: ClientTls,
+    observed: Arc<Mutex<Observed>>,
+    error: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl Explainer {
+    /// Why the connection failed, as its TLS layer saw it: the server refused our certificate
+    /// ([`CallError::CertificateRefused`], with the CAs it asked for), or another TLS or IO
+    /// error; `None` while its stream has seen no error (a failure of the protocol's own).
+    pub fn explain(&self) -> Option<CallError> {
+        let recorded = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        recorded
+            .as_ref()
+            .map(|err| self.tls.classify(err, &self.observed))
+    }
+}
+
+/// A stream that remembers its first IO error, so that a TLS alert that hyper reports as
+/// "connection closed" can still be explained (by [`Explainer::explain`]).
+pub struct RecordingIo<T> {
     inner: T,
     error: Arc<Mutex<Option<io::Error>>>,
 }

@@ -1,31 +1,95 @@
-//! Serving HTTP/1.1 over a [`ServerTls`]: each request carries the verified peer as an
-//! `Arc<PeerIdentity>` extension, for handlers and for [`crate::AuthorizeLayer`].
+//! Serving HTTP/1.1 ([`serve`]) or HTTP/2 ([`serve_http2`], for gRPC) over a [`ServerTls`]:
+//! each request carries the verified peer as an `Arc<PeerIdentity>` extension, for handlers
+//! and for [`crate::AuthorizeLayer`].
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
 use crate::identity::PeerIdentity;
-use crate::server::ServerTls;
+use crate::server::{Accepted, ServerTls};
 
 /// The body type mutual's services answer with.
 pub type Body = Full<Bytes>;
 
-/// Accepts connections forever, verifies each client, and serves `service` on it. A failed
-/// handshake is logged by [`ServerTls::accept`] and does not stop the loop.
+/// The error of a boxed body or service.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Accepts connections forever, verifies each client, and serves `service` on it over
+/// HTTP/1.1. A failed handshake is logged by [`ServerTls::accept`] and does not stop the loop.
 pub async fn serve<S, E>(listener: TcpListener, tls: ServerTls, service: S) -> std::io::Result<()>
 where
     S: Service<Request<Incoming>, Response = Response<Body>, Error = E> + Clone + Send + 'static,
     S::Future: Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    accept_each(listener, tls, move |accepted| {
+        let svc = with_peer(service.clone(), &accepted);
+        async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc));
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+    })
+    .await
+}
+
+/// Like [`serve`], over HTTP/2 and with any response body: streamed, with trailers, as gRPC
+/// needs (a tonic service, behind [`crate::AuthorizeLayer`] and [`AnyBody`]; the crate's
+/// `grpc_server` example). Build the [`ServerTls`] with `.alpn(&[b"h2"])`: gRPC clients ask
+/// for `h2` and refuse a server that does not offer it. hyper's HTTP/2 limits apply: 200
+/// concurrent streams and 16 KiB of headers per connection, and h2's bound on streams reset
+/// by the client (rapid reset).
+pub async fn serve_http2<S, B>(
+    listener: TcpListener,
+    tls: ServerTls,
+    service: S,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    accept_each(listener, tls, move |accepted| {
+        let svc = with_peer(service.clone(), &accepted);
+        async move {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc));
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+    })
+    .await
+}
+
+/// The accept loop of [`serve`] and [`serve_http2`]: each connection's handshake and then
+/// `serve_one` run in a task of their own.
+async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    tls: ServerTls,
+    serve_one: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Accepted) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
 {
     loop {
         let (tcp, _) = match listener.accept().await {
@@ -38,23 +102,79 @@ where
             }
         };
         let tls = tls.clone();
-        let service = service.clone();
+        let serve_one = serve_one.clone();
         tokio::spawn(async move {
             let Ok(accepted) = tls.accept(tcp).await else {
                 return;
             };
-            let peer = accepted.peer.clone();
+            let peer = &accepted.peer;
             tracing::debug!(peer.addr = %accepted.remote, peer.cn = peer.name(), peer.issuer = peer.issuer_name(), "client verified");
-            let svc = service.map_request(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(Arc::clone(&peer));
-                req
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc));
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            serve_one(accepted).await;
         });
+    }
+}
+
+/// `service` with the connection's verified peer in every request's extensions.
+fn with_peer<S, B>(
+    service: S,
+    accepted: &Accepted,
+) -> impl Service<Request<B>, Response = S::Response, Error = S::Error, Future = S::Future> + Clone
+where
+    S: Service<Request<B>> + Clone,
+{
+    let peer = Arc::clone(&accepted.peer);
+    service.map_request(move |mut req: Request<B>| {
+        req.extensions_mut().insert(Arc::clone(&peer));
+        req
+    })
+}
+
+/// A response body of any kind, boxed: streamed or whole, with trailers or not. It is what a
+/// service whose own body type cannot be made from bytes (a tonic service's) answers with
+/// behind [`crate::AuthorizeLayer`], whose refusals are bytes: wrap its responses with
+/// [`AnyBody::new`] and serve with [`serve_http2`].
+pub struct AnyBody(UnsyncBoxBody<Bytes, BoxError>);
+
+impl AnyBody {
+    /// Boxes `body`.
+    pub fn new<B>(body: B) -> AnyBody
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        AnyBody(body.map_err(Into::into).boxed_unsync())
+    }
+}
+
+impl From<Bytes> for AnyBody {
+    fn from(bytes: Bytes) -> AnyBody {
+        AnyBody::new(Full::new(bytes))
+    }
+}
+
+impl std::fmt::Debug for AnyBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnyBody")
+    }
+}
+
+impl hyper::body::Body for AnyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
     }
 }
 

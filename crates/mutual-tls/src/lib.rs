@@ -13,6 +13,11 @@
 //! session is checked against the current CAs, CRLs and policy like a full handshake. It is
 //! not a CA (`mutual-pki`) nor a proxy.
 //!
+//! gRPC: [`http::serve_http2`] serves a tonic service behind [`AuthorizeLayer`], which answers
+//! a refused call with gRPC's own status (PERMISSION_DENIED naming the caller and the rule);
+//! a client drives HTTP/2 over [`ClientTls::connect`] with `h2` offered
+//! ([`ClientTlsBuilder::alpn`]). The `grpc_server` and `grpc_client` examples do both.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use mutual_tls::{http, AuthorizeLayer, Policy, ServerTls};
