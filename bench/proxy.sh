@@ -57,16 +57,16 @@ if [ ! -x "${ENVOY:-/nonexistent}" ]; then
     fi
 fi
 
-# The distribution profile (LTO, one codegen unit; Cargo.toml): what a packaged binary is.
+# The release profile (fat LTO, one codegen unit; Cargo.toml): what the README builds.
 # MUTUAL_BIN and LOAD_BIN name binaries built elsewhere instead. BEFORE=path/to/an/older/mutual
 # adds that binary as a fourth server, "before", in the same run (same load, same backend).
 if [ -n "${MUTUAL_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
     M=$MUTUAL_BIN
     LOAD=$LOAD_BIN
 else
-    cargo build --profile dist -q -p mutual -p mutual-bench --bin mutual --bin proxy-load
-    M=$ROOT/target/dist/mutual
-    LOAD=$ROOT/target/dist/proxy-load
+    cargo build --release -q -p mutual -p mutual-bench --bin mutual --bin proxy-load
+    M=$ROOT/target/release/mutual
+    LOAD=$ROOT/target/release/proxy-load
 fi
 # RT=1 (root or CAP_SYS_NICE): servers, backend and load at a real-time priority on their
 # pinned cores, so that other work on a busy machine (a build, say) does not take their time
