@@ -272,7 +272,7 @@ pub(crate) async fn finalize(
         ));
         ctx.app
             .writer
-            .record_for(row, None, request)
+            .record_issued(row, &issued.cert_der, None, request)
             .await
             .map_err(internal)?;
     }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{busy_secs, sqlite_err, translate, DbFailure};
-use crate::inventory::{insert_side_rows, names_of, NameKind};
+use crate::inventory::{insert_side_rows, names_of, names_of_der, NameKind};
 use crate::{Store, StoreError};
 
 /// Most certificates written by one transaction.
@@ -84,8 +84,31 @@ impl CertWriter {
         issued_by: Option<String>,
         request: Option<String>,
     ) -> Result<(), StoreError> {
-        let (done, wait) = oneshot::channel();
         let names = names_of(&cert.cert_pem);
+        self.send(cert, names, issued_by, request).await
+    }
+
+    /// [`record_for`](Self::record_for) with the certificate's DER at hand, as an issuing
+    /// path has it: its names are read from it, without decoding the PEM again.
+    pub async fn record_issued(
+        &self,
+        cert: OwnedCert,
+        der: &[u8],
+        issued_by: Option<String>,
+        request: Option<String>,
+    ) -> Result<(), StoreError> {
+        let names = names_of_der(der);
+        self.send(cert, names, issued_by, request).await
+    }
+
+    async fn send(
+        &self,
+        cert: OwnedCert,
+        names: Vec<(NameKind, String)>,
+        issued_by: Option<String>,
+        request: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
                 cert,

@@ -72,10 +72,15 @@ impl NameKind {
 /// certificate that does not parse has none: it is still recorded, and found by its other
 /// fields.
 pub fn names_of(cert_pem: &str) -> Vec<(NameKind, String)> {
-    let Ok(ders) = mutual_pki::cert::pem_certs(cert_pem.as_bytes()) else {
-        return Vec::new();
-    };
-    let Some(Ok(f)) = ders.first().map(|d| mutual_pki::cert::facts(d)) else {
+    match mutual_pki::cert::pem_certs(cert_pem.as_bytes()) {
+        Ok(ders) => ders.first().map(|d| names_of_der(d)).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`names_of`] for a certificate already in DER: what the issuing paths have in hand.
+pub fn names_of_der(der: &[u8]) -> Vec<(NameKind, String)> {
+    let Ok(f) = mutual_pki::cert::facts(der) else {
         return Vec::new();
     };
     let mut out: Vec<(NameKind, String)> = Vec::new();
