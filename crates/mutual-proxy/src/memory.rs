@@ -15,7 +15,8 @@ use crate::Proxy;
 /// When a trim pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// How often the task looks: at most one trim per look.
+    /// How often the task looks (one atomic load): at most one trim per look. Connections
+    /// park 1 s after their last request; their memory is back with the kernel a second later.
     pub every: Duration,
     /// Connections that freed their memory (handshake done, parked or closed) since the last
     /// trim that make one worth it.
@@ -28,7 +29,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Policy {
         Policy {
-            every: Duration::from_secs(2),
+            every: Duration::from_secs(1),
             min_connections: 64,
             spacing: 200,
         }
@@ -134,17 +135,17 @@ mod tests {
         let ms = Duration::from_millis;
         // (connections, since the last trim, the last took, trim?)
         let cases = [
-            (0, ms(2_000), ms(0), false),
-            (63, ms(2_000), ms(0), false),
-            (64, ms(2_000), ms(0), true),
-            (10_000, ms(2_000), ms(0), true),
+            (0, ms(1_000), ms(0), false),
+            (63, ms(1_000), ms(0), false),
+            (64, ms(1_000), ms(0), true),
+            (10_000, ms(1_000), ms(0), true),
             // A trim of 18 ms waits 3.6 s for the next one, however much was freed.
             (10_000, ms(2_000), ms(18), false),
             (10_000, ms(3_599), ms(18), false),
             (10_000, ms(3_600), ms(18), true),
             (63, ms(60_000), ms(18), false),
             // Cheap trims are only held to the interval.
-            (64, ms(2_000), ms(1), true),
+            (64, ms(1_000), ms(1), true),
             // A trim that took absurdly long does not overflow, it just never comes back
             // before its spacing.
             (64, Duration::MAX, Duration::MAX, true),
