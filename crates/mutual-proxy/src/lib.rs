@@ -27,6 +27,7 @@ pub mod crlfetch;
 pub mod crlstate;
 pub mod enroll;
 pub mod headers;
+pub mod memory;
 pub mod metrics;
 pub mod refusals;
 pub mod reload;
@@ -251,6 +252,8 @@ pub struct Proxy {
     enrolled: enroll::Enrollments,
     /// The last refusals, for the admin dashboard.
     pub refusals: refusals::Recent,
+    /// Connections that freed memory since it was last given back to the kernel.
+    freed: memory::Freed,
 }
 
 /// Addresses a started proxy listens on.
@@ -290,6 +293,7 @@ impl Proxy {
             bound: std::sync::OnceLock::new(),
             enrolled,
             refusals: refusals::Recent::default(),
+            freed: memory::Freed::default(),
         }))
     }
 
@@ -404,6 +408,10 @@ impl Proxy {
         };
         reload::watch(Arc::clone(self));
         enroll::watch(self);
+        tokio::spawn(memory::trim_when_freed(
+            Arc::clone(self),
+            memory::Policy::default(),
+        ));
         Ok(Running { listeners, admin })
     }
 

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     /// Failed reloads (the old configuration kept serving).
     pub reload_failures: AtomicU64,
+    /// Times freed memory was given back to the kernel.
+    memory_trims: AtomicU64,
+    /// Nanoseconds those took.
+    memory_trim_nanos: AtomicU64,
 }
 
 /// One gauge line supplied at scrape time.
@@ -69,6 +73,13 @@ impl Metrics {
         let mut b = self.tcp_bytes.lock().unwrap_or_else(|p| p.into_inner());
         *b.entry((route.to_string(), "up")).or_insert(0) += moved.up;
         *b.entry((route.to_string(), "down")).or_insert(0) += moved.down;
+    }
+
+    /// Counts one time freed memory was given back to the kernel, and how long it took.
+    pub fn memory_trim(&self, took: std::time::Duration) {
+        self.memory_trims.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.memory_trim_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, with the given gauges appended.
@@ -123,6 +134,18 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE mutual_proxy_connections_rejected_total counter\nmutual_proxy_connections_rejected_total {}", self.connections_rejected.load(Ordering::Relaxed));
         let _ = writeln!(out, "# TYPE mutual_proxy_reloads_total counter\nmutual_proxy_reloads_total{{result=\"ok\"}} {}\nmutual_proxy_reloads_total{{result=\"failed\"}} {}", self.reloads.load(Ordering::Relaxed), self.reload_failures.load(Ordering::Relaxed));
+        out.push_str("# HELP mutual_proxy_memory_trims_total Times memory freed by connections was given back to the kernel.\n# TYPE mutual_proxy_memory_trims_total counter\n");
+        let _ = writeln!(
+            out,
+            "mutual_proxy_memory_trims_total {}",
+            self.memory_trims.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP mutual_proxy_memory_trim_seconds_total Time spent giving freed memory back to the kernel.\n# TYPE mutual_proxy_memory_trim_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "mutual_proxy_memory_trim_seconds_total {}",
+            self.memory_trim_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        );
         let mut last = "";
         for g in gauges {
             if g.name != last {
@@ -151,6 +174,8 @@ mod tests {
         m.request("www.example.com/", 200, "allow");
         m.request("www.example.com/", 403, "deny");
         m.handshake("refused", "unknown_issuer");
+        m.memory_trim(std::time::Duration::from_millis(3));
+        m.memory_trim(std::time::Duration::from_micros(1500));
         let text = m.render(&[Gauge {
             name: "mutual_proxy_upstream_healthy",
             labels: vec![
@@ -164,6 +189,8 @@ mod tests {
             "mutual_proxy_requests_total{route=\"www.example.com/\",status=\"403\",decision=\"deny\"} 1",
             "mutual_proxy_handshakes_total{result=\"refused\",reason=\"unknown_issuer\"} 1",
             "mutual_proxy_upstream_healthy{upstream=\"echo\",server=\"127.0.0.1:8080\"} 1",
+            "# TYPE mutual_proxy_memory_trims_total counter\nmutual_proxy_memory_trims_total 2\n",
+            "# TYPE mutual_proxy_memory_trim_seconds_total counter\nmutual_proxy_memory_trim_seconds_total 0.0045\n",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

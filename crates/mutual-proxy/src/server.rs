@@ -59,9 +59,12 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
         let metrics = Arc::clone(&proxy);
         tokio::spawn(async move {
             metrics.metrics.connections.fetch_add(1, Ordering::Relaxed);
+            // The handshake's transients are freed once it is done, the rest once it closes.
             if let Some(serving) = establish.await {
+                metrics.freed.connection();
                 serving.await;
             }
+            metrics.freed.connection();
             metrics.metrics.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -258,7 +261,11 @@ fn serve_h1(
                 return;
             }
             match Box::pin(serve_until_idle(&builder, io, &conn, &activity, park_after)).await {
-                Some(back) => io = back,
+                Some(back) => {
+                    // Parked: hyper's buffers are freed.
+                    conn.proxy.freed.connection();
+                    io = back;
+                }
                 None => return,
             }
         }
