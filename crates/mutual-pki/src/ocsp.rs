@@ -362,6 +362,20 @@ mod tests {
     use crate::ca::{generate_root, RootRequest};
     use x509_ocsp::{BasicOcspResponse, Request, TbsRequest, Version};
 
+    /// A successful answer decoded, after checking it is byte for byte what x509-ocsp's own
+    /// encoder makes of the same answer.
+    fn decoded_as_x509_ocsp_encodes(answer: &[u8]) -> (OcspResponse, BasicOcspResponse) {
+        let resp = OcspResponse::from_der(answer).unwrap();
+        let bytes = resp.response_bytes.clone().unwrap();
+        let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+        let again = OcspResponse::successful(basic.clone())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        assert_eq!(again, answer);
+        (resp, basic)
+    }
+
     fn root(kt: KeyType) -> crate::ca::CaMaterial {
         generate_root(
             &RootRequest {
@@ -474,16 +488,7 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
-            let resp = OcspResponse::from_der(&answer).unwrap();
-            let bytes = resp.response_bytes.clone().unwrap();
-            let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
-            assert_eq!(
-                OcspResponse::successful(basic.clone())
-                    .unwrap()
-                    .to_der()
-                    .unwrap(),
-                answer
-            );
+            let (_, basic) = decoded_as_x509_ocsp_encodes(&answer);
             let data = &basic.tbs_response_data;
             assert_eq!(data.responses.len(), statuses.len());
             assert_eq!(data.response_extensions.is_some(), req.nonce().is_some());
@@ -527,18 +532,8 @@ mod tests {
                     Duration::from_secs(3600),
                 )
                 .unwrap();
-                let resp = OcspResponse::from_der(&der).unwrap();
-                let bytes = resp.response_bytes.clone().unwrap();
-                let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
-                // Byte for byte what x509-ocsp's own encoder makes of the same answer, the
-                // CA certificate included.
-                assert_eq!(
-                    OcspResponse::successful(basic.clone())
-                        .unwrap()
-                        .to_der()
-                        .unwrap(),
-                    der
-                );
+                // The CA certificate included.
+                let (resp, basic) = decoded_as_x509_ocsp_encodes(&der);
                 assert_eq!(resp.to_der().unwrap(), der);
                 let certs = basic.certs.as_deref().unwrap();
                 assert_eq!(certs.len(), 1);
