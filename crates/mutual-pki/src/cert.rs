@@ -107,6 +107,53 @@ fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Resul
     s.collect_str(v)
 }
 
+/// The subject alternative names of a certificate, by kind, in the certificate's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AltNames {
+    /// DNS names.
+    pub dns_names: Vec<String>,
+    /// IP addresses.
+    pub ip_addresses: Vec<IpAddr>,
+    /// URIs.
+    pub uris: Vec<String>,
+    /// Email addresses.
+    pub emails: Vec<String>,
+}
+
+impl AltNames {
+    fn add(&mut self, san: &SubjectAlternativeName<'_>) {
+        for name in &san.general_names {
+            match name {
+                GeneralName::DNSName(d) => self.dns_names.push(d.to_string()),
+                GeneralName::URI(u) => self.uris.push(u.to_string()),
+                GeneralName::RFC822Name(e) => self.emails.push(e.to_string()),
+                GeneralName::IPAddress(b) => {
+                    if let Some(ip) = ip_from_bytes(b) {
+                        self.ip_addresses.push(ip)
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Only the subject alternative names of one DER certificate: what the inventory indexes for
+/// every certificate issued, without the DNs, fingerprint and extensions that [`facts`] reads.
+pub fn alt_names(der: &[u8]) -> Result<AltNames, PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::UnreadableCertificate {
+            detail: e.to_string(),
+        })?;
+    let mut names = AltNames::default();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            names.add(san);
+        }
+    }
+    Ok(names)
+}
+
 /// Reads the facts of one DER certificate.
 pub fn facts(der: &[u8]) -> Result<CertFacts, PkiError> {
     let (_, cert) =
@@ -149,23 +196,10 @@ pub fn facts_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertFacts {
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
         sha256_fingerprint: fingerprint(der),
     };
+    let mut sans = AltNames::default();
     for ext in cert.extensions() {
         match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                for name in &san.general_names {
-                    match name {
-                        GeneralName::DNSName(d) => f.dns_names.push(d.to_string()),
-                        GeneralName::URI(u) => f.uris.push(u.to_string()),
-                        GeneralName::RFC822Name(e) => f.emails.push(e.to_string()),
-                        GeneralName::IPAddress(b) => {
-                            if let Some(ip) = ip_from_bytes(b) {
-                                f.ip_addresses.push(ip)
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            ParsedExtension::SubjectAlternativeName(san) => sans.add(san),
             ParsedExtension::BasicConstraints(bc) => {
                 f.is_ca = bc.ca;
                 f.path_len = bc.path_len_constraint;
@@ -234,18 +268,28 @@ pub fn facts_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertFacts {
             _ => {}
         }
     }
+    f.dns_names = sans.dns_names;
+    f.ip_addresses = sans.ip_addresses;
+    f.uris = sans.uris;
+    f.emails = sans.emails;
     f
 }
 
 /// SHA-256 fingerprint as openssl prints it: `AB:CD:…`.
 pub fn fingerprint(der: &[u8]) -> String {
     use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let digest = sha2::Sha256::digest(der);
-    digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    // Built in place: it is read for every certificate the server issues or is shown.
+    let mut out = String::with_capacity(digest.len() * 3);
+    for (i, b) in digest.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
@@ -265,45 +309,61 @@ fn first_cn(name: &X509Name<'_>) -> Option<String> {
 /// A distinguished name in RFC 2253 order (last RDN first), e.g.
 /// `CN=alice.example.com,O=Example`. Values are escaped as RFC 4514 asks.
 pub fn dn_string(name: &X509Name<'_>) -> String {
-    let mut parts = Vec::new();
-    for rdn in name.iter_rdn() {
-        let attrs: Vec<String> = rdn
-            .iter()
-            .map(|atv| {
-                let oid = atv.attr_type().to_id_string();
-                let key = match oid.as_str() {
-                    "2.5.4.3" => "CN".to_string(),
-                    "2.5.4.6" => "C".to_string(),
-                    "2.5.4.7" => "L".to_string(),
-                    "2.5.4.8" => "ST".to_string(),
-                    "2.5.4.10" => "O".to_string(),
-                    "2.5.4.11" => "OU".to_string(),
-                    "2.5.4.9" => "STREET".to_string(),
-                    "0.9.2342.19200300.100.1.25" => "DC".to_string(),
-                    "0.9.2342.19200300.100.1.1" => "UID".to_string(),
-                    "2.5.4.5" => "serialNumber".to_string(),
-                    "1.2.840.113549.1.9.1" => "emailAddress".to_string(),
-                    other => other.to_string(),
-                };
-                let value = atv
-                    .as_str()
-                    .map(escape_dn_value)
-                    .unwrap_or_else(|_| format!("#{}", hex::encode(atv.attr_value().data)));
-                format!("{key}={value}")
-            })
-            .collect();
-        parts.push(attrs.join("+"));
+    // Written into one string: every request through the proxy and every certificate issued
+    // reads a DN or two.
+    let rdns: Vec<_> = name.iter_rdn().collect();
+    let mut out = String::with_capacity(name.as_raw().len());
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            match attr_short_name(atv.attr_type()) {
+                Some(key) => out.push_str(key),
+                None => out.push_str(&atv.attr_type().to_id_string()),
+            }
+            out.push('=');
+            match atv.as_str() {
+                Ok(v) => escape_dn_value(v, &mut out),
+                Err(_) => {
+                    out.push('#');
+                    out.push_str(&hex::encode(atv.attr_value().data));
+                }
+            }
+        }
     }
-    parts.reverse();
-    parts.join(",")
+    out
 }
 
-fn escape_dn_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// The RFC 4514 short name of a DN attribute, where it has one.
+fn attr_short_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Option<&'static str> {
+    use x509_parser::oid_registry as o;
+    let known: [(&x509_parser::der_parser::oid::Oid<'static>, &'static str); 11] = [
+        (&o::OID_X509_COMMON_NAME, "CN"),
+        (&o::OID_X509_COUNTRY_NAME, "C"),
+        (&o::OID_X509_LOCALITY_NAME, "L"),
+        (&o::OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+        (&o::OID_X509_ORGANIZATION_NAME, "O"),
+        (&o::OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+        (&o::OID_X509_STREET_ADDRESS, "STREET"),
+        (&o::OID_DOMAIN_COMPONENT, "DC"),
+        (&o::OID_USERID, "UID"),
+        (&o::OID_X509_SERIALNUMBER, "serialNumber"),
+        (&o::OID_PKCS9_EMAIL_ADDRESS, "emailAddress"),
+    ];
+    known.iter().find(|(k, _)| *k == oid).map(|(_, n)| *n)
+}
+
+/// Appends `v` escaped as RFC 4514 asks.
+fn escape_dn_value(v: &str, out: &mut String) {
+    let last = v.chars().count().saturating_sub(1);
     for (i, c) in v.chars().enumerate() {
         let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
             || (i == 0 && (c == '#' || c == ' '))
-            || (i == v.chars().count() - 1 && c == ' ');
+            || (i == last && c == ' ');
         if c.is_control() {
             // RFC 4514's hex form: a newline in a peer's name must not split a log line or
             // an error message.
@@ -318,7 +378,6 @@ fn escape_dn_value(v: &str) -> String {
         }
         out.push(c);
     }
-    out
 }
 
 fn sig_alg_name(oid: &str) -> String {
@@ -354,8 +413,60 @@ mod tests {
 
     #[test]
     fn dn_values_are_escaped() {
-        assert_eq!(escape_dn_value("a,b"), "a\\,b");
-        assert_eq!(escape_dn_value(" x "), "\\ x\\ ");
-        assert_eq!(escape_dn_value("plain"), "plain");
+        let escape = |v: &str| {
+            let mut out = String::new();
+            escape_dn_value(v, &mut out);
+            out
+        };
+        assert_eq!(escape("a,b"), "a\\,b");
+        assert_eq!(escape(" x "), "\\ x\\ ");
+        assert_eq!(escape("plain"), "plain");
+    }
+
+    /// RFC 2253 order (last RDN first), short names where RFC 4514 has them, the numeric
+    /// OID otherwise, values escaped; and the fingerprint as openssl prints it.
+    #[test]
+    fn dn_strings_and_fingerprints() {
+        use rcgen::{CertificateParams, DnType, DnValue, KeyPair};
+        let cases: Vec<(Vec<(DnType, &str)>, &str)> = vec![
+            (vec![(DnType::CommonName, "alice")], "CN=alice"),
+            (
+                vec![
+                    (DnType::CountryName, "US"),
+                    (DnType::OrganizationName, "Example, Inc"),
+                    (DnType::OrganizationalUnitName, "Dev"),
+                    (DnType::CommonName, "#bob "),
+                ],
+                "CN=\\#bob\\ ,OU=Dev,O=Example\\, Inc,C=US",
+            ),
+            (
+                vec![
+                    (
+                        DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+                        "example",
+                    ),
+                    (DnType::CustomDnType(vec![1, 2, 3, 4]), "x=y"),
+                ],
+                "1.2.3.4=x\\=y,DC=example",
+            ),
+        ];
+        for (attrs, want) in cases {
+            let mut params = CertificateParams::default();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            for (t, v) in attrs {
+                params
+                    .distinguished_name
+                    .push(t, DnValue::Utf8String(v.into()));
+            }
+            let key = KeyPair::generate().unwrap();
+            let der = params.self_signed(&key).unwrap().der().to_vec();
+            let f = facts(&der).unwrap();
+            assert_eq!(f.subject, want);
+            assert_eq!(f.issuer, want);
+            let fp = &f.sha256_fingerprint;
+            assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(&der);
+            assert_eq!(fp.replace(':', ""), hex::encode_upper(digest));
+        }
     }
 }

@@ -80,7 +80,7 @@ pub fn names_of(cert_pem: &str) -> Vec<(NameKind, String)> {
 
 /// [`names_of`] for a certificate already in DER: what the issuing paths have in hand.
 pub fn names_of_der(der: &[u8]) -> Vec<(NameKind, String)> {
-    let Ok(f) = mutual_pki::cert::facts(der) else {
+    let Ok(f) = mutual_pki::cert::alt_names(der) else {
         return Vec::new();
     };
     let mut out: Vec<(NameKind, String)> = Vec::new();
