@@ -86,38 +86,83 @@ pub struct Forwarded<'a> {
 /// Strips, then sets `x-forwarded-for`, `-proto`, `-host` and the identity headers. Values
 /// that are not valid header text are left out rather than failing the request.
 pub fn prepare(headers: &mut HeaderMap, f: &Forwarded<'_>) {
-    // `te: trailers` is hop-by-hop by name but end to end in meaning: it says the caller takes
-    // trailers, the only value HTTP/2 allows, and gRPC servers refuse a call without it.
-    let te_trailers = headers
-        .get(TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    strip(headers);
-    if te_trailers {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-    }
-    let set = |headers: &mut HeaderMap, name: &'static str, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            headers.insert(HeaderName::from_static(name), v);
+    let host = f.host.and_then(|h| HeaderValue::from_str(h).ok());
+    ConnHeaders::new(f.client, f.xfcc, f.client_cert).apply(headers, host, true);
+}
+
+/// The headers a connection sets on each of its requests, made once when it is accepted:
+/// a request then clones them (a reference count) instead of formatting and copying its
+/// caller's address and identity again. Values that are not valid header text are left out.
+#[derive(Debug, Clone)]
+pub struct ConnHeaders {
+    forwarded_for: Option<HeaderValue>,
+    xfcc: Option<HeaderValue>,
+    client_cert: Option<(HeaderValue, Option<HeaderValue>)>,
+}
+
+fn value(text: &str) -> Option<HeaderValue> {
+    // The String's buffer becomes the value's: no copy.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text.to_owned())).ok()
+}
+
+impl ConnHeaders {
+    /// The headers of a connection from `client` with its XFCC element and RFC 9440 headers.
+    pub fn new(
+        client: IpAddr,
+        xfcc: Option<&str>,
+        client_cert: Option<(&str, &str)>,
+    ) -> ConnHeaders {
+        ConnHeaders {
+            forwarded_for: value(&client.to_string()),
+            xfcc: xfcc.and_then(value),
+            client_cert: client_cert.and_then(|(cert, chain)| {
+                Some((
+                    value(cert)?,
+                    (!chain.is_empty()).then(|| value(chain)).flatten(),
+                ))
+            }),
         }
-    };
-    set(headers, "x-forwarded-for", &f.client.to_string());
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
-    if let Some(h) = f.host {
-        set(headers, "x-forwarded-host", h);
     }
-    if let Some(x) = f.xfcc {
-        set(headers, "x-forwarded-client-cert", x);
-    }
-    if let Some((cert, chain)) = f.client_cert {
-        set(headers, "client-cert", cert);
-        if !chain.is_empty() {
-            set(headers, "client-cert-chain", chain);
+
+    /// Strips `headers` (see [`strip`]), then sets `x-forwarded-for`, `-proto`, `-host` (to
+    /// `host`) and the identity headers; `Client-Cert` and `Client-Cert-Chain` only when
+    /// `client_cert` (the listener sends them).
+    pub fn apply(&self, headers: &mut HeaderMap, host: Option<HeaderValue>, client_cert: bool) {
+        // `te: trailers` is hop-by-hop by name but end to end in meaning: it says the caller
+        // takes trailers, the only value HTTP/2 allows, and gRPC servers refuse a call without
+        // it.
+        let te_trailers = headers
+            .get(TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        strip(headers);
+        if te_trailers {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        }
+        if let Some(v) = &self.forwarded_for {
+            headers.insert(X_FORWARDED_FOR.clone(), v.clone());
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+        if let Some(h) = host {
+            headers.insert(X_FORWARDED_HOST.clone(), h);
+        }
+        if let Some(x) = &self.xfcc {
+            headers.insert(X_FORWARDED_CLIENT_CERT.clone(), x.clone());
+        }
+        if let (true, Some((cert, chain))) = (client_cert, &self.client_cert) {
+            headers.insert(CLIENT_CERT.clone(), cert.clone());
+            if let Some(chain) = chain {
+                headers.insert(CLIENT_CERT_CHAIN.clone(), chain.clone());
+            }
         }
     }
 }
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+static CLIENT_CERT: HeaderName = HeaderName::from_static("client-cert");
+static CLIENT_CERT_CHAIN: HeaderName = HeaderName::from_static("client-cert-chain");
 
 #[cfg(test)]
 mod tests {

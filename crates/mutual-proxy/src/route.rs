@@ -32,7 +32,7 @@ pub enum NoRoute {
 }
 
 /// The host of a `Host` / `:authority` value: lower case, without port or IPv6 brackets.
-pub fn host_of(authority: &str) -> String {
+pub fn host_of(authority: &str) -> std::borrow::Cow<'_, str> {
     let a = authority.trim();
     let host = if let Some(rest) = a.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
@@ -42,7 +42,13 @@ pub fn host_of(authority: &str) -> String {
             _ => a,
         }
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    // Borrowed when already lower case, as nearly every client sends it.
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    }
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::headers::ConnHeaders;
 use crate::service::{self, Conn};
 use crate::upstream::UpBody;
 use crate::{xfcc, Proxy};
@@ -152,16 +153,22 @@ async fn connection(
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     // No peer only on a listener with `client_certificate = "optional"`: its requests are
     // answered with what is missing, and nothing of the caller is forwarded.
-    let (xfcc, client_cert) = match (&peer, chain.split_first()) {
-        (Some(peer), Some((leaf, issuers))) => (
-            xfcc::element(material.by.as_deref(), peer),
+    let headers = match (&peer, chain.split_first()) {
+        (Some(peer), Some((leaf, issuers))) => {
             // Only for a listener that sends them: they are the largest thing a connection
             // would keep (the chain in base64), and most listeners never do. A reload that
             // turns them on applies to connections made after it.
-            client_cert_headers
-                .then(|| (xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers))),
-        ),
-        (None, _) => (String::new(), None),
+            let client_cert = client_cert_headers
+                .then(|| (xfcc::client_cert(leaf), xfcc::client_cert_chain(issuers)));
+            ConnHeaders::new(
+                remote.ip(),
+                Some(&xfcc::element(material.by.as_deref(), peer)),
+                client_cert
+                    .as_ref()
+                    .map(|(c, ch)| (c.as_str(), ch.as_str())),
+            )
+        }
+        (None, _) => ConnHeaders::new(remote.ip(), None, None),
         // A verified caller without the chain it was verified by: never forward it.
         (Some(_), None) => return None,
     };
@@ -170,11 +177,10 @@ async fn connection(
     let conn = Arc::new(Conn {
         proxy: Arc::clone(proxy),
         listener: index,
-        xfcc,
+        headers,
         peer: peer.map(Arc::new),
         remote,
         sni,
-        client_cert,
         revocation_seen: std::sync::atomic::AtomicU64::new(u64::MAX),
         close: tokio::sync::Notify::new(),
         closing: std::sync::atomic::AtomicBool::new(false),

@@ -17,10 +17,10 @@ use mutual_tls::{grpc, PeerIdentity, Permit};
 
 use crate::config::Protocol;
 
-use crate::headers::{self, Forwarded};
+use crate::headers::{self, ConnHeaders};
 use crate::route::{self, NoRoute};
 use crate::upstream::{Pick, UpBody, Upstream};
-use crate::Proxy;
+use crate::{Proxy, Runtime};
 
 /// Largest refused body still read before the 413 is sent (see `handle`).
 const DRAIN_LIMIT: u64 = 1024 * 1024;
@@ -41,11 +41,10 @@ pub struct Conn {
     pub remote: SocketAddr,
     /// The server name it asked for.
     pub sni: Option<String>,
-    /// Its XFCC element, made once per connection (empty without a peer).
-    pub xfcc: String,
-    /// RFC 9440 `Client-Cert` and `Client-Cert-Chain`, when the listener sent them as the
-    /// connection was made.
-    pub client_cert: Option<(String, String)>,
+    /// Its `x-forwarded-for`, XFCC element (none without a peer) and, when the listener sent
+    /// them as the connection was made, RFC 9440 `Client-Cert` and `Client-Cert-Chain`: made
+    /// once per connection.
+    pub headers: ConnHeaders,
     /// The revocation feed's generation this caller was last looked up at.
     pub revocation_seen: std::sync::atomic::AtomicU64,
     /// Notified when the connection must close after the response in flight (a revoked
@@ -119,14 +118,15 @@ fn is_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// What the access log and the metrics say of one request.
-struct Outcome {
+/// It borrows from the runtime the request was routed by: nothing is copied on the way.
+struct Outcome<'a> {
     status: StatusCode,
-    route: String,
+    route: &'a str,
     decision: &'static str,
     reason: Option<String>,
-    server: Option<String>,
+    server: Option<&'a str>,
     /// The matcher that allowed the caller, as written.
-    rule: Option<String>,
+    rule: Option<Arc<str>>,
 }
 
 /// A request the proxy answers itself: its status, the `decision` label, and the reason, which
@@ -158,19 +158,22 @@ impl Refused {
 /// Handles one request.
 pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let proxy = &conn.proxy;
+    // The runtime of this request: a reload meanwhile applies to the next one.
+    let rt = proxy.runtime();
+    let logged = proxy
+        .access_log()
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let version = req.version();
-    let (mut resp, out) = forward(&conn, req).await;
+    let (mut resp, out) = forward(&conn, &rt, req).await;
     if out.decision == "revoked" && version < Version::HTTP_2 {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let proxy = &conn.proxy;
     let peer = conn.peer.as_deref();
     proxy
         .metrics
-        .request(&out.route, out.status.as_u16(), out.decision);
+        .request(out.route, out.status.as_u16(), out.decision);
     if out.decision != "allow" {
         proxy.refusals.record(crate::refusals::Refusal {
             at: time::OffsetDateTime::now_utc(),
@@ -180,13 +183,13 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
                 .map(|p| p.issuer_name().to_string())
                 .unwrap_or_default(),
             stage: "request",
-            route: out.route.clone(),
+            route: out.route.to_string(),
             code: out.decision.to_string(),
             status: Some(out.status.as_u16()),
             reason: out.reason.clone().unwrap_or_default(),
         });
     }
-    if proxy.access_log() {
+    if let Some((method, path)) = logged {
         tracing::info!(
             target: "mutual::access",
             method = %method,
@@ -210,17 +213,21 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
 /// The story of one request: admitted by a route's policy, held to the body limit, turned into
 /// the backend's request (forged identity stripped, the verified one set), sent, and the
 /// backend's answer passed back; or answered by the proxy with the reason it stopped.
-async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outcome) {
+async fn forward<'a>(
+    conn: &Conn,
+    rt: &'a Runtime,
+    req: Request<Incoming>,
+) -> (Response<UpBody>, Outcome<'a>) {
     let mut out = Outcome {
         status: StatusCode::OK,
-        route: "-".into(),
+        route: "-",
         decision: "allow",
         reason: None,
         server: None,
         rule: None,
     };
     let grpc = grpc::is_grpc_request(&req);
-    match steps(conn, req, &mut out).await {
+    match steps(conn, rt, req, &mut out).await {
         Ok(resp) => {
             out.status = resp.status();
             (resp, out)
@@ -237,13 +244,14 @@ async fn forward(conn: &Conn, req: Request<Incoming>) -> (Response<UpBody>, Outc
     }
 }
 
-async fn steps(
+async fn steps<'a>(
     conn: &Conn,
+    rt: &'a Runtime,
     req: Request<Incoming>,
-    out: &mut Outcome,
+    out: &mut Outcome<'a>,
 ) -> Result<Response<UpBody>, Refused> {
-    let admitted = admit(conn, &req, out)?;
-    out.rule = Some(admitted.permit.rule().to_string());
+    let admitted = admit(conn, rt, &req, out)?;
+    out.rule = Some(admitted.permit.rule_shared());
     let req = within_body_limit(req, admitted.max_body).await?;
     // A gRPC caller's deadline bounds the wait too; the header itself goes on to the backend.
     let deadline = req
@@ -252,35 +260,39 @@ async fn steps(
         .and_then(|v| grpc::timeout(v.as_bytes()))
         .filter(|d| *d < admitted.timeout);
     let pick = admitted.upstream.pick();
-    let server = pick.authority().to_string();
-    out.server = Some(server.clone());
-    let req = match upstream_request(conn, &admitted, &server, req) {
+    let server = &admitted.upstream.servers[pick.index()];
+    out.server = Some(&server.authority);
+    let req = match upstream_request(conn, &admitted, server, req) {
         Ok(req) => req,
         Err(r) => {
             pick.done(true);
             return Err(r);
         }
     };
-    let resp = send(&admitted, deadline, pick, &server, req).await?;
+    let resp = send(&admitted, deadline, pick, &server.authority, req).await?;
     Ok(map_response(resp))
 }
 
 /// A request that a route's policy admitted, with what forwarding it needs. Only [`admit`]
 /// makes one, and it holds the [`Permit`] the route's policy gave the caller: no request
 /// reaches a backend without one.
-struct Admitted {
+struct Admitted<'a> {
     permit: Permit,
     /// The `Host` (or `:authority`) the caller asked for.
-    authority: String,
-    upstream: Arc<Upstream>,
+    authority: HeaderValue,
+    upstream: &'a Arc<Upstream>,
     max_body: u64,
     timeout: Duration,
     client_cert_headers: bool,
 }
 
 /// Finds the request's route (by Host, held to the SNI, and path) and asks its policy.
-fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admitted, Refused> {
-    let rt = conn.proxy.runtime();
+fn admit<'a>(
+    conn: &Conn,
+    rt: &'a Runtime,
+    req: &Request<Incoming>,
+    out: &mut Outcome<'a>,
+) -> Result<Admitted<'a>, Refused> {
     let lc = &rt.config.listeners[conn.listener];
     // A caller without a certificate (an optional listener) has nothing to revoke; it is
     // refused below for what is missing.
@@ -299,24 +311,20 @@ fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admi
             ));
         }
     }
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(String::from)
-        })
-        .ok_or_else(|| {
-            Refused::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request has no Host",
-            )
-        })?;
-    let host = route::host_of(&authority);
+    // HTTP/2's :authority, else HTTP/1's Host (whose value is only shared, not copied).
+    let authority = match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(HOST).cloned(),
+    };
+    let no_host = || {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request has no Host",
+        )
+    };
+    let authority = authority.ok_or_else(no_host)?;
+    let host = route::host_of(authority.to_str().map_err(|_| no_host())?);
     let (_, route) = route::select(&lc.routes, conn.sni.as_deref(), &host, req.uri().path())
         .map_err(|e| {
             let (status, decision) = match e {
@@ -325,7 +333,7 @@ fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admi
             };
             Refused::new(status, decision, e.to_string())
         })?;
-    out.route = route.name.clone();
+    out.route = &route.name;
     let Some(peer) = conn.peer.as_ref() else {
         return Err(Refused::new(
             StatusCode::UNAUTHORIZED,
@@ -351,7 +359,7 @@ fn admit(conn: &Conn, req: &Request<Incoming>, out: &mut Outcome) -> Result<Admi
     Ok(Admitted {
         permit,
         authority,
-        upstream: Arc::clone(&rt.upstreams[route.upstream]),
+        upstream: &rt.upstreams[route.upstream],
         max_body: lc.limits.max_body_bytes,
         timeout: lc.limits.request_timeout,
         client_cert_headers: lc.client_cert_headers,
@@ -393,17 +401,19 @@ async fn within_body_limit(
 /// with every identity header the caller sent stripped and the verified identity set.
 fn upstream_request(
     conn: &Conn,
-    admitted: &Admitted,
-    server: &str,
+    admitted: &Admitted<'_>,
+    server: &crate::upstream::Server,
     req: Request<Incoming>,
 ) -> Result<Request<UpBody>, Refused> {
     let (mut parts, body) = req.into_parts();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    parts.uri = format!("http://{server}{pq}").parse().map_err(|_| {
+    // The caller's path and query (shared, not copied) under the server's parsed authority.
+    let mut target = std::mem::take(&mut parts.uri).into_parts();
+    target.scheme = Some(http::uri::Scheme::HTTP);
+    target.authority = server.uri_authority.clone();
+    if target.path_and_query.is_none() {
+        target.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    parts.uri = http::Uri::from_parts(target).map_err(|_| {
         Refused::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -415,23 +425,13 @@ fn upstream_request(
         Protocol::H1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
     };
-    headers::prepare(
+    conn.headers.apply(
         &mut parts.headers,
-        &Forwarded {
-            client: conn.remote.ip(),
-            host: Some(&admitted.authority),
-            xfcc: Some(&conn.xfcc),
-            client_cert: admitted
-                .client_cert_headers
-                .then_some(conn.client_cert.as_ref())
-                .flatten()
-                .map(|(a, b)| (a.as_str(), b.as_str())),
-        },
+        Some(admitted.authority.clone()),
+        admitted.client_cert_headers,
     );
     if protocol == Protocol::H1 && !parts.headers.contains_key(HOST) {
-        if let Ok(v) = HeaderValue::from_str(&admitted.authority) {
-            parts.headers.insert(HOST, v);
-        }
+        parts.headers.insert(HOST, admitted.authority.clone());
     }
     let body = Limited::new(body, admitted.max_body as usize).boxed_unsync();
     Ok(Request::from_parts(parts, body))
@@ -441,7 +441,7 @@ fn upstream_request(
 /// `deadline`), and tells the pick how it went (a timeout, a failure to connect and a
 /// 502/503/504 count against the server; a caller's deadline does not).
 async fn send(
-    admitted: &Admitted,
+    admitted: &Admitted<'_>,
     deadline: Option<Duration>,
     pick: Pick,
     server: &str,

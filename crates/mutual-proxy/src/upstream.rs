@@ -22,6 +22,9 @@ pub type UpBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>
 pub struct Server {
     /// `host:port`.
     pub authority: String,
+    /// The same, parsed once for the request target of every request sent to it (`None`
+    /// when it does not parse: such a request is refused as unusable).
+    pub uri_authority: Option<http::uri::Authority>,
     in_flight: AtomicUsize,
     failures: AtomicU32,
     /// Milliseconds after [`Upstream`]'s epoch until which the server rests; 0 when healthy.
@@ -51,6 +54,11 @@ impl Pick {
     /// The server's `host:port`.
     pub fn authority(&self) -> &str {
         &self.upstream.servers[self.index].authority
+    }
+
+    /// The server's index in [`Upstream::servers`].
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Records the outcome: `ok` false for a connect failure, a timeout or a 502/503/504.
@@ -95,6 +103,7 @@ impl Upstream {
                 .iter()
                 .map(|a| Server {
                     authority: a.clone(),
+                    uri_authority: a.parse().ok(),
                     in_flight: AtomicUsize::new(0),
                     failures: AtomicU32::new(0),
                     ejected_until: AtomicU64::new(0),
@@ -121,27 +130,28 @@ impl Upstream {
         self.servers[i].ejected_until.load(Ordering::Relaxed) <= self.now_ms()
     }
 
-    /// Picks a server for one request.
+    /// Picks a server for one request. Nothing is allocated, and the clock is read only
+    /// while some server rests.
     pub fn pick(self: &Arc<Self>) -> Pick {
         let n = self.servers.len();
-        let healthy: Vec<usize> = (0..n).filter(|i| self.healthy(*i)).collect();
-        let candidates: Vec<usize> = if healthy.is_empty() {
-            (0..n).collect()
-        } else {
-            healthy
-        };
+        let resting = |i: usize| self.servers[i].ejected_until.load(Ordering::Relaxed);
+        let now = (0..n).any(|i| resting(i) != 0).then(|| self.now_ms());
+        let in_rotation = |i: usize| now.is_none_or(|t| resting(i) <= t);
+        let healthy = (0..n).filter(|&i| in_rotation(i)).count();
+        // With every server resting, all are tried again.
+        let candidate = |i: &usize| healthy == 0 || in_rotation(*i);
+        let candidates = if healthy == 0 { n } else { healthy };
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
         let index = match self.config.balance {
-            Balance::RoundRobin => {
-                candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()]
-            }
-            Balance::LeastRequests => {
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
-                let k = candidates.len();
-                (0..k)
-                    .map(|j| candidates[(start + j) % k])
-                    .min_by_key(|i| self.servers[*i].in_flight.load(Ordering::Relaxed))
-                    .unwrap_or(candidates[0])
-            }
+            Balance::RoundRobin => (0..n)
+                .filter(candidate)
+                .nth(start % candidates.max(1))
+                .unwrap_or(0),
+            Balance::LeastRequests => (0..n)
+                .map(|j| (start + j) % n)
+                .filter(candidate)
+                .min_by_key(|i| self.servers[*i].in_flight.load(Ordering::Relaxed))
+                .unwrap_or(0),
         };
         self.servers[index]
             .in_flight

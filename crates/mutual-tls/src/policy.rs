@@ -10,6 +10,8 @@ use crate::matcher::{Matcher, MatcherError};
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow: Vec<Matcher>,
+    /// Each matcher as written, made once: every permit carries its rule.
+    written: Vec<Arc<str>>,
 }
 
 /// Proof that a peer was authorized. Only [`Policy::authorize`] can build one, so a handler
@@ -17,7 +19,7 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub struct Permit {
     peer: Arc<PeerIdentity>,
-    rule: String,
+    rule: Arc<str>,
 }
 
 impl Permit {
@@ -29,6 +31,11 @@ impl Permit {
     /// The matcher that allowed it, as written.
     pub fn rule(&self) -> &str {
         &self.rule
+    }
+
+    /// The same, shared: for a log line written after the permit is gone.
+    pub fn rule_shared(&self) -> Arc<str> {
+        Arc::clone(&self.rule)
     }
 }
 
@@ -96,14 +103,13 @@ impl fmt::Display for Denial {
 impl Policy {
     /// A policy from parsed matchers. An empty list allows no one.
     pub fn new(allow: Vec<Matcher>) -> Policy {
-        Policy { allow }
+        let written = allow.iter().map(|m| Arc::from(m.to_string())).collect();
+        Policy { allow, written }
     }
 
     /// A policy that allows any verified peer.
     pub fn any() -> Policy {
-        Policy {
-            allow: vec!["any".parse().expect("the any matcher parses")],
-        }
+        Policy::new(vec!["any".parse().expect("the any matcher parses")])
     }
 
     /// Parses matcher strings; the first bad one is the error.
@@ -116,7 +122,7 @@ impl Policy {
             .into_iter()
             .map(|s| s.as_ref().parse())
             .collect::<Result<Vec<Matcher>, _>>()?;
-        Ok(Policy { allow })
+        Ok(Policy::new(allow))
     }
 
     /// The matchers, in order.
@@ -126,10 +132,10 @@ impl Policy {
 
     /// Decides whether a verified peer may call.
     pub fn authorize(&self, peer: &Arc<PeerIdentity>) -> Result<Permit, Denial> {
-        match self.allow.iter().find(|m| m.matches(peer)) {
-            Some(m) => Ok(Permit {
+        match self.allow.iter().position(|m| m.matches(peer)) {
+            Some(i) => Ok(Permit {
                 peer: Arc::clone(peer),
-                rule: m.to_string(),
+                rule: Arc::clone(&self.written[i]),
             }),
             None => Err(Denial {
                 peer: peer.name().to_string(),
