@@ -258,4 +258,31 @@ mod tests {
         assert_eq!(m["client-cert"], ":AQ==:");
         assert!(!m.contains_key("client-cert-chain"));
     }
+
+    /// The values a connection made once go on every request: the client certificate only
+    /// where the listener sends it now, a value that is not header text never (nor the forged
+    /// copy the caller sent), and each request's own host.
+    #[test]
+    fn connection_headers_on_each_request() {
+        let conn = ConnHeaders::new(
+            "::1".parse().unwrap(),
+            Some("Hash=ab;Subject=\"CN=alice\""),
+            Some((":AQ==:", ":Ag==:")),
+        );
+        for (client_cert, host) in [(true, Some("a.example.com")), (false, None)] {
+            let mut m = map(&[("client-cert", ":forged:")]);
+            conn.apply(&mut m, host.map(HeaderValue::from_static), client_cert);
+            assert_eq!(m["x-forwarded-for"], "::1");
+            assert_eq!(m["x-forwarded-client-cert"], "Hash=ab;Subject=\"CN=alice\"");
+            assert_eq!(m.get("x-forwarded-host").map(|v| v.to_str().unwrap()), host);
+            let cert = m.get("client-cert").map(|v| v.to_str().unwrap());
+            assert_eq!(cert, client_cert.then_some(":AQ==:"));
+            let chain = m.get("client-cert-chain").map(|v| v.to_str().unwrap());
+            assert_eq!(chain, client_cert.then_some(":Ag==:"));
+        }
+        let bad = ConnHeaders::new("127.0.0.1".parse().unwrap(), Some("CN=a\nb"), None);
+        let mut m = map(&[("x-forwarded-client-cert", "Subject=\"CN=admin\"")]);
+        bad.apply(&mut m, None, true);
+        assert!(!m.contains_key("x-forwarded-client-cert"));
+    }
 }
