@@ -45,7 +45,8 @@ TMPFS=/dev/shm; [ -d $TMPFS ] && [ -w $TMPFS ] || TMPFS=$W
 D=$(mktemp -d "$TMPFS/lifecycle.XXXXXX")
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # (CONT first: a server stopped while the other was measured would never see the TERM.)
+    for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$W" "$D"
 }
@@ -107,11 +108,18 @@ median() { # result lines on stdin -> the line with the median rps, errors summe
     sort -g -k1,1 | awk '{line[NR] = $0; err += $3; if (first == "" && $4 != "") first = $4}
         END {split(line[int((NR + 1) / 2)], f, " "); printf "%s %s %d %s\n", f[1], f[2], err, first}'
 }
+# The server not being measured is stopped (SIGSTOP) meanwhile: the core is the measured one's
+# alone, and no background work the other left behind (Go's garbage collector after its load,
+# say) takes its time.
 both() { # label target: runs m_load and b_load (defined before each call) ROUNDS times
     local m="" b=""
     for _ in $(seq 1 "$ROUNDS"); do
+        kill -STOP "$BPID"
         m+="$(m_load)"$'\n'
+        kill -CONT "$BPID"
+        kill -STOP "$MPID"
         b+="$(b_load)"$'\n'
+        kill -CONT "$MPID"
     done
     row "$1" "$2" "$(printf '%s' "$m" | median)" "$(printf '%s' "$b" | median)"
 }
