@@ -141,7 +141,7 @@ impl Policy {
                 peer: peer.name().to_string(),
                 subject: peer.subject.clone(),
                 issuer: peer.issuer.clone(),
-                allowed: self.allow.iter().map(|m| m.to_string()).collect(),
+                allowed: self.written.iter().map(|w| w.to_string()).collect(),
             }),
         }
     }
