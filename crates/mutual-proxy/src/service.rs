@@ -202,7 +202,7 @@ pub async fn handle(conn: Arc<Conn>, req: Request<Incoming>) -> Response<UpBody>
             decision = out.decision,
             status = out.status.as_u16(),
             reason = out.reason.as_deref().unwrap_or(""),
-            upstream = out.server.as_deref().unwrap_or(""),
+            upstream = out.server.unwrap_or(""),
             micros = started.elapsed().as_micros() as u64,
             "request"
         );
