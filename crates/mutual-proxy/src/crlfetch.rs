@@ -142,7 +142,7 @@ pub enum CrlFetchError {
     TooLarge {
         /// The CRL URL.
         url: String,
-        /// [`MAX_CRL_BYTES`].
+        /// The largest CRL fetched, in bytes (`MAX_CRL_BYTES`).
         limit: usize,
     },
     /// The body could not be read to its end.
@@ -158,7 +158,7 @@ pub enum CrlFetchError {
     Timeout {
         /// The CRL URL.
         url: String,
-        /// [`FETCH_TIMEOUT`].
+        /// How long a fetch may take (`FETCH_TIMEOUT`).
         timeout: Duration,
     },
     /// The body is not a CRL.

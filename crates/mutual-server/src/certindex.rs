@@ -239,7 +239,7 @@ fn revoked(ca: String, e: &FeedEntry) -> Revoked {
     }
 }
 
-/// Catches the index up every [`CATCH_UP`] while the app lives; a catch-up that finds new
+/// Catches the index up every `CATCH_UP` while the app lives; a catch-up that finds new
 /// revocations wakes the feed and drops the cached CRLs of the mounts concerned.
 pub fn spawn_catch_up(app: &Arc<App>) {
     let weak: Weak<App> = Arc::downgrade(app);

@@ -259,7 +259,7 @@ async fn attribute(app: &App, path: &str) -> Result<u64, ApiError> {
     Ok(n)
 }
 
-/// Runs [`attribute`] for every mount in the background: work of seconds per 100,000
+/// Runs `attribute` for every mount in the background: work of seconds per 100,000
 /// revocations done once, at start, rather than by the first CRL request after an upgrade.
 pub fn spawn_attribution(app: &Arc<App>) {
     let app = app.clone();

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A server connection's TCP stream. Writes made while the hold is armed are kept and go out
-/// in front of the next write (or at shutdown, or when [`ServerIo::send_held`] says so). A flush
+/// in front of the next write (or at shutdown, or when the connection says to send them). A flush
 /// does not send them: HTTP servers flush before they have read the request, which would send
 /// the ticket alone after all.
 #[derive(Debug)]

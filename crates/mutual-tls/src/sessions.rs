@@ -6,7 +6,7 @@
 //!
 //! Every connection of a server goes through one [`Sessions`] store. Next to rustls' own
 //! session value it keeps the chain the session was established with; a connection's view of
-//! the store ([`ConnSessions`]) checks that chain again before it hands the session to rustls.
+//! the store (`ConnSessions`) checks that chain again before it hands the session to rustls.
 //! Re-checking a chain costs no signature of the client (the session's secret proves it is the
 //! same client). A session that fails is dropped and rustls falls back to a full handshake, in
 //! which the client must present a certificate that passes; if it presents none, it is refused
