@@ -272,7 +272,7 @@ pub(crate) async fn finalize(
         ));
         ctx.app
             .writer
-            .record_issued(row, &issued.cert_der, None, request)
+            .record_issued(row, issued.names.clone(), None, request)
             .await
             .map_err(internal)?;
     }

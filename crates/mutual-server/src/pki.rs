@@ -644,7 +644,7 @@ pub(crate) async fn record_and_answer(
     if !no_store {
         let asker = crate::inventory::asker();
         app.writer
-            .record_issued(row, &issued.cert_der, asker.accessor, asker.request)
+            .record_issued(row, issued.names.clone(), asker.accessor, asker.request)
             .await?;
     }
     issued_reply(issued, p)

@@ -18,6 +18,7 @@ use mutual_pki::{
 };
 use time::OffsetDateTime;
 
+use crate::inventory::{inventory_names, NameKind};
 use crate::{CaRecord, NewCa, NewCert, OwnedCert, RevokeOutcome, Store, StoreError};
 
 /// Vault's default max lease TTL (32 days), the last bound on a leaf's lifetime when its role
@@ -87,6 +88,9 @@ pub struct Issued {
     pub ca_name: String,
     /// Warnings from the role check.
     pub warnings: Vec<String>,
+    /// Its subject alternative names as the inventory stores them (typed, normalised), as it
+    /// was signed with them.
+    pub names: Vec<(NameKind, String)>,
 }
 
 impl Issued {
@@ -143,6 +147,8 @@ pub struct Signed {
     pub not_after: OffsetDateTime,
     /// The role it was issued under (recorded with it; renewal applies it again).
     pub role: String,
+    /// Its subject alternative names, as the inventory stores them.
+    pub names: Vec<(NameKind, String)>,
 }
 
 impl Signed {
@@ -172,10 +178,22 @@ impl Signed {
                 not_after: self.not_after,
                 ca_name: ca.name.clone(),
                 warnings: self.warnings,
+                names: self.names,
             },
             record,
         ))
     }
+}
+
+/// The names `checked` puts in the certificate's subjectAltName (mutual_pki::issue), typed
+/// for the inventory.
+fn signed_names(checked: &Checked) -> Vec<(NameKind, String)> {
+    inventory_names(
+        &checked.dns_sans,
+        &checked.ip_sans,
+        &checked.uri_sans,
+        &checked.email_sans,
+    )
 }
 
 fn context(
@@ -224,6 +242,7 @@ pub fn issue_signed(
         &key_type.key_kind(),
         &serial,
     )?;
+    let names = signed_names(&checked);
     Ok(Signed {
         serial,
         der,
@@ -231,6 +250,7 @@ pub fn issue_signed(
         common_name: checked.common_name,
         not_before: checked.not_before,
         not_after: checked.not_after,
+        names,
         warnings: checked.warnings,
         role: role.name.clone(),
     })
@@ -269,6 +289,7 @@ pub fn sign_csr(
         &csr.key,
         &serial,
     )?;
+    let names = signed_names(&checked);
     Ok(Signed {
         serial,
         der,
@@ -276,6 +297,7 @@ pub fn sign_csr(
         common_name: checked.common_name,
         not_before: checked.not_before,
         not_after: checked.not_after,
+        names,
         warnings: checked.warnings,
         role: role.name.clone(),
     })

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{busy_secs, sqlite_err, translate, DbFailure};
-use crate::inventory::{insert_side_rows, names_of, names_of_der, NameKind};
+use crate::inventory::{insert_side_rows, names_of, NameKind};
 use crate::{Store, StoreError};
 
 /// Most certificates written by one transaction.
@@ -88,16 +88,16 @@ impl CertWriter {
         self.send(cert, names, issued_by, request).await
     }
 
-    /// [`record_for`](Self::record_for) with the certificate's DER at hand, as an issuing
-    /// path has it: its names are read from it, without decoding the PEM again.
+    /// [`record_for`](Self::record_for) for a certificate just signed: its names are the ones
+    /// it was signed with ([`Issued::names`](crate::authority::Issued::names)), not read back
+    /// from it.
     pub async fn record_issued(
         &self,
         cert: OwnedCert,
-        der: &[u8],
+        names: Vec<(NameKind, String)>,
         issued_by: Option<String>,
         request: Option<String>,
     ) -> Result<(), StoreError> {
-        let names = names_of_der(der);
         self.send(cert, names, issued_by, request).await
     }
 

@@ -78,25 +78,33 @@ pub fn names_of(cert_pem: &str) -> Vec<(NameKind, String)> {
     }
 }
 
-/// [`names_of`] for a certificate already in DER: what the issuing paths have in hand.
+/// [`names_of`] for a certificate already in DER.
 pub fn names_of_der(der: &[u8]) -> Vec<(NameKind, String)> {
     let Ok(f) = mutual_pki::cert::alt_names(der) else {
         return Vec::new();
     };
-    let mut out: Vec<(NameKind, String)> = Vec::new();
+    inventory_names(&f.dns_names, &f.ip_addresses, &f.uris, &f.emails)
+}
+
+/// The subject alternative names a certificate was signed with, as the inventory stores them:
+/// what an issuing path has in hand without reading the certificate back. The same as
+/// [`names_of_der`] of what it signed (tests/inventory.rs checks it).
+pub fn inventory_names(
+    dns: &[String],
+    ips: &[std::net::IpAddr],
+    uris: &[String],
+    emails: &[String],
+) -> Vec<(NameKind, String)> {
+    let mut out: Vec<(NameKind, String)> =
+        Vec::with_capacity(dns.len() + ips.len() + uris.len() + emails.len());
     out.extend(
-        f.dns_names
-            .iter()
+        dns.iter()
             .map(|n| (NameKind::Dns, NameKind::Dns.normalize(n))),
     );
+    out.extend(ips.iter().map(|ip| (NameKind::Ip, ip.to_string())));
+    out.extend(uris.iter().map(|u| (NameKind::Uri, u.clone())));
     out.extend(
-        f.ip_addresses
-            .iter()
-            .map(|ip| (NameKind::Ip, ip.to_string())),
-    );
-    out.extend(f.uris.iter().map(|u| (NameKind::Uri, u.clone())));
-    out.extend(
-        f.emails
+        emails
             .iter()
             .map(|e| (NameKind::Email, NameKind::Email.normalize(e))),
     );

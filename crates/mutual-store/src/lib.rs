@@ -56,7 +56,9 @@ pub use authority::{
 pub use commit::{CertWriter, OwnedCert};
 pub use db::{is_postgres_url, redact, Engine};
 pub use error::StoreError;
-pub use inventory::{names_of, Cursor, DayCount, Found, NameKind, Page, Search, SortKey, MAX_PAGE};
+pub use inventory::{
+    inventory_names, names_of, Cursor, DayCount, Found, NameKind, Page, Search, SortKey, MAX_PAGE,
+};
 pub use issuers::{new_uuid, IssuerDefaults, IssuerRecord, KeyRecord, DEFAULT_USAGE};
 pub use kek::Kek;
 pub use metrics::{store_metrics, StoreMetrics, COMMIT_BUCKETS};

@@ -165,6 +165,63 @@ async fn every_filter_finds_what_it_names() {
     assert_eq!(days.last().map(|d| d.issued), Some(3));
 }
 
+/// An issuing path records the names it signed, without reading the certificate back: they
+/// must be the names the certificate carries, as the inventory reads them from it.
+#[tokio::test]
+async fn the_names_recorded_at_issue_are_the_names_in_the_certificate() {
+    let (_dir, store) = store_with_ca().await;
+    let ca = store.get_ca("root").await.unwrap();
+    let role = store.get_role("service").await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    // (CN, DNS SANs, IP SANs, URI SANs)
+    type Row<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let table: &[Row] = &[
+        ("a.example.com", &[], &[], &[]),
+        (
+            "b.example.com",
+            &["x.example.com", "b.example.com", "localhost"],
+            &[],
+            &[],
+        ),
+        ("C.Example.COM", &["Mixed.Example.com"], &[], &[]),
+        (
+            "d.example.com",
+            &[],
+            &["127.0.0.1", "::1", "10.0.0.2", "2001:db8::1"],
+            &[],
+        ),
+        (
+            "e.example.com",
+            &[],
+            &[],
+            &["spiffe://example.org/ns/e", "spiffe://example.org/a"],
+        ),
+        (
+            "f.example.com",
+            &["f.example.com", "g.example.com"],
+            &["192.0.2.1"],
+            &["spiffe://example.org/f"],
+        ),
+    ];
+    for (cn, dns, ips, uris) in table {
+        let signed = mutual_store::issue_signed(
+            &ca,
+            &role,
+            mutual_store::SYSTEM_MAX_TTL,
+            &req(cn, dns, ips, uris),
+            now,
+        )
+        .unwrap();
+        let (issued, _) = signed.into_issued(&ca).unwrap();
+        assert!(!issued.names.is_empty(), "{cn}: no names");
+        assert_eq!(
+            issued.names,
+            mutual_store::names_of(&issued.cert_pem),
+            "{cn}: the names recorded are not the names signed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_writer_records_names_and_the_token_and_pages_have_no_gaps() {
     let (_dir, store) = store_with_ca().await;

@@ -821,6 +821,7 @@ fn issued(mount: &str, a: Answer) -> Result<Issued> {
         None => None,
     };
     Ok(Issued {
+        names: mutual_store::inventory_names(&f.dns_names, &f.ip_addresses, &f.uris, &f.emails),
         serial: f.serial,
         common_name: f.common_name.unwrap_or_default(),
         cert_der,
