@@ -263,7 +263,7 @@ pub(crate) async fn finalize(
     })
     .await
     .map_err(|e| Problem::new(ProblemType::BadCsr, e.to_string()))??;
-    let (issued, row) = signed.into_issued(&ca).map_err(internal)?;
+    let (mut issued, row) = signed.into_issued(&ca).map_err(internal)?;
     if !role.no_store {
         let request = Some(format!(
             "{}/{}acme/order/{id}/finalize",
@@ -272,7 +272,7 @@ pub(crate) async fn finalize(
         ));
         ctx.app
             .writer
-            .record_issued(row, issued.names.clone(), None, request)
+            .record_issued(row, std::mem::take(&mut issued.names), None, request)
             .await
             .map_err(internal)?;
     }

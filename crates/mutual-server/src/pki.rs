@@ -640,11 +640,16 @@ pub(crate) async fn record_and_answer(
     signed: Signed,
     p: &Params,
 ) -> Result<Reply, ApiError> {
-    let (issued, row) = signed.into_issued(ca)?;
+    let (mut issued, row) = signed.into_issued(ca)?;
     if !no_store {
         let asker = crate::inventory::asker();
         app.writer
-            .record_issued(row, issued.names.clone(), asker.accessor, asker.request)
+            .record_issued(
+                row,
+                std::mem::take(&mut issued.names),
+                asker.accessor,
+                asker.request,
+            )
             .await?;
     }
     issued_reply(issued, p)
