@@ -57,6 +57,22 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
                         value: if u.healthy(i) { 1.0 } else { 0.0 },
                     });
                 }
+                for (server, opened, idle) in u.connections() {
+                    let labels = vec![
+                        ("upstream", u.config.name.clone()),
+                        ("server", server.to_string()),
+                    ];
+                    gauges.push(Gauge {
+                        name: "mutual_proxy_upstream_connections_opened_total",
+                        labels: labels.clone(),
+                        value: opened as f64,
+                    });
+                    gauges.push(Gauge {
+                        name: "mutual_proxy_upstream_idle_connections",
+                        labels,
+                        value: idle as f64,
+                    });
+                }
             }
             gauges.extend(tls_gauges(proxy, &rt, now));
             for (i, r) in rt.revocations.iter().enumerate() {

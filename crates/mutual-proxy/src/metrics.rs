@@ -82,7 +82,7 @@ impl Metrics {
         self.memory_trim_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition, with the given gauges appended.
+    /// The Prometheus text exposition, with the given values read at scrape time appended.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
         out.push_str("# HELP mutual_proxy_requests_total Requests by route, status and decision.\n# TYPE mutual_proxy_requests_total counter\n");
@@ -149,7 +149,13 @@ impl Metrics {
         let mut last = "";
         for g in gauges {
             if g.name != last {
-                let _ = writeln!(out, "# TYPE {} gauge", g.name);
+                // Counts read at scrape time are counters by the `_total` convention.
+                let kind = if g.name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                };
+                let _ = writeln!(out, "# TYPE {} {kind}", g.name);
                 last = g.name;
             }
             let labels: Vec<String> = g

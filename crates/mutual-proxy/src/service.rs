@@ -19,7 +19,7 @@ use crate::config::Protocol;
 
 use crate::headers::{self, ConnHeaders};
 use crate::route::{self, NoRoute};
-use crate::upstream::{Pick, UpBody, Upstream};
+use crate::upstream::{Pick, PooledBody, SendError, UpBody, Upstream};
 use crate::{Proxy, Runtime};
 
 /// Largest refused body still read before the 413 is sent (see `handle`).
@@ -405,22 +405,27 @@ fn upstream_request(
     server: &crate::upstream::Server,
     req: Request<Incoming>,
 ) -> Result<Request<UpBody>, Refused> {
-    let (mut parts, body) = req.into_parts();
-    // The caller's path and query (shared, not copied) under the server's parsed authority.
-    let mut target = std::mem::take(&mut parts.uri).into_parts();
-    target.scheme = Some(http::uri::Scheme::HTTP);
-    target.authority = server.uri_authority.clone();
-    if target.path_and_query.is_none() {
-        target.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    parts.uri = http::Uri::from_parts(target).map_err(|_| {
+    let unusable = || {
         Refused::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "unusable request target",
         )
-    })?;
+    };
+    let authority = server.uri_authority.as_ref().ok_or_else(unusable)?;
     let protocol = admitted.upstream.config.protocol;
+    let (mut parts, body) = req.into_parts();
+    // The caller's path and query (shared, not copied): alone for HTTP/1.1 (the origin form),
+    // under the server's parsed authority for HTTP/2 (its :scheme and :authority).
+    let mut target = std::mem::take(&mut parts.uri).into_parts();
+    (target.scheme, target.authority) = match protocol {
+        Protocol::H1 => (None, None),
+        Protocol::H2c => (Some(http::uri::Scheme::HTTP), Some(authority.clone())),
+    };
+    if target.path_and_query.is_none() {
+        target.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    parts.uri = http::Uri::from_parts(target).map_err(|_| unusable())?;
     parts.version = match protocol {
         Protocol::H1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
@@ -446,9 +451,9 @@ async fn send(
     pick: Pick,
     server: &str,
     req: Request<UpBody>,
-) -> Result<Response<Incoming>, Refused> {
+) -> Result<Response<PooledBody>, Refused> {
     let timeout = deadline.unwrap_or(admitted.timeout);
-    let call = admitted.upstream.client().request(req);
+    let call = admitted.upstream.send(pick.index(), req);
     match tokio::time::timeout(timeout, call).await {
         Err(_) if deadline.is_some() => {
             pick.done(true);
@@ -478,7 +483,7 @@ async fn send(
         }
         Ok(Err(e)) => {
             pick.done(false);
-            let why = if e.is_connect() {
+            let why = if matches!(e, SendError::Connect(_)) {
                 format!("the backend {server} is unreachable: {}", chain(&e))
             } else {
                 format!("the backend {server} failed: {}", chain(&e))
@@ -493,7 +498,7 @@ async fn send(
 }
 
 /// The backend's answer for the caller: hop-by-hop headers removed, the body streamed.
-fn map_response(resp: Response<Incoming>) -> Response<UpBody> {
+fn map_response(resp: Response<PooledBody>) -> Response<UpBody> {
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     let body = body

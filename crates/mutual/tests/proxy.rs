@@ -282,6 +282,27 @@ fn config_routes_by_host_and_reloads() {
     let m = get("/metrics");
     assert!(m.contains("mutual_proxy_requests_total{route=\"www.example.com/\",status=\"403\",decision=\"deny\"} 1"), "{m}");
     assert!(m.contains("reason=\"not_allowed\""), "{m}");
+    // The backend connections: counted as opened, and kept for the next request (the curls
+    // above came one after another, each on a connection of its own to the proxy).
+    assert!(
+        m.contains("# TYPE mutual_proxy_upstream_connections_opened_total counter"),
+        "{m}"
+    );
+    let opened: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("mutual_proxy_upstream_connections_opened_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let allowed: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("mutual_proxy_requests_total{") && l.contains("status=\"200\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        opened >= 1.0 && opened < allowed,
+        "{opened} opened for {allowed} answered\n{m}"
+    );
+    assert!(m.contains("mutual_proxy_upstream_idle_connections{"), "{m}");
 
     // A bad config is refused and the old one keeps serving.
     s.write("proxy.toml", "[[listener]\nbroken");
