@@ -40,32 +40,34 @@ pub fn is_identity(name: &str) -> bool {
 
 /// Removes hop-by-hop headers and those named by `Connection` (for responses).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
-    }
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
-    }
+    remove_where(headers, |_| false);
 }
 
 /// Removes identity headers, hop-by-hop headers and those named by `Connection`.
 pub fn strip(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
-    let forged: Vec<HeaderName> = headers
+    remove_where(headers, |k| is_identity(k.as_str()));
+}
+
+/// Removes the hop-by-hop headers, those named by `Connection`, and those `also` picks: one
+/// pass over the names a message has (a handful) instead of a hashed lookup for every name
+/// that could be there, and nothing allocated when, as usual, none is.
+fn remove_where(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let mut doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| is_identity(k.as_str()))
+        .filter(|k| HOP_BY_HOP.contains(k) || also(k))
         .cloned()
         .collect();
-    for n in forged {
+    if doomed.contains(&CONNECTION) {
+        doomed.extend(
+            headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+        );
+    }
+    for n in doomed {
         headers.remove(n);
     }
 }
