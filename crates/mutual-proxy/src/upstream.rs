@@ -156,6 +156,18 @@ impl Drop for PooledBody {
     }
 }
 
+/// Runs a backend connection (HTTP/1.1 or HTTP/2) on its own task until it ends.
+fn drive<C>(conn: C)
+where
+    C: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "backend connection ended");
+        }
+    });
+}
+
 impl Server {
     fn checkin(&self, send: http1::SendRequest<UpBody>) {
         if send.is_closed() {
@@ -302,11 +314,7 @@ impl Upstream {
                         .handshake(io)
                         .await
                         .map_err(SendError::Http)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "backend connection ended");
-                        }
-                    });
+                    drive(conn);
                     send
                 }
             };
@@ -349,11 +357,7 @@ impl Upstream {
                     .handshake(io)
                     .await
                     .map_err(SendError::Http)?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "backend connection ended");
-                    }
-                });
+                drive(conn);
                 *server.shared.lock().unwrap_or_else(|e| e.into_inner()) = Some(send.clone());
                 send
             }
