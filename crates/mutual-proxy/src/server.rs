@@ -278,8 +278,9 @@ fn serve_h1(
     }
 }
 
-/// Parked: nothing but the TLS stream is held until the caller's next byte (read through
-/// TLS, so that a request rustls has already decrypted counts too), which is put back for
+/// Parked: nothing but the TLS stream, without its read buffer, is held until the caller's
+/// next byte (read through TLS, so that a request rustls has already decrypted counts too),
+/// which is put back for
 /// hyper. False when the connection is over: the caller closed, it failed, it was revoked, or
 /// it stayed idle for `idle` (then closed with close_notify and FIN).
 async fn parked(
@@ -292,8 +293,13 @@ async fn parked(
     let woke = async {
         loop {
             let until = activity.idle_until(idle)?;
+            // Both cancel-safe: a timer that fires before the caller speaks costs nothing.
+            let next = async {
+                mutual_tls::until_peer_sends(io.inner_mut()).await?;
+                io.inner_mut().read(&mut first).await
+            };
             tokio::select! {
-                r = io.inner_mut().read(&mut first) => return Some(r),
+                r = next => return Some(r),
                 _ = tokio::time::sleep_until(until) => {}
             }
         }
