@@ -391,15 +391,22 @@ for server in $SERVERS; do
     done
     r=$(load ec -c 32 --new-conn); echo "   handshakes ec: $r" >&2; record $server handshake_ec "$r"
     if [ "$HOLD" -gt 0 ]; then
-        # HOLD idle callers: RSS read 3 s after all are open (each idle for at least that long:
-        # mutual parks a connection after 1 s without a request; the others hold what they
-        # hold from the start), while the load generator holds them.
+        # HOLD idle callers: RSS once it has settled, from 3 s after all are open (each idle for
+        # at least that long: mutual parks a connection after 1 s without a request and gives
+        # the memory freed back a second or two later; the others hold what they hold from the
+        # start): read each second until two reads differ by less than 1%, at most 10 s, while
+        # the load generator holds them.
         : >"$W/hold.json"
-        DURATION=20 load ec --hold "$HOLD" >"$W/hold.json" &
+        DURATION=25 load ec --hold "$HOLD" >"$W/hold.json" &
         holder=$!
         for _ in $(seq 1 600); do [ -s "$W/hold.json" ] && break; sleep 0.2; done
         sleep 3
         rss=$(mem "${SERVER_PIDS[0]}" VmRSS)
+        for _ in $(seq 1 10); do
+            sleep 1
+            prev=$rss; rss=$(mem "${SERVER_PIDS[0]}" VmRSS)
+            [ $(( (rss > prev ? rss - prev : prev - rss) * 100 )) -lt "$prev" ] && break
+        done
         echo "   held: $(cat "$W/hold.json") rss ${rss} kB" >&2
         record $server rss_held_kb "$rss"
         record $server held "$(cat "$W/hold.json")"

@@ -1046,3 +1046,32 @@ pub struct AgentArgs {
     #[arg(long, value_parser = duration, default_value = "5m")]
     pub max_retry: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// mutual-alloc picks a process's allocator from its command line before `main`, skipping
+    /// the values of global options to find the command: it must know every one that takes a
+    /// value.
+    #[test]
+    fn the_allocator_knows_the_global_options_that_take_a_value() {
+        let cmd = super::Cli::command();
+        let mut want: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set() && a.get_action().takes_values())
+            .flat_map(|a| {
+                let long = a.get_long().map(|l| format!("--{l}"));
+                let short = a.get_short().map(|s| format!("-{s}"));
+                long.into_iter().chain(short)
+            })
+            .collect();
+        want.sort();
+        let mut have: Vec<String> = mutual_alloc::GLOBAL_OPTIONS_WITH_VALUES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        have.sort();
+        assert_eq!(have, want);
+    }
+}

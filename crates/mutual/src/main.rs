@@ -3,6 +3,9 @@
 //! (2 for bad usage, as clap reports it).
 #![forbid(unsafe_code)]
 
+// The global allocator: mutual-alloc picks it for each command (jemalloc but for the agent).
+use mutual_alloc as _;
+
 mod cli;
 mod cmd;
 mod files;

@@ -335,6 +335,9 @@ impl Agent {
                 if let CertState::Fresh { renew_in } = s {
                     self.set_next(Some(now + *renew_in));
                     tracing::info!(serial = %m.serial, renew_in_s = renew_in.as_secs(), renew_at = %rfc3339(now + *renew_in), decision = "wait", "certificate valid; next renewal scheduled");
+                    // Asleep until then: what the enrolment freed goes back to the kernel now,
+                    // not at the allocator's next activity, hours away.
+                    mutual_alloc::release_free_memory();
                     tokio::time::sleep(*renew_in).await;
                     continue;
                 }
