@@ -253,7 +253,10 @@ mod tests {
             (&["serve", "hello"], Kind::Jemalloc),
             // A value that reads like the command is still a value.
             (&["--data", "agent", "proxy"], Kind::Jemalloc),
-            (&["--addr", "agent", "--token", "agent", "server"], Kind::Jemalloc),
+            (
+                &["--addr", "agent", "--token", "agent", "server"],
+                Kind::Jemalloc,
+            ),
             // The command decides, not a later word.
             (&["proxy", "--cn", "agent"], Kind::Jemalloc),
             (&["token", "create", "agent"], Kind::Jemalloc),
