@@ -280,9 +280,8 @@ fn serve_h1(
 
 /// Parked: nothing but the TLS stream, without its read buffer, is held until the caller's
 /// next byte (read through TLS, so that a request rustls has already decrypted counts too),
-/// which is put back for
-/// hyper. False when the connection is over: the caller closed, it failed, it was revoked, or
-/// it stayed idle for `idle` (then closed with close_notify and FIN).
+/// which is put back for hyper. False when the connection is over: the caller closed, it
+/// failed, it was revoked, or it stayed idle for `idle` (then closed with close_notify and FIN).
 async fn parked(
     io: &mut Rewind<mutual_tls::ServerStream>,
     conn: &Conn,
