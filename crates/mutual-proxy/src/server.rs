@@ -294,7 +294,7 @@ async fn parked(
             let until = activity.idle_until(idle)?;
             // Both cancel-safe: a timer that fires before the caller speaks costs nothing.
             let next = async {
-                mutual_tls::until_peer_sends(io.inner_mut()).await?;
+                until_peer_sends(io.inner_mut()).await?;
                 io.inner_mut().read(&mut first).await
             };
             tokio::select! {
@@ -319,6 +319,21 @@ async fn parked(
     }
     activity.touch();
     true
+}
+
+/// Waits until the peer of an idle connection sends something, holding no buffer for it
+/// meanwhile: rustls keeps the 4 KiB buffer of its last read for the life of a connection
+/// (a third of what a parked mTLS connection cost with it), so it is freed and only the
+/// socket's readiness is awaited; the read that follows makes a new one. Returns at once when rustls
+/// already holds bytes or plaintext to read, or has nothing more to read (the peer closed).
+/// Cancel-safe. Here and not in mutual-tls: `release_read_buffer` is the method our copy of
+/// rustls adds (`vendor/README.md`), and the library builds on rustls as published.
+async fn until_peer_sends(stream: &mut mutual_tls::ServerStream) -> std::io::Result<()> {
+    let (io, conn) = stream.get_mut();
+    if conn.wants_read() && conn.release_read_buffer() {
+        io.tcp().readable().await?;
+    }
+    Ok(())
 }
 
 /// Serves requests with hyper until the connection has been idle for `park_after`; gives the

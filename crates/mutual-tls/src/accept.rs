@@ -34,20 +34,6 @@ use crate::verifier::{ClientCheck, ClientVerifier, HandshakeSlot};
 /// A server's TLS stream over TCP.
 pub type ServerStream = TlsStream<ServerIo>;
 
-/// Waits until the peer of an idle connection sends something, holding no buffer for it
-/// meanwhile: rustls keeps the 4 KiB buffer of its last read for the life of a connection
-/// (a third of what a parked mTLS connection cost with it), so it is freed and only the
-/// socket's readiness is awaited; the read that follows makes a new one. Returns at once when rustls
-/// already holds bytes or plaintext to read, or has nothing more to read (the peer closed).
-/// Cancel-safe.
-pub async fn until_peer_sends(stream: &mut ServerStream) -> std::io::Result<()> {
-    let (io, conn) = stream.get_mut();
-    if conn.wants_read() && conn.release_read_buffer() {
-        io.tcp().readable().await?;
-    }
-    Ok(())
-}
-
 /// How a server asks for client certificates, and what decides on them.
 #[derive(Debug, Clone)]
 pub enum ClientAuth {

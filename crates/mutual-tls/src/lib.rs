@@ -53,7 +53,7 @@ pub mod server;
 pub mod sessions;
 mod verifier;
 
-pub use accept::{until_peer_sends, Acceptor, ClientAuth, Established, ServerStream, Terms};
+pub use accept::{Acceptor, ClientAuth, Established, ServerStream, Terms};
 pub use client::{CallError, ClientTls, ClientTlsBuilder, Reply, Target};
 pub use explain::CertificateRefused;
 pub use identity::PeerIdentity;
