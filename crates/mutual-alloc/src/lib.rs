@@ -46,6 +46,16 @@ pub enum Kind {
     Jemalloc,
 }
 
+impl Kind {
+    /// Its name in metrics: `system` or `jemalloc`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::System => "system",
+            Kind::Jemalloc => "jemalloc",
+        }
+    }
+}
+
 /// Which allocator a process with these arguments (without the program's name) runs on:
 /// jemalloc, but the system allocator for `mutual agent`. The command is the first word that is
 /// neither an option nor the value of a global option that takes one.

@@ -146,6 +146,12 @@ impl Metrics {
             "mutual_proxy_memory_trim_seconds_total {}",
             self.memory_trim_nanos.load(Ordering::Relaxed) as f64 / 1e9
         );
+        out.push_str("# HELP mutual_proxy_allocator_info The allocator the proxy runs on (jemalloc; system where jemalloc is not built).\n# TYPE mutual_proxy_allocator_info gauge\n");
+        let _ = writeln!(
+            out,
+            "mutual_proxy_allocator_info{{allocator=\"{}\"}} 1",
+            mutual_alloc::kind().name()
+        );
         let mut last = "";
         for g in gauges {
             if g.name != last {

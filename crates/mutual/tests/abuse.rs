@@ -281,6 +281,15 @@ fn ten_thousand_mtls_connections_are_held_with_bounded_memory() {
         metric(admin, "mutual_proxy_connections_rejected_total", ""),
         0.0
     );
+    // Held this densely on jemalloc, which mutual-alloc chose for the proxy before main.
+    assert_eq!(
+        metric(
+            admin,
+            "mutual_proxy_allocator_info",
+            "allocator=\"jemalloc\""
+        ),
+        1.0
+    );
     // What parking and the handshakes freed went back to the kernel: the allocator keeps it
     // while the proxy is quiet otherwise.
     assert!(

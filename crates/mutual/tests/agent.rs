@@ -221,6 +221,15 @@ fn enrolls_then_renews_with_a_new_serial_and_runs_the_hook() {
         Some(1.0),
         "{metrics}"
     );
+    // The agent alone runs on the system allocator (mutual-alloc chose it before main).
+    assert_eq!(
+        metric(
+            &metrics,
+            "mutual_agent_allocator_info{allocator=\"system\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     let expiry = metric(&metrics, "mutual_agent_cert_expiry_seconds").unwrap();
     assert!(expiry > 0.0 && expiry <= 10.0, "{metrics}");
     assert!(

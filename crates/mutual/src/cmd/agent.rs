@@ -66,6 +66,11 @@ impl Metrics {
                 secs(t).max(0.0)
             ));
         }
+        s.push_str("# HELP mutual_agent_allocator_info The allocator the agent runs on (glibc's: its few objects cost less there than in jemalloc's runs).\n# TYPE mutual_agent_allocator_info gauge\n");
+        s.push_str(&format!(
+            "mutual_agent_allocator_info{{allocator=\"{}\"}} 1\n",
+            mutual_alloc::kind().name()
+        ));
         s.push_str("# HELP mutual_agent_renewals_total Renewal attempts by result (success, or why they failed).\n# TYPE mutual_agent_renewals_total counter\n");
         for (result, n) in &self.renewals {
             s.push_str(&format!(
