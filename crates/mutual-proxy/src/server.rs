@@ -324,8 +324,9 @@ async fn parked(
 /// Waits until the peer of an idle connection sends something, holding no buffer for it
 /// meanwhile: rustls keeps the 4 KiB buffer of its last read for the life of a connection
 /// (a third of what a parked mTLS connection cost with it), so it is freed and only the
-/// socket's readiness is awaited; the read that follows makes a new one. Returns at once when rustls
-/// already holds bytes or plaintext to read, or has nothing more to read (the peer closed).
+/// socket's readiness is awaited; the read that follows makes a new one. Returns at once when
+/// rustls already holds bytes or plaintext to read, or has nothing more to read (the peer
+/// closed).
 /// Cancel-safe. Here and not in mutual-tls: `release_read_buffer` is the method our copy of
 /// rustls adds (`vendor/README.md`), and the library builds on rustls as published.
 async fn until_peer_sends(stream: &mut mutual_tls::ServerStream) -> std::io::Result<()> {
