@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod lifecycle;
+mod server;
 use lifecycle::{bin, free_port, Ca};
 
 /// `mutual agent` with these extra arguments; stderr goes to `DIR/agent.log`.
@@ -691,14 +692,13 @@ fn renews_over_https_with_cacert() {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    struct Kill(Child);
-    impl Drop for Kill {
+    struct Stop(Child);
+    impl Drop for Stop {
         fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+            let _ = server::stop(&mut self.0);
         }
     }
-    let _server = Kill(child);
+    let _server = Stop(child);
     let addr = line
         .trim()
         .strip_prefix("mutual server listening on ")

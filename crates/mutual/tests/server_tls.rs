@@ -177,3 +177,24 @@ fn a_key_that_is_not_the_certificates_is_refused_before_listening() {
     s.mutual(&["server", "--dev", "--tls-cert", "certs/ca.example.com.crt"])
         .fails(2);
 }
+
+/// What a service manager does to stop the CA: SIGTERM ends a `--dev` server, plain or TLS,
+/// with status 0, and its throwaway store (the root key among it) is gone from the disk.
+#[test]
+fn sigterm_stops_a_dev_server_and_removes_its_store() {
+    fn stops_clean(what: &str, child: &mut std::process::Child) {
+        let store = server::dev_store(child.id())
+            .unwrap_or_else(|| panic!("{what}: no --dev store open in /proc/{}/fd", child.id()));
+        assert!(store.join("data").is_dir(), "{what}: {}", store.display());
+        let status = server::stop(child)
+            .unwrap_or_else(|| panic!("{what}: still running 5 s after SIGTERM"));
+        assert!(status.success(), "{what}: {status}");
+        assert!(!store.exists(), "{what}: {} left behind", store.display());
+        eprintln!("{what}: SIGTERM → {status}, {} removed", store.display());
+    }
+    let mut plain = server::mutual_dev();
+    stops_clean("http", &mut plain.child);
+    let s = story();
+    let mut tls = start(&s);
+    stops_clean("tls", &mut tls.child);
+}

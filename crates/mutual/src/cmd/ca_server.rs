@@ -217,7 +217,7 @@ fn api_tls(cert: &Path, key: &Path, client_ca: Option<mutual_tls::TrustStore>) -
     })
 }
 
-/// Serves the API over TLS until Ctrl-C: one task per connection, each handshake bounded.
+/// Serves the API over TLS until SIGINT or SIGTERM: one task per connection, each handshake bounded.
 async fn tls_serve(
     listener: tokio::net::TcpListener,
     tls: ApiTls,
@@ -225,7 +225,7 @@ async fn tls_serve(
     logins: Arc<Vec<CertLogin>>,
 ) -> Result<()> {
     let tls = Arc::new(tls);
-    let shutdown = tokio::signal::ctrl_c();
+    let shutdown = super::proxy::wait_for_shutdown();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -287,9 +287,7 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
     });
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(super::proxy::wait_for_shutdown())
         .await
         .context("serving")
 }

@@ -425,7 +425,7 @@ fn run_blocking(a: DemoArgs) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let handle = tokio::runtime::Handle::current();
         handle.spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            super::proxy::wait_for_shutdown().await;
             let _ = tx.send(());
         });
         let _ = rx.recv();

@@ -45,9 +45,48 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = stop(&mut self.child);
     }
+}
+
+/// Ends a server by its PID as a service manager would: SIGTERM, then SIGKILL if it is still
+/// running after five seconds. A `--dev` server removes its throwaway store on SIGTERM; a
+/// SIGKILL would leave it behind. The exit status when SIGTERM ended it, `None` when SIGKILL
+/// had to.
+pub fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
+    // Once reaped, the PID may belong to someone else's process: signal only a live child.
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// The `--dev` store directory a running server holds open (read from `/proc/PID/fd`).
+pub fn dev_store(pid: u32) -> Option<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .find_map(|open| {
+            open.ancestors()
+                .find(|dir| {
+                    dir.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("mutual-dev-"))
+                })
+                .map(Path::to_path_buf)
+        })
 }
 
 /// Reads the `listening on http://…` line that `mutual server` prints first.
@@ -238,15 +277,14 @@ pub fn mutual(args: &[&str]) -> Output {
 
 /// `mutual server --dev` over TLS, killed by its PID when dropped.
 pub struct TlsServer {
-    child: Child,
+    pub child: Child,
     /// The URL the server printed: `https://127.0.0.1:PORT`.
     pub addr: String,
 }
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = stop(&mut self.child);
     }
 }
 
