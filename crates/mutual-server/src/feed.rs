@@ -156,7 +156,12 @@ fn stream(
             }
         }
     });
-    Sse::new(events)
+    // A comment first, so the headers go out at once: a subscriber knows it is subscribed
+    // (EventSource's `open`) without waiting for the first revocation or heartbeat.
+    let subscribed = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(
+        Event::default().comment("subscribed"),
+    )));
+    Sse::new(futures_util::StreamExt::chain(subscribed, events))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response()
 }

@@ -820,6 +820,8 @@ fn the_feed_pushes_revocations_and_resumes_from_since() {
         s.run("curl", &args).stdout
     };
     let all = sse(&[]);
+    // The stream opens at once with a comment, before any entry or heartbeat.
+    assert!(all.starts_with(": subscribed\n\n"), "{all}");
     for (i, serial) in serials.iter().enumerate() {
         assert!(all.contains(&format!("id: {}\n", i + 1)), "{all}");
         assert!(all.contains(serial.as_str()), "{all}");

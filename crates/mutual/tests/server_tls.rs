@@ -179,22 +179,64 @@ fn a_key_that_is_not_the_certificates_is_refused_before_listening() {
 }
 
 /// What a service manager does to stop the CA: SIGTERM ends a `--dev` server, plain or TLS,
-/// with status 0, and its throwaway store (the root key among it) is gone from the disk.
+/// with status 0, and its throwaway store (the root key among it) is gone from the disk; a
+/// subscriber that keeps the revocation feed open, or a caller that stalls in its handshake,
+/// does not hold the stop up for longer than the drain (five seconds).
 #[test]
 fn sigterm_stops_a_dev_server_and_removes_its_store() {
     fn stops_clean(what: &str, child: &mut std::process::Child) {
         let store = server::dev_store(child.id())
             .unwrap_or_else(|| panic!("{what}: no --dev store open in /proc/{}/fd", child.id()));
         assert!(store.join("data").is_dir(), "{what}: {}", store.display());
+        let asked = std::time::Instant::now();
         let status = server::stop(child)
-            .unwrap_or_else(|| panic!("{what}: still running 5 s after SIGTERM"));
+            .unwrap_or_else(|| panic!("{what}: still running 10 s after SIGTERM"));
+        let took = asked.elapsed();
         assert!(status.success(), "{what}: {status}");
+        assert!(took < std::time::Duration::from_secs(8), "{what}: {took:?}");
         assert!(!store.exists(), "{what}: {} left behind", store.display());
-        eprintln!("{what}: SIGTERM → {status}, {} removed", store.display());
+        eprintln!(
+            "{what}: SIGTERM → {status} after {took:?}, {} removed",
+            store.display()
+        );
     }
     let mut plain = server::mutual_dev();
-    stops_clean("http", &mut plain.child);
+    for (path, body) in [
+        ("sys/mounts/pki", r#"{"type":"pki"}"#),
+        (
+            "pki/root/generate/internal",
+            r#"{"common_name":"Feed Root","key_type":"ec"}"#,
+        ),
+    ] {
+        let (code, answer) = server::curl(&plain, "POST", path, Some(body));
+        assert!(code < 300, "{path}: {code} {answer}");
+    }
+    // An event-stream subscriber that never hangs up, started by this test and ended by PID.
+    let mut subscriber = Command::new("curl")
+        .args([
+            "-isN",
+            "-H",
+            "Accept: text/event-stream",
+            "-H",
+            "X-Vault-Token: root",
+        ])
+        .arg(format!("{}/v1/pki/revocations", plain.addr))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(subscriber.stdout.as_mut().unwrap(), &mut first)
+        .expect("the feed's first bytes");
+    stops_clean("http, a feed subscriber connected", &mut plain.child);
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
     let s = story();
     let mut tls = start(&s);
-    stops_clean("tls", &mut tls.child);
+    stops_clean("tls, idle", &mut tls.child);
+    // A caller stalled in its handshake is waited for only as long as the drain.
+    let mut tls = start(&s);
+    let port = tls.addr.rsplit(':').next().unwrap().to_string();
+    let stalled = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    stops_clean("tls, a handshake stalled", &mut tls.child);
+    drop(stalled);
 }

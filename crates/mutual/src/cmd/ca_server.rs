@@ -217,7 +217,8 @@ fn api_tls(cert: &Path, key: &Path, client_ca: Option<mutual_tls::TrustStore>) -
     })
 }
 
-/// Serves the API over TLS until SIGINT or SIGTERM: one task per connection, each handshake bounded.
+/// Serves the API over TLS until SIGINT or SIGTERM: one task per connection, each handshake
+/// bounded; then lets requests under way finish for up to [`DRAIN`].
 async fn tls_serve(
     listener: tokio::net::TcpListener,
     tls: ApiTls,
@@ -227,9 +228,10 @@ async fn tls_serve(
     let tls = Arc::new(tls);
     let shutdown = super::proxy::wait_for_shutdown();
     tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, remote) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => (tcp, remote),
                 Err(e) => {
@@ -241,6 +243,9 @@ async fn tls_serve(
             },
         };
         let (tls, router, logins) = (Arc::clone(&tls), router.clone(), logins.clone());
+        // Taken at accept, so a connection still in its handshake at the signal is waited for
+        // too, and closes after its first answer.
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let terms = |_sni: Option<&str>| mutual_tls::Terms {
                 certified: Arc::clone(&tls.certified),
@@ -266,11 +271,22 @@ async fn tls_serve(
             let service = hyper_util::service::TowerToHyperService::new(router);
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(established.stream), service);
-            if let Err(e) = conn.await {
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            after_s = DRAIN.as_secs(),
+            "stopping with connections still open"
+        );
+    }
+    Ok(())
 }
 
 /// How long a client may take to finish the TLS handshake.
@@ -286,11 +302,30 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
         let _ = tcp.set_nodelay(true);
     });
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(super::proxy::wait_for_shutdown())
-        .await
-        .context("serving")
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let on_signal = Arc::clone(&signalled);
+    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
+        super::proxy::wait_for_shutdown().await;
+        on_signal.notify_one();
+    });
+    // On SIGTERM new connections are refused and requests under way finish; a feed subscriber
+    // (long-poll or event stream) would keep the server up for as long as it likes, so the
+    // drain is bounded, as a service manager bounds a stop.
+    let drained = async {
+        signalled.notified().await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = serving => served.context("serving"),
+        () = drained => {
+            tracing::warn!(after_s = DRAIN.as_secs(), "stopping with connections still open");
+            Ok(())
+        }
+    }
 }
+
+/// How long connections may take to finish after SIGTERM or SIGINT.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn init(data: &Path) -> Result<()> {
     let store = if let Some(url) = super::database() {

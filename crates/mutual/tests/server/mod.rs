@@ -50,7 +50,7 @@ impl Drop for Server {
 }
 
 /// Ends a server by its PID as a service manager would: SIGTERM, then SIGKILL if it is still
-/// running after five seconds. A `--dev` server removes its throwaway store on SIGTERM; a
+/// running after ten seconds (the server's own drain is bounded at five). A `--dev` server removes its throwaway store on SIGTERM; a
 /// SIGKILL would leave it behind. The exit status when SIGTERM ended it, `None` when SIGKILL
 /// had to.
 pub fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
@@ -61,7 +61,7 @@ pub fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
