@@ -22,7 +22,13 @@
 //! pages only while the process allocates (it has no background thread here), glibc only from
 //! the top of its heaps. [`release_free_memory`] asks for them.
 //!
-//! Elsewhere the system allocator is used and [`release_free_memory`] does nothing.
+//! A process that sleeps for long (the agent, between renewals) also holds the pages of the
+//! binary it ran: code and read-only data, mapped from the page cache 64 KiB at a time around
+//! each page touched. [`release_program_pages`] unmaps those that are still the file's bytes;
+//! what runs next maps again what it touches.
+//!
+//! Elsewhere the system allocator is used and [`release_free_memory`] and
+//! [`release_program_pages`] do nothing.
 //!
 //! This is the one crate of mutual with `unsafe` code: it is denied but for the allocator, the
 //! start-up hook and the calls into C below, each with its reason.
@@ -228,6 +234,119 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// A mapping of the program's own file that holds nothing but the file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchanged {
+    /// Its first address.
+    pub start: usize,
+    /// The address after its last.
+    pub end: usize,
+    /// How much of it is resident, in bytes.
+    pub rss: usize,
+}
+
+/// The mappings in `smaps` (the text of `/proc/PID/smaps`) of the file `path` that are private,
+/// not writable, resident in part, and hold no page of their own (`Anonymous: 0 kB`): code and
+/// read-only data exactly as in the file. A page of a private mapping that the process writes
+/// becomes an anonymous copy, so a mapping once written (the relocated data that the dynamic
+/// loader then makes read-only, a debugger's breakpoint) is never among them, nor is one whose
+/// fields are missing or do not parse. (`Private_Dirty` is no guide: it also counts pages of a
+/// file written moments ago and not yet on disk, such as a binary just built.)
+pub fn unchanged_mappings(smaps: &str, path: &str) -> Vec<Unchanged> {
+    let mut out = Vec::new();
+    // The mapping being read, when it is a candidate, and the fields seen.
+    let mut current: Option<(usize, usize)> = None;
+    let (mut rss, mut anonymous) = (None, None);
+    let mut finish =
+        |current: Option<(usize, usize)>, rss: Option<usize>, anonymous: Option<usize>| {
+            if let (Some((start, end)), Some(rss), Some(0)) = (current, rss, anonymous) {
+                if rss > 0 {
+                    out.push(Unchanged { start, end, rss });
+                }
+            }
+        };
+    for line in smaps.lines() {
+        if let Some((range, rest)) = header(line) {
+            finish(current, rss, anonymous);
+            (rss, anonymous) = (None, None);
+            let mut words = rest.split_whitespace();
+            let perms = words.next().unwrap_or("");
+            // offset, device and inode, then the path (which may hold spaces).
+            let named = words.nth(3).map(|first| {
+                let at = rest.find(first).unwrap_or(rest.len());
+                rest[at..].trim_end()
+            });
+            let read_only_private =
+                perms.len() == 4 && perms.as_bytes()[1] == b'-' && perms.as_bytes()[3] == b'p';
+            current = (read_only_private && named == Some(path)).then_some(range);
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let bytes = || {
+            let v = value.trim().strip_suffix(" kB")?;
+            v.trim().parse::<usize>().ok()?.checked_mul(1024)
+        };
+        match key {
+            "Rss" => rss = bytes(),
+            "Anonymous" => anonymous = bytes(),
+            _ => {}
+        }
+    }
+    finish(current, rss, anonymous);
+    out
+}
+
+/// `start-end` in hex at the head of a mapping's first line, and the rest of the line.
+fn header(line: &str) -> Option<((usize, usize), &str)> {
+    let (range, rest) = line.split_once(' ')?;
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (start < end).then_some(((start, end), rest))
+}
+
+/// Unmaps from this process the pages of its own executable that are the file's bytes (code and
+/// read-only data, [`unchanged_mappings`]), for a process about to sleep for long: they stay in
+/// the page cache, and whatever runs next maps again what it touches. The pages a process
+/// changed (relocated data, the heap) are never touched. Returns the resident bytes unmapped
+/// (always 0 on platforms other than Linux with glibc).
+pub fn release_program_pages() -> usize {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+            return 0;
+        };
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+            return 0;
+        };
+        let mut released = 0;
+        for m in unchanged_mappings(&smaps, &exe.to_string_lossy()) {
+            // SAFETY: the range is a whole private mapping of the executable that is not
+            // writable and holds no page that differs from the file (checked just above; with
+            // no write permission none can appear since), so MADV_DONTNEED only drops page-table
+            // entries that the next access fills again with the same bytes from the file.
+            #[allow(unsafe_code)]
+            let done = unsafe {
+                libc::madvise(
+                    m.start as *mut libc::c_void,
+                    m.end - m.start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if done == 0 {
+                released += m.rss;
+            }
+        }
+        released
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        0
+    }
+}
+
 /// Runs a jemalloc control that takes and gives no value (4096 is `MALLCTL_ARENAS_ALL`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn mallctl(name: &std::ffi::CStr) -> bool {
@@ -281,6 +400,180 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    /// A mapping's lines in `/proc/PID/smaps`.
+    fn mapping(range: &str, perms: &str, path: &str, rss: u32, anon: u32, dirty: u32) -> String {
+        format!(
+            "{range} {perms} 00001000 fd:01 42                         {path}\n\
+             Size:               1024 kB\nRss:                 {rss} kB\n\
+             Pss:                 {rss} kB\nPrivate_Dirty:       {dirty} kB\n\
+             Referenced:          {rss} kB\nAnonymous:           {anon} kB\n\
+             VmFlags: rd mr mw me\n"
+        )
+    }
+
+    #[test]
+    fn only_the_programs_pages_that_are_the_files_bytes_are_released() {
+        let exe = "/opt/mutual/bin/mutual";
+        let kib = |n: usize| n * 1024;
+        let cases: &[(&str, String, Vec<Unchanged>)] = &[
+            (
+                "code",
+                mapping("1000-5000", "r-xp", exe, 12, 0, 0),
+                vec![Unchanged {
+                    start: 0x1000,
+                    end: 0x5000,
+                    rss: kib(12),
+                }],
+            ),
+            (
+                "read-only data",
+                mapping("5000-9000", "r--p", exe, 4, 0, 0),
+                vec![Unchanged {
+                    start: 0x5000,
+                    end: 0x9000,
+                    rss: kib(4),
+                }],
+            ),
+            // Relocated by the dynamic loader, then made read-only (RELRO): its pages are the
+            // process's own, and dropping them would bring back the file's unrelocated bytes.
+            (
+                "relocated data",
+                mapping("9000-a000", "r--p", exe, 4, 4, 4),
+                vec![],
+            ),
+            (
+                "a breakpoint in code",
+                mapping("1000-5000", "r-xp", exe, 12, 4, 0),
+                vec![],
+            ),
+            (
+                // Written to the file moments ago and not yet on disk: still the file's bytes.
+                "dirty in the page cache",
+                mapping("1000-5000", "r-xp", exe, 12, 0, 4),
+                vec![Unchanged {
+                    start: 0x1000,
+                    end: 0x5000,
+                    rss: kib(12),
+                }],
+            ),
+            (
+                "writable",
+                mapping("a000-b000", "rw-p", exe, 4, 0, 0),
+                vec![],
+            ),
+            ("shared", mapping("1000-5000", "r-xs", exe, 4, 0, 0), vec![]),
+            (
+                "nothing resident",
+                mapping("1000-5000", "r-xp", exe, 0, 0, 0),
+                vec![],
+            ),
+            (
+                "another file",
+                mapping("1000-5000", "r-xp", "/usr/lib/libc.so.6", 8, 0, 0),
+                vec![],
+            ),
+            (
+                "a longer name",
+                mapping("1000-5000", "r-xp", "/opt/mutual/bin/mutual2", 8, 0, 0),
+                vec![],
+            ),
+            (
+                "the heap",
+                mapping("1000-5000", "rw-p", "[heap]", 8, 8, 8),
+                vec![],
+            ),
+            (
+                "a path with spaces",
+                mapping("1000-5000", "r-xp", "/opt/my apps/mutual", 8, 0, 0),
+                vec![],
+            ),
+            (
+                "fields missing",
+                "1000-5000 r-xp 00000000 fd:01 42 /opt/mutual/bin/mutual\n".into(),
+                vec![],
+            ),
+            (
+                "a number that does not parse",
+                mapping("1000-5000", "r-xp", exe, 12, 0, 0)
+                    .replace("Anonymous:           0 kB", "Anonymous: x kB"),
+                vec![],
+            ),
+            (
+                "a backwards range",
+                mapping("5000-1000", "r-xp", exe, 12, 0, 0),
+                vec![],
+            ),
+            ("not smaps", "garbage\n: kB\n-\n".into(), vec![]),
+        ];
+        for (what, smaps, want) in cases {
+            assert_eq!(&unchanged_mappings(smaps, exe), want, "{what}");
+        }
+        // A binary replaced on disk while it runs is named so by the kernel, in both places.
+        let deleted = format!("{exe} (deleted)");
+        assert_eq!(
+            unchanged_mappings(&mapping("1000-5000", "r-xp", &deleted, 4, 0, 0), &deleted).len(),
+            1
+        );
+        assert_eq!(
+            unchanged_mappings(
+                &mapping("1000-5000", "r-xp", "/opt/my apps/mutual", 8, 0, 0),
+                "/opt/my apps/mutual"
+            )
+            .len(),
+            1
+        );
+        // Several mappings in one text: each is judged on its own fields.
+        let all = [
+            mapping("1000-5000", "r--p", exe, 8, 0, 0),
+            mapping("5000-9000", "r-xp", exe, 16, 0, 0),
+            mapping("9000-a000", "r--p", exe, 4, 4, 4),
+            mapping("a000-b000", "rw-p", exe, 4, 4, 4),
+            mapping("b000-c000", "rw-p", "", 4, 4, 4),
+        ]
+        .concat();
+        let got: Vec<usize> = unchanged_mappings(&all, exe)
+            .iter()
+            .map(|m| m.start)
+            .collect();
+        assert_eq!(got, [0x1000, 0x5000]);
+    }
+
+    /// The program's own pages of this test binary: released, the process runs on, and what it
+    /// changed (a value in its data, its relocations) is intact.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_program_runs_on_after_its_pages_are_released() {
+        static CHANGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        CHANGED.store(0x5eed, Ordering::Relaxed);
+        let exe = std::fs::read_link("/proc/self/exe").expect("/proc/self/exe");
+        let resident = || -> usize {
+            let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+            unchanged_mappings(&smaps, &exe.to_string_lossy())
+                .iter()
+                .map(|m| m.rss)
+                .sum()
+        };
+        let before = resident();
+        let released = release_program_pages();
+        assert!(
+            released > 0 && released <= before,
+            "released {released} of {before}"
+        );
+        // Code, read-only data and relocated data (a formatted string, a trait object) still
+        // work, and a written value is still there.
+        let text: Box<dyn std::fmt::Display> = Box::new(format!("{:?}", Kind::Jemalloc));
+        assert_eq!(text.to_string(), "Jemalloc");
+        assert_eq!(CHANGED.load(Ordering::Relaxed), 0x5eed);
+        assert_eq!(kind_for([b"agent".as_slice()]), Kind::System);
+        let after = resident();
+        assert!(after < before, "resident {after} after, {before} before");
+        eprintln!(
+            "released {} KiB; {} KiB mapped again by the checks",
+            released / 1024,
+            after / 1024
+        );
     }
 
     /// The resident set of this process, in bytes.

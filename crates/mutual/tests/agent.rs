@@ -231,6 +231,12 @@ fn enrolls_then_renews_with_a_new_serial_and_runs_the_hook() {
         Some(1.0),
         "{metrics}"
     );
+    // Asleep between renewals, it has unmapped the pages of the binary it ran, and it still
+    // renews (above: the renewals after the first sleep).
+    assert!(
+        metric(&metrics, "mutual_agent_program_pages_released_bytes").unwrap() > 0.0,
+        "{metrics}"
+    );
     let expiry = metric(&metrics, "mutual_agent_cert_expiry_seconds").unwrap();
     assert!(expiry > 0.0 && expiry <= 10.0, "{metrics}");
     assert!(

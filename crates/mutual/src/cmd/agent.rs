@@ -28,6 +28,8 @@ struct Metrics {
     next_attempt: Option<OffsetDateTime>,
     /// (result, count): `success` or the failure's code.
     renewals: Vec<(&'static str, u64)>,
+    /// Resident pages of the binary unmapped when it last went to sleep.
+    released_program_bytes: usize,
 }
 
 impl Metrics {
@@ -70,6 +72,11 @@ impl Metrics {
         s.push_str(&format!(
             "mutual_agent_allocator_info{{allocator=\"{}\"}} 1\n",
             mutual_alloc::kind().name()
+        ));
+        s.push_str("# HELP mutual_agent_program_pages_released_bytes Resident pages of the mutual binary (code, read-only data) the agent unmapped when it last went to sleep; they stay in the page cache.\n# TYPE mutual_agent_program_pages_released_bytes gauge\n");
+        s.push_str(&format!(
+            "mutual_agent_program_pages_released_bytes {}\n",
+            self.released_program_bytes
         ));
         s.push_str("# HELP mutual_agent_renewals_total Renewal attempts by result (success, or why they failed).\n# TYPE mutual_agent_renewals_total counter\n");
         for (result, n) in &self.renewals {
@@ -341,7 +348,13 @@ impl Agent {
                     self.set_next(Some(now + *renew_in));
                     tracing::info!(serial = %m.serial, renew_in_s = renew_in.as_secs(), renew_at = %rfc3339(now + *renew_in), decision = "wait", "certificate valid; next renewal scheduled");
                     // Asleep until then: what the enrolment freed goes back to the kernel now,
-                    // not at the allocator's next activity, hours away.
+                    // not at the allocator's next activity, hours away; and the binary's pages
+                    // it ran are unmapped (the renewal maps what it needs from the page cache).
+                    let released = mutual_alloc::release_program_pages();
+                    self.metrics
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .released_program_bytes = released;
                     mutual_alloc::release_free_memory();
                     tokio::time::sleep(*renew_in).await;
                     continue;
