@@ -5,7 +5,12 @@
 //! own future — no task, no polling — so ten thousand idle subscribers cost little more than
 //! their sockets.
 
-use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     http::HeaderMap,
@@ -15,8 +20,9 @@ use axum::{
     },
 };
 use mutual_pki::cert;
-use mutual_store::FeedEntry;
+use mutual_store::{FeedEntry, Store};
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
 use crate::{
     error::ApiError,
@@ -32,6 +38,58 @@ const PAGE: u32 = 1000;
 /// The comment line an event stream sends when nothing happened, so that proxies and
 /// subscribers see it alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// What one revocation's subscribers read: a revocation wakes every waiting subscriber at once,
+/// and those that asked from the same point (all the caught-up ones, in a fleet) get the answer
+/// of one store query, made by the first of them to run, instead of one query each.
+#[derive(Debug, Default)]
+pub(crate) struct Woken {
+    /// The revocation count the answers are for, and the answers by (mount, since).
+    answers: Mutex<(u64, ByPoint)>,
+}
+
+/// One answer per (mount, since), filled by the first subscriber that asks.
+type ByPoint = HashMap<(String, u64), Shared>;
+type Shared = Arc<OnceCell<(Vec<FeedEntry>, u64)>>;
+
+/// Distinct starting points shared at most per revocation (a subscriber beyond them queries
+/// alone).
+const SHARED_POINTS: usize = 1024;
+
+impl Woken {
+    /// The entries after `since` on `mount`, for a subscriber woken by the revocation that made
+    /// the count `generation`: the answer of a query made after that revocation, shared with
+    /// the others woken by it. A failed query is not shared: the next subscriber tries again.
+    async fn since(
+        &self,
+        store: &Store,
+        mount: &str,
+        since: u64,
+        generation: u64,
+    ) -> Result<(Vec<FeedEntry>, u64), ApiError> {
+        let cell = {
+            let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+            if answers.0 != generation {
+                *answers = (generation, HashMap::new());
+            }
+            let key = (mount.to_string(), since);
+            match answers.1.get(&key) {
+                Some(cell) => Some(Arc::clone(cell)),
+                None if answers.1.len() < SHARED_POINTS => {
+                    let cell = Shared::default();
+                    answers.1.insert(key, Arc::clone(&cell));
+                    Some(cell)
+                }
+                None => None,
+            }
+        };
+        let query = || store.revocations_since(mount, since, PAGE);
+        match cell {
+            Some(cell) => Ok(cell.get_or_try_init(query).await?.clone()),
+            None => Ok(query().await?),
+        }
+    }
+}
 
 fn entry_json(e: &FeedEntry, issuer: &str) -> Value {
     json!({
@@ -80,13 +138,18 @@ pub(crate) async fn handle(
         .min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = app.revocations.subscribe();
+    let mut woken = false;
     loop {
         // Marked seen before the query: a revocation committed after it wakes `changed`.
-        rx.borrow_and_update();
-        let (entries, next) = app
-            .store
-            .revocations_since(&mount.record.path, since, PAGE)
-            .await?;
+        let generation = *rx.borrow_and_update();
+        let path = &mount.record.path;
+        // A new request, or one at its deadline, asks the store itself (and so sees a
+        // revocation another process wrote before this server's catch-up counts it).
+        let (entries, next) = if woken {
+            app.woken.since(&app.store, path, since, generation).await?
+        } else {
+            app.store.revocations_since(path, since, PAGE).await?
+        };
         let timed_out = tokio::time::Instant::now() >= deadline;
         if !entries.is_empty() || timed_out {
             let revoked: Vec<Value> = entries.iter().map(|e| entry_json(e, &issuer)).collect();
@@ -94,7 +157,10 @@ pub(crate) async fn handle(
         }
         // A revocation elsewhere (another mount) wakes this too; the loop asks again and goes
         // back to waiting until the deadline.
-        let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
+        woken = matches!(
+            tokio::time::timeout_at(deadline, rx.changed()).await,
+            Ok(Ok(()))
+        );
     }
 }
 
@@ -105,6 +171,8 @@ struct Subscriber {
     since: u64,
     rx: tokio::sync::watch::Receiver<u64>,
     ready: VecDeque<FeedEntry>,
+    /// Woken by a revocation (not just subscribed): reads through [`Woken`].
+    woken: bool,
 }
 
 fn stream(
@@ -121,6 +189,7 @@ fn stream(
         since,
         rx,
         ready: VecDeque::new(),
+        woken: false,
     };
     let events = futures_util::stream::unfold(sub, |mut s| async move {
         loop {
@@ -131,13 +200,21 @@ fn stream(
                     .data(entry_json(&e, &s.issuer).to_string());
                 return Some((Ok::<_, Infallible>(event), s));
             }
-            s.rx.borrow_and_update();
-            match s
-                .app
-                .store
-                .revocations_since(&s.mount.record.path, s.since, PAGE)
-                .await
-            {
+            let generation = *s.rx.borrow_and_update();
+            let path = &s.mount.record.path;
+            let read = if s.woken {
+                s.app
+                    .woken
+                    .since(&s.app.store, path, s.since, generation)
+                    .await
+            } else {
+                s.app
+                    .store
+                    .revocations_since(path, s.since, PAGE)
+                    .await
+                    .map_err(ApiError::from)
+            };
+            match read {
                 Ok((entries, next)) => {
                     s.since = next;
                     if !entries.is_empty() {
@@ -154,6 +231,7 @@ fn stream(
             if s.rx.changed().await.is_err() {
                 return None;
             }
+            s.woken = true;
         }
     });
     // A comment first, so the headers go out at once: a subscriber knows it is subscribed

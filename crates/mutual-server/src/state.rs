@@ -174,6 +174,8 @@ pub struct App {
     /// Bumped by every revocation made through this server: what the feed's long-polls and
     /// event streams wait on (a watch: waiting costs a receiver, not a task).
     pub revocations: tokio::sync::watch::Sender<u64>,
+    /// The feed's answers shared by the subscribers one revocation wakes.
+    pub(crate) woken: crate::feed::Woken,
     /// Counters of the lifecycle endpoints (renewals, OCSP answers).
     pub counters: crate::lifecycle::Counters,
     /// Parsed ACL policies, briefly cached.
@@ -210,6 +212,7 @@ impl App {
             tokens: Mutex::new(HashMap::new()),
             body_limit: 1 << 20,
             revocations: tokio::sync::watch::Sender::new(0),
+            woken: crate::feed::Woken::default(),
             counters: crate::lifecycle::Counters::default(),
             policies: crate::acl::PolicyCache::default(),
             audit: crate::audit::Devices::default(),

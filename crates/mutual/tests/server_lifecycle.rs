@@ -748,47 +748,73 @@ fn the_feed_pushes_revocations_and_resumes_from_since() {
         .map(|n| ca.issue(&s, n, &format!("{n}.example.com"), json!({})))
         .collect();
 
-    // A long-poll waiting for the next revocation returns within a second of it.
-    let url = format!("{}/v1/pki/revocations?since=0&wait=30", ca.url);
-    let waiter = std::thread::spawn(move || {
-        let started = Instant::now();
-        let out = Command::new("curl")
-            .args(["-sS", &url])
-            .output()
-            .expect("curl");
-        (
-            Instant::now(),
-            started,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    });
+    // Long-polls waiting for the next revocation return within a second of it. Those woken
+    // together share one read of the store per starting point: each still gets what comes
+    // after its own `since` (a waiter from 1 is woken by revocation 1 and goes on waiting).
+    let wait_from = |since: u64| {
+        let url = format!("{}/v1/pki/revocations?since={since}&wait=30", ca.url);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let out = Command::new("curl")
+                .args(["-sS", &url])
+                .output()
+                .expect("curl");
+            (
+                Instant::now(),
+                started,
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let from_0: Vec<_> = (0..6).map(|_| wait_from(0)).collect();
+    let from_1: Vec<_> = (0..3).map(|_| wait_from(1)).collect();
     std::thread::sleep(Duration::from_millis(700));
     let revoked_at = Instant::now();
     ca.revoke(&s, &serials[0], "keyCompromise");
-    let (returned, started, out) = waiter.join().unwrap();
+    for waiter in from_0 {
+        let (returned, started, out) = waiter.join().unwrap();
+        assert!(
+            returned.duration_since(started) >= Duration::from_millis(500),
+            "{out}"
+        );
+        assert!(
+            returned.duration_since(revoked_at) < Duration::from_secs(1),
+            "{out}"
+        );
+        let data = &json_of(&out)["data"];
+        assert_eq!(data["next"], 1, "{out}");
+        assert_eq!(data["revoked"].as_array().map(Vec::len), Some(1), "{out}");
+        let entry = &data["revoked"][0];
+        assert_eq!(entry["seq"], 1);
+        assert_eq!(entry["serial"], serials[0].as_str());
+        assert_eq!(entry["reason"], "keyCompromise");
+        assert_eq!(entry["issuer"], "CN=Lifecycle Root");
+        assert!(entry["revoked_at"]
+            .as_i64()
+            .is_some_and(|t| t > 1_700_000_000));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
-        returned.duration_since(started) >= Duration::from_millis(500),
-        "{out}"
+        from_1.iter().all(|w| !w.is_finished()),
+        "a waiter from 1 returned on revocation 1"
     );
-    assert!(
-        returned.duration_since(revoked_at) < Duration::from_secs(1),
-        "{out}"
-    );
-    let data = &json_of(&out)["data"];
-    assert_eq!(data["next"], 1, "{out}");
-    let entry = &data["revoked"][0];
-    assert_eq!(entry["seq"], 1);
-    assert_eq!(entry["serial"], serials[0].as_str());
-    assert_eq!(entry["reason"], "keyCompromise");
-    assert_eq!(entry["issuer"], "CN=Lifecycle Root");
-    assert!(entry["revoked_at"]
-        .as_i64()
-        .is_some_and(|t| t > 1_700_000_000));
+    ca.revoke(&s, &serials[1], "superseded");
+    for waiter in from_1 {
+        let (_, _, out) = waiter.join().unwrap();
+        let data = &json_of(&out)["data"];
+        assert_eq!(data["next"], 2, "{out}");
+        let got: Vec<&str> = data["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["serial"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, [serials[1].as_str()], "{out}");
+    }
 
     // Nothing new: wait=0 answers at once; a subscriber that was away gets what it missed.
-    let (_, out) = feed("since=1");
-    assert_eq!(json_of(&out)["data"], json!({"next": 1, "revoked": []}));
-    ca.revoke(&s, &serials[1], "superseded");
+    let (_, out) = feed("since=2");
+    assert_eq!(json_of(&out)["data"], json!({"next": 2, "revoked": []}));
     ca.revoke(&s, &serials[2], "cessationOfOperation");
     let (_, out) = feed("since=1&wait=5");
     let data = &json_of(&out)["data"];
