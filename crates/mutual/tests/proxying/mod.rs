@@ -10,11 +10,18 @@ use std::time::Duration;
 
 use crate::common::{self, Story};
 
-/// A process we started, killed by its own PID when dropped; its output lines are kept.
+// A test that starts both servers and proxies loads this file twice, once per helper.
+#[allow(clippy::duplicate_mod)]
+#[path = "../stopping/mod.rs"]
+mod stopping;
+
+/// A process we started, ended by its own PID when dropped; its output lines are kept.
 pub struct Proc {
     pub child: Child,
     pub lines: Arc<Mutex<Vec<String>>>,
     pub port: u16,
+    /// A `server --dev`: stopped with SIGTERM, so that it removes its store from /dev/shm.
+    dev: bool,
 }
 
 impl Proc {
@@ -60,7 +67,13 @@ impl Proc {
                 panic!("mutual {args:?} did not start: {:?}", lines.lock().unwrap());
             }
         };
-        Proc { child, lines, port }
+        let dev = args.contains(&"--dev");
+        Proc {
+            child,
+            lines,
+            port,
+            dev,
+        }
     }
 
     pub fn log(&self) -> String {
@@ -81,8 +94,12 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.dev {
+            stopping::stop(&mut self.child);
+        } else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

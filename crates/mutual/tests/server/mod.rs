@@ -3,6 +3,12 @@
 #![allow(dead_code)]
 
 pub mod issuer_crls;
+// A test that starts both servers and proxies loads this file twice, once per helper.
+#[allow(clippy::duplicate_mod)]
+#[path = "../stopping/mod.rs"]
+mod stopping;
+
+pub use stopping::stop;
 
 use std::{
     io::{BufRead, BufReader},
@@ -47,30 +53,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = stop(&mut self.child);
     }
-}
-
-/// Ends a server by its PID as a service manager would: SIGTERM, then SIGKILL if it is still
-/// running after ten seconds (the server's own drain is bounded at five). A `--dev` server removes its throwaway store on SIGTERM; a
-/// SIGKILL would leave it behind. The exit status when SIGTERM ended it, `None` when SIGKILL
-/// had to.
-pub fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
-    // Once reaped, the PID may belong to someone else's process: signal only a live child.
-    if let Ok(Some(status)) = child.try_wait() {
-        return Some(status);
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 /// The `--dev` store directory a running server holds open (read from `/proc/PID/fd`).
