@@ -72,6 +72,20 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// The serials of a feed answer's `revoked` entries, in order.
+fn revoked_serials(data: &Value) -> Vec<&str> {
+    data["revoked"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no revoked list: {data}"))
+        .iter()
+        .map(|e| {
+            e["serial"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no serial: {e}"))
+        })
+        .collect()
+}
+
 impl Ca {
     /// A store with a root token, a `pki` mount with an EC root, OCSP in its URLs, and a role
     /// `service` for example.com names; served over HTTP.
@@ -803,13 +817,7 @@ fn the_feed_pushes_revocations_and_resumes_from_since() {
         let (_, _, out) = waiter.join().unwrap();
         let data = &json_of(&out)["data"];
         assert_eq!(data["next"], 2, "{out}");
-        let got: Vec<&str> = data["revoked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["serial"].as_str().unwrap())
-            .collect();
-        assert_eq!(got, [serials[1].as_str()], "{out}");
+        assert_eq!(revoked_serials(data), [serials[1].as_str()], "{out}");
     }
 
     // Nothing new: wait=0 answers at once; a subscriber that was away gets what it missed.
@@ -819,13 +827,10 @@ fn the_feed_pushes_revocations_and_resumes_from_since() {
     let (_, out) = feed("since=1&wait=5");
     let data = &json_of(&out)["data"];
     assert_eq!(data["next"], 3);
-    let got: Vec<&str> = data["revoked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["serial"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, [serials[1].as_str(), serials[2].as_str()]);
+    assert_eq!(
+        revoked_serials(data),
+        [serials[1].as_str(), serials[2].as_str()]
+    );
     let (code, out) = feed("since=abc");
     assert_eq!(code, 400, "{out}");
 
