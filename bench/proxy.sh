@@ -8,6 +8,7 @@
 #   bash bench/proxy.sh            # DURATION=10 seconds per figure; ROUNDS=3 (median) of the
 #                                  # keep-alive and p99 figures; OUT=bench/results
 #                                  # PORT, BACKEND_PORT, ADMIN_PORT (Envoy's, on loopback)
+#   SERVERS="mutual envoy" bash bench/proxy.sh   # a subset of the servers
 #
 # Figures: keep-alive req/s (64 conns) and the CPU time per keep-alive request, full mTLS
 # handshakes/s with a new connection per request (ECDSA P-256 and RSA 2048, 32 conns, no
@@ -18,7 +19,9 @@
 # CPU per request: utime + stime of the server (nginx: master + worker) from /proc/PID/stat, read
 # inside the load's measured window and divided by the requests answered in it; printed with
 # its kernel part, and the shared backend's own per request beside it (the same core serves
-# both, so a proxy's req/s is bounded by proxy + backend CPU). /proc counts in clock ticks
+# both, so a proxy's req/s is bounded by proxy + backend CPU). The same for each handshake, with
+# the load generator's share of its core: where it nears 100% the load, not the server, bounds
+# the handshakes/s, and the CPU per handshake is the figure to compare. /proc counts in clock ticks
 # (10 ms at CLK_TCK 100): over a 10 s round that is well under 1%. A second table gives
 # mutual / each peer for req/s and CPU per request.
 set -euo pipefail
@@ -80,7 +83,8 @@ if [ "$WANT_RT" = 1 ]; then
     chrt -f 10 true 2>/dev/null || { echo "RT=1 needs root or CAP_SYS_NICE" >&2; exit 1; }
     RT="chrt -f 10"
 fi
-SERVERS="mutual nginx haproxy envoy"
+# SERVERS: which to measure (a subset, in this order), e.g. SERVERS="mutual envoy".
+SERVERS=${SERVERS:-mutual nginx haproxy envoy}
 [ -n "${BEFORE:-}" ] && SERVERS="before $SERVERS"
 
 W=$(mktemp -d)
@@ -326,30 +330,39 @@ ticks() { # pid
 }
 HZ=$(getconf CLK_TCK)
 
-# One keep-alive round, printing the load's JSON line with "cpu" added: the server's and the
-# backend's CPU time per request, in µs. CPU is read inside the load's measured window (after
-# its 1 s warm-up, 0.1 s in from each end) and divided by the requests that window holds at
-# the measured rate, so connection set-up and warm-up are not counted.
-keepalive() { # server-pid
-    local t0 t1 s0 s1 b0 b1 r
-    load ec -c 64 --warmup 1 >"$W/keepalive.json" &
+# One measured round of load (kind, proxy-load args), printing the load's JSON line with "cpu"
+# added: the server's, the backend's and the load generator's CPU time per request, in µs, and
+# the load generator's share of its core. CPU is read inside the load's measured window (after
+# its 1 s warm-up: 0.1 s in from its start, 0.2 s before its end) and divided by the requests that window holds at
+# the measured rate, so connection set-up and warm-up are not counted. For handshakes the
+# server's CPU per handshake is the figure that does not depend on the load generator: one
+# core of load may not be able to saturate a server that does the same public-key work.
+measured() { # server-pid kind load-args...
+    local pid=$1 t0 t1 s0 s1 b0 b1 l0 l1 r
+    shift
+    load "$@" --warmup 1 >"$W/measured.json" &
     local lp=$!
     sleep 1.1
-    t0=$(date +%s%N); s0=$(ticks "$1"); b0=$(ticks "${PIDS[0]}")
-    sleep "$(awk -v d="$DURATION" 'BEGIN { print d - 0.2 }')"
-    t1=$(date +%s%N); s1=$(ticks "$1"); b1=$(ticks "${PIDS[0]}")
+    # The load generator is read first and the window ends 0.3 s before the load does: once it
+    # has exited its times are gone (the reads themselves take some 20 ms each).
+    t0=$(date +%s%N); l0=$(ticks "$lp"); s0=$(ticks "$pid"); b0=$(ticks "${PIDS[0]}")
+    sleep "$(awk -v d="$DURATION" 'BEGIN { print d - 0.3 }')"
+    t1=$(date +%s%N); l1=$(ticks "$lp"); s1=$(ticks "$pid"); b1=$(ticks "${PIDS[0]}")
     wait "$lp"
-    r=$(cat "$W/keepalive.json")
-    python3 - "$r" "$t0" "$t1" "$s0" "$s1" "$b0" "$b1" "$HZ" <<'EOF'
+    r=$(cat "$W/measured.json")
+    python3 - "$r" "$t0" "$t1" "$s0" "$s1" "$b0" "$b1" "$l0" "$l1" "$HZ" <<'EOF'
 import json, sys
 r = json.loads(sys.argv[1])
 t0, t1 = int(sys.argv[2]), int(sys.argv[3])
-(su0, ss0), (su1, ss1), (bu0, bs0), (bu1, bs1) = (map(int, a.split()) for a in sys.argv[4:8])
-tick_us = 1e6 / int(sys.argv[8])
+(su0, ss0), (su1, ss1), (bu0, bs0), (bu1, bs1), (lu0, ls0), (lu1, ls1) = (map(int, a.split()) for a in sys.argv[4:10])
+tick_us = 1e6 / int(sys.argv[10])
 requests = r["rps"] * (t1 - t0) / 1e9
 per = lambda ticks: round(ticks * tick_us / requests, 2) if requests else None
+load_ticks = lu1 - lu0 + ls1 - ls0
 r["cpu"] = {"us_per_req": per(su1 - su0 + ss1 - ss0), "user_us": per(su1 - su0), "sys_us": per(ss1 - ss0),
-            "backend_us_per_req": per(bu1 - bu0 + bs1 - bs0), "window_s": round((t1 - t0) / 1e9, 3)}
+            "backend_us_per_req": per(bu1 - bu0 + bs1 - bs0), "load_us_per_req": per(load_ticks),
+            "load_core_pct": round(load_ticks * tick_us / ((t1 - t0) / 1e3) * 100, 1),
+            "window_s": round((t1 - t0) / 1e9, 3)}
 print(json.dumps(r))
 EOF
 }
@@ -383,13 +396,13 @@ for server in $SERVERS; do
     record $server rss_idle_kb "$(mem "${SERVER_PIDS[0]}" VmRSS)"
     # The two figures that vary most from run to run: ROUNDS runs each, the median reported.
     for _ in $(seq 1 "$ROUNDS"); do
-        r=$(keepalive "${SERVER_PIDS[0]}"); echo "   keepalive: $r" >&2; record $server keepalive "$r"
+        r=$(measured "${SERVER_PIDS[0]}" ec -c 64); echo "   keepalive: $r" >&2; record $server keepalive "$r"
     done
     record $server rss_peak_kb "$(mem "${SERVER_PIDS[0]}" VmHWM)"
     for _ in $(seq 1 "$ROUNDS"); do
         r=$(load ec -c 16 --rate 2000); echo "   rate 2000: $r" >&2; record $server p99_2000 "$r"
     done
-    r=$(load ec -c 32 --new-conn); echo "   handshakes ec: $r" >&2; record $server handshake_ec "$r"
+    r=$(measured "${SERVER_PIDS[0]}" ec -c 32 --new-conn); echo "   handshakes ec: $r" >&2; record $server handshake_ec "$r"
     if [ "$HOLD" -gt 0 ]; then
         # HOLD idle callers: RSS once it has settled, from 3 s after all are open (each idle for
         # at least that long: mutual parks a connection after 1 s without a request and gives
@@ -419,7 +432,7 @@ for server in $SERVERS; do
     "start_$server" rsa
     wait_port $PORT
     sleep 0.5
-    r=$(load rsa -c 32 --new-conn); echo "   handshakes rsa: $r" >&2; record $server handshake_rsa "$r"
+    r=$(measured "${SERVER_PIDS[0]}" rsa -c 32 --new-conn); echo "   handshakes rsa: $r" >&2; record $server handshake_rsa "$r"
     stop_server
 done
 
@@ -433,10 +446,10 @@ def get(s, f):
         key = "p99_us" if f == "p99_2000" else "rps"
         found.sort(key=lambda r: r[key])
     return found[len(found) // 2]
-def cpu(s, key):
-    """A CPU figure of the keep-alive rounds (µs per request), the median of the rounds."""
+def cpu(s, key, figure="keepalive"):
+    """A CPU figure of a measured load (µs per request, or the load's core %), the median of its rounds."""
     found = sorted(r["result"]["cpu"][key] for r in rows
-                   if r["server"] == s and r["figure"] == "keepalive" and r["result"]["cpu"][key] is not None)
+                   if r["server"] == s and r["figure"] == figure and r["result"].get("cpu", {}).get(key) is not None)
     found = found or [float("nan")]
     return found[len(found) // 2]
 servers = [s for s in ["before", "mutual", "nginx", "haproxy", "envoy"] if any(r["server"] == s for r in rows)]
@@ -448,6 +461,10 @@ figs = [
     ("backend's CPU µs per request (shared `serve echo`)", lambda s: cpu(s, "backend_us_per_req"), None, "–"),
     ("handshakes/s ECDSA P-256, 32 conns", lambda s: get(s, "handshake_ec")["rps"], True, "≥ 2× best peer"),
     ("handshakes/s RSA 2048, 32 conns", lambda s: get(s, "handshake_rsa")["rps"], True, "≥ 2× best peer"),
+    ("server CPU µs per handshake, P-256", lambda s: cpu(s, "us_per_req", "handshake_ec"), False, "≤ 0.5× best peer (load-independent)"),
+    ("server CPU µs per handshake, RSA 2048", lambda s: cpu(s, "us_per_req", "handshake_rsa"), False, "≤ 0.5× best peer (load-independent)"),
+    ("load generator's core % in handshakes, P-256", lambda s: cpu(s, "load_core_pct", "handshake_ec"), None, "– (near 100: the load is the bound)"),
+    ("load generator's core % in handshakes, RSA 2048", lambda s: cpu(s, "load_core_pct", "handshake_rsa"), None, "– (near 100: the load is the bound)"),
     ("p99 ms at 2,000 req/s", lambda s: get(s, "p99_2000")["p99_us"] / 1000, False, "≤ every peer", 3),
     ("RSS idle MiB", lambda s: get(s, "rss_idle_kb") / 1024, False, "–"),
     ("RSS peak under keep-alive MiB", lambda s: get(s, "rss_peak_kb") / 1024, False, "–"),
@@ -462,7 +479,7 @@ for name, f, higher, target, *digits in figs:
     if higher is None:
         ratio = None
     elif "RSS" in name:
-        ratio = v["mutual"] / v["nginx"] if v["nginx"] else float("nan")
+        ratio = v["mutual"] / v["nginx"] if v.get("nginx") else float("nan")
     else:
         best = max(v[s] for s in peers) if higher else min(v[s] for s in peers)
         ratio = v["mutual"] / best if best else float("nan")
