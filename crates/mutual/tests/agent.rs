@@ -782,9 +782,11 @@ fn signals_the_service_after_a_new_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = Ca::new(tmp.path());
     let seen = tmp.path().join("hup");
+    let ready = tmp.path().join("ready");
     let script = format!(
-        "trap 'echo hup >> {}' HUP; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
-        seen.display()
+        "trap 'echo hup >> {}' HUP; : > {}; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+        seen.display(),
+        ready.display()
     );
     struct Kill(Child);
     impl Drop for Kill {
@@ -794,7 +796,10 @@ fn signals_the_service_after_a_new_certificate() {
         }
     }
     let service = Kill(Command::new("sh").arg("-c").arg(&script).spawn().unwrap());
-    std::thread::sleep(Duration::from_millis(300)); // the trap is set
+    // A SIGHUP before the trap is set would end the shell: wait until it says it is set.
+    wait_for("the service's trap", Duration::from_secs(10), || {
+        ready.exists()
+    });
     let spec = format!("{}:HUP", service.0.id());
     let out = tmp.path().join("out");
     let (code, _, err) = once(
