@@ -46,6 +46,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -254,6 +255,9 @@ pub struct Proxy {
     pub refusals: refusals::Recent,
     /// Connections that freed memory since it was last given back to the kernel.
     freed: memory::Freed,
+    /// Set once by [`Proxy::stop`]: listeners stop accepting and connections close after the
+    /// request they are serving.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Addresses a started proxy listens on.
@@ -294,6 +298,7 @@ impl Proxy {
             enrolled,
             refusals: refusals::Recent::default(),
             freed: memory::Freed::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -413,6 +418,44 @@ impl Proxy {
             memory::Policy::default(),
         ));
         Ok(Running { listeners, admin })
+    }
+
+    /// Stops as a service manager's SIGTERM asks: the listeners close (new callers are refused
+    /// by the kernel, not queued), each HTTP connection finishes the request it is reading or
+    /// answering and closes (HTTP/1.1 with `connection: close`, HTTP/2 with GOAWAY), an idle
+    /// one closes at once, and a tcp relay runs on. Returns the connections still open when
+    /// all have closed (0) or `drain` has passed.
+    pub async fn stop(&self, drain: Duration) -> i64 {
+        let open = self.metrics.connections.load(Ordering::Relaxed);
+        tracing::info!(
+            connections = open,
+            drain_s = drain.as_secs_f64(),
+            "stopping: draining"
+        );
+        self.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + drain;
+        loop {
+            let open = self.metrics.connections.load(Ordering::Relaxed);
+            if open <= 0 || tokio::time::Instant::now() >= deadline {
+                if open > 0 {
+                    tracing::warn!(
+                        connections = open,
+                        after_s = drain.as_secs_f64(),
+                        "stopped with connections still open"
+                    );
+                }
+                return open.max(0);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Completes once [`Proxy::stop`] has been called (at once if it has).
+    pub(crate) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// The files whose change triggers a reload.

@@ -19,7 +19,7 @@ use crate::service::{self, Conn};
 use crate::upstream::UpBody;
 use crate::{xfcc, Proxy};
 
-/// Accepts connections until the process ends.
+/// Accepts connections until the proxy stops ([`Proxy::stop`]) or the process ends.
 pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListener) {
     let max = proxy.runtime().config.listeners[index]
         .limits
@@ -28,15 +28,21 @@ pub async fn serve_listener(proxy: Arc<Proxy>, index: usize, listener: TcpListen
     // One for the life of the listener: its TLS sessions outlive reloads, and mutual-tls
     // checks each resumed one against the material and policy of the moment.
     let acceptor = Acceptor::new();
+    let stopped = proxy.stopped();
+    tokio::pin!(stopped);
     loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of descriptors and the like: wait rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (tcp, remote) = tokio::select! {
+            // Dropping the listener closes the port.
+            () = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
         let Ok(permit) = Arc::clone(&limiter).try_acquire_owned() else {
             proxy
@@ -306,6 +312,7 @@ async fn parked(
     let woke = tokio::select! {
         r = woke => r,
         _ = conn.close.notified() => return false,
+        () = conn.proxy.stopped() => return false,
     };
     match woke {
         Some(Ok(1..)) => io.prepend(bytes::Bytes::copy_from_slice(&first)),
@@ -352,6 +359,8 @@ async fn serve_until_idle(
     let ended = tokio::select! {
         r = done => Ended::Over(r),
         _ = conn.close.notified() => Ended::Revoked,
+        // Stopping ends the connection as a revocation does: after the answer in flight.
+        () = conn.proxy.stopped() => Ended::Revoked,
         _ = activity.parkable(park_after, begun_before) => Ended::Idle,
     };
     let begun = activity.begun();
@@ -388,6 +397,18 @@ async fn serve_until_idle(
     Some(io)
 }
 
+/// Completes when the connection must close after what is in flight: its caller was revoked,
+/// or the proxy is stopping.
+async fn closing(
+    conn: &Conn,
+    stopped: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) {
+    tokio::select! {
+        _ = conn.close.notified() => {}
+        () = stopped.as_mut() => {}
+    }
+}
+
 /// HTTP/2: streams share the connection, which closes once it has had no stream in flight for
 /// `idle_timeout`. Not an `async fn`, for the reason [`serve_h1`] gives.
 fn serve_h2(
@@ -408,11 +429,14 @@ fn serve_h2(
     let idle = limits.idle_timeout;
     async move {
         let mut deadline = tokio::time::Instant::now() + idle;
+        let stopped = conn.proxy.stopped();
+        tokio::pin!(stopped);
         let result = loop {
             tokio::select! {
                 r = served.as_mut() => break r,
-                _ = conn.close.notified() => {
-                    // A revoked caller: the answers in flight are finished, then the connection ends.
+                // A revoked caller, or the proxy stopping: the answers in flight are finished
+                // (GOAWAY first), then the connection ends.
+                () = closing(&conn, &mut stopped) => {
                     served.as_mut().graceful_shutdown();
                     break tokio::time::timeout(Duration::from_secs(5), served.as_mut())
                         .await

@@ -218,7 +218,7 @@ fn api_tls(cert: &Path, key: &Path, client_ca: Option<mutual_tls::TrustStore>) -
 }
 
 /// Serves the API over TLS until SIGINT or SIGTERM: one task per connection, each handshake
-/// bounded; then lets requests under way finish for up to [`DRAIN`].
+/// bounded; then lets requests under way finish for up to [`DRAIN`](super::proxy::DRAIN).
 async fn tls_serve(
     listener: tokio::net::TcpListener,
     tls: ApiTls,
@@ -277,12 +277,12 @@ async fn tls_serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(super::proxy::DRAIN, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            after_s = DRAIN.as_secs(),
+            after_s = super::proxy::DRAIN.as_secs(),
             "stopping with connections still open"
         );
     }
@@ -313,19 +313,16 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
     // drain is bounded, as a service manager bounds a stop.
     let drained = async {
         signalled.notified().await;
-        tokio::time::sleep(DRAIN).await;
+        tokio::time::sleep(super::proxy::DRAIN).await;
     };
     tokio::select! {
         served = serving => served.context("serving"),
         () = drained => {
-            tracing::warn!(after_s = DRAIN.as_secs(), "stopping with connections still open");
+            tracing::warn!(after_s = super::proxy::DRAIN.as_secs(), "stopping with connections still open");
             Ok(())
         }
     }
 }
-
-/// How long connections may take to finish after SIGTERM or SIGINT.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn init(data: &Path) -> Result<()> {
     let store = if let Some(url) = super::database() {

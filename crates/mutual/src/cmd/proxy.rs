@@ -83,8 +83,14 @@ pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
         println!("admin on http://{admin} (/metrics, /ready, /live)");
     }
     wait_for_shutdown().await;
+    proxy.stop(DRAIN).await;
     Ok(())
 }
+
+/// How long connections may take to finish after SIGTERM or SIGINT: under the service
+/// managers' kill timeouts (systemd 90 s, Kubernetes 30 s), and bounded at all because a caller
+/// may hold a connection (a feed subscriber, an idle keep-alive) as long as it likes.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Returns on SIGINT or SIGTERM.
 pub async fn wait_for_shutdown() {

@@ -82,14 +82,17 @@ async fn hello(target: &Target, a: ServeHelloArgs) -> Result<()> {
             .unwrap_or_else(|| "World".to_string());
         Ok::<_, Infallible>(mhttp::text(StatusCode::OK, format!("Hello {name}\n")))
     });
+    // SIGTERM or Ctrl-C: the port closes, requests under way finish (for at most DRAIN), exit 0.
+    let stop = super::proxy::wait_for_shutdown();
+    let drain = super::proxy::DRAIN;
     match (policy, a.deny_at) {
         (Some(p), DenyAt::Http) => {
             let svc = tower::ServiceBuilder::new()
                 .layer(AuthorizeLayer::new(p))
                 .service(hello);
-            mhttp::serve(listener, tls, svc).await?
+            mhttp::serve_with_shutdown(listener, tls, svc, stop, drain).await?
         }
-        _ => mhttp::serve(listener, tls, hello).await?,
+        _ => mhttp::serve_with_shutdown(listener, tls, hello, stop, drain).await?,
     }
     Ok(())
 }
