@@ -51,8 +51,9 @@ where
 /// [`serve`] until `shutdown` completes, then drains: the listener is closed, and each open
 /// connection finishes the request it is reading or answering and closes (an idle one at once;
 /// one still in its handshake gets through it and its first request). Returns when every
-/// connection has ended, or `drain` after `shutdown` with the rest cut off: a client may hold
-/// a connection open without sending a request, so the wait must be bounded. For a service
+/// connection has ended, or `drain` after `shutdown` (a client may hold a connection open
+/// without sending a request, so the wait must be bounded); connections still open then end
+/// with the runtime, as when `main` returns. For a service
 /// manager's stop, pass a future of SIGTERM (and Ctrl-C) and a drain shorter than the
 /// manager's kill timeout (systemd: 90 s; Kubernetes: 30 s); `mutual serve hello` uses 5 s.
 pub async fn serve_with_shutdown<S, E>(
