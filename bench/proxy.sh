@@ -472,19 +472,26 @@ figs = [
 if any(r["figure"] == "rss_held_kb" for r in rows):
     held = get("mutual", "held")["held"]
     figs.append((f"RSS with {held:,} idle mTLS connections MiB", lambda s: get(s, "rss_held_kb") / 1024, False, "≤ 0.5× nginx"))
-print(f"| figure | {' | '.join(servers)} | mutual / best peer | target |")
+print(f"| figure | {' | '.join(servers)} | mutual / {'best peer' if peers else 'before'} | target |")
 print("| --- |" + " ---: |" * len(servers) + " ---: | --- |")
 for name, f, higher, target, *digits in figs:
     v = {s: f(s) for s in servers}
+    before = ""
     if higher is None:
         ratio = None
+    elif not peers:
+        # SERVERS=mutual with BEFORE=…: mutual against the older build alone.
+        ratio = v["mutual"] / v["before"] if v.get("before") else float("nan")
     elif "RSS" in name:
         ratio = v["mutual"] / v["nginx"] if v.get("nginx") else float("nan")
+        if "before" in v and v.get("nginx"):
+            before = f" (before: {v['before'] / v['nginx']:.2f}×)"
     else:
         best = max(v[s] for s in peers) if higher else min(v[s] for s in peers)
         ratio = v["mutual"] / best if best else float("nan")
+        if "before" in v and best:
+            before = f" (before: {v['before'] / best:.2f}×)"
     cells = " | ".join(f"{v[s]:,.{digits[0] if digits else 1}f}" for s in servers)
-    before = f" (before: {v['before'] / best if 'RSS' not in name else v['before'] / v['nginx']:.2f}×)" if "before" in v else ""
     if ratio is None:
         print(f"| {name} | {cells} | – | {target} |")
     else:
