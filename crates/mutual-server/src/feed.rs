@@ -57,16 +57,23 @@ type Shared = Arc<OnceCell<(Vec<FeedEntry>, u64)>>;
 const SHARED_POINTS: usize = 1024;
 
 impl Woken {
-    /// The entries after `since` on `mount`, for a subscriber woken by the revocation that made
-    /// the count `generation`: the answer of a query made after that revocation, shared with
-    /// the others woken by it. A failed query is not shared: the next subscriber tries again.
-    async fn since(
+    /// The entries after `since` on `mount`. For a subscriber `woken` by the revocation that
+    /// made the count `generation`: the answer of a query made after that revocation, shared
+    /// with the others woken by it (a failed query is not shared: the next subscriber tries
+    /// again). A new request, or one at its deadline, asks the store itself, and so sees a
+    /// revocation another process wrote before this server's catch-up counts it.
+    async fn read(
         &self,
         store: &Store,
         mount: &str,
         since: u64,
         generation: u64,
+        woken: bool,
     ) -> Result<(Vec<FeedEntry>, u64), ApiError> {
+        let query = || store.revocations_since(mount, since, PAGE);
+        if !woken {
+            return Ok(query().await?);
+        }
         let cell = {
             let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
             if answers.0 != generation {
@@ -83,7 +90,6 @@ impl Woken {
                 None => None,
             }
         };
-        let query = || store.revocations_since(mount, since, PAGE);
         match cell {
             Some(cell) => Ok(cell.get_or_try_init(query).await?.clone()),
             None => Ok(query().await?),
@@ -142,14 +148,10 @@ pub(crate) async fn handle(
     loop {
         // Marked seen before the query: a revocation committed after it wakes `changed`.
         let generation = *rx.borrow_and_update();
-        let path = &mount.record.path;
-        // A new request, or one at its deadline, asks the store itself (and so sees a
-        // revocation another process wrote before this server's catch-up counts it).
-        let (entries, next) = if woken {
-            app.woken.since(&app.store, path, since, generation).await?
-        } else {
-            app.store.revocations_since(path, since, PAGE).await?
-        };
+        let (entries, next) = app
+            .woken
+            .read(&app.store, &mount.record.path, since, generation, woken)
+            .await?;
         let timed_out = tokio::time::Instant::now() >= deadline;
         if !entries.is_empty() || timed_out {
             let revoked: Vec<Value> = entries.iter().map(|e| entry_json(e, &issuer)).collect();
@@ -201,20 +203,14 @@ fn stream(
                 return Some((Ok::<_, Infallible>(event), s));
             }
             let generation = *s.rx.borrow_and_update();
-            let path = &s.mount.record.path;
-            let read = if s.woken {
-                s.app
-                    .woken
-                    .since(&s.app.store, path, s.since, generation)
-                    .await
-            } else {
-                s.app
-                    .store
-                    .revocations_since(path, s.since, PAGE)
-                    .await
-                    .map_err(ApiError::from)
-            };
-            match read {
+            let read = s.app.woken.read(
+                &s.app.store,
+                &s.mount.record.path,
+                s.since,
+                generation,
+                s.woken,
+            );
+            match read.await {
                 Ok((entries, next)) => {
                     s.since = next;
                     if !entries.is_empty() {

@@ -70,13 +70,11 @@ where
 {
     let serve_one = move |accepted: Accepted, watcher: Watcher| {
         let svc = with_peer(service.clone(), &accepted);
-        async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc));
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
+        watched(
+            watcher,
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc)),
+        )
     };
     accept_each(listener, tls, serve_one, shutdown, drain).await
 }
@@ -130,15 +128,24 @@ where
 {
     let serve_one = move |accepted: Accepted, watcher: Watcher| {
         let svc = with_peer(service.clone(), &accepted);
-        async move {
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc));
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
+        watched(
+            watcher,
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(accepted.stream), TowerToHyperService::new(svc)),
+        )
     };
     accept_each(listener, tls, serve_one, shutdown, drain).await
+}
+
+/// Serves one connection to its end, or to the end of what is under way once the drain begins.
+async fn watched<C>(watcher: Watcher, conn: C)
+where
+    C: hyper_util::server::graceful::GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// The accept loop of the `serve` functions: each connection's handshake and then `serve_one`

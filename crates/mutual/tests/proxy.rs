@@ -723,30 +723,10 @@ fn bad_flag_values_name_their_flag() {
 /// half sent when the signal comes, over a TLS connection `openssl s_client` holds.
 #[test]
 fn sigterm_closes_the_port_and_relays_the_request_under_way() {
-    use std::io::{Read, Write};
-    use std::process::Stdio;
     let s = Story::build("ec");
     let e = echo(&s);
     let mut p = proxy(&s, &format!("http://127.0.0.1:{}", e.port), &[]);
-    let mut alice = Command::new("openssl")
-        .current_dir(s.dir.path())
-        .args(["s_client", "-quiet", "-connect"])
-        .arg(format!("127.0.0.1:{}", p.port))
-        .args(["-servername", "localhost", "-CAfile", "certs/root.pem"])
-        .args(["-cert", "certs/alice.example.com.crt"])
-        .args(["-key", "certs/alice.example.com.key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let mut to_proxy = alice.stdin.take().unwrap();
-    to_proxy
-        .write_all(b"GET /under-way HTTP/1.1\r\nHost: localhost\r\n")
-        .unwrap();
-    to_proxy.flush().unwrap();
-    // The handshake done and the half request read.
-    std::thread::sleep(Duration::from_millis(1500));
+    let alice = common::HalfRequest::start(&s, p.port, "/under-way");
     let status = Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])
         .status()
@@ -764,16 +744,7 @@ fn sigterm_closes_the_port_and_relays_the_request_under_way() {
         "exited with Alice's request under way: {}",
         p.log()
     );
-    to_proxy.write_all(b"\r\n").unwrap();
-    to_proxy.flush().unwrap();
-    let mut answer = String::new();
-    alice
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut answer)
-        .unwrap();
-    let _ = alice.wait();
+    let answer = alice.finish();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.contains("/under-way"),

@@ -347,30 +347,11 @@ fn garbage_and_stalled_clients_do_not_take_the_server_down() {
 /// half sent when the signal comes, over a TLS connection `openssl s_client` holds.
 #[test]
 fn sigterm_closes_the_port_and_answers_the_request_under_way() {
-    use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::Duration;
     let s = Story::build("ec");
     let mut srv = hello(&s, "certs/root.pem", &[]);
-    let mut alice = Command::new("openssl")
-        .current_dir(s.dir.path())
-        .args(["s_client", "-quiet", "-connect"])
-        .arg(format!("127.0.0.1:{}", srv.port))
-        .args(["-CAfile", "certs/root.pem"])
-        .args(["-cert", "certs/alice.example.com.crt"])
-        .args(["-key", "certs/alice.example.com.key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let mut to_server = alice.stdin.take().unwrap();
-    to_server
-        .write_all(b"GET /?name=Alice HTTP/1.1\r\nHost: localhost\r\n")
-        .unwrap();
-    to_server.flush().unwrap();
-    // The handshake done and the half request read (the log says so at debug only).
-    std::thread::sleep(Duration::from_millis(1500));
+    let alice = common::HalfRequest::start(&s, srv.port, "/?name=Alice");
     let status = Command::new("kill")
         .args(["-TERM", &srv.pid().to_string()])
         .status()
@@ -386,16 +367,7 @@ fn sigterm_closes_the_port_and_answers_the_request_under_way() {
         srv.wait_exit(Duration::from_millis(300)).is_none(),
         "exited with Alice's request under way"
     );
-    to_server.write_all(b"\r\n").unwrap();
-    to_server.flush().unwrap();
-    let mut answer = String::new();
-    alice
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut answer)
-        .unwrap();
-    let _ = alice.wait();
+    let answer = alice.finish();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("Hello Alice"), "{answer}");
     assert!(

@@ -149,3 +149,54 @@ pub fn colon_hex(openssl_serial: &str) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Alice over mTLS through `openssl s_client`, with half an HTTP/1.1 request sent: it is under
+/// way (the server has read part of its head) until [`HalfRequest::finish`] sends the rest.
+pub struct HalfRequest {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl HalfRequest {
+    /// Connects to `127.0.0.1:port` as Alice and sends the request line for `path` and a Host
+    /// header, then waits 1.5 s for the handshake and the half request to be read.
+    pub fn start(s: &Story, port: u16, path: &str) -> HalfRequest {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new("openssl")
+            .current_dir(s.dir.path())
+            .args(["s_client", "-quiet", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-servername", "localhost", "-CAfile", "certs/root.pem"])
+            .args(["-cert", "certs/alice.example.com.crt"])
+            .args(["-key", "certs/alice.example.com.key"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        stdin
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        HalfRequest { child, stdin }
+    }
+
+    /// Ends the request's head and returns everything the server sent until it closed.
+    pub fn finish(mut self) -> String {
+        use std::io::{Read, Write};
+        self.stdin.write_all(b"\r\n").unwrap();
+        self.stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.child
+            .stdout
+            .take()
+            .expect("stdout piped")
+            .read_to_string(&mut answer)
+            .unwrap();
+        let _ = self.child.wait();
+        answer
+    }
+}
