@@ -44,7 +44,7 @@ pub mod xfcc;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -433,21 +433,7 @@ impl Proxy {
             "stopping: draining"
         );
         self.stopping.send_replace(true);
-        let deadline = tokio::time::Instant::now() + drain;
-        loop {
-            let open = self.metrics.connections.load(Ordering::Relaxed);
-            if open <= 0 || tokio::time::Instant::now() >= deadline {
-                if open > 0 {
-                    tracing::warn!(
-                        connections = open,
-                        after_s = drain.as_secs_f64(),
-                        "stopped with connections still open"
-                    );
-                }
-                return open.max(0);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        drained(&self.metrics.connections, drain).await
     }
 
     /// Completes once [`Proxy::stop`] has been called (at once if it has).
@@ -469,6 +455,26 @@ impl Proxy {
             files.extend(l.crls.iter().cloned());
         }
         files
+    }
+}
+
+/// Waits until `open` connections have closed or `drain` has passed; returns those still open
+/// (warned about when any are). Shared by [`Proxy::stop`] and [`tunnel::Tunnel::stop`].
+pub(crate) async fn drained(open: &AtomicI64, drain: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + drain;
+    loop {
+        let now_open = open.load(Ordering::Relaxed);
+        if now_open <= 0 || tokio::time::Instant::now() >= deadline {
+            if now_open > 0 {
+                tracing::warn!(
+                    connections = now_open,
+                    after_s = drain.as_secs_f64(),
+                    "stopped with connections still open"
+                );
+            }
+            return now_open.max(0);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,10 @@ pub struct Tunnel {
     config: TunnelConfig,
     client: ArcSwap<ClientTls>,
     source: Option<mutual_agent::Source>,
+    /// Relays open now (each an accepted connection and its upstream).
+    open: Arc<AtomicI64>,
+    /// Set once by [`Tunnel::stop`]: the listener closes.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Tunnel {
@@ -81,6 +86,8 @@ impl Tunnel {
             config,
             client: ArcSwap::from_pointee(client),
             source: None,
+            open: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -104,6 +111,8 @@ impl Tunnel {
             config,
             client: ArcSwap::from_pointee(client),
             source: Some(source),
+            open: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -226,9 +235,28 @@ impl Tunnel {
         Ok(addr)
     }
 
+    /// Stops as a service manager's SIGTERM asks: the listener closes (new callers are refused
+    /// by the kernel) and the relays open run on until either side closes them or `drain` has
+    /// passed; the tunnel sees bytes, not requests, so it cannot close them between two.
+    /// Returns the relays still open then.
+    pub async fn stop(&self, drain: Duration) -> i64 {
+        tracing::info!(
+            connections = self.open.load(Ordering::Relaxed),
+            drain_s = drain.as_secs_f64(),
+            "stopping: draining"
+        );
+        self.stopping.send_replace(true);
+        crate::drained(&self.open, drain).await
+    }
+
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut stopping = self.stopping.subscribe();
         loop {
-            let (mut tcp, remote) = match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopping.wait_for(|s| *s) => return,
+            };
+            let (mut tcp, remote) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -239,7 +267,9 @@ impl Tunnel {
             let _ = tcp.set_nodelay(true);
             let client = self.client.load_full();
             let (host, port) = (self.config.host.clone(), self.config.port);
+            let open = Open::count(&self.open);
             tokio::spawn(async move {
+                let _open = open;
                 match client.connect(&host, port).await {
                     Ok(mut conn) => {
                         if let Err(e) =
@@ -254,6 +284,22 @@ impl Tunnel {
                 }
             });
         }
+    }
+}
+
+/// One relay counted open for as long as it lives.
+struct Open(Arc<AtomicI64>);
+
+impl Open {
+    fn count(open: &Arc<AtomicI64>) -> Open {
+        open.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(open))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -152,23 +152,7 @@ fn unreachable_and_hanging_backends_and_tunnel() {
         &format!("http://127.0.0.1:{}", e.port),
         &["--allow", "cn=alice.example.com"],
     );
-    let t = Proc::start(
-        s.dir.path(),
-        &[
-            "tunnel",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("https://localhost:{}", p3.port),
-            "--ca",
-            "certs/root.pem",
-            "--cert",
-            "certs/alice.example.com.crt",
-            "--key",
-            "certs/alice.example.com.key",
-        ],
-        "http",
-    );
+    let t = tunnel(&s, p3.port);
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -184,6 +168,27 @@ fn unreachable_and_hanging_backends_and_tunnel() {
         "{body}\n{}",
         t.log()
     );
+}
+
+/// `mutual tunnel` on an ephemeral port: plaintext in, mTLS as Alice out to `localhost:port`.
+fn tunnel(s: &Story, port: u16) -> Proc {
+    Proc::start(
+        s.dir.path(),
+        &[
+            "tunnel",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("https://localhost:{port}"),
+            "--ca",
+            "certs/root.pem",
+            "--cert",
+            "certs/alice.example.com.crt",
+            "--key",
+            "certs/alice.example.com.key",
+        ],
+        "http",
+    )
 }
 
 const CONFIG: &str = r#"
@@ -727,20 +732,12 @@ fn sigterm_closes_the_port_and_relays_the_request_under_way() {
     let e = echo(&s);
     let mut p = proxy(&s, &format!("http://127.0.0.1:{}", e.port), &[]);
     let alice = common::HalfRequest::start(&s, p.port, "/under-way");
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    p.terminate();
     assert!(p.wait_log("stopping: draining"), "{}", p.log());
     assert!(p.log().contains("connections=1"), "{}", p.log());
+    assert!(p.port_closes(), "the port still accepts after SIGTERM");
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err(),
-        "the port still accepts after SIGTERM"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        p.child.try_wait().unwrap().is_none(),
+        p.wait_exit(Duration::from_millis(300)).is_none(),
         "exited with Alice's request under way: {}",
         p.log()
     );
@@ -754,16 +751,83 @@ fn sigterm_closes_the_port_and_relays_the_request_under_way() {
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer}"
     );
-    let started = std::time::Instant::now();
-    let exit = loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = p.wait_exit(Duration::from_secs(5));
     assert!(exit.is_some_and(|e| e.success()), "{exit:?}: {}", p.log());
     assert!(!p.log().contains("connections still open"), "{}", p.log());
+}
+
+/// The tunnel on SIGTERM: its port closes, and a connection the application opened before
+/// runs on to its end (the tunnel relays bytes, so it waits for the caller, not a request).
+#[test]
+fn sigterm_closes_the_tunnel_port_and_relays_the_connection_under_way() {
+    use std::io::{Read, Write};
+    let s = Story::build("ec");
+    let e = echo(&s);
+    let p = proxy(
+        &s,
+        &format!("http://127.0.0.1:{}", e.port),
+        &["--allow", "cn=alice.example.com"],
+    );
+    let mut t = tunnel(&s, p.port);
+    let mut app = std::net::TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A first request answered: the relay is up (and counted) before the signal.
+    app.write_all(b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let first = read_response(&mut app);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    app.write_all(b"GET /under-way HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    t.terminate();
+    assert!(t.wait_log("stopping: draining"), "{}", t.log());
+    assert!(t.log().contains("connections=1"), "{}", t.log());
+    assert!(
+        t.port_closes(),
+        "the tunnel's port still accepts after SIGTERM"
+    );
+    assert!(
+        t.wait_exit(Duration::from_millis(300)).is_none(),
+        "exited with the application's connection open: {}",
+        t.log()
+    );
+    app.write_all(b"Connection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    app.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("/under-way"),
+        "the echo of the path: {answer}"
+    );
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert!(xfcc_of(body).contains("CN=alice.example.com"), "{answer}");
+    drop(app);
+    let exit = t.wait_exit(Duration::from_secs(5));
+    assert!(exit.is_some_and(|e| e.success()), "{exit:?}: {}", t.log());
+    assert!(!t.log().contains("connections still open"), "{}", t.log());
+}
+
+/// Reads one HTTP/1.1 response with a content-length from a connection kept open.
+fn read_response(c: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .expect("a content-length");
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let n = c.read(&mut buf).expect("reading the response");
+        assert!(n > 0, "closed before the whole response: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
 }

@@ -347,22 +347,14 @@ fn garbage_and_stalled_clients_do_not_take_the_server_down() {
 /// half sent when the signal comes, over a TLS connection `openssl s_client` holds.
 #[test]
 fn sigterm_closes_the_port_and_answers_the_request_under_way() {
-    use std::process::Command;
     use std::time::Duration;
     let s = Story::build("ec");
     let mut srv = hello(&s, "certs/root.pem", &[]);
     let alice = common::HalfRequest::start(&s, srv.port, "/?name=Alice");
-    let status = Command::new("kill")
-        .args(["-TERM", &srv.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    srv.terminate();
     let line = srv.wait_log(&["stopping: draining"]);
     assert!(line.contains("connections=1"), "{line}");
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", srv.port)).is_err(),
-        "the port still accepts after SIGTERM"
-    );
+    assert!(srv.port_closes(), "the port still accepts after SIGTERM");
     assert!(
         srv.wait_exit(Duration::from_millis(300)).is_none(),
         "exited with Alice's request under way"

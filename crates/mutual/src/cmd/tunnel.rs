@@ -8,7 +8,7 @@ use crate::cmd::UsageError;
 
 use super::backend::Target;
 
-/// Runs the tunnel until interrupted.
+/// Runs the tunnel until SIGTERM or SIGINT, then drains it (for at most [`super::proxy::DRAIN`]).
 pub async fn run(target: &Target, a: TunnelArgs) -> Result<()> {
     let enroll = super::enroll_config(&a.enroll, target, &a.cert, &a.key)?;
     super::logging::init(false);
@@ -31,5 +31,6 @@ pub async fn run(target: &Target, a: TunnelArgs) -> Result<()> {
     let addr = tunnel.start().await?;
     println!("mutual tunnel listening on http://{addr} -> https://{host}:{port}");
     super::proxy::wait_for_shutdown().await;
+    tunnel.stop(super::proxy::DRAIN).await;
     Ok(())
 }

@@ -80,6 +80,21 @@ impl Proc {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Whether its port refuses new connections within a second (after SIGTERM).
+    pub fn port_closes(&self) -> bool {
+        stopping::refuses_within(self.port, Duration::from_secs(1))
+    }
+
+    /// SIGTERM, as a service manager stops it.
+    pub fn terminate(&mut self) {
+        assert!(stopping::terminate(&mut self.child), "SIGTERM not sent");
+    }
+
+    /// Its exit status once it has exited, `None` if it still runs after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        stopping::exits_within(&mut self.child, within)
+    }
+
     /// Waits (bounded) until the log holds `text`.
     pub fn wait_log(&self, text: &str) -> bool {
         for _ in 0..100 {

@@ -7,6 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// A test that starts servers of several kinds loads this file once per helper.
+#[allow(clippy::duplicate_mod)]
+#[path = "../stopping/mod.rs"]
+mod stopping;
+
 /// A running `mutual serve …`, killed (by its own PID) when dropped.
 pub struct Server {
     child: Child,
@@ -114,18 +119,19 @@ impl Server {
         }
     }
 
+    /// Whether its port refuses new connections within a second (after SIGTERM).
+    pub fn port_closes(&self) -> bool {
+        stopping::refuses_within(self.port, Duration::from_secs(1))
+    }
+
+    /// SIGTERM, as a service manager stops it.
+    pub fn terminate(&mut self) {
+        assert!(stopping::terminate(&mut self.child), "SIGTERM not sent");
+    }
+
     /// Waits (bounded) for the server to exit: its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if start.elapsed() > within {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        stopping::exits_within(&mut self.child, within)
     }
 
     pub fn url(&self, path: &str) -> String {
