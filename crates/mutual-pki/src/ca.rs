@@ -128,18 +128,29 @@ pub struct SigningCa<'a> {
     pub urls: &'a Urls,
 }
 
-/// A CA ready to sign many certificates: its certificate parsed once.
-pub struct PreparedCa<'a> {
-    pub(crate) issuer: Issuer<'static, &'a rcgen::KeyPair>,
-    pub(crate) urls: &'a Urls,
+/// A CA ready to sign many certificates: its certificate parsed once, owning what it signs
+/// with, so that a CA loaded once (a store's CA record) keeps it for every leaf it signs.
+pub struct PreparedCa {
+    pub(crate) issuer: Issuer<'static, crate::key::SharedPair>,
+    pub(crate) urls: Urls,
+}
+
+impl std::fmt::Debug for PreparedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedCa").finish_non_exhaustive()
+    }
 }
 
 impl<'a> SigningCa<'a> {
     /// Parses the CA certificate once, for signing many leaves.
-    pub fn prepare(&self) -> Result<PreparedCa<'a>, PkiError> {
+    pub fn prepare(&self) -> Result<PreparedCa, PkiError> {
         Ok(PreparedCa {
-            issuer: self.issuer()?,
-            urls: self.urls,
+            issuer: Issuer::from_ca_cert_der(&self.cert_der.into(), self.key.shared()).map_err(
+                |e| PkiError::UnreadableCaCertificate {
+                    detail: e.to_string(),
+                },
+            )?,
+            urls: self.urls.clone(),
         })
     }
 

@@ -28,7 +28,7 @@ pub fn sign_leaf(
 
 /// [`sign_leaf`] with a CA whose certificate was parsed once ([`SigningCa::prepare`]).
 pub fn sign_leaf_prepared(
-    ca: &PreparedCa<'_>,
+    ca: &PreparedCa,
     checked: &Checked,
     public_key_der: &[u8],
     key: &KeyKind,

@@ -2,6 +2,7 @@
 //! parsed through rcgen on aws-lc-rs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rcgen::{KeyPair, RsaKeySize, SignatureAlgorithm};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,7 @@ impl KeyType {
             other => KeyPair::generate_for(other.signature_algorithm())?,
         };
         Ok(PrivateKey {
-            pair,
+            pair: Arc::new(pair),
             key_type: *self,
         })
     }
@@ -217,7 +218,8 @@ impl fmt::Display for KeyKind {
 
 /// A private key with its type. The PEM it writes is PKCS#8.
 pub struct PrivateKey {
-    pair: KeyPair,
+    // Shared with the CA prepared for signing ([`SharedPair`]), which outlives a borrow.
+    pair: Arc<KeyPair>,
     key_type: KeyType,
 }
 
@@ -255,7 +257,10 @@ impl PrivateKey {
                         detail: e.to_string(),
                     })?;
                 let key_type = key_type_of(&pair)?;
-                return Ok(PrivateKey { pair, key_type });
+                return Ok(PrivateKey {
+                    pair: Arc::new(pair),
+                    key_type,
+                });
             }
         };
         PrivateKey::from_pkcs8_der(&pkcs8)
@@ -269,7 +274,10 @@ impl PrivateKey {
             detail: e.to_string(),
         })?;
         let key_type = key_type_of(&pair)?;
-        Ok(PrivateKey { pair, key_type })
+        Ok(PrivateKey {
+            pair: Arc::new(pair),
+            key_type,
+        })
     }
 
     /// The key's type and size.
@@ -327,6 +335,32 @@ impl PrivateKey {
     /// The rcgen key pair, for signing.
     pub fn pair(&self) -> &KeyPair {
         &self.pair
+    }
+
+    /// The key pair, owned by what signs with it for as long as it likes.
+    pub(crate) fn shared(&self) -> SharedPair {
+        SharedPair(Arc::clone(&self.pair))
+    }
+}
+
+/// A [`PrivateKey`]'s pair, shared: rcgen's signer for a CA prepared once
+/// ([`crate::ca::PreparedCa`]) instead of borrowed for each signature.
+#[derive(Clone)]
+pub(crate) struct SharedPair(Arc<KeyPair>);
+
+impl rcgen::PublicKeyData for SharedPair {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        rcgen::PublicKeyData::algorithm(&*self.0)
+    }
+}
+
+impl rcgen::SigningKey for SharedPair {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.0.sign(msg)
     }
 }
 

@@ -28,8 +28,9 @@ use crate::{
 };
 
 /// A client certificate that the TLS listener verified against its client CA, with the mounts
-/// that the server's configuration grants to it. The listener inserts it into the extensions
-/// of every request of the connection; a request without one presented no certificate.
+/// that the server's configuration grants to it. The listener makes one per connection and
+/// inserts it, as an `Arc<ClientCert>`, into the extensions of every request of the
+/// connection; a request without one presented no certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
     /// The certificate's common name (empty when it has none).
@@ -40,6 +41,34 @@ pub struct ClientCert {
     pub mounts: Vec<String>,
     /// The chain as the listener verified it, leaf first (DER).
     pub chain: Vec<Vec<u8>>,
+    /// The leaf, parsed once for the connection (`None` only for a leaf x509-parser cannot
+    /// read, which the listener's verification would have refused): a keep-alive client that
+    /// renews or logs in many times is not parsed again for each request.
+    pub leaf: Option<CertFacts>,
+}
+
+impl ClientCert {
+    /// The certificate of a verified `chain` (leaf first) and the mounts granted to it.
+    pub fn new(
+        common_name: String,
+        subject: String,
+        mounts: Vec<String>,
+        chain: Vec<Vec<u8>>,
+    ) -> ClientCert {
+        let leaf = chain.first().and_then(|der| facts(der).ok());
+        ClientCert {
+            common_name,
+            subject,
+            mounts,
+            chain,
+            leaf,
+        }
+    }
+
+    /// The certificate of a request's connection, if it presented one.
+    pub fn of(extensions: &axum::http::Extensions) -> Option<&ClientCert> {
+        extensions.get::<std::sync::Arc<ClientCert>>().map(|c| &**c)
+    }
 }
 
 /// Where the certificate roles are stored.
@@ -270,8 +299,7 @@ pub(crate) async fn login(
     }
     let cert = cert.ok_or_else(|| ApiError::bad("client certificate required"))?;
     let wanted = p.string("name").filter(|n| !n.is_empty());
-    let leaf = cert.chain.first().and_then(|der| facts(der).ok());
-    if let Some(leaf) = &leaf {
+    if let Some(leaf) = &cert.leaf {
         let now = OffsetDateTime::now_utc();
         for (name, body) in app.store.list_auth_entries(ENTRIES).await? {
             if wanted.as_ref().is_some_and(|w| *w != name) {

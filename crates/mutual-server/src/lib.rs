@@ -221,7 +221,7 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         _ => return Err(ApiError::MethodNotAllowed),
     };
     if path == "auth/cert/login" {
-        return cert_auth::login(app, op, parts.extensions.get::<ClientCert>(), &params).await;
+        return cert_auth::login(app, op, ClientCert::of(&parts.extensions), &params).await;
     }
     let token = token_of(&parts.headers);
     if let Some((method, rest)) = approle::method_of(app, &path).await? {
@@ -253,7 +253,7 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
             return feed::handle(app, mount, &parts.headers, &params).await
         }
         (Op::Write, "renew") => {
-            let client = parts.extensions.get::<ClientCert>();
+            let client = ClientCert::of(&parts.extensions);
             return renew::handle(app, &mount, client, &params).await;
         }
         _ => {}

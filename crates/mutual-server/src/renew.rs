@@ -7,7 +7,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use mutual_pki::{
-    cert::{self, CertFacts},
+    cert::CertFacts,
     csr::{self, ParsedCsr},
     role::{IssueRequest, Role},
 };
@@ -33,14 +33,10 @@ pub(crate) async fn handle(
     p: &Params,
 ) -> Result<Reply, ApiError> {
     let leaf = client.and_then(|c| c.chain.first());
-    let facts = leaf.and_then(|d| cert::facts(d).ok());
-    let result = renew(app, mount, leaf, facts.as_ref(), p).await;
-    let serial = facts
-        .as_ref()
-        .map(|f| f.serial.to_string())
-        .unwrap_or_default();
+    let facts = client.and_then(|c| c.leaf.as_ref());
+    let result = renew(app, mount, leaf, facts, p).await;
+    let serial = facts.map(|f| f.serial.to_string()).unwrap_or_default();
     let cn = facts
-        .as_ref()
         .and_then(|f| f.common_name.clone())
         .unwrap_or_default();
     match &result {

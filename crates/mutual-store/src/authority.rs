@@ -235,8 +235,8 @@ pub fn issue_signed(
     )?;
     let key = key_type.generate()?;
     let serial = Serial::random();
-    let der = issue::sign_leaf(
-        &ca.signer(),
+    let der = issue::sign_leaf_prepared(
+        &ca.prepared,
         &checked,
         &key.public_key_der(),
         &key_type.key_kind(),
@@ -282,8 +282,8 @@ pub fn sign_csr(
     let checked = role.check(&req, &ctx)?;
     check_constraints(ca, &checked)?;
     let serial = Serial::random();
-    let der = issue::sign_leaf(
-        &ca.signer(),
+    let der = issue::sign_leaf_prepared(
+        &ca.prepared,
         &checked,
         &csr.public_key_der,
         &csr.key,

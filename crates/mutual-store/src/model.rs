@@ -40,6 +40,9 @@ pub struct CaRecord {
     /// The name constraints of this CA and of the CAs above it, with each CA's subject: what
     /// every certificate it issues must respect (read once, not per issued leaf).
     pub constraints: Vec<(String, mutual_pki::constraints::NameConstraints)>,
+    /// The certificate parsed for signing and the key it signs with, prepared once for every
+    /// leaf this CA signs (from `cert_der`, `key` and `urls`).
+    pub prepared: mutual_pki::ca::PreparedCa,
 }
 
 /// An issued certificate to record.

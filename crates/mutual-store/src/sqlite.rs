@@ -636,6 +636,13 @@ pub(crate) fn assemble_ca(
     }
     let constraints = mutual_pki::constraints::of_chain(&chain_ders)
         .map_err(|e| StoreError::Corrupt(format!("chain of CA \"{name}\": {e}")))?;
+    let prepared = mutual_pki::ca::SigningCa {
+        cert_der: &cert_der,
+        key: &key,
+        urls: &urls,
+    }
+    .prepare()
+    .map_err(|e| StoreError::Corrupt(format!("certificate of CA \"{name}\": {e}")))?;
     Ok(CaRecord {
         name,
         cert_pem,
@@ -647,6 +654,7 @@ pub(crate) fn assemble_ca(
         not_after,
         chain,
         constraints,
+        prepared,
     })
 }
 

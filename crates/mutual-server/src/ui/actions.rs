@@ -58,7 +58,7 @@ async fn poster(ui: &Ui, headers: &HeaderMap, p: &Params) -> Result<Viewer, Resp
 /// that presented a client certificate (the server's TLS listener with `--tls-client-ca`), it
 /// also offers to sign in with that certificate.
 pub(crate) async fn login_form(req: Request) -> Response {
-    login_page(StatusCode::OK, None, req.extensions().get::<ClientCert>())
+    login_page(StatusCode::OK, None, ClientCert::of(req.extensions()))
 }
 
 fn login_page(status: StatusCode, error: Option<&str>, cert: Option<&ClientCert>) -> Response {
@@ -136,7 +136,7 @@ pub(crate) async fn login_cert(State(ui): State<Arc<Ui>>, req: Request) -> Respo
     {
         return csrf_refused();
     }
-    let cert = parts.extensions.get::<ClientCert>();
+    let cert = ClientCert::of(&parts.extensions);
     let refused = |msg: &str| login_page(StatusCode::FORBIDDEN, Some(msg), cert);
     let Some(cert) = cert else {
         return refused("This connection presented no client certificate (use the server's TLS listener, started with --tls-client-ca, and present one).");

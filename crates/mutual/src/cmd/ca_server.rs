@@ -182,12 +182,12 @@ fn client_cert(
             }
         }
     }
-    mutual_server::ClientCert {
-        common_name: peer.common_name.clone().unwrap_or_default(),
-        subject: peer.subject.clone(),
+    mutual_server::ClientCert::new(
+        peer.common_name.clone().unwrap_or_default(),
+        peer.subject.clone(),
         mounts,
         chain,
-    }
+    )
 }
 
 /// The listener's TLS: our chain and key, HTTP/1.1 by ALPN. Callers authenticate with their
@@ -257,15 +257,16 @@ async fn tls_serve(
                 return;
             };
             // The verified client certificate, if any, goes with every request of the
-            // connection (the API reads it at `auth/cert/login`).
+            // connection (the API reads it at `auth/cert/login` and `renew`), shared: each
+            // request clones the extension.
             // The caller's address, for AppRole's CIDR bounds and the audit log.
             let router = router.layer(axum::Extension(axum::extract::ConnectInfo(remote)));
             let router = match &established.peer {
-                Some(peer) => router.layer(axum::Extension(client_cert(
+                Some(peer) => router.layer(axum::Extension(Arc::new(client_cert(
                     peer,
                     established.chain,
                     &logins,
-                ))),
+                )))),
                 None => router,
             };
             let service = hyper_util::service::TowerToHyperService::new(router);
