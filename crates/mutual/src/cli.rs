@@ -1043,6 +1043,10 @@ pub struct AgentArgs {
     /// Signal sent after each new certificate, `PID:SIG` (e.g. `1234:HUP`).
     #[arg(long)]
     pub signal: Option<String>,
+    /// How long --exec or --signal may run; then it is killed, with every process it started,
+    /// and the agent carries on (logged, and counted in mutual_agent_hook_runs_total).
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub hook_timeout: Duration,
     /// Serve Prometheus metrics at /metrics and readiness at /ready on this address.
     #[arg(long)]
     pub admin: Option<String>,

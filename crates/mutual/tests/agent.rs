@@ -217,6 +217,10 @@ fn enrolls_then_renews_with_a_new_serial_and_runs_the_hook() {
         metric(&metrics, "mutual_agent_renewals_total{result=\"success\"}").unwrap() >= 2.0,
         "{metrics}"
     );
+    assert!(
+        metric(&metrics, "mutual_agent_hook_runs_total{result=\"ok\"}").unwrap() >= 2.0,
+        "{metrics}"
+    );
     assert_eq!(
         metric(&metrics, "mutual_agent_last_renewal_success"),
         Some(1.0),
@@ -820,4 +824,53 @@ fn signals_the_service_after_a_new_certificate() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--signal \"nope\": expected PID:SIG"), "{err}");
+}
+
+/// A hook that hangs (a reload stuck on its service manager) is killed at `--hook-timeout`
+/// with the processes it started, and the agent carries on: `--once` still exits 0 with the new
+/// certificate on disk, and says what it killed.
+#[test]
+fn a_hook_that_hangs_is_killed_with_its_children_at_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let inner = tmp.path().join("inner.pid");
+    // The inner shell becomes `sleep` (exec): a grandchild of the agent, as a real reload
+    // command's own children are.
+    let hook = format!(
+        "sh -c 'echo $$ > {}; exec sleep 60'; echo never",
+        inner.display()
+    );
+    let out = tmp.path().join("out");
+    let started = Instant::now();
+    let (code, _, err) = once(
+        &ca.addr(),
+        &ca.token,
+        &out,
+        &[
+            "--cn",
+            "hang.example.com",
+            "--exec",
+            &hook,
+            "--hook-timeout",
+            "1s",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    assert!(err.contains("hook timed out"), "{err}");
+    check_pair(&out);
+    let pid = std::fs::read_to_string(&inner).expect("the hook started");
+    let pid = pid.trim();
+    // Gone, or a zombie waiting for whoever inherited it: not sleeping on.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("gone")
+        .to_string();
+    assert!(
+        state == "gone" || state == "Z" || state == "X",
+        "the hook's child {pid} is still {state}"
+    );
 }

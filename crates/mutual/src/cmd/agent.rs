@@ -28,16 +28,23 @@ struct Metrics {
     next_attempt: Option<OffsetDateTime>,
     /// (result, count): `success` or the failure's code.
     renewals: Vec<(&'static str, u64)>,
+    /// (result, count) of the hooks run after new certificates: [`HookResult::code`].
+    hooks: Vec<(&'static str, u64)>,
     /// Resident pages of the binary unmapped when it last went to sleep.
     released_program_bytes: usize,
 }
 
+/// One more of `result` in a counter by result.
+fn bump(counts: &mut Vec<(&'static str, u64)>, result: &'static str) {
+    match counts.iter_mut().find(|(r, _)| *r == result) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((result, 1)),
+    }
+}
+
 impl Metrics {
     fn count(&mut self, result: &'static str) {
-        match self.renewals.iter_mut().find(|(r, _)| *r == result) {
-            Some((_, n)) => *n += 1,
-            None => self.renewals.push((result, 1)),
-        }
+        bump(&mut self.renewals, result);
     }
 
     fn ready(&self, now: OffsetDateTime) -> bool {
@@ -84,6 +91,12 @@ impl Metrics {
                 "mutual_agent_renewals_total{{result=\"{result}\"}} {n}\n"
             ));
         }
+        s.push_str("# HELP mutual_agent_hook_runs_total Hooks (--exec, --signal) run after new certificates, by result (ok, failed, timeout, not_started).\n# TYPE mutual_agent_hook_runs_total counter\n");
+        for (result, n) in &self.hooks {
+            s.push_str(&format!(
+                "mutual_agent_hook_runs_total{{result=\"{result}\"}} {n}\n"
+            ));
+        }
         s
     }
 }
@@ -111,36 +124,92 @@ fn parse_signal(spec: &str) -> Result<Hook, UsageError> {
     Ok(Hook::Signal { pid, sig })
 }
 
-async fn run_hook(hook: &Hook) {
-    let hook = hook.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut cmd = match &hook {
-            Hook::Exec(c) => {
-                let mut cmd = std::process::Command::new("sh");
-                cmd.arg("-c").arg(c);
-                cmd
-            }
-            Hook::Signal { pid, sig } => {
-                let mut cmd = std::process::Command::new("kill");
-                cmd.arg("-s").arg(sig).arg(pid.to_string());
-                cmd
-            }
-        };
-        (format!("{hook:?}"), cmd.status())
-    })
-    .await;
-    match result {
-        Ok((hook, Ok(st))) if st.success() => {
-            tracing::info!(hook = %hook, decision = "hook", "hook ran")
+/// How a hook run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookResult {
+    Ok,
+    Failed,
+    /// Still running at `--hook-timeout`: killed, with everything it started.
+    TimedOut,
+    NotStarted,
+}
+
+impl HookResult {
+    fn code(self) -> &'static str {
+        match self {
+            HookResult::Ok => "ok",
+            HookResult::Failed => "failed",
+            HookResult::TimedOut => "timeout",
+            HookResult::NotStarted => "not_started",
         }
-        Ok((hook, Ok(st))) => {
-            tracing::warn!(hook = %hook, status = %st, decision = "hook", "hook failed")
-        }
-        Ok((hook, Err(e))) => {
-            tracing::warn!(hook = %hook, error = %e, decision = "hook", "hook did not start")
-        }
-        Err(e) => tracing::warn!(error = %e, "hook task failed"),
     }
+}
+
+/// Runs a hook for at most `timeout`. A reload command that hangs (a service manager waiting
+/// on a stuck unit, say) must not hold up the next renewal, as consul-template's and Vault
+/// Agent's exec timeouts see to: the hook runs in a process group of its own, and the whole
+/// group is killed when the time is up, so that `sh -c` does not leave its children behind.
+async fn run_hook(hook: &Hook, timeout: Duration) -> HookResult {
+    use std::os::unix::process::CommandExt;
+    let hook = hook.clone();
+    let shown = format!("{hook:?}");
+    let run = tokio::task::spawn_blocking(
+        move || -> std::io::Result<Option<std::process::ExitStatus>> {
+            let mut cmd = match &hook {
+                Hook::Exec(c) => {
+                    let mut cmd = std::process::Command::new("sh");
+                    cmd.arg("-c").arg(c);
+                    cmd
+                }
+                Hook::Signal { pid, sig } => {
+                    let mut cmd = std::process::Command::new("kill");
+                    cmd.arg("-s").arg(sig).arg(pid.to_string());
+                    cmd
+                }
+            };
+            let mut child = cmd.process_group(0).spawn()?;
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    return Ok(Some(status));
+                }
+                if std::time::Instant::now() >= deadline {
+                    // The group's ID is the hook's PID (process_group(0)).
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{}", child.id())])
+                        .status();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        },
+    )
+    .await;
+    let result = match run {
+        Ok(Ok(Some(st))) if st.success() => HookResult::Ok,
+        Ok(Ok(Some(st))) => {
+            tracing::warn!(hook = %shown, status = %st, decision = "hook", "hook failed");
+            HookResult::Failed
+        }
+        Ok(Ok(None)) => {
+            tracing::warn!(hook = %shown, timeout_s = timeout.as_secs_f64(), decision = "hook", "hook timed out; killed it and what it started");
+            HookResult::TimedOut
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(hook = %shown, error = %e, decision = "hook", "hook did not start");
+            HookResult::NotStarted
+        }
+        Err(e) => {
+            tracing::warn!(hook = %shown, error = %e, decision = "hook", "hook task failed");
+            HookResult::NotStarted
+        }
+    };
+    if result == HookResult::Ok {
+        tracing::info!(hook = %shown, decision = "hook", "hook ran");
+    }
+    result
 }
 
 struct Agent {
@@ -150,6 +219,7 @@ struct Agent {
     out: OutDir,
     plan: Plan,
     hooks: Vec<Hook>,
+    hook_timeout: Duration,
     metrics: Arc<Mutex<Metrics>>,
 }
 
@@ -191,6 +261,7 @@ pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
         out,
         plan,
         hooks,
+        hook_timeout: a.hook_timeout,
         metrics: Arc::new(Mutex::new(Metrics::default())),
     };
     if a.once {
@@ -292,7 +363,9 @@ impl Agent {
             "new certificate written"
         );
         for hook in &self.hooks {
-            run_hook(hook).await;
+            let result = run_hook(hook, self.hook_timeout).await;
+            let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+            bump(&mut metrics.hooks, result.code());
         }
     }
 
