@@ -115,6 +115,40 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The router of `mutual server --public-listen`: plain HTTP for what Vault serves without a
+/// token and TLS stacks fetch from the URLs in a certificate (RFC 5280 asks for `http` there, and
+/// nginx's and many devices' OCSP clients speak nothing else): the CA certificates and trust
+/// bundle, the CRLs and the revocation feed, OCSP and certificates by serial. Everything else
+/// is refused, and a token sent is dropped
+/// before the request is read, so a token never works over plaintext.
+pub fn public_router(app: Arc<App>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(app)
+        .layer(axum::middleware::map_request(mark_public))
+}
+
+/// A request that came in on the public listener.
+#[derive(Debug, Clone, Copy)]
+struct Public;
+
+async fn mark_public(mut req: Request<Body>) -> Request<Body> {
+    req.headers_mut().remove("x-vault-token");
+    req.headers_mut().remove(axum::http::header::AUTHORIZATION);
+    req.extensions_mut().insert(Public);
+    req
+}
+
+/// Whether the public listener answers `method` on `rest` of a mount: reads of what
+/// [`pki::is_unauthenticated`] lets anyone read, and OCSP (GET or POST).
+fn is_public(method: &axum::http::Method, rest: &str) -> bool {
+    use axum::http::Method;
+    if rest == "ocsp" || rest.starts_with("ocsp/") {
+        return method == Method::GET || method == Method::POST;
+    }
+    (method == Method::GET || method == Method::HEAD) && pki::is_unauthenticated(Op::Read, rest)
+}
+
 /// Serves `app` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> std::io::Result<()> {
     // The caller's address: AppRole's CIDR bounds and the audit log need it.
@@ -200,6 +234,16 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         .await
         .map_err(|_| ApiError::TooLarge)?;
     let routed = app.route(&path);
+    if parts.extensions.get::<Public>().is_some()
+        && !routed
+            .as_ref()
+            .is_some_and(|(_, rest)| is_public(&parts.method, rest))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "{} /v1/{path} is not served on the public listener, which answers only CA certificates, CRLs, OCSP and certificates by serial, without a token; use the API listener",
+            parts.method
+        )));
+    }
     // OCSP bodies are DER, not JSON: answered before parameters are parsed.
     if let Some((mount, rest)) = &routed {
         if *rest == "ocsp" || rest.starts_with("ocsp/") {
@@ -312,4 +356,46 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
             ),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+    use axum::http::Method;
+
+    #[test]
+    fn the_public_listener_answers_reads_of_public_material_and_ocsp_only() {
+        let cases = [
+            (Method::GET, "ca", true),
+            (Method::GET, "ca/pem", true),
+            (Method::HEAD, "ca_chain", true),
+            (Method::GET, "crl", true),
+            (Method::GET, "crl/delta/pem", true),
+            (Method::GET, "cert/1a:2b", true),
+            (Method::GET, "issuer/default/crl/pem", true),
+            (Method::GET, "ocsp/MEMwQTA%2F", true),
+            (Method::POST, "ocsp", true),
+            // Writes, configuration and everything that takes a token.
+            (Method::POST, "ca", false),
+            (Method::DELETE, "crl", false),
+            (Method::PUT, "ocsp", false),
+            (Method::POST, "issue/web", false),
+            (Method::POST, "sign/web", false),
+            (Method::POST, "revoke", false),
+            (Method::POST, "renew", false),
+            (Method::GET, "roles/web", false),
+            (Method::GET, "certs", false),
+            (Method::GET, "config/urls", false),
+            (Method::GET, "issuer/default", false),
+            (Method::GET, "cert/1a/raw/extra", false),
+            // The revocation feed and the trust bundle are as public as the CRL and the CA.
+            (Method::GET, "revocations", true),
+            (Method::GET, "trust-bundle", true),
+            // ACME is HTTPS only (RFC 8555 §6.1).
+            (Method::GET, "acme/directory", false),
+        ];
+        for (method, rest, want) in cases {
+            assert_eq!(is_public(&method, rest), want, "{method} {rest}");
+        }
+    }
 }

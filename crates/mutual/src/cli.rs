@@ -737,6 +737,12 @@ pub struct ServerArgs {
     /// The root token of --dev.
     #[arg(long, default_value = "root")]
     pub dev_root_token_id: String,
+    /// Also listen on this address over plain HTTP for what TLS stacks fetch from the URLs in a
+    /// certificate (RFC 5280 wants `http` there; nginx's OCSP client speaks nothing else): CA
+    /// certificates, CRLs, OCSP and certificates by serial, without a token. Nothing else is
+    /// served there, and a token sent is ignored.
+    #[arg(long, value_name = "ADDR")]
+    pub public_listen: Option<String>,
     /// Serve the API over TLS with this certificate chain (leaf first); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

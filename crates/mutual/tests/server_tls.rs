@@ -240,3 +240,133 @@ fn sigterm_stops_a_dev_server_and_removes_its_store() {
     stops_clean("tls, a handshake stalled", &mut tls.child);
     drop(stalled);
 }
+
+/// `--public-listen`: plain HTTP beside the TLS API for what TLS stacks fetch from a
+/// certificate's URLs (the CA, the CRL, OCSP, as RFC 5280 and nginx's OCSP client want them),
+/// and nothing else, not even with the root token.
+#[test]
+fn the_public_listener_serves_the_ca_crl_and_ocsp_over_http_and_nothing_else() {
+    let s = story();
+    let srv = server::mutual_tls_dev(s.dir.path(), &["--public-listen", "127.0.0.1:0"]);
+    let public = srv.public.clone().expect("the public address");
+    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
+    let api = |method: &str, path: &str, body: &str| {
+        s.run(
+            "curl",
+            &[
+                "-sS",
+                "--fail-with-body",
+                "--cacert",
+                "certs/root.pem",
+                "-H",
+                "X-Vault-Token: root",
+                "-X",
+                method,
+                "-d",
+                body,
+                &format!("{}/v1/{path}", srv.addr),
+            ],
+        )
+        .ok()
+        .stdout
+    };
+    api("POST", "sys/mounts/pub", r#"{"type":"pki"}"#);
+    api(
+        "POST",
+        "pub/root/generate/internal",
+        r#"{"common_name":"Public Root","key_type":"ec","ttl":"24h"}"#,
+    );
+    api(
+        "POST",
+        "pub/roles/web",
+        r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec"}"#,
+    );
+    let issued: serde_json::Value = serde_json::from_str(&api(
+        "POST",
+        "pub/issue/web",
+        r#"{"common_name":"www.example.com","ttl":"1h"}"#,
+    ))
+    .unwrap();
+    s.write("leaf.pem", issued["data"]["certificate"].as_str().unwrap());
+    s.write("ca.pem", issued["data"]["issuing_ca"].as_str().unwrap());
+
+    let get = |path: &str, extra: &[&str]| {
+        let url = format!("{public}/v1/{path}");
+        let mut args = vec!["-sS", "-o", "-", "-w", "\n%{http_code}"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let out = s.run("curl", &args).ok().stdout;
+        let (body, code) = out.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let (code, ca) = get("pub/ca/pem", &[]);
+    assert_eq!(code, "200", "{ca}");
+    assert_eq!(ca.trim(), s.read("ca.pem").trim());
+    let (code, crl) = get("pub/crl/pem", &[]);
+    assert_eq!(code, "200", "{crl}");
+    assert!(crl.contains("BEGIN X509 CRL"), "{crl}");
+    // OCSP over HTTP with the real openssl client, as nginx's ssl_ocsp would ask.
+    let ocsp = s
+        .run(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                "ca.pem",
+                "-cert",
+                "leaf.pem",
+                "-url",
+                &format!("{public}/v1/pub/ocsp"),
+                "-VAfile",
+                "ca.pem",
+                "-resp_text",
+            ],
+        )
+        .ok();
+    let said = format!("{}{}", ocsp.stdout, ocsp.stderr);
+    assert!(said.contains("leaf.pem: good"), "{said}");
+    assert!(said.contains("Response verify OK"), "{said}");
+
+    // Everything else is refused, the root token notwithstanding: it is dropped unread.
+    for (method, path) in [
+        ("POST", "pub/issue/web"),
+        ("GET", "pub/roles/web"),
+        ("GET", "sys/mounts"),
+        ("POST", "sys/mounts/other"),
+        ("GET", "pub/config/urls"),
+    ] {
+        let (code, body) = get(
+            path,
+            &[
+                "-X",
+                method,
+                "-H",
+                "X-Vault-Token: root",
+                "-d",
+                r#"{"common_name":"www.example.com","type":"pki"}"#,
+            ],
+        );
+        assert_eq!(code, "403", "{method} {path}: {body}");
+        assert!(
+            body.contains("not served on the public listener"),
+            "{method} {path}: {body}"
+        );
+    }
+    let ui = s
+        .run(
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{public}/ui/"),
+            ],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(ui, "404", "the dashboard is not on the public listener");
+    // The API listener still answers what the public one refused.
+    assert!(api("GET", "pub/roles/web", "").contains("example.com"));
+}

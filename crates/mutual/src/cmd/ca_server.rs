@@ -117,11 +117,26 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let public = match &args.public_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("--public-listen {a}"))?,
+        ),
+        None => None,
+    };
     // Written, not println!: a caller that read the address and closed the pipe must not
     // bring the server down.
     let mut out = std::io::stdout();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let _ = writeln!(out, "mutual server listening on {scheme}://{addr}");
+    if let Some(p) = &public {
+        let _ = writeln!(
+            out,
+            "mutual server public (CA certificates, CRLs, OCSP) on http://{}",
+            p.local_addr()?
+        );
+    }
     if args.dev {
         let _ = writeln!(
             out,
@@ -130,10 +145,19 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
         );
     }
     let _ = out.flush();
-    let router = mutual_server::router(app);
-    match tls {
-        Some(tls) => tls_serve(listener, tls, router, logins).await,
-        None => axum_serve(listener, router).await,
+    let router = mutual_server::router(Arc::clone(&app));
+    let api = async {
+        match tls {
+            Some(tls) => tls_serve(listener, tls, router, logins).await,
+            None => axum_serve(listener, router).await,
+        }
+    };
+    match public {
+        Some(p) => {
+            let (api, public) = tokio::join!(api, axum_serve(p, mutual_server::public_router(app)));
+            api.and(public)
+        }
+        None => api.await,
     }
 }
 

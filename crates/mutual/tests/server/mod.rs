@@ -262,6 +262,8 @@ pub struct TlsServer {
     pub child: Child,
     /// The URL the server printed: `https://127.0.0.1:PORT`.
     pub addr: String,
+    /// With `--public-listen`: the plain-HTTP URL it printed next.
+    pub public: Option<String>,
 }
 
 impl Drop for TlsServer {
@@ -303,13 +305,25 @@ pub fn mutual_tls_dev(dir: &Path, extra: &[&str]) -> TlsServer {
     reader
         .read_line(&mut line)
         .expect("the server's first line");
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let addr = line
         .trim()
         .strip_prefix("mutual server listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_string();
-    TlsServer { child, addr }
+    let public = extra.contains(&"--public-listen").then(|| {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("the public line");
+        line.trim()
+            .rsplit_once(" on ")
+            .map(|(_, url)| url.to_string())
+            .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
+    });
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    TlsServer {
+        child,
+        addr,
+        public,
+    }
 }
 
 /// `mutual server --dev` on a free loopback port with extra flags (`--audit-log FILE`, …).
