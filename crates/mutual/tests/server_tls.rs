@@ -68,22 +68,7 @@ fn the_api_is_served_over_tls_to_clients_that_trust_the_root() {
     let plain = health.replace("https://", "http://");
     assert_ne!(s.run("curl", &["-sS", "-m", "10", &plain]).code, 0);
     // The authenticated API works through TLS.
-    let mounts = format!("{}/v1/sys/mounts/pki_tls", srv.addr);
-    s.run(
-        "curl",
-        &[
-            "-sS",
-            "--fail-with-body",
-            "--cacert",
-            "certs/root.pem",
-            "-H",
-            "X-Vault-Token: root",
-            "-d",
-            r#"{"type":"pki"}"#,
-            &mounts,
-        ],
-    )
-    .ok();
+    api(&s, &srv, "POST", "sys/mounts/pki_tls", r#"{"type":"pki"}"#);
 
     if !server::have_bao("the_api_is_served_over_tls_to_clients_that_trust_the_root (bao part)") {
         return;
@@ -241,6 +226,88 @@ fn sigterm_stops_a_dev_server_and_removes_its_store() {
     drop(stalled);
 }
 
+/// A Vault API call over the server's TLS listener with the root token; the answer's body.
+fn api(s: &Story, srv: &TlsServer, method: &str, path: &str, body: &str) -> String {
+    s.run(
+        "curl",
+        &[
+            "-sS",
+            "--fail-with-body",
+            "--cacert",
+            "certs/root.pem",
+            "-H",
+            "X-Vault-Token: root",
+            "-X",
+            method,
+            "-d",
+            body,
+            &format!("{}/v1/{path}", srv.addr),
+        ],
+    )
+    .ok()
+    .stdout
+}
+
+/// A PKI mount `pub` with a root and a role `web` for example.com and localhost, its
+/// `config/urls` pointing at `ocsp` when given.
+fn public_pki(s: &Story, srv: &TlsServer, ocsp: Option<&str>) {
+    api(s, srv, "POST", "sys/mounts/pub", r#"{"type":"pki"}"#);
+    api(
+        s,
+        srv,
+        "POST",
+        "pub/root/generate/internal",
+        r#"{"common_name":"Public Root","key_type":"ec","ttl":"24h"}"#,
+    );
+    api(
+        s,
+        srv,
+        "POST",
+        "pub/roles/web",
+        r#"{"allowed_domains":"example.com","allow_subdomains":true,"allow_localhost":true,"allow_ip_sans":true,"key_type":"ec"}"#,
+    );
+    if let Some(url) = ocsp {
+        api(
+            s,
+            srv,
+            "POST",
+            "pub/config/urls",
+            &format!(r#"{{"ocsp_servers":["{url}"]}}"#),
+        );
+    }
+}
+
+/// Issues `cn` (with 127.0.0.1 when it is localhost) under `pub/web`: NAME.pem, NAME.key and
+/// ca.pem in the story's directory; returns the serial.
+fn issue_to(s: &Story, srv: &TlsServer, cn: &str, name: &str) -> String {
+    let ip = if cn == "localhost" {
+        r#","ip_sans":"127.0.0.1""#
+    } else {
+        ""
+    };
+    let issued: serde_json::Value = serde_json::from_str(&api(
+        s,
+        srv,
+        "POST",
+        "pub/issue/web",
+        &format!(r#"{{"common_name":"{cn}","ttl":"1h"{ip}}}"#),
+    ))
+    .unwrap();
+    s.write(
+        &format!("{name}.pem"),
+        issued["data"]["certificate"].as_str().unwrap(),
+    );
+    s.write(
+        &format!("{name}.key"),
+        issued["data"]["private_key"].as_str().unwrap(),
+    );
+    s.write("ca.pem", issued["data"]["issuing_ca"].as_str().unwrap());
+    issued["data"]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// `--public-listen`: plain HTTP beside the TLS API for what TLS stacks fetch from a
 /// certificate's URLs (the CA, the CRL, OCSP, as RFC 5280 and nginx's OCSP client want them),
 /// and nothing else, not even with the root token.
@@ -250,45 +317,9 @@ fn the_public_listener_serves_the_ca_crl_and_ocsp_over_http_and_nothing_else() {
     let srv = server::mutual_tls_dev(s.dir.path(), &["--public-listen", "127.0.0.1:0"]);
     let public = srv.public.clone().expect("the public address");
     assert!(public.starts_with("http://127.0.0.1:"), "{public}");
-    let api = |method: &str, path: &str, body: &str| {
-        s.run(
-            "curl",
-            &[
-                "-sS",
-                "--fail-with-body",
-                "--cacert",
-                "certs/root.pem",
-                "-H",
-                "X-Vault-Token: root",
-                "-X",
-                method,
-                "-d",
-                body,
-                &format!("{}/v1/{path}", srv.addr),
-            ],
-        )
-        .ok()
-        .stdout
-    };
-    api("POST", "sys/mounts/pub", r#"{"type":"pki"}"#);
-    api(
-        "POST",
-        "pub/root/generate/internal",
-        r#"{"common_name":"Public Root","key_type":"ec","ttl":"24h"}"#,
-    );
-    api(
-        "POST",
-        "pub/roles/web",
-        r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec"}"#,
-    );
-    let issued: serde_json::Value = serde_json::from_str(&api(
-        "POST",
-        "pub/issue/web",
-        r#"{"common_name":"www.example.com","ttl":"1h"}"#,
-    ))
-    .unwrap();
-    s.write("leaf.pem", issued["data"]["certificate"].as_str().unwrap());
-    s.write("ca.pem", issued["data"]["issuing_ca"].as_str().unwrap());
+    let api = |method: &str, path: &str, body: &str| api(&s, &srv, method, path, body);
+    public_pki(&s, &srv, None);
+    issue_to(&s, &srv, "www.example.com", "leaf");
 
     let get = |path: &str, extra: &[&str]| {
         let url = format!("{public}/v1/{path}");
@@ -369,4 +400,98 @@ fn the_public_listener_serves_the_ca_crl_and_ocsp_over_http_and_nothing_else() {
     assert_eq!(ui, "404", "the dashboard is not on the public listener");
     // The API listener still answers what the public one refused.
     assert!(api("GET", "pub/roles/web", "").contains("example.com"));
+}
+
+/// The peer `--public-listen` is for: nginx checking client certificates with `ssl_ocsp on`,
+/// at the OCSP URL mutual stamped into their AIA. Its OCSP client speaks plain HTTP only.
+/// Alice is let in; Bob, revoked at the CA, is refused at the handshake.
+#[test]
+fn nginx_checks_client_certificates_by_ocsp_over_the_public_listener() {
+    if !server::have("nginx") {
+        eprintln!("skipping: nginx is not installed (scripts/install-test-deps installs it)");
+        return;
+    }
+    let s = story();
+    let srv = server::mutual_tls_dev(s.dir.path(), &["--public-listen", "127.0.0.1:0"]);
+    let public = srv.public.clone().expect("the public address");
+    public_pki(&s, &srv, Some(&format!("{public}/v1/pub/ocsp")));
+    issue_to(&s, &srv, "localhost", "nginx");
+    issue_to(&s, &srv, "alice.example.com", "alice");
+    let bob = issue_to(&s, &srv, "bob.example.com", "bob");
+    api(
+        &s,
+        &srv,
+        "POST",
+        "pub/revoke",
+        &format!(r#"{{"serial_number":"{bob}"}}"#),
+    );
+
+    let port = server::free_port();
+    let dir = s.dir.path().display().to_string();
+    s.write(
+        "nginx.conf",
+        &format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\n\
+             error_log {dir}/nginx-error.log info;\npid {dir}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {dir}/nginx-tmp;\n\
+               proxy_temp_path {dir}/nginx-tmp;\n  fastcgi_temp_path {dir}/nginx-tmp;\n\
+               uwsgi_temp_path {dir}/nginx-tmp;\n  scgi_temp_path {dir}/nginx-tmp;\n\
+               server {{\n    listen 127.0.0.1:{port} ssl;\n\
+                 ssl_certificate {dir}/nginx.pem;\n    ssl_certificate_key {dir}/nginx.key;\n\
+                 ssl_client_certificate {dir}/ca.pem;\n    ssl_verify_client on;\n\
+                 ssl_ocsp on;\n\
+                 location / {{ return 200 \"hello $ssl_client_s_dn\\n\"; }}\n  }}\n}}\n"
+        ),
+    );
+    std::fs::create_dir_all(s.path("nginx-tmp")).unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let nginx = Kill(
+        Command::new("nginx")
+            .args(["-c", &format!("{dir}/nginx.conf"), "-p", &dir])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting nginx"),
+    );
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let log = || std::fs::read_to_string(s.path("nginx-error.log")).unwrap_or_default();
+    assert!(up, "nginx did not start: {}", log());
+    let call = |who: &str| {
+        let url = format!("https://localhost:{port}/");
+        s.run(
+            "curl",
+            &[
+                "-sS",
+                "-m",
+                "20",
+                "--cacert",
+                "ca.pem",
+                "--cert",
+                &format!("{who}.pem"),
+                "--key",
+                &format!("{who}.key"),
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ],
+        )
+        .stdout
+    };
+    let alice = call("alice");
+    assert!(alice.ends_with("\n200"), "{alice}\n{}", log());
+    assert!(alice.contains("CN=alice.example.com"), "{alice}");
+    let refused = call("bob");
+    assert!(refused.ends_with("\n400"), "{refused}\n{}", log());
+    assert!(log().contains("revoked"), "nginx's reason: {}", log());
+    drop(nginx);
 }

@@ -135,7 +135,7 @@ pub fn mutual_data_env(data: &Path, token: &str, env: &[(&str, &str)]) -> Server
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
