@@ -234,15 +234,18 @@ async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         .await
         .map_err(|_| ApiError::TooLarge)?;
     let routed = app.route(&path);
-    if parts.extensions.get::<Public>().is_some()
-        && !routed
+    if parts.extensions.get::<Public>().is_some() {
+        let served = routed
             .as_ref()
-            .is_some_and(|(_, rest)| is_public(&parts.method, rest))
-    {
-        return Err(ApiError::Forbidden(format!(
-            "{} /v1/{path} is not served on the public listener, which answers only CA certificates, CRLs, OCSP and certificates by serial, without a token; use the API listener",
-            parts.method
-        )));
+            .is_some_and(|(_, rest)| is_public(&parts.method, rest));
+        lifecycle::Counters::bump(&app.counters.public[usize::from(!served)]);
+        if !served {
+            tracing::info!(method = %parts.method, path = %path, listener = "public", decision = "refused", "not served on the public listener");
+            return Err(ApiError::Forbidden(format!(
+                "{} /v1/{path} is not served on the public listener, which answers only CA certificates, CRLs, OCSP and certificates by serial, without a token; use the API listener",
+                parts.method
+            )));
+        }
     }
     // OCSP bodies are DER, not JSON: answered before parameters are parsed.
     if let Some((mount, rest)) = &routed {

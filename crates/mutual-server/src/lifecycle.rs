@@ -39,6 +39,8 @@ pub struct Counters {
     /// Revoked certificates attributed to the key that signed them after the fact (a store
     /// from before per-issuer CRLs, or revocations imported).
     pub revocations_attributed: AtomicU64,
+    /// Requests on the public listener (`--public-listen`): served, refused.
+    pub public: [AtomicU64; 2],
 }
 
 impl Counters {
@@ -79,6 +81,14 @@ impl Counters {
             "mutual_ocsp_reused_total {}\n",
             get(&self.ocsp_reused)
         ));
+        out.push_str("# HELP mutual_public_requests_total Requests on the public listener (--public-listen), by decision.\n");
+        out.push_str("# TYPE mutual_public_requests_total counter\n");
+        for (i, decision) in ["served", "refused"].iter().enumerate() {
+            out.push_str(&format!(
+                "mutual_public_requests_total{{decision=\"{decision}\"}} {}\n",
+                get(&self.public[i])
+            ));
+        }
         out.push_str(
             "# HELP mutual_bootstrap_token_uses_total Bootstrap token uses, by decision.\n",
         );

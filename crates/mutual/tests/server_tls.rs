@@ -400,6 +400,16 @@ fn the_public_listener_serves_the_ca_crl_and_ocsp_over_http_and_nothing_else() {
     assert_eq!(ui, "404", "the dashboard is not on the public listener");
     // The API listener still answers what the public one refused.
     assert!(api("GET", "pub/roles/web", "").contains("example.com"));
+    // Counted: the CA, the CRL and OCSP served, the five API calls refused.
+    let metrics = api("GET", "sys/metrics", "");
+    assert!(
+        metrics.contains("mutual_public_requests_total{decision=\"served\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mutual_public_requests_total{decision=\"refused\"} 5\n"),
+        "{metrics}"
+    );
 }
 
 /// The peer `--public-listen` is for: nginx checking client certificates with `ssl_ocsp on`,
