@@ -119,8 +119,8 @@ pub fn router(app: Arc<App>) -> Router {
 /// token and TLS stacks fetch from the URLs in a certificate (RFC 5280 asks for `http` there, and
 /// nginx's and many devices' OCSP clients speak nothing else): the CA certificates and trust
 /// bundle, the CRLs and the revocation feed, OCSP and certificates by serial. Everything else
-/// is refused, and a token sent is dropped
-/// before the request is read, so a token never works over plaintext.
+/// is refused, and a token sent is dropped before the request is read, so a token never works
+/// over plaintext.
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .fallback(dispatch)
