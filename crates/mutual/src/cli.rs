@@ -163,15 +163,8 @@ pub enum Command {
     /// the given identity would be accepted and why not.
     Doctor(Lazy<DoctorArgs>),
     /// Authorizing mTLS reverse proxy in front of a plain HTTP backend.
-    ///
-    /// SIGHUP (or a change to its files) reloads the configuration and certificates. SIGTERM
-    /// or Ctrl-C drains: the listeners close, requests under way finish, and it exits within
-    /// 5 s (docs/operating-the-proxy.md).
     Proxy(Lazy<Box<ProxyArgs>>),
     /// Client mode: plaintext in on a local port, mTLS out with our certificate.
-    ///
-    /// SIGTERM or Ctrl-C closes the port; connections already open run on until either side
-    /// closes them, for at most 5 s.
     Tunnel(Lazy<TunnelArgs>),
     // --- mutual agent (enrollment and renewal; flags in AgentArgs below) ---
     /// Enroll with a bootstrap token and keep a certificate renewed on disk (cert.pem,
@@ -853,6 +846,10 @@ pub enum TokenCommand {
 }
 
 /// `mutual proxy`: `--config FILE`, or one listener and one backend from flags.
+///
+/// SIGHUP (or a change to its files) reloads the configuration and certificates. SIGTERM or
+/// Ctrl-C drains: the listeners close, requests under way finish, and it exits within 5 s
+/// (docs/operating-the-proxy.md).
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// TOML configuration (listeners, routes, upstreams, admin); excludes the flags below.
@@ -941,7 +938,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// `mutual tunnel`
+/// `mutual tunnel`: plaintext in on a local port, mTLS out to one upstream with our certificate.
+///
+/// SIGHUP (or a change to its files) reloads the certificate. SIGTERM or Ctrl-C closes the
+/// port; connections already open run on until either side closes them, for at most 5 s.
 #[derive(Debug, Args)]
 pub struct TunnelArgs {
     /// Local plaintext address to listen on (port 0 picks a free port; the address is printed).
