@@ -255,29 +255,6 @@ template {{
     assert!(issued >= 2);
 }
 
-/// A request to a TLS `mutual server` with the root token, trusting `certs/root.pem`.
-fn tls_call(dir: &Path, url: &str, method: &str, path: &str, body: Option<&str>) -> Value {
-    let mut cmd = Command::new("curl");
-    cmd.current_dir(dir).args([
-        "-sS",
-        "-w",
-        "\n%{http_code}",
-        "--cacert",
-        "certs/root.pem",
-        "-H",
-        "X-Vault-Token: root",
-        "-X",
-        method,
-    ]);
-    if let Some(b) = body {
-        cmd.args(["-d", b]);
-    }
-    let out = cmd.arg(format!("{url}/v1/{path}")).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    ok((code.trim().parse().unwrap_or(0), body.to_string()))
-}
-
 #[test]
 fn bao_agent_with_a_client_certificate_logs_in_once_and_renews_its_certificates() {
     if !have_bao("bao_agent cert") {
@@ -342,36 +319,28 @@ fn bao_agent_with_a_client_certificate_logs_in_once_and_renews_its_certificates(
             log.to_str().unwrap(),
         ],
     );
-    let url = srv.localhost();
-    tls_call(
+    ok(srv.call(work, "POST", "sys/mounts/pki", Some(r#"{"type":"pki"}"#)));
+    let ca = ok(srv.call(
         work,
-        &url,
-        "POST",
-        "sys/mounts/pki",
-        Some(r#"{"type":"pki"}"#),
-    );
-    let ca = tls_call(
-        work,
-        &url,
         "POST",
         "pki/root/generate/internal",
         Some(r#"{"common_name":"Agent Root","key_type":"ec","ttl":"24h"}"#),
-    );
+    ));
     std::fs::write(
         work.join("root.crt"),
         ca["data"]["certificate"].as_str().unwrap(),
     )
     .unwrap();
-    tls_call(
+    ok(srv.call(
         work,
-        &url,
         "POST",
         "pki/roles/web",
         Some(
             r#"{"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","max_ttl":"1h"}"#,
         ),
-    );
+    ));
     write_template(work);
+    let url = srv.localhost();
     let method = format!(
         r#"
   method "cert" {{

@@ -228,24 +228,9 @@ fn sigterm_stops_a_dev_server_and_removes_its_store() {
 
 /// A Vault API call over the server's TLS listener with the root token; the answer's body.
 fn api(s: &Story, srv: &TlsServer, method: &str, path: &str, body: &str) -> String {
-    s.run(
-        "curl",
-        &[
-            "-sS",
-            "--fail-with-body",
-            "--cacert",
-            "certs/root.pem",
-            "-H",
-            "X-Vault-Token: root",
-            "-X",
-            method,
-            "-d",
-            body,
-            &format!("{}/v1/{path}", srv.addr),
-        ],
-    )
-    .ok()
-    .stdout
+    let (code, text) = srv.call(s.dir.path(), method, path, Some(body));
+    assert!(code / 100 == 2, "{method} /v1/{path}: {code} {text}");
+    text
 }
 
 /// A PKI mount `pub` with a root and a role `web` for example.com and localhost, its

@@ -278,6 +278,33 @@ impl TlsServer {
         self.addr
             .replacen("https://127.0.0.1:", "https://localhost:", 1)
     }
+
+    /// A request to this server's API with the root token, as curl sends it, trusting
+    /// `certs/root.pem` under `dir`: the HTTP status and the body.
+    pub fn call(&self, dir: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.current_dir(dir).args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            "certs/root.pem",
+            "-H",
+            "X-Vault-Token: root",
+            "-X",
+            method,
+        ]);
+        if let Some(b) = body {
+            cmd.args(["-d", b]);
+        }
+        let out = cmd
+            .arg(format!("{}/v1/{path}", self.addr))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
 }
 
 /// Starts `mutual server --dev` on an ephemeral port in `dir`, serving TLS with
