@@ -29,6 +29,7 @@ mod audit;
 mod cert_auth;
 mod certindex;
 mod cluster;
+mod conditional;
 mod constraints;
 mod crl_config;
 mod error;
@@ -213,6 +214,15 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
 }
 
 async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
+    let conditional = conditional::Asked::of(&req);
+    let reply = answer(app, req).await?;
+    Ok(match conditional {
+        Some(asked) => asked.apply(app, reply),
+        None => reply,
+    })
+}
+
+async fn answer(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let Some(path) = path.strip_prefix("/v1/") else {

@@ -41,6 +41,9 @@ pub struct Counters {
     pub revocations_attributed: AtomicU64,
     /// Requests on the public listener (`--public-listen`): served, refused.
     pub public: [AtomicU64; 2],
+    /// GETs of CA certificates, chains and CRLs: sent, or 304 because the client's
+    /// `If-None-Match` named the bytes it already holds.
+    pub public_material: [AtomicU64; 2],
 }
 
 impl Counters {
@@ -87,6 +90,14 @@ impl Counters {
             out.push_str(&format!(
                 "mutual_public_requests_total{{decision=\"{decision}\"}} {}\n",
                 get(&self.public[i])
+            ));
+        }
+        out.push_str("# HELP mutual_public_material_responses_total GETs of CA certificates, chains and CRLs: sent, or not modified (the client's If-None-Match named them).\n");
+        out.push_str("# TYPE mutual_public_material_responses_total counter\n");
+        for (i, answer) in ["sent", "not_modified"].iter().enumerate() {
+            out.push_str(&format!(
+                "mutual_public_material_responses_total{{answer=\"{answer}\"}} {}\n",
+                get(&self.public_material[i])
             ));
         }
         out.push_str(

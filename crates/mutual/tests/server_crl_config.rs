@@ -1,7 +1,8 @@
 //! CRL and tidy configuration: `config/crl`, `config/auto-tidy` and `tidy-status` answer with
 //! OpenBao's keys and JSON types (the real `bao` CLI against both dev servers); delta CRLs hold
 //! exactly the revocations since their base and verify with `openssl crl`; `expiry` sets nextUpdate and `disable` empties the CRL; a tidy removes an
-//! expired certificate while issuance goes on, and auto-tidy does it on its schedule.
+//! expired certificate while issuance goes on, and auto-tidy does it on its schedule; GETs of
+//! the CRL with `If-None-Match` and `If-Modified-Since`, beside OpenBao.
 
 mod server;
 
@@ -327,4 +328,167 @@ fn tidy_removes_expired_certificates_while_issuance_goes_on() {
     std::fs::write(dir.path().join("crl.pem"), &crl).unwrap();
     let (_, text) = openssl(dir.path(), &["crl", "-in", "crl.pem", "-noout", "-text"]);
     assert!(!crl_serials(&text).contains(&hex(&gone)), "{text}");
+}
+
+/// A conditional GET as curl sends it: the status, the `ETag` and `Cache-Control` answered,
+/// and the body (saved to `out`).
+fn conditional_get(
+    s: &Server,
+    path: &str,
+    header: Option<String>,
+    out: &std::path::Path,
+) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+    // curl leaves the file as it was when there is no body (a 304).
+    let _ = std::fs::remove_file(out);
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-D", "-", "-o"]).arg(out);
+    if let Some(h) = &header {
+        cmd.args(["-H", h]);
+    }
+    let got = cmd
+        .arg(format!("{}/v1/{path}", s.addr))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&got.stdout).into_owned();
+    let code = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let body = std::fs::read(out).unwrap_or_default();
+    (code, field("etag"), field("cache-control"), body)
+}
+
+/// The same conditional GETs of a mount's CRL to `mutual server` and to OpenBao's dev server,
+/// both outcomes printed. mutual: a strong ETag and `no-cache` on the CRL and the CA
+/// certificate, 304 without a body for the tag of the current bytes (also weak or in a list),
+/// the full CRL for another tag, for `If-Modified-Since` (docs/lifecycle.md says why) and, with
+/// a new tag, once a revocation changed it. OpenBao: no ETag, and a 304 to `If-Modified-Since`
+/// on a mount tuned to pass the header through.
+#[test]
+fn conditional_gets_of_the_crl_beside_openbao() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let now = || {
+        let out = std::process::Command::new("date")
+            .args(["-u", "+%a, %d %b %Y %H:%M:%S GMT"])
+            .output()
+            .expect("date");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ours = mutual_dev();
+    mount(&ours, "pki");
+    let (serial, _) = issue(&ours, "pki", "gone.example.com", "1h");
+
+    // The server re-reads its mounts within a second of the set-up's writes (cluster.rs) and
+    // builds the CRL again then: wait for the CRL that stays (bounded).
+    let mut settled = conditional_get(&ours, "pki/crl", None, &body);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(1200));
+        let again = conditional_get(&ours, "pki/crl", None, &body);
+        if again.1 == settled.1 {
+            break;
+        }
+        settled = again;
+    }
+    let (code, tag, cache, crl) = settled;
+    println!("mutual   GET pki/crl: {code}, ETag {tag:?}, Cache-Control {cache:?}");
+    assert_eq!(code, 200);
+    assert_eq!(cache.as_deref(), Some("no-cache"));
+    let tag = tag.expect("an ETag on the CRL");
+    assert!(crl.len() > 100, "the DER CRL");
+    for sent in [tag.clone(), format!("W/{tag}"), format!("\"other\", {tag}")] {
+        let (code, again, _, held) = conditional_get(
+            &ours,
+            "pki/crl",
+            Some(format!("If-None-Match: {sent}")),
+            &body,
+        );
+        println!(
+            "mutual   If-None-Match: {sent}: {code}, {} bytes",
+            held.len()
+        );
+        assert_eq!(
+            (code, again.as_deref(), held.len()),
+            (304, Some(tag.as_str()), 0)
+        );
+    }
+    let (code, _, _, other) = conditional_get(
+        &ours,
+        "pki/crl",
+        Some("If-None-Match: \"other\"".into()),
+        &body,
+    );
+    assert_eq!((code, other.len()), (200, crl.len()));
+    std::thread::sleep(Duration::from_millis(1100));
+    let ims = format!("If-Modified-Since: {}", now());
+    let (code, _, _, full) = conditional_get(&ours, "pki/crl", Some(ims.clone()), &body);
+    println!("mutual   {ims}: {code}, {} bytes", full.len());
+    assert_eq!((code, &full), (200, &crl));
+
+    let (code, ca_tag, _, _) = conditional_get(&ours, "pki/ca/pem", None, &body);
+    let ca_tag = ca_tag.expect("an ETag on the CA certificate");
+    let (code_again, _, _, _) = conditional_get(
+        &ours,
+        "pki/ca/pem",
+        Some(format!("If-None-Match: {ca_tag}")),
+        &body,
+    );
+    println!("mutual   GET pki/ca/pem: {code}, then {code_again} for its tag");
+    assert_eq!((code, code_again), (200, 304));
+
+    // A revocation changes the CRL: the old tag gets the new CRL, which lists the serial.
+    post(&ours, "pki/revoke", json!({"serial_number": serial}));
+    let (code, new_tag, _, new_crl) = conditional_get(
+        &ours,
+        "pki/crl",
+        Some(format!("If-None-Match: {tag}")),
+        &body,
+    );
+    println!("mutual   after a revocation, If-None-Match: {tag}: {code}, ETag {new_tag:?}");
+    assert_eq!(code, 200);
+    assert_ne!(new_tag.as_deref(), Some(tag.as_str()));
+    let (ok, text) = openssl(
+        dir.path(),
+        &["crl", "-inform", "DER", "-in", "body", "-noout", "-text"],
+    );
+    assert!(ok, "{text}");
+    assert!(crl_serials(&text).contains(&hex(&serial)), "{text}");
+    assert_ne!(new_crl, crl);
+    let metrics = get(&ours, "sys/metrics").1;
+    assert!(
+        metrics.contains("mutual_public_material_responses_total{answer=\"not_modified\"} 4\n"),
+        "{metrics}"
+    );
+
+    if !have_bao("conditional_gets_of_the_crl_beside_openbao (the OpenBao half)") {
+        return;
+    }
+    let theirs = openbao_dev();
+    mount(&theirs, "pki");
+    // OpenBao passes the header to its PKI engine only on a mount tuned to.
+    post(
+        &theirs,
+        "sys/mounts/pki/tune",
+        json!({"passthrough_request_headers": ["If-Modified-Since"],
+               "allowed_response_headers": ["Last-Modified"]}),
+    );
+    let (code, tag, _, crl) = conditional_get(&theirs, "pki/crl", None, &body);
+    println!(
+        "OpenBao  GET pki/crl: {code}, ETag {tag:?}, {} bytes",
+        crl.len()
+    );
+    assert_eq!((code, tag), (200, None));
+    std::thread::sleep(Duration::from_millis(1100));
+    let ims = format!("If-Modified-Since: {}", now());
+    let (code, _, _, held) = conditional_get(&theirs, "pki/crl", Some(ims.clone()), &body);
+    println!("OpenBao  {ims}: {code}, {} bytes", held.len());
+    assert_eq!(code, 304);
 }
