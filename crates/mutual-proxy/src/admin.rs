@@ -94,7 +94,8 @@ fn answer(proxy: &Proxy, path: &str) -> Response<Full<Bytes>> {
 /// Certificate expiry (the listener's own and each trusted CA's) and, per CRL in use (from a
 /// file or fetched), its age and the time left until its nextUpdate; grouped by name.
 fn tls_gauges(proxy: &Proxy, rt: &crate::Runtime, now: i64) -> Vec<Gauge> {
-    let (mut expiry, mut age, mut next, mut fetch_ok) = (vec![], vec![], vec![], vec![]);
+    let (mut expiry, mut age, mut next, mut fetch_ok, mut fetches) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for (i, (l, m)) in rt.config.listeners.iter().zip(&rt.listeners).enumerate() {
         let listener = proxy.listen_addr(i).unwrap_or(l.listen).to_string();
         let own = mutual_pki::cert::facts(&m.identity.chain[0])
@@ -143,6 +144,20 @@ fn tls_gauges(proxy: &Proxy, rt: &crate::Runtime, now: i64) -> Vec<Gauge> {
                         0.0
                     },
                 });
+                for (answer, n) in [
+                    ("downloaded", src.downloads),
+                    ("not_modified", src.not_modified),
+                ] {
+                    fetches.push(Gauge {
+                        name: "mutual_proxy_crl_fetches_total",
+                        labels: vec![
+                            ("listener", listener.clone()),
+                            ("url", url.clone()),
+                            ("answer", answer.into()),
+                        ],
+                        value: n as f64,
+                    });
+                }
                 if let Some(g) = &src.good {
                     crls.push((
                         url.clone(),
@@ -176,7 +191,7 @@ fn tls_gauges(proxy: &Proxy, rt: &crate::Runtime, now: i64) -> Vec<Gauge> {
             }
         }
     }
-    [expiry, age, next, fetch_ok].concat()
+    [expiry, age, next, fetch_ok, fetches].concat()
 }
 
 /// Serves the admin endpoints until the process ends.

@@ -44,6 +44,38 @@ pub struct Snapshot {
 struct Entry {
     source: Source,
     der: Option<Vec<u8>>,
+    /// The `ETag` the server gave `der`, sent back as `If-None-Match`: an unchanged CRL is then
+    /// a 304 instead of its bytes and another signature check.
+    etag: Option<String>,
+    /// The CA set `der` was checked against: once the CA file changes, the CRL is fetched
+    /// whole and checked again.
+    checked_with: Option<u64>,
+}
+
+/// Tells one set of CA certificates from another (the CA file's, read each round).
+fn ca_set_id(cas: &[Vec<u8>]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cas.hash(&mut h);
+    h.finish()
+}
+
+/// What one GET of a CRL URL brought.
+#[derive(Debug)]
+enum Got {
+    /// A body, with the server's tag for it.
+    Body(Vec<u8>, Option<String>),
+    /// 304 Not Modified: the CRL held is still the server's.
+    NotModified,
+}
+
+/// What one fetch gives the round.
+#[derive(Debug)]
+enum Fetched {
+    /// A CRL checked against the CAs, its facts and its tag.
+    New(Vec<u8>, Good, Option<String>),
+    /// The server says the CRL held has not changed.
+    Unchanged,
 }
 
 /// The fetched CRLs of one listener.
@@ -233,7 +265,7 @@ pub fn crl_der(body: &[u8]) -> Result<Vec<u8>, NotACrl> {
         .map_err(NotACrl::BadBase64)
 }
 
-async fn get(u: &HttpUrl) -> Result<Vec<u8>, CrlFetchError> {
+async fn get(u: &HttpUrl, held: Option<&str>) -> Result<Got, CrlFetchError> {
     let url = || u.url.clone();
     let http = |source| CrlFetchError::Http { url: url(), source };
     let tcp = tokio::net::TcpStream::connect(&u.authority)
@@ -249,12 +281,20 @@ async fn get(u: &HttpUrl) -> Result<Vec<u8>, CrlFetchError> {
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = http::Request::get(u.path.as_str())
+    let mut req = http::Request::get(u.path.as_str())
         .header(http::header::HOST, u.host.as_str())
-        .header(http::header::USER_AGENT, "mutual-proxy")
+        .header(http::header::USER_AGENT, "mutual-proxy");
+    if let Some(tag) = held {
+        req = req.header(http::header::IF_NONE_MATCH, tag);
+    }
+    let req = req
         .body(Empty::<Bytes>::new())
         .map_err(|source| CrlFetchError::Request { url: url(), source })?;
     let resp = send.send_request(req).await.map_err(http)?;
+    // Only an answer to a tag this proxy sent: a 304 it did not ask for is no CRL.
+    if resp.status() == http::StatusCode::NOT_MODIFIED && held.is_some() {
+        return Ok(Got::NotModified);
+    }
     if resp.status() != http::StatusCode::OK {
         return Err(CrlFetchError::Status {
             url: url(),
@@ -265,6 +305,11 @@ async fn get(u: &HttpUrl) -> Result<Vec<u8>, CrlFetchError> {
         url: url(),
         limit: MAX_CRL_BYTES,
     };
+    let tag = resp
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     // A declared length over the limit is refused before anything is read.
     if hyper::body::Body::size_hint(resp.body()).lower() > MAX_CRL_BYTES as u64 {
         return Err(too_large());
@@ -279,21 +324,27 @@ async fn get(u: &HttpUrl) -> Result<Vec<u8>, CrlFetchError> {
                 CrlFetchError::Body { url: url(), source }
             }
         })?;
-    Ok(body.to_bytes().to_vec())
+    Ok(Got::Body(body.to_bytes().to_vec(), tag))
 }
 
-/// Fetches one URL and checks the CRL against `cas`; never older than the one in use.
+/// Fetches one URL (conditionally, with the tag of the CRL held) and checks a new CRL against
+/// `cas`; never older than the one in use.
 async fn fetch(
     u: &HttpUrl,
     cas: &[Vec<u8>],
     current: Option<&Good>,
-) -> Result<(Vec<u8>, Good), CrlFetchError> {
-    let body = tokio::time::timeout(FETCH_TIMEOUT, get(u))
+    held: Option<&str>,
+) -> Result<Fetched, CrlFetchError> {
+    let got = tokio::time::timeout(FETCH_TIMEOUT, get(u, held))
         .await
         .map_err(|_| CrlFetchError::Timeout {
             url: u.url.clone(),
             timeout: FETCH_TIMEOUT,
         })??;
+    let (body, tag) = match got {
+        Got::NotModified => return Ok(Fetched::Unchanged),
+        Got::Body(body, tag) => (body, tag),
+    };
     let der = crl_der(&body).map_err(|reason| CrlFetchError::NotACrl {
         url: u.url.clone(),
         reason,
@@ -316,7 +367,7 @@ async fn fetch(
         next_update: f.next_update,
         fetched_at: OffsetDateTime::now_utc(),
     };
-    Ok((der, good))
+    Ok(Fetched::New(der, good, tag))
 }
 
 impl CrlFeed {
@@ -402,17 +453,27 @@ impl CrlFeed {
                 }
             }
         }
-        let todo: Vec<(HttpUrl, Option<Good>)> = self
+        let cas_id = cas.as_ref().ok().map(|(cas, _)| ca_set_id(cas));
+        let todo: Vec<(HttpUrl, Option<Good>, Option<String>)> = self
             .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(u, e)| (u.clone(), e.source.good.clone()))
+            .map(|(u, e)| {
+                // The tag only with the CRL it names (without one, a 304 would leave nothing),
+                // checked against the CAs of this round.
+                let held = e
+                    .der
+                    .as_ref()
+                    .and(e.etag.clone())
+                    .filter(|_| e.checked_with == cas_id);
+                (u.clone(), e.source.good.clone(), held)
+            })
             .collect();
-        for (u, current) in todo {
+        for (u, current, held) in todo {
             // What is kept of a failure is its line, for the log and the admin listener.
             let result = match &cas {
-                Ok((cas, _)) => fetch(&u, cas, current.as_ref())
+                Ok((cas, _)) => fetch(&u, cas, current.as_ref(), held.as_deref())
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -422,15 +483,25 @@ impl CrlFeed {
                 continue;
             };
             match result {
-                Ok((der, good)) => {
+                Ok(Fetched::New(der, good, tag)) => {
                     if e.der.as_ref() != Some(&der) {
                         tracing::info!(listener = %self.listen, url = %u.url, crl.issuer = %good.issuer, crl.this_update = %good.this_update, crl.next_update = ?good.next_update, "fetched CRL swapped in");
                     }
                     e.der = Some(der);
-                    e.source = Source {
-                        good: Some(good),
-                        failure: None,
-                    };
+                    e.etag = tag;
+                    e.checked_with = cas_id;
+                    e.source.good = Some(good);
+                    e.source.failure = None;
+                    e.source.downloads += 1;
+                }
+                Ok(Fetched::Unchanged) => {
+                    // As a download of the same bytes: the CRL held is current as of now.
+                    if let Some(g) = e.source.good.as_mut() {
+                        g.fetched_at = OffsetDateTime::now_utc();
+                    }
+                    e.source.failure = None;
+                    e.source.not_modified += 1;
+                    tracing::debug!(listener = %self.listen, url = %u.url, "fetched CRL unchanged (304)");
                 }
                 Err(reason) => {
                     let keeps = match (&e.source.good, self.config.stale) {
@@ -562,6 +633,41 @@ mod tests {
         r
     }
 
+    /// The tag of a CRL is kept and sent back; a 304 is "unchanged" only in answer to it.
+    #[tokio::test]
+    async fn a_tagged_crl_is_asked_for_again_with_its_tag() {
+        let trusted = ca("Local Root CA");
+        let good = crl_of(&trusted, OffsetDateTime::now_utc());
+        let mut tagged = format!(
+            "HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: {}\r\n\r\n",
+            good.len()
+        )
+        .into_bytes();
+        tagged.extend_from_slice(&good);
+        let addr = server(vec![
+            ("/tagged", tagged),
+            (
+                "/unchanged",
+                b"HTTP/1.1 304 Not Modified\r\nETag: \"abc\"\r\n\r\n".to_vec(),
+            ),
+        ])
+        .await;
+        let cas = vec![trusted.cert_der.clone()];
+        let url = |p: &str| HttpUrl::parse(&format!("http://{addr}{p}")).unwrap();
+        let Fetched::New(der, _, tag) = fetch(&url("/tagged"), &cas, None, None).await.unwrap()
+        else {
+            panic!("a 200 is a new CRL");
+        };
+        assert_eq!((der, tag.as_deref()), (good, Some("\"abc\"")));
+        let again = fetch(&url("/unchanged"), &cas, None, Some("\"abc\"")).await;
+        assert!(matches!(again, Ok(Fetched::Unchanged)));
+        // A 304 to a request that named no CRL leaves nothing to keep: a failure, not a CRL.
+        let err = fetch(&url("/unchanged"), &cas, None, None)
+            .await
+            .expect_err("an unasked 304 is refused");
+        assert!(err.to_string().contains("HTTP 304 Not Modified"), "{err}");
+    }
+
     /// Each way a fetch fails, against a real HTTP server on loopback: the variant, with the
     /// URL and the cause in its line.
     #[tokio::test]
@@ -597,9 +703,13 @@ mod tests {
             fetched_at: now,
         };
 
-        let (der, got) = fetch(&url("/good"), &cas, None).await.unwrap();
+        let Fetched::New(der, got, tag) = fetch(&url("/good"), &cas, None, None).await.unwrap()
+        else {
+            panic!("a 200 is a new CRL");
+        };
         assert_eq!(der, good);
         assert_eq!(got.issuer, "CN=Local Root CA");
+        assert_eq!(tag, None, "no ETag sent, none kept");
 
         let cases: Vec<(&str, Option<&Good>, &str)> = vec![
             ("/missing", None, "HTTP 404 Not Found"),
@@ -622,7 +732,7 @@ mod tests {
         ];
         for (path, current, want) in cases {
             let u = url(path);
-            let err = fetch(&u, &cas, current).await.unwrap_err();
+            let err = fetch(&u, &cas, current, None).await.unwrap_err();
             let line = err.to_string();
             assert!(
                 line.starts_with(&format!("{}: {want}", u.url)),
@@ -635,7 +745,7 @@ mod tests {
         let port = closed.local_addr().unwrap().port();
         drop(closed);
         let u = HttpUrl::parse(&format!("http://127.0.0.1:{port}/crl")).unwrap();
-        let err = fetch(&u, &cas, None).await.unwrap_err();
+        let err = fetch(&u, &cas, None, None).await.unwrap_err();
         assert!(
             matches!(&err, CrlFetchError::Connect { authority, .. } if *authority == format!("127.0.0.1:{port}")),
             "{err:?}"

@@ -82,6 +82,10 @@ pub struct Source {
     pub good: Option<Good>,
     /// Why the latest fetch failed; `None` when it succeeded.
     pub failure: Option<String>,
+    /// Fetches that brought a CRL's bytes.
+    pub downloads: u64,
+    /// Fetches answered 304 Not Modified (the CRL held was still the server's).
+    pub not_modified: u64,
 }
 
 /// Whether a listener may serve with these sources; `Err` carries the diagnosis every caller
@@ -162,6 +166,7 @@ mod tests {
             Source {
                 good,
                 failure: failure.map(Into::into),
+                ..Source::default()
             },
         )]
     }

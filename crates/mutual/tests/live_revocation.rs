@@ -353,3 +353,97 @@ fn a_revoked_caller_is_refused_on_the_connection_it_holds_within_two_seconds() {
         closed.log()
     );
 }
+
+/// `mutual proxy`'s `crl_fetch` against `mutual server`'s own CRL, polled every second. After
+/// the first download each round is a 304 (the proxy sends the CRL's ETag back); a revocation
+/// changes the bytes and so the tag, the next round downloads the new CRL and the revoked caller
+/// is refused: a conditional fetch never keeps a CRL past its change.
+#[test]
+fn a_fetched_crl_moves_only_when_it_changes_and_a_revocation_still_arrives() {
+    let s = Story::new();
+    let ca = server::mutual_dev();
+    let alice_serial = pki(&s, &ca);
+    let e = echo(&s);
+    let crl_url = format!("{}/v1/pki/crl", ca.addr);
+    s.write(
+        "proxy.toml",
+        &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+listen = "127.0.0.1:0"
+ca = "certs/root.pem"
+cert = "certs/www.example.com.crt"
+key = "certs/www.example.com.key"
+crl_fetch = true
+crl_refresh = "1s"
+crl_stale = "fail_closed"
+crl_urls = ["{crl_url}"]
+[[listener.route]]
+upstream = "echo"
+allow = ["any"]
+
+[[upstream]]
+name = "echo"
+servers = ["http://127.0.0.1:{}"]
+"#,
+            e.port
+        ),
+    );
+    let p = Proc::start(s.dir.path(), &["proxy", "--config", "proxy.toml"], "https");
+    let url = format!("https://127.0.0.1:{}/", p.port);
+    assert_eq!(curl(&s, "alice", &url, &[]).status, "200", "{}", p.log());
+    let fetches = |answer: &str| -> f64 {
+        let m = admin_metrics(&p);
+        m.lines()
+            .find(|l| {
+                l.starts_with("mutual_proxy_crl_fetches_total{")
+                    && l.contains(&format!("url=\"{crl_url}\""))
+                    && l.contains(&format!("answer=\"{answer}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {answer} fetches of {crl_url} in {m}"))
+    };
+    // Rounds until the CRL is answered 304 (the server's own resync may rebuild it once after
+    // the set-up's mount writes), then three more: not one of them a download.
+    let rounds = |at_least: f64| {
+        let started = Instant::now();
+        while fetches("not_modified") < at_least && started.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    rounds(1.0);
+    let (unchanged, downloaded) = (fetches("not_modified"), fetches("downloaded"));
+    rounds(unchanged + 3.0);
+    let (later, downloaded_later) = (fetches("not_modified"), fetches("downloaded"));
+    println!("before the revocation: {downloaded_later} downloaded, {later} not modified");
+    assert!(later >= unchanged + 3.0, "{}", p.log());
+    assert_eq!(downloaded_later, downloaded, "{}", p.log());
+    let (_, server_metrics) = server::curl(&ca, "GET", "sys/metrics", None);
+    assert!(
+        metric(
+            &server_metrics,
+            "mutual_public_material_responses_total{answer=\"not_modified\"}"
+        ) >= 3.0,
+        "{server_metrics}"
+    );
+
+    // The revocation: the next round downloads, and Alice is refused; Bob is not.
+    api(&ca, "pki/revoke", json!({"serial_number": alice_serial}));
+    let revoked_at = Instant::now();
+    assert_eq!(
+        until(&s, "alice", &url, "000", Duration::from_secs(10)),
+        "000",
+        "{}",
+        p.log()
+    );
+    println!(
+        "alice refused {:.1} s after the revocation",
+        revoked_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(curl(&s, "bob", &url, &[]).status, "200", "{}", p.log());
+    assert_eq!(fetches("downloaded"), downloaded + 1.0, "{}", p.log());
+}
