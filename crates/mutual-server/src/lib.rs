@@ -214,6 +214,8 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
 }
 
 async fn handle(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
+    // Read before `answer` takes the request apart: a GET of a CRL or a CA certificate may
+    // be answered 304 once its bytes are known (conditional.rs).
     let conditional = conditional::Asked::of(&req);
     let reply = answer(app, req).await?;
     Ok(match conditional {
