@@ -4,8 +4,8 @@
 //! reaches it two ways (docs/high-availability.md):
 //!
 //! - at once, by PostgreSQL's `NOTIFY` (the store's `listen`): a revocation makes the node
-//!   catch its revoked set up, a change of tokens, policies or mounts drops or reloads that
-//!   cache;
+//!   catch its revoked set up, a change of tokens, policies, mounts or CRL configuration
+//!   drops or reloads that cache;
 //! - within [`RESYNC`], by re-reading the store's change counters (`change_epochs`), for a
 //!   notification lost while the listening connection was down, and on SQLite, where there
 //!   are no notifications (several processes on one file).
@@ -35,12 +35,18 @@ async fn apply(app: &App, kind: &str) {
                 tracing::warn!(error = %e, "reloading mounts changed elsewhere failed");
             }
         }
+        crate::crl_config::CONFIG_CHANGE => crate::crl_config::forget_configurations(app),
         _ => {}
     }
 }
 
 async fn apply_all(app: &App) {
-    for kind in ["tokens", "policies", "mounts"] {
+    for kind in [
+        "tokens",
+        "policies",
+        "mounts",
+        crate::crl_config::CONFIG_CHANGE,
+    ] {
         apply(app, kind).await;
     }
     crate::certindex::catch_up_now(app).await;

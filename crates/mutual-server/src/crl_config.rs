@@ -179,6 +179,18 @@ impl CrlState {
         f(all.entry(mount.to_string()).or_default())
     }
 
+    /// Forgets every mount's CRL and auto-tidy configuration and its CRLs, as another node
+    /// changed a configuration: the next read loads it from the store and builds the CRLs
+    /// again. Tidy runs are kept.
+    pub(crate) fn forget_configurations(&self) {
+        let mut all = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        for m in all.values_mut() {
+            m.config = None;
+            m.auto_tidy = None;
+            m.built.clear();
+        }
+    }
+
     /// Forgets what was kept for an earlier mount at the same path.
     pub(crate) fn check_mount(&self, mount: &Mount) {
         self.with(&mount.record.path, |m| {
@@ -202,6 +214,23 @@ async fn crl_config(app: &App, mount: &str) -> Result<CrlConfig, ApiError> {
     };
     app.crl.with(mount, |m| m.config = Some(c.clone()));
     Ok(c)
+}
+
+/// The kind of change (cluster.rs) other nodes hear when a CRL or auto-tidy configuration
+/// changes: they drop their copies, which they would otherwise keep until they restart.
+pub(crate) const CONFIG_CHANGE: &str = "crl_config";
+
+/// Tells the other nodes that a configuration of this module changed (see [`CONFIG_CHANGE`]).
+async fn tell_other_nodes(app: &App) {
+    if let Err(e) = app.store.note_change(CONFIG_CHANGE).await {
+        tracing::warn!(error = %e, "telling other nodes of a CRL configuration change failed");
+    }
+}
+
+/// Drops every mount's CRL configurations and CRLs (changed on another node).
+pub(crate) fn forget_configurations(app: &App) {
+    app.crl.forget_configurations();
+    app.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// Forgets the CRLs built for a mount, so that the next read builds them again.
@@ -496,6 +525,7 @@ pub(crate) async fn handle(
             app.store.put_mount_config(path, "crl", &body).await?;
             app.crl.with(path, |m| m.config = Some(c.clone()));
             forget_crls(app, path);
+            tell_other_nodes(app).await;
             Reply::data(c.to_json())
         }
         (Op::Read, "crl/delta") => raw(
@@ -522,6 +552,7 @@ pub(crate) async fn handle(
             let body = serde_json::to_string(&a).unwrap_or_default();
             app.store.put_mount_config(path, "auto-tidy", &body).await?;
             app.crl.with(path, |m| m.auto_tidy = Some(a.clone()));
+            tell_other_nodes(app).await;
             Reply::data(a.to_json())
         }
         (Op::Write, "tidy") => {

@@ -363,6 +363,52 @@ fn revocations_tokens_policies_and_roles_changed_on_one_node_are_in_force_on_the
         "B still issues under the role as it was before A changed it"
     );
 
+    // A CRL configuration changed on A is B's within 1 s: its `config/crl` and its next CRL.
+    let (_, before) = curl(&b, "GET", "pki/config/crl", None);
+    assert_eq!(json(&before)["data"]["expiry"], "72h", "{before}");
+    let (code, body) = curl(&a, "POST", "pki/config/crl", Some(r#"{"expiry":"48h"}"#));
+    assert!(code / 100 == 2, "{code} {body}");
+    let configured = within(std::time::Duration::from_secs(1), || {
+        json(&curl(&b, "GET", "pki/config/crl", None).1)["data"]["expiry"] == "48h"
+    });
+    assert!(
+        configured.is_some(),
+        "B still reads the CRL configuration as it was before A changed it"
+    );
+    let (_, pem) = curl(&b, "GET", "pki/crl/pem", None);
+    std::fs::write(work.path().join("crl48.pem"), pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "crl",
+            "-in",
+            "crl48.pem",
+            "-noout",
+            "-lastupdate",
+            "-nextupdate",
+            "-dateopt",
+            "iso_8601",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let dates = String::from_utf8_lossy(&out.stdout).into_owned();
+    let date = |label: &str| {
+        let text = dates
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {dates}"));
+        time::OffsetDateTime::parse(
+            &text.trim().replace(' ', "T"),
+            &time::format_description::well_known::Iso8601::DEFAULT,
+        )
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    assert_eq!(
+        date("nextUpdate=") - date("lastUpdate="),
+        time::Duration::hours(48),
+        "{dates}"
+    );
+
     // Health: the database is reachable, and the metrics count commits.
     let (code, body) = curl(&b, "GET", "sys/health", None);
     assert_eq!(code, 200, "{body}");
