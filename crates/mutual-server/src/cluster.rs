@@ -35,7 +35,7 @@ async fn apply(app: &App, kind: &str) {
                 tracing::warn!(error = %e, "reloading mounts changed elsewhere failed");
             }
         }
-        crate::crl_config::CONFIG_CHANGE => crate::crl_config::forget_configurations(app),
+        crate::crl_config::CONFIG_CHANGE => crate::crl_config::reload_configurations(app).await,
         _ => {}
     }
 }

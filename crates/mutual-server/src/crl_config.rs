@@ -179,16 +179,20 @@ impl CrlState {
         f(all.entry(mount.to_string()).or_default())
     }
 
-    /// Forgets every mount's CRL and auto-tidy configuration and its CRLs, as another node
-    /// changed a configuration: the next read loads it from the store and builds the CRLs
-    /// again. Tidy runs are kept.
-    pub(crate) fn forget_configurations(&self) {
+    /// Forgets every mount's auto-tidy configuration (read again at its next use).
+    fn forget_auto_tidy(&self) {
         let mut all = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
         for m in all.values_mut() {
-            m.config = None;
             m.auto_tidy = None;
-            m.built.clear();
         }
+    }
+
+    /// The mounts whose CRL configuration is kept in memory.
+    fn configured(&self) -> Vec<(String, CrlConfig)> {
+        let all = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .filter_map(|(path, m)| Some((path.clone(), m.config.clone()?)))
+            .collect()
     }
 
     /// Forgets what was kept for an earlier mount at the same path.
@@ -217,7 +221,8 @@ async fn crl_config(app: &App, mount: &str) -> Result<CrlConfig, ApiError> {
 }
 
 /// The kind of change (cluster.rs) other nodes hear when a CRL or auto-tidy configuration
-/// changes: they drop their copies, which they would otherwise keep until they restart.
+/// changes: they take up the stored one, where they would otherwise keep theirs until they
+/// restart.
 pub(crate) const CONFIG_CHANGE: &str = "crl_config";
 
 /// Tells the other nodes that a configuration of this module changed (see [`CONFIG_CHANGE`]).
@@ -227,10 +232,28 @@ async fn tell_other_nodes(app: &App) {
     }
 }
 
-/// Drops every mount's CRL configurations and CRLs (changed on another node).
-pub(crate) fn forget_configurations(app: &App) {
-    app.crl.forget_configurations();
-    app.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+/// Takes up the configurations another node changed: each mount's auto-tidy configuration
+/// is read again at its next use, and a mount whose CRL configuration differs from the
+/// store's takes the store's and builds its CRLs again. The node that made the change hears
+/// it too and finds nothing different, so its CRLs (a delta's base among them) stay.
+pub(crate) async fn reload_configurations(app: &App) {
+    for (path, kept) in app.crl.configured() {
+        let stored = match app.store.mount_config(&path, "crl").await {
+            Ok(body) => body
+                .and_then(|b| serde_json::from_str(&b).ok())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(mount = %path, error = %e, "re-reading a CRL configuration changed elsewhere failed");
+                continue;
+            }
+        };
+        if stored != kept {
+            app.crl.with(&path, |m| m.config = Some(stored));
+            forget_crls(app, &path);
+            tracing::info!(mount = %path, "CRL configuration changed elsewhere applied");
+        }
+    }
+    app.crl.forget_auto_tidy();
 }
 
 /// Forgets the CRLs built for a mount, so that the next read builds them again.
