@@ -212,12 +212,17 @@ async fn crl_config(app: &App, mount: &str) -> Result<CrlConfig, ApiError> {
     if let Some(c) = app.crl.with(mount, |m| m.config.clone()) {
         return Ok(c);
     }
-    let c = match app.store.mount_config(mount, "crl").await? {
-        Some(body) => serde_json::from_str(&body).unwrap_or_default(),
-        None => CrlConfig::default(),
-    };
+    let c = stored_crl_config(app, mount).await?;
     app.crl.with(mount, |m| m.config = Some(c.clone()));
     Ok(c)
+}
+
+/// The mount's CRL configuration as stored (Vault's defaults when none was written).
+async fn stored_crl_config(app: &App, mount: &str) -> Result<CrlConfig, ApiError> {
+    Ok(match app.store.mount_config(mount, "crl").await? {
+        Some(body) => serde_json::from_str(&body).unwrap_or_default(),
+        None => CrlConfig::default(),
+    })
 }
 
 /// The kind of change (cluster.rs) other nodes hear when a CRL or auto-tidy configuration
@@ -238,10 +243,8 @@ async fn tell_other_nodes(app: &App) {
 /// it too and finds nothing different, so its CRLs (a delta's base among them) stay.
 pub(crate) async fn reload_configurations(app: &App) {
     for (path, kept) in app.crl.configured() {
-        let stored = match app.store.mount_config(&path, "crl").await {
-            Ok(body) => body
-                .and_then(|b| serde_json::from_str(&b).ok())
-                .unwrap_or_default(),
+        let stored = match stored_crl_config(app, &path).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(mount = %path, error = %e, "re-reading a CRL configuration changed elsewhere failed");
                 continue;
