@@ -103,7 +103,12 @@ pub fn parse_request(der: &[u8]) -> Result<OcspRequest, PkiError> {
 }
 
 /// What every answer of one CA needs, computed once per CA: the hashes a CertID may name it
-/// by, its responder ID and the `certs` field every answer carries.
+/// by and its responder ID.
+///
+/// Answers carry no `certs`: the signer is the issuer the client named in its CertID, so the
+/// client holds it already, and Go's `x/crypto/ocsp` refuses an answer that embeds an
+/// intermediate CA's certificate (it checks the embedded certificate as if the issuer had
+/// signed it: golang/go#59641; OpenBao leaves it out for the same reason).
 #[derive(Debug, Clone)]
 pub struct Issuer {
     /// (hash algorithm, hash of the subject name, hash of the key), one per algorithm a
@@ -111,10 +116,6 @@ pub struct Issuer {
     hashes: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
     /// `ResponderID ::= byKey [2] EXPLICIT KeyHash` (SHA-1 of the key), encoded.
     responder_id_der: Vec<u8>,
-    /// `certs [0] EXPLICIT SEQUENCE OF Certificate` holding the CA certificate, encoded: the
-    /// signer is the CA itself, and sending it lets a client that has only the root check an
-    /// intermediate's answer.
-    certs_der: Vec<u8>,
 }
 
 impl Issuer {
@@ -126,13 +127,6 @@ impl Issuer {
             }
         })?;
         let key_bits = cert.public_key().subject_public_key.data.to_vec();
-        // Decoded as the answer's own type once, so that what is sent is a certificate the
-        // OCSP encoder accepts (and encoded exactly as it would encode it).
-        let decoded = x509_cert::Certificate::from_der(ca_cert_der).map_err(|e| {
-            PkiError::UnreadableCertificate {
-                detail: e.to_string(),
-            }
-        })?;
         let name_der = cert.subject().as_raw().to_vec();
         let hashes = [OID_SHA1, OID_SHA256, OID_SHA384, OID_SHA512]
             .into_iter()
@@ -142,17 +136,9 @@ impl Issuer {
         let responder_id_der = ResponderId::ByKey(OctetString::new(key_sha1).map_err(encode_err)?)
             .to_der()
             .map_err(encode_err)?;
-        let certs_der = tlv(
-            Tag::ContextSpecific {
-                constructed: true,
-                number: TagNumber::N0,
-            },
-            &[&vec![decoded].to_der().map_err(encode_err)?],
-        )?;
         Ok(Issuer {
             hashes,
             responder_id_der,
-            certs_der,
         })
     }
 
@@ -290,9 +276,8 @@ pub fn respond(
         ],
     )?;
     let signature = key.pair().sign(&tbs_der)?;
-    // BasicOCSPResponse and OCSPResponse around the encoded tbsResponseData and the CA
-    // certificate, both encoded once (the first above, the second per CA): encoding the
-    // decoded structures again would only produce the same bytes at several times the cost.
+    // BasicOCSPResponse and OCSPResponse around the tbsResponseData encoded above: encoding
+    // the decoded structures again would only produce the same bytes at several times the cost.
     let basic = tlv(
         Tag::Sequence,
         &[
@@ -301,7 +286,6 @@ pub fn respond(
             &BitString::from_bytes(&signature)
                 .and_then(|b| b.to_der())
                 .map_err(encode_err)?,
-            &issuer.certs_der,
         ],
     )?;
     let response_bytes = tlv(
@@ -532,12 +516,10 @@ mod tests {
                     Duration::from_secs(3600),
                 )
                 .unwrap();
-                // The CA certificate included.
                 let (resp, basic) = decoded_as_x509_ocsp_encodes(&der);
                 assert_eq!(resp.to_der().unwrap(), der);
-                let certs = basic.certs.as_deref().unwrap();
-                assert_eq!(certs.len(), 1);
-                assert_eq!(certs[0].to_der().unwrap(), ca.cert_der);
+                // No certificate embedded: Go's x/crypto/ocsp would refuse an intermediate's.
+                assert!(basic.certs.is_none());
                 assert_eq!(
                     basic.tbs_response_data.responder_id,
                     ResponderId::ByKey(

@@ -1,13 +1,18 @@
 //! Interop with Go's standard library: a Go client against `mutual serve hello`, `mutual curl`
-//! against a Go server, both directions, and Go refuses what mutual refuses.
+//! against a Go server, both directions, and Go refuses what mutual refuses; and Go's
+//! `x/crypto/ocsp` reading `mutual server`'s OCSP answers beside OpenBao's.
 
 mod common;
+mod server;
 mod serving;
 
-use std::process::Command;
+use std::{path::Path, process::Command};
 
 use common::Story;
 use serving::Server;
+
+/// Where Debian's golang-golang-x-crypto-dev puts `golang.org/x/crypto` (a GOPATH tree).
+const GOCODE: &str = "/usr/share/gocode";
 
 fn go() -> Option<String> {
     let found = Command::new("go")
@@ -27,6 +32,7 @@ fn build(s: &Story, name: &str) -> String {
     let r = Command::new("go")
         .current_dir(s.dir.path())
         .env("GO111MODULE", "off")
+        .env("GOPATH", GOCODE)
         .args(["build", "-o"])
         .arg(&out)
         .arg(&src)
@@ -143,4 +149,120 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
         "{}",
         refused.stderr
     );
+}
+
+/// Sets up, on `srv`, a mount `pki` with an EC root and a mount `pki_int` with an EC
+/// intermediate signed by it, issues a leaf from each, and writes `NAME-root.pem`,
+/// `NAME-int.pem`, `NAME-leaf-root.pem` and `NAME-leaf-int.pem` into `dir`.
+fn two_tier(srv: &server::Server, dir: &Path, name: &str) {
+    let call = |path: &str, body: serde_json::Value| -> serde_json::Value {
+        let (code, out) = server::curl(srv, "POST", path, Some(&body.to_string()));
+        assert!(
+            code == 200 || code == 204,
+            "{} {path}: {code} {out}",
+            srv.name
+        );
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+    };
+    let write = |file: &str, v: &serde_json::Value| {
+        let pem = v
+            .as_str()
+            .unwrap_or_else(|| panic!("{} {file}: {v}", srv.name));
+        std::fs::write(dir.join(format!("{name}-{file}.pem")), pem).unwrap();
+    };
+    call("sys/mounts/pki", serde_json::json!({"type": "pki"}));
+    call("sys/mounts/pki_int", serde_json::json!({"type": "pki"}));
+    let root = call(
+        "pki/root/generate/internal",
+        serde_json::json!({"common_name": "OCSP Root", "key_type": "ec", "ttl": "8760h"}),
+    );
+    write("root", &root["data"]["certificate"]);
+    let csr = call(
+        "pki_int/intermediate/generate/internal",
+        serde_json::json!({"common_name": "OCSP Intermediate", "key_type": "ec"}),
+    );
+    let int = call(
+        "pki/root/sign-intermediate",
+        serde_json::json!({"csr": csr["data"]["csr"], "ttl": "720h"}),
+    );
+    write("int", &int["data"]["certificate"]);
+    call(
+        "pki_int/intermediate/set-signed",
+        serde_json::json!({"certificate": int["data"]["certificate"]}),
+    );
+    for (mount, file) in [("pki", "leaf-root"), ("pki_int", "leaf-int")] {
+        call(
+            &format!("{mount}/roles/svc"),
+            serde_json::json!({"allowed_domains": "example.com", "allow_subdomains": true,
+                               "key_type": "ec"}),
+        );
+        let leaf = call(
+            &format!("{mount}/issue/svc"),
+            serde_json::json!({"common_name": "api.example.com", "ttl": "24h"}),
+        );
+        write(file, &leaf["data"]["certificate"]);
+    }
+}
+
+#[test]
+fn go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao() {
+    if go().is_none() {
+        return;
+    }
+    if !Path::new(GOCODE)
+        .join("src/golang.org/x/crypto/ocsp")
+        .is_dir()
+    {
+        eprintln!("SKIP: golang.org/x/crypto is not installed (apt-get install golang-golang-x-crypto-dev)");
+        return;
+    }
+    let s = Story::new();
+    let check = build(&s, "ocspcheck");
+    let mut servers = vec![server::mutual_dev()];
+    if server::have_bao("go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao") {
+        servers.push(server::openbao_dev());
+    }
+    for srv in &servers {
+        let n = srv.name;
+        two_tier(srv, s.dir.path(), n);
+        for (mount, leaf, issuer) in [("pki", "leaf-root", "root"), ("pki_int", "leaf-int", "int")]
+        {
+            let (leaf, issuer, resp) = (
+                format!("{n}-{leaf}.pem"),
+                format!("{n}-{issuer}.pem"),
+                format!("{n}-{mount}.der"),
+            );
+            let url = format!("{}/v1/{mount}/ocsp", srv.addr);
+            let root = format!("{n}-root.pem");
+            let openssl = s.run(
+                "openssl",
+                &[
+                    "ocsp", "-issuer", &issuer, "-cert", &leaf, "-CAfile", &root, "-url", &url,
+                    "-respout", &resp,
+                ],
+            );
+            let go = s.run(&check, &[&resp, &leaf, &issuer]);
+            println!(
+                "{n} {mount}: openssl: {} / {} | Go x/crypto/ocsp: {}",
+                openssl.stdout.lines().next().unwrap_or("").trim(),
+                openssl.stderr.trim().replace('\n', "; "),
+                go.stdout.trim()
+            );
+            assert!(
+                openssl.stdout.contains(&format!("{leaf}: good"))
+                    && openssl.stderr.contains("Response verify OK"),
+                "{n} {mount}: {}\n{}",
+                openssl.stdout,
+                openssl.stderr
+            );
+            // Before mutual left the issuer's certificate out of its answers, Go refused the
+            // intermediate's: "bad OCSP signature: x509: ECDSA verification failure".
+            assert_eq!(go.code, 0, "{n} {mount}: {}", go.stdout);
+            assert!(
+                go.stdout.starts_with("good") && go.stdout.contains("embedded: false"),
+                "{n} {mount}: {}",
+                go.stdout
+            );
+        }
+    }
 }
