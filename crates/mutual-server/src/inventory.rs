@@ -28,16 +28,19 @@ tokio::task_local! {
 
 /// Runs `f` (an engine request) with `accessor` noted as the token asking and `request` as
 /// what it asked.
-pub(crate) async fn on_behalf_of<F: Future>(
+///
+/// Not an `async fn`: one would hold `f` twice (the argument and the scope around it), and
+/// the request's future, copied whole into its box, would be twice the size of the work.
+pub(crate) fn on_behalf_of<F: Future>(
     accessor: Option<String>,
     request: String,
     f: F,
-) -> F::Output {
+) -> impl Future<Output = F::Output> {
     let asker = Asker {
         accessor,
         request: Some(request),
     };
-    ASKER.scope(asker, f).await
+    ASKER.scope(asker, f)
 }
 
 /// Who the current request runs for (nothing known outside [`on_behalf_of`]).

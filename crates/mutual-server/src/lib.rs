@@ -267,10 +267,25 @@ async fn answer(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         // ACME requests are JWS, signed by accounts, not tokens: answered before parameters
         // are parsed or a token is asked for.
         if acme::is_protocol(rest) {
-            return Ok(acme::handle(app, mount, rest, &parts.method, &parts.headers, &body).await);
+            let handled = acme::handle(app, mount, rest, &parts.method, &parts.headers, &body);
+            return Ok(Box::pin(handled).await);
         }
     }
-    let params = Params::parse(&body, parts.uri.query())?;
+    // Boxed: the API's state machine holds every engine's request (some 13 KiB), and a
+    // request's future is copied whole into the box axum gives it; OCSP, answered above, is
+    // the hottest request and needs none of it.
+    Box::pin(api(app, parts, &body, &path, routed)).await
+}
+
+/// The Vault API proper: parameters parsed, token checked, engine asked.
+async fn api(
+    app: &Arc<App>,
+    parts: axum::http::request::Parts,
+    body: &[u8],
+    path: &str,
+    routed: Option<(Arc<state::Mount>, &str)>,
+) -> Result<Reply, ApiError> {
+    let params = Params::parse(body, parts.uri.query())?;
     let op = match parts.method.as_str() {
         "GET" | "HEAD" if params.bool("list").ok().flatten() == Some(true) => Op::List,
         "GET" | "HEAD" => Op::Read,
@@ -283,7 +298,7 @@ async fn answer(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         return cert_auth::login(app, op, ClientCert::of(&parts.extensions), &params).await;
     }
     let token = token_of(&parts.headers);
-    if let Some((method, rest)) = approle::method_of(app, &path).await? {
+    if let Some((method, rest)) = approle::method_of(app, path).await? {
         match (method.kind.as_str(), rest) {
             ("approle", "login") => {
                 return approle::login(app, op, &method.path, &params, remote_ip(&parts)).await
@@ -297,12 +312,12 @@ async fn answer(app: &Arc<App>, req: Request<Body>) -> Result<Reply, ApiError> {
         }
     }
     if path.starts_with("sys/") || path.starts_with("auth/") {
-        return sys::handle(app, op, &path, params, token.as_deref()).await;
+        return sys::handle(app, op, path, params, token.as_deref()).await;
     }
     let Some((mount, rest)) = routed else {
         // As Vault: a caller without a valid token learns nothing about which mounts exist.
         app.token(token.as_deref()).await?;
-        return Err(ApiError::NoRoute(path));
+        return Err(ApiError::NoRoute(path.to_string()));
     };
     // A rotation step that has fallen due (the switch, the retirement) is made first.
     let mount = rotation::catch_up(app, mount).await?;
