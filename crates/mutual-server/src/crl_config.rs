@@ -370,7 +370,9 @@ pub(crate) async fn complete_crl_of(
                 .get(&path)
                 .and_then(|by_key| by_key.get(&signer.key))
                 .cloned();
-            if let Some(c) = cached.filter(|c| now - c.built < refresh && *c.ca == ca.cert_der) {
+            if let Some(c) = cached.filter(|c| {
+                now - c.built < refresh && *c.ca == ca.cert_der && c.mount == mount.record.uuid
+            }) {
                 return Ok(c.der);
             }
         }
@@ -422,6 +424,7 @@ pub(crate) async fn complete_crl_of(
                 der: der.clone(),
                 built: now,
                 ca: ca_cert,
+                mount: mount.record.uuid.clone(),
             },
         );
     Ok(der)

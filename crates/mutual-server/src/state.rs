@@ -153,6 +153,9 @@ pub struct CachedCrl {
     pub built: OffsetDateTime,
     /// The certificate of the CA that signed it: a CRL of a replaced CA is never served.
     pub ca: Arc<Vec<u8>>,
+    /// The UUID of the mount it was built for: nor is a CRL of a mount since deleted and
+    /// mounted again at the same path.
+    pub mount: String,
 }
 
 /// Everything a request handler needs.
@@ -255,13 +258,21 @@ impl App {
     pub fn set_mount(&self, path: &str, mount: Option<Mount>) {
         let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
         match mount {
-            Some(m) => mounts.insert(path.to_string(), Arc::new(m)),
-            None => mounts.remove(path),
-        };
-        self.crls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
+            // Its CRLs stay: a role or URL write changes nothing in them, and one built by a
+            // CA since replaced, or for an earlier mount at this path, is never served
+            // (`CachedCrl::ca` and `mount`). Dropping them gave every such write a new CRL
+            // number, a new ETag and a download by every poller.
+            Some(m) => {
+                mounts.insert(path.to_string(), Arc::new(m));
+            }
+            None => {
+                mounts.remove(path);
+                self.crls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(path);
+            }
+        }
     }
 
     /// Re-reads a mount from the store into the served copy.
@@ -294,8 +305,12 @@ impl App {
             let mount = load_mount(&self.store, record).await?;
             fresh.insert(mount.record.path.clone(), Arc::new(mount));
         }
+        // The CRLs of mounts that remain stay, as in `set_mount`.
+        self.crls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|path, _| fresh.contains_key(path));
         *self.mounts.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        self.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }
 
