@@ -153,8 +153,9 @@ fn go_and_mutual_exchange_hello_both_ways_and_refuse_alike() {
 
 /// Sets up, on `srv`, a mount `pki` with an EC root and a mount `pki_int` with an EC
 /// intermediate signed by it, issues a leaf from each, and writes `NAME-root.pem`,
-/// `NAME-int.pem`, `NAME-leaf-root.pem` and `NAME-leaf-int.pem` into `dir`.
-fn two_tier(srv: &server::Server, dir: &Path, name: &str) {
+/// `NAME-int.pem`, `NAME-leaf-root.pem` and `NAME-leaf-int.pem` into `dir`. Returns the
+/// serials of the two leaves, as the API wrote them.
+fn two_tier(srv: &server::Server, dir: &Path, name: &str) -> Vec<String> {
     let call = |path: &str, body: serde_json::Value| -> serde_json::Value {
         let (code, out) = server::curl(srv, "POST", path, Some(&body.to_string()));
         assert!(
@@ -190,6 +191,7 @@ fn two_tier(srv: &server::Server, dir: &Path, name: &str) {
         "pki_int/intermediate/set-signed",
         serde_json::json!({"certificate": int["data"]["certificate"]}),
     );
+    let mut serials = Vec::new();
     for (mount, file) in [("pki", "leaf-root"), ("pki_int", "leaf-int")] {
         call(
             &format!("{mount}/roles/svc"),
@@ -201,11 +203,23 @@ fn two_tier(srv: &server::Server, dir: &Path, name: &str) {
             serde_json::json!({"common_name": "api.example.com", "ttl": "24h"}),
         );
         write(file, &leaf["data"]["certificate"]);
+        serials.push(leaf["data"]["serial_number"].as_str().unwrap().to_string());
     }
+    serials
 }
 
+/// A serial as Go prints a big.Int in hex: no colons, no leading zeros, lower case.
+fn go_hex(serial: &str) -> String {
+    let hex = serial.replace(':', "").to_ascii_lowercase();
+    let trimmed = hex.trim_start_matches('0');
+    if trimmed.is_empty() { "0" } else { trimmed }.to_string()
+}
+
+/// Go's `x/crypto/ocsp` reads the OCSP answers, and `crypto/x509` the CRLs, of a root and of
+/// an intermediate, from `mutual server` and from OpenBao's dev server with the same requests;
+/// `openssl ocsp` checks the same answers.
 #[test]
-fn go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao() {
+fn go_reads_the_ocsp_answers_and_crls_of_a_root_and_an_intermediate_beside_openbao() {
     if go().is_none() {
         return;
     }
@@ -218,13 +232,16 @@ fn go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao() {
     }
     let s = Story::new();
     let check = build(&s, "ocspcheck");
+    let crlcheck = build(&s, "crlcheck");
     let mut servers = vec![server::mutual_dev()];
-    if server::have_bao("go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao") {
+    if server::have_bao(
+        "go_reads_the_ocsp_answers_and_crls_of_a_root_and_an_intermediate_beside_openbao",
+    ) {
         servers.push(server::openbao_dev());
     }
     for srv in &servers {
         let n = srv.name;
-        two_tier(srv, s.dir.path(), n);
+        let serials = two_tier(srv, s.dir.path(), n);
         for (mount, leaf, issuer) in [("pki", "leaf-root", "root"), ("pki_int", "leaf-int", "int")]
         {
             let (leaf, issuer, resp) = (
@@ -263,6 +280,38 @@ fn go_reads_the_ocsp_answers_of_a_root_and_an_intermediate_beside_openbao() {
                 "{n} {mount}: {}",
                 go.stdout
             );
+        }
+        // The intermediate's leaf revoked: each CA's CRL parses and verifies in Go, and the
+        // intermediate's lists the serial.
+        let (code, out) = server::curl(
+            srv,
+            "POST",
+            "pki_int/revoke",
+            Some(&serde_json::json!({"serial_number": serials[1]}).to_string()),
+        );
+        assert_eq!(code, 200, "{n} revoke: {out}");
+        for (mount, issuer, listed) in
+            [("pki", "root", None), ("pki_int", "int", Some(&serials[1]))]
+        {
+            let file = format!("{n}-{mount}.crl");
+            let got = s.run(
+                "curl",
+                &["-sSf", "-o", &file, &format!("{}/v1/{mount}/crl", srv.addr)],
+            );
+            assert_eq!(got.code, 0, "{n} {mount}/crl: {}", got.stderr);
+            let go = s.run(&crlcheck, &[&file, &format!("{n}-{issuer}.pem")]);
+            println!("{n} {mount}/crl: Go crypto/x509: {}", go.stdout.trim());
+            assert_eq!(go.code, 0, "{n} {mount}/crl: {}", go.stdout);
+            let revoked = go
+                .stdout
+                .split_once("revoked [")
+                .and_then(|(_, r)| r.trim().strip_suffix(']'))
+                .unwrap_or_else(|| panic!("{n} {mount}/crl: {}", go.stdout))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            let want: Vec<String> = listed.map(|s| go_hex(s)).into_iter().collect();
+            assert_eq!(revoked, want, "{n} {mount}/crl");
         }
     }
 }
