@@ -380,3 +380,43 @@ fn sigterm_closes_the_port_and_answers_the_request_under_way() {
         srv.log()
     );
 }
+
+/// `serve echo` (plain HTTP) stops as hello does on SIGTERM: the port closes, a request whose
+/// head is half sent is answered with `connection: close`, and the process exits 0. Before,
+/// SIGTERM ended it at once, dropping the request.
+#[test]
+fn serve_echo_answers_the_request_under_way_on_sigterm() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let s = Story::new();
+    let mut srv = Server::start(s.dir.path(), &["echo"]);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+    tcp.write_all(b"GET /under-way HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    // Read by the server before the signal: the connection is one it must answer.
+    std::thread::sleep(Duration::from_millis(500));
+    srv.terminate();
+    let line = srv.wait_log(&["stopping: draining"]);
+    assert!(line.contains("connections=1"), "{line}");
+    assert!(srv.port_closes(), "the port still accepts after SIGTERM");
+    assert!(
+        srv.wait_exit(Duration::from_millis(300)).is_none(),
+        "exited with a request under way"
+    );
+    tcp.write_all(b"\r\n").unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\": \"/under-way\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let exit = srv.wait_exit(Duration::from_secs(5));
+    assert!(
+        exit.is_some_and(|e| e.success()),
+        "{exit:?}: {:?}",
+        srv.log()
+    );
+}

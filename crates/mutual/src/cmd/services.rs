@@ -189,28 +189,56 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Serves echo until SIGINT or SIGTERM, then stops as `serve hello` does: the port closes, the
+/// requests under way are answered (for at most DRAIN), exit 0.
 async fn echo(a: ServeEchoArgs) -> Result<()> {
     let listener = bind(&a.listen).await?;
     eprintln!("mutual: serving echo on http://{}", listener.local_addr()?);
+    let shutdown = super::proxy::wait_for_shutdown();
+    tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
+        let tcp = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
         };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
                 Ok::<_, Infallible>(reflect(&req))
             });
             // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), as a proxy's upstream may speak.
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                    .await;
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+            let _ = watcher.watch(conn.into_owned()).await;
         });
     }
+    drop(listener);
+    let drain = super::proxy::DRAIN;
+    tracing::info!(
+        connections = graceful.count(),
+        drain_s = drain.as_secs_f64(),
+        "stopping: draining"
+    );
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            after_s = drain.as_secs_f64(),
+            "stopped with connections still open"
+        );
+    }
+    Ok(())
 }
 
 /// The request's method, HTTP version, path and headers as JSON; repeated headers are joined with `, `.
