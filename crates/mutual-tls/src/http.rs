@@ -192,9 +192,17 @@ where
     }
     // New callers are refused from here: the port is closed, not left to queue.
     drop(listener);
-    let open = graceful.count();
+    drain_connections(graceful, drain).await;
+    Ok(())
+}
+
+/// The drain of a stopping server, once its listener is closed: logs how many connections
+/// `graceful` watches, lets each finish what is under way for at most `drain`, and logs it when
+/// some were still open then. What the `serve` functions do after their stop signal; for a
+/// server with an accept loop of its own (plain HTTP, say).
+pub async fn drain_connections(graceful: GracefulShutdown, drain: Duration) {
     tracing::info!(
-        connections = open,
+        connections = graceful.count(),
         drain_s = drain.as_secs_f64(),
         "stopping: draining"
     );
@@ -207,7 +215,6 @@ where
             "stopped with connections still open"
         );
     }
-    Ok(())
 }
 
 /// `service` with the connection's verified peer in every request's extensions.

@@ -302,15 +302,7 @@ async fn tls_serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(super::proxy::DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            after_s = super::proxy::DRAIN.as_secs(),
-            "stopping with connections still open"
-        );
-    }
+    mutual_tls::http::drain_connections(graceful, super::proxy::DRAIN).await;
     Ok(())
 }
 

@@ -223,21 +223,7 @@ async fn echo(a: ServeEchoArgs) -> Result<()> {
         });
     }
     drop(listener);
-    let drain = super::proxy::DRAIN;
-    tracing::info!(
-        connections = graceful.count(),
-        drain_s = drain.as_secs_f64(),
-        "stopping: draining"
-    );
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            after_s = drain.as_secs_f64(),
-            "stopped with connections still open"
-        );
-    }
+    mhttp::drain_connections(graceful, super::proxy::DRAIN).await;
     Ok(())
 }
 
