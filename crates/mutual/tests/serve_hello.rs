@@ -342,26 +342,22 @@ fn garbage_and_stalled_clients_do_not_take_the_server_down() {
     srv.wait_log(&["handshake failed"]);
 }
 
-/// SIGTERM, as systemd or Kubernetes stop a service: the port closes at once, a request under
-/// way is answered (with `connection: close`), and the process exits 0. Alice's request is
-/// half sent when the signal comes, over a TLS connection `openssl s_client` holds.
-#[test]
-fn sigterm_closes_the_port_and_answers_the_request_under_way() {
+/// SIGTERM, as systemd or Kubernetes stop a service: the port closes at once, the request
+/// under way (`finish` completes it and returns what the server sent) is answered with
+/// `connection: close` and an answer holding `expected`, and the process exits 0.
+fn stops_after_answering(srv: &mut Server, finish: impl FnOnce() -> String, expected: &str) {
     use std::time::Duration;
-    let s = Story::build("ec");
-    let mut srv = hello(&s, "certs/root.pem", &[]);
-    let alice = common::HalfRequest::start(&s, srv.port, "/?name=Alice");
     srv.terminate();
     let line = srv.wait_log(&["stopping: draining"]);
     assert!(line.contains("connections=1"), "{line}");
     assert!(srv.port_closes(), "the port still accepts after SIGTERM");
     assert!(
         srv.wait_exit(Duration::from_millis(300)).is_none(),
-        "exited with Alice's request under way"
+        "exited with a request under way"
     );
-    let answer = alice.finish();
+    let answer = finish();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("Hello Alice"), "{answer}");
+    assert!(answer.contains(expected), "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer}"
@@ -381,9 +377,18 @@ fn sigterm_closes_the_port_and_answers_the_request_under_way() {
     );
 }
 
-/// `serve echo` (plain HTTP) stops as hello does on SIGTERM: the port closes, a request whose
-/// head is half sent is answered with `connection: close`, and the process exits 0. Before,
-/// SIGTERM ended it at once, dropping the request.
+/// Alice's request is half sent when SIGTERM comes, over a TLS connection `openssl s_client`
+/// holds.
+#[test]
+fn sigterm_closes_the_port_and_answers_the_request_under_way() {
+    let s = Story::build("ec");
+    let mut srv = hello(&s, "certs/root.pem", &[]);
+    let alice = common::HalfRequest::start(&s, srv.port, "/?name=Alice");
+    stops_after_answering(&mut srv, || alice.finish(), "Hello Alice");
+}
+
+/// `serve echo` (plain HTTP) stops as hello does. Before, SIGTERM ended it at once, dropping
+/// the request.
 #[test]
 fn serve_echo_answers_the_request_under_way_on_sigterm() {
     use std::io::{Read, Write};
@@ -395,28 +400,12 @@ fn serve_echo_answers_the_request_under_way_on_sigterm() {
         .unwrap();
     // Read by the server before the signal: the connection is one it must answer.
     std::thread::sleep(Duration::from_millis(500));
-    srv.terminate();
-    let line = srv.wait_log(&["stopping: draining"]);
-    assert!(line.contains("connections=1"), "{line}");
-    assert!(srv.port_closes(), "the port still accepts after SIGTERM");
-    assert!(
-        srv.wait_exit(Duration::from_millis(300)).is_none(),
-        "exited with a request under way"
-    );
-    tcp.write_all(b"\r\n").unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut answer = String::new();
-    let _ = tcp.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("\"path\": \"/under-way\""), "{answer}");
-    assert!(
-        answer.to_ascii_lowercase().contains("connection: close"),
-        "{answer}"
-    );
-    let exit = srv.wait_exit(Duration::from_secs(5));
-    assert!(
-        exit.is_some_and(|e| e.success()),
-        "{exit:?}: {:?}",
-        srv.log()
-    );
+    let finish = move || {
+        tcp.write_all(b"\r\n").unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        answer
+    };
+    stops_after_answering(&mut srv, finish, "\"path\": \"/under-way\"");
 }
