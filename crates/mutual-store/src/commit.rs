@@ -142,10 +142,21 @@ impl Store {
         let conn = self.writer_connection()?;
         let (tx, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (batches, incoming) = std::sync::mpsc::channel::<Vec<Job>>();
+        let (answers, mut answered) = mpsc::unbounded_channel::<Answered>();
         std::thread::Builder::new()
             .name("mutual-cert-writer".into())
-            .spawn(move || write_loop(conn, incoming))
+            .spawn(move || write_loop(conn, incoming, answers))
             .map_err(|e| StoreError::io("starting the certificate writer", e))?;
+        // The callers of a batch are answered from the runtime: a send from the writer thread
+        // to each caller's channel would wake the runtime's thread (a write to its eventfd, and
+        // often a switch to it) once per certificate; this wakes it once per batch.
+        tokio::spawn(async move {
+            while let Some((waiting, result)) = answered.recv().await {
+                for done in waiting {
+                    let _ = done.send(result.clone());
+                }
+            }
+        });
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -218,7 +229,17 @@ impl Store {
     }
 }
 
-fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receiver<Vec<Job>>) {
+/// The callers of one committed batch, and what the commit came to.
+type Answered = (
+    Vec<oneshot::Sender<Result<(), DbFailure>>>,
+    Result<(), DbFailure>,
+);
+
+fn write_loop(
+    mut conn: rusqlite::Connection,
+    incoming: std::sync::mpsc::Receiver<Vec<Job>>,
+    answers: mpsc::UnboundedSender<Answered>,
+) {
     while let Ok(mut batch) = incoming.recv() {
         // Batches that queued up while the last commit was syncing share the next one.
         while let Ok(more) = incoming.try_recv() {
@@ -229,8 +250,9 @@ fn write_loop(mut conn: rusqlite::Connection, incoming: std::sync::mpsc::Receive
         let started = std::time::Instant::now();
         let result = insert(&mut conn, batch.iter()).map_err(|e| DbFailure::from(&e));
         crate::metrics::commit_done(started.elapsed(), result.is_ok());
-        for job in batch {
-            let _ = job.done.send(result.clone());
+        let waiting = batch.into_iter().map(|job| job.done).collect();
+        if answers.send((waiting, result)).is_err() {
+            break;
         }
     }
 }
