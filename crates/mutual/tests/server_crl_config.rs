@@ -444,12 +444,7 @@ fn conditional_gets_of_the_crl_beside_openbao() {
     println!("mutual   after a revocation, If-None-Match: {tag}: {code}, ETag {new_tag:?}");
     assert_eq!(code, 200);
     assert_ne!(new_tag.as_deref(), Some(tag.as_str()));
-    let (ok, text) = openssl(
-        dir.path(),
-        &["crl", "-inform", "DER", "-in", "body", "-noout", "-text"],
-    );
-    assert!(ok, "{text}");
-    assert!(crl_serials(&text).contains(&hex(&serial)), "{text}");
+    assert_crl_lists(dir.path(), "body", &serial);
     assert_ne!(new_crl, crl);
     let metrics = get(&ours, "sys/metrics").1;
     assert!(
@@ -530,12 +525,7 @@ fn only_what_changes_a_crl_moves_it() {
     );
     assert_eq!(code, 200);
     assert_ne!(moved.as_deref(), Some(tag.as_str()));
-    let (ok, text) = openssl(
-        dir.path(),
-        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
-    );
-    assert!(ok, "{text}");
-    assert!(crl_serials(&text).contains(&hex(&serial)), "{text}");
+    assert_crl_lists(dir.path(), "crl.der", &serial);
 
     post(
         &s,
@@ -554,4 +544,14 @@ fn only_what_changes_a_crl_moves_it() {
     );
     println!("after root/replace: {}", issuer.trim());
     assert!(ok && issuer.contains("CRL Root Two"), "{issuer}");
+}
+
+/// Asserts that the DER CRL in `dir/file` lists `serial`, as `openssl crl` reads it.
+fn assert_crl_lists(dir: &std::path::Path, file: &str, serial: &str) {
+    let (ok, text) = openssl(
+        dir,
+        &["crl", "-inform", "DER", "-in", file, "-noout", "-text"],
+    );
+    assert!(ok, "{text}");
+    assert!(crl_serials(&text).contains(&hex(serial)), "{text}");
 }
