@@ -13,7 +13,7 @@ use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use mutual_pki::key::KeyType;
-use mutual_tls::{CallError, ClientTls};
+use mutual_tls::{CallError, ClientTls, Identity};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -184,9 +184,9 @@ impl CaClient {
     }
 
     /// Renews by certificate: a new key, the CSR to `/renew` over mTLS with the current chain
-    /// and key (files). `NoRenewal` when no node offers it (plain http, 404) or the
+    /// and key (in memory). `NoRenewal` when no node offers it (plain http, 404) or the
     /// certificate is refused (403).
-    pub async fn renew(&self, req: &Request, cert: &Path, key: &Path) -> Result<Pems, ClientError> {
+    pub async fn renew(&self, req: &Request, current: &Identity) -> Result<Pems, ClientError> {
         if !self.nodes.iter().any(|n| n.https) {
             return Err(ClientError::NoRenewal(
                 "renewal by certificate needs an https:// --addr (mTLS); over http give a token"
@@ -200,7 +200,7 @@ impl CaClient {
                 &format!("{}/renew", req.mount),
                 None,
                 Some(json!({ "csr": csr })),
-                Some((cert, key)),
+                Some(current),
                 true,
             )
             .await;
@@ -343,7 +343,7 @@ impl CaClient {
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
-        identity: Option<(&Path, &Path)>,
+        identity: Option<&Identity>,
         https_only: bool,
     ) -> Result<(String, Value), ClientError> {
         let mut last = String::new();
@@ -409,7 +409,7 @@ impl CaClient {
         path: &str,
         token: Option<&str>,
         body: Option<&Value>,
-        identity: Option<(&Path, &Path)>,
+        identity: Option<&Identity>,
         timeout: Duration,
     ) -> Outcome {
         let payload = body
@@ -437,15 +437,15 @@ impl CaClient {
         uri: &str,
         token: Option<&str>,
         payload: Bytes,
-        identity: Option<(&Path, &Path)>,
+        identity: Option<&Identity>,
     ) -> Outcome {
         // Built per call: a CA file rotated on disk is read at the next attempt.
         let mut builder = ClientTls::builder();
         if let Some(ca) = &self.cacert {
             builder = builder.ca(ca);
         }
-        if let Some((cert, key)) = identity {
-            builder = builder.cert(cert).key(key);
+        if let Some(id) = identity {
+            builder = builder.identity(id.clone());
         }
         let tls = match builder.build() {
             Ok(t) => t,

@@ -36,7 +36,7 @@ pub mod material;
 pub mod source;
 pub mod timing;
 
-use std::path::Path;
+use mutual_tls::Identity;
 
 pub use client::{CaClient, ClientError, Request};
 pub use feed::Feed;
@@ -64,16 +64,16 @@ impl Via {
     }
 }
 
-/// One attempt: renew by certificate when we hold one (files `cert`, `key`), and enroll with
-/// the token when there is none or the CA offers no renewal by certificate.
+/// One attempt: renew by certificate when we hold one (its chain and key, in memory), and
+/// enroll with the token when there is none or the CA offers no renewal by certificate.
 pub async fn obtain(
     client: &CaClient,
     req: &Request,
     token: Option<&str>,
-    current: Option<(&Path, &Path)>,
+    current: Option<&Identity>,
 ) -> Result<(Pems, Via), ClientError> {
-    if let Some((cert, key)) = current {
-        match client.renew(req, cert, key).await {
+    if let Some(identity) = current {
+        match client.renew(req, identity).await {
             Ok(p) => return Ok((p, Via::Certificate)),
             Err(ClientError::NoRenewal(why)) => match token {
                 Some(_) => tracing::debug!(reason = %why, "renewing with the token"),

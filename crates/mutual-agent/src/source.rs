@@ -3,9 +3,8 @@
 //! subscribes and calls `ServerTls::swap(material.server_material(..))`: build, validate (done
 //! by [`Material::from_pems`]), swap; connections in flight keep what they had.
 //!
-//! The current chain and key are also kept in a private temporary directory (mode 0700, key
-//! 0600): `mutual-tls`'s `ClientTls`, which the renewal over mTLS uses, reads its identity from
-//! files.
+//! The key lives in memory only: the renewal over mTLS presents the current [`Material`]'s
+//! identity as it is, so a process that is killed leaves no key behind on disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::{CaClient, ClientError, Request};
-use crate::files::OutDir;
 use crate::material::Material;
 use crate::timing::{CertState, Plan};
 
@@ -98,11 +96,6 @@ impl Source {
         config: SourceConfig,
         patience: Duration,
     ) -> Result<Source, ClientError> {
-        let dir = tempfile::Builder::new()
-            .prefix("mutual-source")
-            .tempdir()
-            .map_err(|e| ClientError::Local(format!("private directory: {e}")))?;
-        let out = OutDir::open(dir.path()).map_err(|e| ClientError::Local(e.to_string()))?;
         let deadline = Instant::now() + patience;
         let pems = loop {
             match crate::obtain(
@@ -121,11 +114,11 @@ impl Source {
                 Err(e) => return Err(e),
             }
         };
-        let first = publishable(&out, pems)?;
+        let first = publishable(pems)?;
         tracing::info!(serial = %first.serial, subject = %first.subject, decision = "enrolled", "certificate source ready");
         let (tx, rx) = watch::channel(Arc::new(first));
         let stats = Arc::new(Stats::default());
-        let task = tokio::spawn(renew_loop(config, out, tx, dir, Arc::clone(&stats)));
+        let task = tokio::spawn(renew_loop(config, tx, Arc::clone(&stats)));
         Ok(Source { rx, task, stats })
     }
 
@@ -145,21 +138,11 @@ impl Source {
     }
 }
 
-fn publishable(out: &OutDir, pems: crate::Pems) -> Result<Material, ClientError> {
-    let now = OffsetDateTime::now_utc();
-    let material = Material::from_pems(pems, Some(now)).map_err(ClientError::Local)?;
-    out.write(&material.pems, now)
-        .map_err(|e| ClientError::Local(e.to_string()))?;
-    Ok(material)
+fn publishable(pems: crate::Pems) -> Result<Material, ClientError> {
+    Material::from_pems(pems, Some(OffsetDateTime::now_utc())).map_err(ClientError::Local)
 }
 
-async fn renew_loop(
-    config: SourceConfig,
-    out: OutDir,
-    tx: watch::Sender<Arc<Material>>,
-    _dir: tempfile::TempDir,
-    stats: Arc<Stats>,
-) {
+async fn renew_loop(config: SourceConfig, tx: watch::Sender<Arc<Material>>, stats: Arc<Stats>) {
     let plan = config.plan;
     let host = config.request.common_name.clone();
     let mut failures = 0u32;
@@ -172,16 +155,14 @@ async fn renew_loop(
                 tokio::time::sleep(renew_in).await;
             }
         }
-        let cert = out.file("cert.pem");
-        let key = out.file("key.pem");
         let result = crate::obtain(
             &config.client,
             &config.request,
             config.token.as_deref(),
-            Some((&cert, &key)),
+            Some(&held.identity),
         )
         .await
-        .and_then(|(pems, via)| Ok((publishable(&out, pems)?, via)));
+        .and_then(|(pems, via)| Ok((publishable(pems)?, via)));
         match result {
             Ok((m, via)) => {
                 failures = 0;

@@ -23,12 +23,13 @@ use crate::explain::{is_certificate_alert, CertificateRefused};
 use crate::load::{crls_from_files, provider, Identity, LoadError, TrustStore};
 use crate::verifier::{ConnServerVerifier, Observed, RecordingResolver};
 
-/// Builds a [`ClientTls`] from files.
+/// Builds a [`ClientTls`] from files (or an identity already in memory).
 #[derive(Debug, Clone, Default)]
 pub struct ClientTlsBuilder {
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    identity: Option<Identity>,
     crls: Vec<PathBuf>,
     accept_any_server: bool,
     tls12_only: bool,
@@ -50,6 +51,12 @@ impl ClientTlsBuilder {
     /// Our private key.
     pub fn key(mut self, path: impl Into<PathBuf>) -> Self {
         self.key = Some(path.into());
+        self
+    }
+    /// Our chain and key already in memory (a certificate source's), instead of `cert` and
+    /// `key`: a process that renews in memory never writes its key to disk.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
         self
     }
     /// A CRL for the server's chain; when any is given, every certificate must be covered.
@@ -87,9 +94,14 @@ impl ClientTlsBuilder {
             (_, true) => None,
             (None, false) => return Err(LoadError::Config("--ca is required".into())),
         };
-        let identity = match (&self.cert, &self.key) {
-            (Some(c), Some(k)) => Some(Identity::from_files(c, k)?),
-            (None, None) => None,
+        let identity = match (&self.cert, &self.key, self.identity) {
+            (Some(c), Some(k), None) => Some(Identity::from_files(c, k)?),
+            (None, None, given) => given,
+            (Some(_), Some(_), Some(_)) => {
+                return Err(LoadError::Config(
+                    "an identity in memory and --cert/--key are two identities: give one".into(),
+                ))
+            }
             _ => {
                 return Err(LoadError::Config(
                     "--cert and --key go together: give both or neither".into(),
@@ -607,5 +619,63 @@ mod tests {
         assert_eq!((t.port, t.path.as_str()), (443, "/?x=1"));
         assert!(Target::parse("http://x").is_err());
         assert!(Target::parse("https://x:notaport/").is_err());
+    }
+
+    #[test]
+    fn an_identity_comes_from_files_or_memory_never_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let req = mutual_pki::ca::RootRequest {
+            common_name: "Builder Root".into(),
+            ..Default::default()
+        };
+        let root = mutual_pki::ca::generate_root(&req, time::OffsetDateTime::now_utc()).unwrap();
+        let (ca, cert, key) = (
+            dir.path().join("ca.pem"),
+            dir.path().join("cert.pem"),
+            dir.path().join("key.pem"),
+        );
+        std::fs::write(&ca, &root.cert_pem).unwrap();
+        std::fs::write(&cert, &root.cert_pem).unwrap();
+        std::fs::write(&key, root.key.to_pem().as_bytes()).unwrap();
+        let held = Identity::from_files(&cert, &key).unwrap();
+        // (cert file, key file, identity in memory) -> the identity presented, or the error's start
+        let cases: [(bool, bool, bool, Result<bool, &str>); 6] = [
+            (false, false, false, Ok(false)),
+            (true, true, false, Ok(true)),
+            (false, false, true, Ok(true)),
+            (
+                true,
+                true,
+                true,
+                Err("an identity in memory and --cert/--key"),
+            ),
+            (true, false, true, Err("--cert and --key go together")),
+            (false, true, false, Err("--cert and --key go together")),
+        ];
+        for (with_cert, with_key, in_memory, want) in cases {
+            let mut b = ClientTls::builder().ca(&ca);
+            if with_cert {
+                b = b.cert(&cert);
+            }
+            if with_key {
+                b = b.key(&key);
+            }
+            if in_memory {
+                b = b.identity(held.clone());
+            }
+            let case = (with_cert, with_key, in_memory);
+            match (b.build(), want) {
+                (Ok(c), Ok(present)) => {
+                    assert_eq!(c.identity().is_some(), present, "{case:?}");
+                    if let Some(id) = c.identity() {
+                        assert_eq!(id.chain, held.chain, "{case:?}");
+                    }
+                }
+                (Err(e), Err(start)) => {
+                    assert!(e.to_string().starts_with(start), "{case:?}: {e}")
+                }
+                (got, want) => panic!("{case:?}: got {:?}, want {want:?}", got.map(|_| ())),
+            }
+        }
     }
 }

@@ -628,6 +628,8 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
         ],
     );
     ca.url = first_line(&mut ca.child);
+    // An enrolled service, which renews by certificate in memory while the checks below run.
+    let hello = EnrolledHello::start(&s, &ca);
 
     // Renewed: same names, same role, a new serial and the CSR's key.
     let request = csr(
@@ -732,6 +734,65 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
     assert_ne!(code, 200, "{out}");
     let said = format!("{out}{err}").to_ascii_lowercase();
     assert!(said.contains("expired"), "{code}: {out}\n{err}");
+
+    // The enrolled service renewed over mTLS with the chain and key it holds in memory.
+    // Killed (as a crash or the OOM killer would), it leaves no key behind in its TMPDIR.
+    hello.renewed_by_certificate_and_killed_leaves_nothing();
+}
+
+/// `mutual serve hello --enroll` against the CA's TLS listener with 3-second certificates,
+/// its TMPDIR a directory of its own; killed by PID when dropped.
+struct EnrolledHello {
+    child: Child,
+    log: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+}
+
+impl Drop for EnrolledHello {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl EnrolledHello {
+    fn start(s: &Story, ca: &Ca) -> EnrolledHello {
+        let (log, tmp) = (s.path("hello.log"), s.path("hello-tmp"));
+        std::fs::create_dir(&tmp).expect("hello-tmp");
+        let child = Command::new(server::bin())
+            .current_dir(s.dir.path())
+            .env("TMPDIR", &tmp)
+            .env_remove("MUTUAL_TOKEN")
+            .args(["serve", "hello", "--listen", "127.0.0.1:0"])
+            .args(["--enroll", &ca.url, "--cacert", "root.pem"])
+            .args(["--token", &ca.root_token, "--role", "service"])
+            .args(["--cn", "hello.example.com", "--ttl", "3s"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("hello.log"))
+            .spawn()
+            .expect("starting mutual serve hello");
+        EnrolledHello { child, log, tmp }
+    }
+
+    fn renewed_by_certificate_and_killed_leaves_nothing(mut self) {
+        let start = Instant::now();
+        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+        while !log().contains("via=\"certificate\"") && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = log();
+        assert!(
+            text.contains("via=\"certificate\""),
+            "no renewal by certificate:\n{text}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&self.tmp)
+            .expect("hello-tmp")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        assert!(left.is_empty(), "an enrolled process left {left:?} on disk");
+    }
 }
 
 #[test]

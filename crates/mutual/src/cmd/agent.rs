@@ -314,9 +314,7 @@ impl Agent {
         held: Option<&Material>,
         usable: bool,
     ) -> Result<(Material, Via), ClientError> {
-        let cert = self.out.file("cert.pem");
-        let key = self.out.file("key.pem");
-        let current = (held.is_some() && usable).then_some((cert.as_path(), key.as_path()));
+        let current = held.filter(|_| usable).map(|m| &m.identity);
         let (pems, via) =
             obtain(&self.client, &self.request, self.token.as_deref(), current).await?;
         let now = OffsetDateTime::now_utc();
