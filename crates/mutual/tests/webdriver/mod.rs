@@ -22,6 +22,9 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
+    /// The TMPDIR of chromedriver and Chromium: the profile and scoped directories they
+    /// leave behind go with it (in /tmp, each test run left two).
+    _tmp: tempfile::TempDir,
 }
 
 impl Drop for Browser {
@@ -118,8 +121,10 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        let tmp = tempfile::tempdir().expect("a directory for the browser");
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -143,6 +148,7 @@ impl Browser {
             driver,
             port,
             session: String::new(),
+            _tmp: tmp,
         };
         let v = call(port, "POST", "/session", Some(&caps)).expect("a browser session");
         browser.session = v["sessionId"].as_str().expect("sessionId").to_string();
