@@ -206,7 +206,9 @@ fn server() -> &'static Server {
             .enable_all()
             .build()
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped, so its directory outlives the run: under the build's
+        // own temporary directory, not /tmp (where each run left one).
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let (router, token) = rt.block_on(async {
             let store = mutual_store::Store::create_ephemeral(dir.path())
                 .await
