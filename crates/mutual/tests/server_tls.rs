@@ -226,6 +226,43 @@ fn sigterm_stops_a_dev_server_and_removes_its_store() {
     drop(stalled);
 }
 
+/// `kill -9` leaves a `--dev` server no chance to remove its store (the root key among it):
+/// the next `--dev` server removes it, and leaves the store of one that still runs alone.
+#[test]
+fn the_next_dev_server_removes_the_store_of_one_that_was_killed() {
+    let live = server::mutual_dev();
+    let mut killed = server::mutual_dev();
+    let store_of = |srv: &server::Server| {
+        server::dev_store(srv.child.id())
+            .unwrap_or_else(|| panic!("no --dev store open in /proc/{}/fd", srv.child.id()))
+    };
+    let (live_store, killed_store) = (store_of(&live), store_of(&killed));
+    killed.child.kill().expect("kill -9");
+    let _ = killed.child.wait();
+    assert!(
+        killed_store.join("data").is_dir(),
+        "{} went with SIGKILL",
+        killed_store.display()
+    );
+    let next = server::mutual_dev();
+    assert!(
+        !killed_store.exists(),
+        "{} left behind",
+        killed_store.display()
+    );
+    assert!(
+        live_store.join("data").is_dir(),
+        "the store of a running server was removed: {}",
+        live_store.display()
+    );
+    let (code, answer) = server::curl(&live, "POST", "sys/mounts/pki", Some(r#"{"type":"pki"}"#));
+    assert!(
+        code < 300,
+        "the running server cannot write: {code} {answer}"
+    );
+    drop(next);
+}
+
 /// A Vault API call over the server's TLS listener with the root token; the answer's body.
 fn api(s: &Story, srv: &TlsServer, method: &str, path: &str, body: &str) -> String {
     let (code, text) = srv.call(s.dir.path(), method, path, Some(body));
