@@ -14,8 +14,29 @@ mod output;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
+/// Set by `mutual demo` (to its PID) on the services it starts: they stop when the demo ends,
+/// however it ends (`kill -9` included), instead of serving on as orphans. Their own children
+/// would inherit it and find another parent, so it is set only on services that start no
+/// `mutual` of their own.
+pub(crate) const EXIT_WITH_PARENT: &str = "MUTUAL_EXIT_WITH_PARENT";
+
+fn exit_with_parent() {
+    let Some(parent) = std::env::var(EXIT_WITH_PARENT)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    // The parent may have ended before the line above took effect.
+    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent) {
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let cli = cli::Cli::try_parse().unwrap_or_else(|e| usage(e));
+    exit_with_parent();
     // One worker per core this process may run on (taskset/cgroups are honoured), or
     // TOKIO_WORKER_THREADS when set. On one core, everything runs on the main thread: no
     // hand-over between threads and one malloc arena (bench/proxy.sh: less memory, as fast).

@@ -1,22 +1,34 @@
 //! `mutual demo` plays the whole story, checks every step, and leaves no process behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-fn processes_in(dir: &Path) -> Vec<String> {
+/// The PIDs and command lines of the processes working in `dir`.
+fn processes_in(dir: &Path) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return found;
     };
     for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
         let cwd = e.path().join("cwd");
         if let Ok(target) = std::fs::read_link(&cwd) {
             if target.starts_with(dir) {
                 let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
-                found.push(cmd.replace('\0', " "));
+                found.push((pid, cmd.replace('\0', " ")));
             }
         }
     }
     found
+}
+
+/// True while `pid` runs (an exited process not yet reaped does not).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
 }
 
 #[test]
@@ -62,4 +74,104 @@ fn the_demo_plays_the_story_and_cleans_up() {
     // The narrated commands are real: the store and certificates are there to reuse.
     assert!(dir.join("data/mutual.db").exists());
     assert!(dir.join("certs/www.example.com.crt").exists());
+}
+
+/// `mutual demo` with its own TMPDIR and stdout in `DIR/demo.out`.
+fn spawn_demo(tmp: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mutual"))
+        .arg("demo")
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(tmp.join("demo.out")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 2 minutes) until the demo has printed `line`; then its working directory and
+/// the services that run in it, by PID (once the directory is gone, none is found by it).
+fn demo_at(
+    tmp: &Path,
+    demo: &mut std::process::Child,
+    line: &str,
+) -> (PathBuf, Vec<(u32, String)>) {
+    let started = std::time::Instant::now();
+    let read = || std::fs::read_to_string(tmp.join("demo.out")).unwrap_or_default();
+    while !read().contains(line) {
+        if let Ok(Some(status)) = demo.try_wait() {
+            panic!("the demo ended ({status}) before {line:?}:\n{}", read());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no {line:?}:\n{}",
+            read()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let workdir = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mutual-demo.")
+        })
+        .expect("the demo's temporary directory");
+    // The line is printed just before the command starts.
+    let mut services = processes_in(&workdir);
+    while services.is_empty() && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        services = processes_in(&workdir);
+    }
+    assert!(
+        !services.is_empty(),
+        "no service runs in {}",
+        workdir.display()
+    );
+    (workdir, services)
+}
+
+/// Waits (at most 10 s) for `services` to end; those still running are killed and named.
+fn assert_gone(services: &[(u32, String)]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let left = || -> Vec<&(u32, String)> { services.iter().filter(|(p, _)| runs(*p)).collect() };
+    while !left().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let orphans = left();
+    for (pid, _) in &orphans {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    assert!(orphans.is_empty(), "services left running: {orphans:?}");
+}
+
+/// A demo ended by a signal leaves nothing running and no key behind: `kill` (SIGTERM) during
+/// the story removes its temporary directory (the CA's key among it) and exits 143; even
+/// `kill -9`, which nothing can catch, takes its services down with it (the kernel's
+/// parent-death signal: no terminal passes Ctrl-C on to them here).
+#[test]
+fn a_demo_ended_by_a_signal_leaves_neither_services_nor_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = spawn_demo(tmp.path(), &[]);
+    let (workdir, services) = demo_at(tmp.path(), &mut demo, "$ mutual serve hello");
+    let killed = std::process::Command::new("kill")
+        .arg(demo.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(demo.wait().unwrap().code(), Some(143));
+    assert!(!workdir.exists(), "{} left behind", workdir.display());
+    assert_gone(&services);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = spawn_demo(tmp.path(), &["--keep"]);
+    let (_, services) = demo_at(tmp.path(), &mut demo, "The services keep running");
+    demo.kill().expect("kill -9");
+    let _ = demo.wait();
+    assert_gone(&services);
 }

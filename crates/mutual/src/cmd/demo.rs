@@ -176,6 +176,8 @@ impl Demo {
             .current_dir(&self.dir)
             .env("MUTUAL_DATA", self.dir.join("data"))
             .env("NO_COLOR", "1")
+            // It stops when the demo ends, even by `kill -9` (see main.rs).
+            .env(crate::EXIT_WITH_PARENT, std::process::id().to_string())
             .args(&full)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -338,15 +340,53 @@ fn shell_quote(s: &str) -> String {
 
 /// Runs the demo.
 pub async fn run(a: DemoArgs) -> Result<()> {
+    let (dir, temp) = workdir(&a)?;
+    let doomed = temp.as_ref().map(|t| t.path().to_path_buf());
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let keeping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kept = std::sync::Arc::clone(&keeping);
     // The demo drives child processes and waits on them; keep that off the async workers.
-    tokio::task::spawn_blocking(move || run_blocking(a))
-        .await
-        .context("the demo task failed")?
+    let mut task = tokio::task::spawn_blocking(move || run_blocking(a, dir, temp, &kept, stopped));
+    tokio::select! {
+        done = &mut task => done.context("the demo task failed")?,
+        code = stop_signal() => {
+            if keeping.load(std::sync::atomic::Ordering::SeqCst) {
+                // `--keep` after the story: the signal is how it ends, cleanly.
+                let _ = stop.send(());
+                return task.await.context("the demo task failed")?;
+            }
+            // Ctrl-C, `kill` or a closed terminal during the story: the temporary directory
+            // (the CA's key among it) goes too; the services stop with this process
+            // (MUTUAL_EXIT_WITH_PARENT).
+            if let Some(d) = doomed {
+                let _ = fs::remove_dir_all(d);
+            }
+            eprintln!("mutual demo: stopped");
+            std::process::exit(code)
+        }
+    }
 }
 
-fn run_blocking(a: DemoArgs) -> Result<()> {
-    let started = Instant::now();
-    let (dir, _temp) = match &a.dir {
+/// The exit status for SIGINT, SIGTERM or SIGHUP, when one comes.
+async fn stop_signal() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+        _ = hup.recv() => 129,
+    }
+}
+
+/// `--dir`, or a new temporary directory (removed with the returned guard).
+fn workdir(a: &DemoArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match &a.dir {
         Some(d) => {
             if d.join("data").exists() {
                 bail!(
@@ -364,7 +404,17 @@ fn run_blocking(a: DemoArgs) -> Result<()> {
                 .context("creating a temporary directory")?;
             (t.path().to_path_buf(), Some(t))
         }
-    };
+    })
+}
+
+fn run_blocking(
+    a: DemoArgs,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    keeping: &std::sync::atomic::AtomicBool,
+    stopped: std::sync::mpsc::Receiver<()>,
+) -> Result<()> {
+    let started = Instant::now();
     fs::create_dir_all(dir.join("logs"))?;
     fs::create_dir_all(dir.join("certs"))?;
     let color = std::env::var_os("NO_COLOR").is_none()
@@ -422,13 +472,8 @@ fn run_blocking(a: DemoArgs) -> Result<()> {
         for s in &d.services {
             println!("   {}  log: {}", s.name, s.log.display());
         }
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let handle = tokio::runtime::Handle::current();
-        handle.spawn(async move {
-            super::proxy::wait_for_shutdown().await;
-            let _ = tx.send(());
-        });
-        let _ = rx.recv();
+        keeping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = stopped.recv();
     }
     let failed = d.failures.len();
     drop(d);
