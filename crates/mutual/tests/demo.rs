@@ -164,9 +164,11 @@ fn a_demo_ended_by_a_signal_leaves_neither_services_nor_keys() {
         .status()
         .unwrap();
     assert!(killed.success());
-    assert_eq!(demo.wait().unwrap().code(), Some(143));
-    assert!(!workdir.exists(), "{} left behind", workdir.display());
+    let status = demo.wait().unwrap();
+    // First, so that a failure does not leave the services running.
     assert_gone(&services);
+    assert_eq!(status.code(), Some(143));
+    assert!(!workdir.exists(), "{} left behind", workdir.display());
 
     let tmp = tempfile::tempdir().unwrap();
     let mut demo = spawn_demo(tmp.path(), &["--keep"]);
