@@ -12,11 +12,15 @@
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
+
+#[path = "support/child.rs"]
+mod child;
+use child::Running;
 
 /// The store's database file in a data directory.
 const DB_FILE: &str = "mutual.db";
@@ -46,15 +50,6 @@ fn free_port() -> u16 {
 }
 
 /// A child process killed by its PID when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("running a command")
 }
@@ -79,11 +74,11 @@ struct Acme {
     addr: String,
     http_port: u16,
     tls_port: u16,
-    _server: Proc,
-    _dns: Proc,
+    _server: Running,
+    _dns: Running,
 }
 
-fn start_server(data: &Path, extra: &[&str], log: &Path) -> (Proc, String) {
+fn start_server(data: &Path, extra: &[&str], log: &Path) -> (Running, String) {
     let mut child = Command::new(bin())
         .args(["server", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
@@ -103,7 +98,7 @@ fn start_server(data: &Path, extra: &[&str], log: &Path) -> (Proc, String) {
         .strip_prefix("mutual server listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_string();
-    (Proc(child), addr)
+    (Running::new(child), addr)
 }
 
 impl Acme {
@@ -217,7 +212,7 @@ impl Acme {
             http_port,
             tls_port,
             _server: server,
-            _dns: Proc(dns),
+            _dns: Running::new(dns),
         };
         acme.api(
             "POST",
@@ -736,31 +731,7 @@ fn bad_inputs_get_their_acme_problem_and_nothing_is_issued() {
         "{detail}"
     );
 
-    let web = a.path("web");
-    let challenge_dir = web.join(".well-known/acme-challenge");
-    std::fs::create_dir_all(&challenge_dir).unwrap();
-    let _http = Proc(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &a.http_port.to_string(),
-                "--directory",
-            ])
-            .arg(&web)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let up = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", a.http_port)).is_err()
-        && up.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_http, challenge_dir) = challenge_server(&a);
     let (authz, _) = c.solve(&c.order("www.example.com"), "http-01", |t| {
         std::fs::write(challenge_dir.join(t), "not-the-key-authorization").unwrap();
     });
@@ -1042,7 +1013,7 @@ fn caddy_obtains_its_certificate_and_serves_https_with_it() {
         ),
     )
     .unwrap();
-    let _caddy = Proc(
+    let _caddy = Running::new(
         Command::new("caddy")
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&caddyfile)
@@ -1072,7 +1043,7 @@ fn traefik_obtains_a_routers_certificate_and_serves_with_it() {
     }
     let a = Acme::new(&[]);
     let echo_port = free_port();
-    let _echo = Proc(
+    let _echo = Running::new(
         Command::new(bin())
             .args([
                 "serve",
@@ -1111,7 +1082,7 @@ fn traefik_obtains_a_routers_certificate_and_serves_with_it() {
         ),
     )
     .unwrap();
-    let _traefik = Proc(
+    let _traefik = Running::new(
         Command::new("traefik")
             .arg(format!("--configFile={}", config.display()))
             .env("LEGO_CA_CERTIFICATES", a.root())
@@ -1131,11 +1102,11 @@ fn traefik_obtains_a_routers_certificate_and_serves_with_it() {
 }
 
 /// Serves `.well-known/acme-challenge/` from a directory on the http-01 port.
-fn challenge_server(a: &Acme) -> (Proc, PathBuf) {
+fn challenge_server(a: &Acme) -> (Running, PathBuf) {
     let web = a.path("web");
     let dir = web.join(".well-known/acme-challenge");
     std::fs::create_dir_all(&dir).unwrap();
-    let p = Proc(
+    let p = Running::new(
         Command::new("python3")
             .args([
                 "-m",

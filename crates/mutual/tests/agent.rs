@@ -4,27 +4,18 @@
 //! killed by its PID; every wait is bounded.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
 mod lifecycle;
 mod server;
+use child::Running;
 use lifecycle::{bin, free_port, Ca};
 
-/// `mutual agent` with these extra arguments; stderr goes to `DIR/agent.log`.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `mutual agent` with these extra arguments.
 fn agent_cmd(ca_addr: &str, token: &str, out: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args([
@@ -38,27 +29,19 @@ fn agent_cmd(ca_addr: &str, token: &str, out: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-impl Agent {
-    fn start(ca_addr: &str, token: &str, out: &Path, log: &Path, args: &[&str]) -> Agent {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("agent log");
-        let child = agent_cmd(ca_addr, token, out, args)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("starting mutual agent");
-        Agent {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// `mutual agent`, its stderr appended to `log`.
+fn start_agent(ca_addr: &str, token: &str, out: &Path, log: &Path, args: &[&str]) -> Running {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("agent log");
+    let child = agent_cmd(ca_addr, token, out, args)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("starting mutual agent");
+    Running::logged(child, log)
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
@@ -154,7 +137,7 @@ fn enrolls_then_renews_with_a_new_serial_and_runs_the_hook() {
     // The first node is down: the agent logs it and fails over to the second.
     let addrs = format!("http://127.0.0.1:{},{}", free_port(), ca.addr());
     let exec = format!("echo x >> {}", hook_count.display());
-    let agent = Agent::start(
+    let agent = start_agent(
         &addrs,
         &ca.token,
         &out,
@@ -291,7 +274,7 @@ fn kill_9_at_random_moments_never_leaves_a_torn_or_mismatched_pair() {
     let mut kills = 0;
     // 3 s certificates renew every ~2 s; each agent lives a random 0–2.5 s.
     while kills < 50 && start.elapsed() < Duration::from_secs(150) {
-        let mut agent = Agent::start(
+        let mut agent = start_agent(
             &ca.addr(),
             &ca.token,
             &out,
@@ -331,7 +314,7 @@ fn the_ca_down_across_a_renewal_point() {
     let mut ca = Ca::new(tmp.path());
     let out = tmp.path().join("out");
     let admin = format!("127.0.0.1:{}", free_port());
-    let agent = Agent::start(
+    let agent = start_agent(
         &ca.addr(),
         &ca.token,
         &out,
@@ -447,7 +430,7 @@ fn bad_input_is_one_clear_line_and_no_retry_storm() {
 
     // ... and as a daemon, no retry storm: one attempt, then the cap.
     let admin = format!("127.0.0.1:{}", free_port());
-    let agent = Agent::start(
+    let agent = start_agent(
         &ca.addr(),
         &ca.token,
         &out,
@@ -744,7 +727,7 @@ fn renews_over_https_with_cacert() {
     );
 
     let out = dir.join("out");
-    let agent = Agent::start(
+    let agent = start_agent(
         &addr,
         "root",
         &out,
@@ -792,19 +775,12 @@ fn signals_the_service_after_a_new_certificate() {
         seen.display(),
         ready.display()
     );
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let service = Kill(Command::new("sh").arg("-c").arg(&script).spawn().unwrap());
+    let service = Running::new(Command::new("sh").arg("-c").arg(&script).spawn().unwrap());
     // A SIGHUP before the trap is set would end the shell: wait until it says it is set.
     wait_for("the service's trap", Duration::from_secs(10), || {
         ready.exists()
     });
-    let spec = format!("{}:HUP", service.0.id());
+    let spec = format!("{}:HUP", service.id());
     let out = tmp.path().join("out");
     let (code, _, err) = once(
         &ca.addr(),

@@ -5,27 +5,20 @@
 //! real, renewable lease, so the agent logs in once instead of in a loop (the audit log counts
 //! the logins; with the lease of 0 that `cert` logins used to get, it counted 12513 in 25s).
 
+#[path = "support/child.rs"]
+mod child;
 mod common;
 mod server;
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use child::Running;
 use serde_json::{json, Value};
 use server::{audit_entries, curl, have_bao, mutual_dev_with};
-
-/// The agent, killed by its PID when dropped.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[track_caller]
 fn ok((code, body): (u16, String)) -> Value {
@@ -166,7 +159,7 @@ template {{
     )
     .unwrap();
     let agent_log = std::fs::File::create(work.join("agent.log")).unwrap();
-    let agent = Agent(
+    let agent = Running::new(
         Command::new("bao")
             .arg("agent")
             .arg(format!("-config={}", work.join("agent.hcl").display()))

@@ -153,7 +153,8 @@ fn assert_gone(services: &[(u32, String)]) {
 /// A demo ended by a signal leaves nothing running and no key behind: `kill` (SIGTERM) during
 /// the story removes its temporary directory (the CA's key among it) and exits 143; even
 /// `kill -9`, which nothing can catch, takes its services down with it (the kernel's
-/// parent-death signal: no terminal passes Ctrl-C on to them here).
+/// parent-death signal: no terminal passes Ctrl-C on to them here), and the next demo removes
+/// the directory it left.
 #[test]
 fn a_demo_ended_by_a_signal_leaves_neither_services_nor_keys() {
     let tmp = tempfile::tempdir().unwrap();
@@ -172,8 +173,30 @@ fn a_demo_ended_by_a_signal_leaves_neither_services_nor_keys() {
 
     let tmp = tempfile::tempdir().unwrap();
     let mut demo = spawn_demo(tmp.path(), &["--keep"]);
-    let (_, services) = demo_at(tmp.path(), &mut demo, "The services keep running");
+    let (workdir, services) = demo_at(tmp.path(), &mut demo, "The services keep running");
     demo.kill().expect("kill -9");
     let _ = demo.wait();
     assert_gone(&services);
+    // Its directory outlives it; the next demo removes it (it holds no lock any more).
+    assert!(workdir.exists(), "{} was not left", workdir.display());
+    let mut next = spawn_demo(tmp.path(), &[]);
+    let started = std::time::Instant::now();
+    while workdir.exists() && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if workdir.exists() {
+        // (Its services stop with it.)
+        let _ = next.kill();
+        let _ = next.wait();
+        panic!("the next demo left {} (killed) in place", workdir.display());
+    }
+    // Only the next demo's own directory is left to find now.
+    let (own, services) = demo_at(tmp.path(), &mut next, "$ mutual serve hello");
+    let _ = std::process::Command::new("kill")
+        .arg(next.id().to_string())
+        .status();
+    let status = next.wait().unwrap();
+    assert_gone(&services);
+    assert_eq!(status.code(), Some(143));
+    assert!(!own.exists(), "{} left behind", own.display());
 }

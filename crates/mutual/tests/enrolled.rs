@@ -8,12 +8,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
 mod lifecycle;
+use child::Running;
 use lifecycle::{bin, free_port, Ca};
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
@@ -68,53 +71,32 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A `mutual` process killed by its PID on drop; stdout and stderr go to one log file.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Starts `mutual ARGS` and waits (bounded) until its log holds `ready`.
-    fn start(args: &[&str], log: &Path, ready: &str) -> Proc {
-        let file = std::fs::File::create(log).expect("log file");
-        let child = Command::new(bin())
-            .args(args)
-            .env_remove("MUTUAL_TOKEN")
-            .env_remove("MUTUAL_ADDR")
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("starting mutual");
-        let mut p = Proc {
-            child,
-            log: log.to_path_buf(),
-        };
-        let start = Instant::now();
-        while !p.log().contains(ready) {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("mutual {args:?} exited ({status}):\n{}", p.log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "mutual {args:?} not ready:\n{}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+/// Starts `mutual ARGS`, stdout and stderr to one log file, and waits (bounded) until the log
+/// holds `ready`.
+fn start_mutual(args: &[&str], log: &Path, ready: &str) -> Running {
+    let file = std::fs::File::create(log).expect("log file");
+    let child = Command::new(bin())
+        .args(args)
+        .env_remove("MUTUAL_TOKEN")
+        .env_remove("MUTUAL_ADDR")
+        .stdout(file.try_clone().expect("log file"))
+        .stderr(file)
+        .spawn()
+        .expect("starting mutual");
+    let mut p = Running::logged(child, log);
+    let start = Instant::now();
+    while !p.log().contains(ready) {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("mutual {args:?} exited ({status}):\n{}", p.log());
         }
-        p
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "mutual {args:?} not ready:\n{}",
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    p
 }
 
 /// `--enroll` and its companions for a server certificate good for 127.0.0.1.
@@ -251,7 +233,7 @@ fn rotation_under_load_with_zero_failed_requests() {
     let ca = Ca::new(tmp.path());
     let addr = ca.addr();
     let echo_port = free_port();
-    let _echo = Proc::start(
+    let _echo = start_mutual(
         &[
             "serve",
             "echo",
@@ -264,7 +246,7 @@ fn rotation_under_load_with_zero_failed_requests() {
     // The client: files from `mutual agent`, renewed like the servers.
     let alice = tmp.path().join("alice");
     let alice_dir = alice.to_string_lossy().into_owned();
-    let _agent = Proc::start(
+    let _agent = start_mutual(
         &[
             "agent",
             "--addr",
@@ -300,7 +282,7 @@ fn rotation_under_load_with_zero_failed_requests() {
             .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = Proc::start(
+    let proxy = start_mutual(
         &args,
         &tmp.path().join("proxy.log"),
         "mutual proxy listening on https://",
@@ -308,7 +290,7 @@ fn rotation_under_load_with_zero_failed_requests() {
     let listen = format!("127.0.0.1:{hello_port}");
     let mut args = vec!["serve", "hello", "--listen", &listen];
     args.extend(enroll_args(&addr, &ca.token, "hello.example.com", "9s"));
-    let hello = Proc::start(&args, &tmp.path().join("hello.log"), "serving hello on");
+    let hello = start_mutual(&args, &tmp.path().join("hello.log"), "serving hello on");
     // A client identity in memory: `mutual tunnel` enrolled, in front of the enrolled proxy.
     let tunnel_listen = format!("127.0.0.1:{}", free_port());
     let upstream = format!("https://127.0.0.1:{proxy_port}");
@@ -320,7 +302,7 @@ fn rotation_under_load_with_zero_failed_requests() {
         &upstream,
     ];
     args.extend(enroll_args(&addr, &ca.token, "tunnel.example.com", "9s"));
-    let tunnel = Proc::start(
+    let tunnel = start_mutual(
         &args,
         &tmp.path().join("tunnel.log"),
         "mutual tunnel listening",
@@ -397,7 +379,7 @@ fn the_ca_down_across_a_renewal_point_keeps_the_proxy_serving() {
     let mut ca = Ca::new(tmp.path());
     let addr = ca.addr();
     let echo_port = free_port();
-    let _echo = Proc::start(
+    let _echo = start_mutual(
         &[
             "serve",
             "echo",
@@ -436,7 +418,7 @@ fn the_ca_down_across_a_renewal_point_keeps_the_proxy_serving() {
         &admin,
     ];
     args.extend(enroll_args(&addr, &ca.token, "proxy.example.com", "20s"));
-    let proxy = Proc::start(
+    let proxy = start_mutual(
         &args,
         &tmp.path().join("proxy.log"),
         "mutual proxy listening on https://",
@@ -602,7 +584,7 @@ fn ca_rotation_under_load_with_zero_failed_requests() {
     let ca = Ca::new(tmp.path());
     let addr = ca.addr();
     let echo_port = free_port();
-    let _echo = Proc::start(
+    let _echo = start_mutual(
         &[
             "serve",
             "echo",
@@ -614,7 +596,7 @@ fn ca_rotation_under_load_with_zero_failed_requests() {
     );
     let alice = tmp.path().join("alice");
     let alice_dir = alice.to_string_lossy().into_owned();
-    let _agent = Proc::start(
+    let _agent = start_mutual(
         &[
             "agent",
             "--addr",
@@ -650,7 +632,7 @@ fn ca_rotation_under_load_with_zero_failed_requests() {
             .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = Proc::start(
+    let proxy = start_mutual(
         &args,
         &tmp.path().join("proxy.log"),
         "mutual proxy listening on https://",

@@ -4,14 +4,17 @@
 //! naming him and the rule; a caller without a certificate gets UNAUTHENTICATED; the caller's
 //! deadline reaches the backend as `grpc-timeout` and a slow call ends in DEADLINE_EXCEEDED.
 
+#[path = "support/child.rs"]
+mod child;
 mod common;
 mod proxying;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use child::Running;
 use common::Story;
 use proxying::{curl, Proc};
 
@@ -43,7 +46,7 @@ fn python() -> String {
 
 /// The Python backend, killed by its own PID when dropped.
 struct Backend {
-    child: Child,
+    _proc: Running,
     port: u16,
 }
 
@@ -56,6 +59,7 @@ impl Backend {
             .spawn()
             .expect("starting python3 (scripts/install-test-deps installs grpcio)");
         let stdout = child.stdout.take().expect("stdout");
+        let proc = Running::new(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -65,20 +69,11 @@ impl Backend {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(port)) => Backend { child, port },
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the grpcio backend did not start (is grpcio installed? scripts/install-test-deps)");
-            }
+            Ok(Some(port)) => Backend { _proc: proc, port },
+            _ => panic!(
+                "the grpcio backend did not start (is grpcio installed? scripts/install-test-deps)"
+            ),
         }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

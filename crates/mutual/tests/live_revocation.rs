@@ -5,6 +5,8 @@
 //! and her saved TLS session (`openssl s_client -sess_in`), while Bob keeps getting 200. With
 //! the CA down the proxy keeps its last state, or with `fail_closed` refuses after the limit.
 
+#[path = "support/child.rs"]
+mod child;
 mod common;
 mod proxying;
 mod server;
@@ -13,6 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use child::Running;
 use common::Story;
 use proxying::{curl, echo, proxy, Proc};
 use serde_json::{json, Value};
@@ -76,7 +79,7 @@ fn pki(s: &Story, ca: &server::Server) -> String {
 
 /// A caller holding one connection for `seconds` (held.py); its answers, one JSON each.
 struct Held {
-    child: std::process::Child,
+    proc: Running,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -104,32 +107,29 @@ impl Held {
                 let _ = tx.send(l);
             }
         });
-        Held { child, lines }
+        Held {
+            proc: Running::new(child),
+            lines,
+        }
     }
 
     /// Every answer, once the script ended (bounded).
     fn finish(mut self) -> Vec<Value> {
         let started = Instant::now();
-        while self.child.try_wait().expect("waiting").is_none() {
+        let child = &mut self.proc.child;
+        while child.try_wait().expect("waiting").is_none() {
             if started.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
+                let _ = child.kill();
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.wait();
+        let _ = child.wait();
         std::thread::sleep(Duration::from_millis(100));
         self.lines
             .try_iter()
             .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,6 +3,8 @@
 //! bootstrap tokens, renews over mTLS with `--cert/--key`, long-polls the revocation feed and
 //! reads it as server-sent events.
 
+#[path = "support/child.rs"]
+mod child;
 mod common;
 mod server;
 
@@ -12,22 +14,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use child::Running;
 use common::Story;
 use serde_json::{json, Value};
 
 /// A `mutual server` on a durable store in a story directory, killed by PID when dropped.
 struct Ca {
-    child: Child,
+    proc: Running,
     /// `http://127.0.0.1:PORT` or `https://localhost:PORT`.
     url: String,
     root_token: String,
-}
-
-impl Drop for Ca {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn spawn(s: &Story, extra: &[&str]) -> Child {
@@ -101,7 +97,7 @@ impl Ca {
         let mut child = spawn(s, &[]);
         let url = first_line(&mut child);
         let ca = Ca {
-            child,
+            proc: Running::new(child),
             url,
             root_token,
         };
@@ -614,9 +610,10 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
     );
     ca.issue(&s, "short", "short.example.com", json!({"ttl": "3s"}));
     // The same store, now served over TLS asking for client certificates of its own root.
-    let _ = ca.child.kill();
-    let _ = ca.child.wait();
-    ca.child = spawn(
+    // (Stopped first: two servers on one store at once would race for it.)
+    let _ = ca.proc.child.kill();
+    let _ = ca.proc.child.wait();
+    ca.proc = Running::new(spawn(
         &s,
         &[
             "--tls-cert",
@@ -626,8 +623,8 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
             "--tls-client-ca",
             "root.pem",
         ],
-    );
-    ca.url = first_line(&mut ca.child);
+    ));
+    ca.url = first_line(&mut ca.proc.child);
     // An enrolled service, which renews by certificate in memory while the checks below run.
     let hello = EnrolledHello::start(&s, &ca);
 
@@ -743,16 +740,8 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
 /// `mutual serve hello --enroll` against the CA's TLS listener with 3-second certificates,
 /// its TMPDIR a directory of its own; killed by PID when dropped.
 struct EnrolledHello {
-    child: Child,
-    log: std::path::PathBuf,
+    proc: Running,
     tmp: std::path::PathBuf,
-}
-
-impl Drop for EnrolledHello {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl EnrolledHello {
@@ -771,18 +760,22 @@ impl EnrolledHello {
             .stderr(std::fs::File::create(&log).expect("hello.log"))
             .spawn()
             .expect("starting mutual serve hello");
-        EnrolledHello { child, log, tmp }
+        EnrolledHello {
+            proc: Running::logged(child, &log),
+            tmp,
+        }
     }
 
     fn renewed_by_certificate_and_killed_leaves_nothing(mut self) {
         let start = Instant::now();
-        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
-        while !log().contains("via=\"certificate\"") && start.elapsed() < Duration::from_secs(20) {
+        while !self.proc.log().contains("via=\"certificate\"")
+            && start.elapsed() < Duration::from_secs(20)
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let text = log();
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        let text = self.proc.log();
         assert!(
             text.contains("via=\"certificate\""),
             "no renewal by certificate:\n{text}"

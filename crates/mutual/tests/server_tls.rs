@@ -1,11 +1,14 @@
 //! `mutual server --tls-cert/--tls-key`: the Vault API over TLS, with a certificate that mutual
 //! issued itself, used by curl and the `bao` CLI trusting only the story's root.
 
+#[path = "support/child.rs"]
+mod child;
 mod common;
 mod server;
 
 use std::process::Command;
 
+use child::Running;
 use common::Story;
 use server::TlsServer;
 
@@ -477,14 +480,7 @@ fn nginx_checks_client_certificates_by_ocsp_over_the_public_listener() {
         ),
     );
     std::fs::create_dir_all(s.path("nginx-tmp")).unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let nginx = Kill(
+    let nginx = Running::new(
         Command::new("nginx")
             .args(["-c", &format!("{dir}/nginx.conf"), "-p", &dir])
             .stdout(std::process::Stdio::null())

@@ -1,0 +1,47 @@
+//! A process a test started, held as a guard: killed (SIGKILL, by its PID) and reaped when the
+//! guard is dropped, so that a failing assertion never leaves it running. With the file its
+//! output goes to, when it has one.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Child,
+};
+
+pub struct Running {
+    pub child: Child,
+    log: Option<PathBuf>,
+}
+
+impl Running {
+    pub fn new(child: Child) -> Running {
+        Running { child, log: None }
+    }
+
+    /// A process whose output goes to `log`.
+    pub fn logged(child: Child, log: &Path) -> Running {
+        Running {
+            child,
+            log: Some(log.to_path_buf()),
+        }
+    }
+
+    /// What it has written to its log so far (empty without one).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
