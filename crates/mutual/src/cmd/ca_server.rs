@@ -11,79 +11,6 @@ use crate::cli::{ServerArgs, ServerCommand};
 /// The prefix of every `--dev` store's directory.
 const DEV_PREFIX: &str = "mutual-dev-";
 
-/// A `--dev` store's directory and the lock that says its server runs.
-struct DevDir {
-    dir: tempfile::TempDir,
-    _lock: std::fs::File,
-}
-
-/// The `--dev` store's directory: in memory where the system has a tmpfs, as Vault's dev
-/// server keeps its storage. It goes when the server stops; a server that is killed cannot
-/// remove it, so each holds a lock on the directory's `lock` while it runs, and every new
-/// `--dev` server removes the directories whose lock nobody holds.
-fn dev_dir() -> Result<DevDir> {
-    let shm = Path::new("/dev/shm");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(DEV_PREFIX);
-    let dir = if shm.is_dir() {
-        builder.tempdir_in(shm).or_else(|_| builder.tempdir())
-    } else {
-        builder.tempdir()
-    }
-    .context("creating the --dev store")?;
-    // Locked before it is named `lock`, so that no other server ever finds it free.
-    let staged = dir.path().join("lock.new");
-    let lock = std::fs::File::create(&staged).context("creating the --dev store's lock")?;
-    try_lock(&lock).context("locking the --dev store")?;
-    std::fs::rename(&staged, dir.path().join("lock")).context("placing the --dev store's lock")?;
-    if let Some(base) = dir.path().parent() {
-        sweep_dev_dirs(base, dir.path());
-    }
-    Ok(DevDir { dir, _lock: lock })
-}
-
-fn try_lock(file: &std::fs::File) -> std::io::Result<()> {
-    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(std::io::Error::from)
-}
-
-/// Removes the `--dev` stores under `base` that are this user's and whose server is gone.
-fn sweep_dev_dirs(base: &Path, ours: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(me) = std::fs::metadata(ours).map(|m| m.uid()) else {
-        return;
-    };
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path == ours || !entry.file_name().to_string_lossy().starts_with(DEV_PREFIX) {
-            continue;
-        }
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() && m.uid() == me => {}
-            _ => continue,
-        }
-        // Without `lock` it is an older release's, or a server's between creating and locking
-        // it; with the lock held, its server runs.
-        let Ok(lock) = std::fs::File::open(path.join("lock")) else {
-            continue;
-        };
-        if try_lock(&lock).is_err() {
-            continue;
-        }
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => {
-                tracing::info!(dir = %path.display(), decision = "removed", "a --dev store left by a server that was killed")
-            }
-            Err(e) => {
-                tracing::warn!(dir = %path.display(), error = %e, "could not remove a --dev store left by a server that was killed")
-            }
-        }
-    }
-}
-
 /// Runs `mutual server [init]`.
 pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     if let Some(ServerCommand::Init) = args.command {
@@ -94,8 +21,10 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     // Held until the server stops: the --dev store lives in it.
     let mut _dev_dir = None;
     let store = if args.dev {
-        let dir = dev_dir()?;
-        let store = Store::create_ephemeral(&dir.dir.path().join("data")).await?;
+        // In memory where the system has a tmpfs, as Vault's dev server keeps its storage.
+        let dir = super::scratch::Scratch::create(DEV_PREFIX, true)
+            .context("creating the --dev store")?;
+        let store = Store::create_ephemeral(&dir.path().join("data")).await?;
         store
             .put_token(
                 &args.dev_root_token_id,

@@ -16,6 +16,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use mutual::story_pki::{Step, StoryPki};
 
+use super::scratch::Scratch;
 use crate::cli::DemoArgs;
 
 const BOLD: &str = "\x1b[1m";
@@ -384,8 +385,9 @@ async fn stop_signal() -> i32 {
     }
 }
 
-/// `--dir`, or a new temporary directory (removed with the returned guard).
-fn workdir(a: &DemoArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+/// `--dir`, or a new temporary directory (removed with the returned guard, or by the next demo
+/// if this one is killed).
+fn workdir(a: &DemoArgs) -> Result<(PathBuf, Option<Scratch>)> {
     Ok(match &a.dir {
         Some(d) => {
             if d.join("data").exists() {
@@ -398,10 +400,7 @@ fn workdir(a: &DemoArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
             (d.canonicalize()?, None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("mutual-demo.")
-                .tempdir()
-                .context("creating a temporary directory")?;
+            let t = Scratch::create("mutual-demo.", false)?;
             (t.path().to_path_buf(), Some(t))
         }
     })
@@ -410,7 +409,7 @@ fn workdir(a: &DemoArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
 fn run_blocking(
     a: DemoArgs,
     dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<Scratch>,
     keeping: &std::sync::atomic::AtomicBool,
     stopped: std::sync::mpsc::Receiver<()>,
 ) -> Result<()> {

@@ -17,6 +17,7 @@ mod proxy;
 mod remote;
 mod role;
 mod rotate;
+mod scratch;
 mod services;
 mod token;
 mod tunnel;
