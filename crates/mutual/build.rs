@@ -18,7 +18,16 @@ fn main() {
     if os != "linux" || target_env != "gnu" || env::var_os("MUTUAL_NO_LAYOUT").is_some() {
         return;
     }
-    let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    println!("cargo::rustc-link-arg-bin=mutual=-Wl,-T,{dir}/layout/agent.ld");
+    // Linked from OUT_DIR, not from the source: cargo keeps a build script's output while the
+    // sources move (a checkout renamed with its target/, worktrees sharing one), and a path
+    // into the old place then breaks every later link.
+    let (Ok(dir), Ok(out)) = (env::var("CARGO_MANIFEST_DIR"), env::var("OUT_DIR")) else {
+        return;
+    };
+    let script = format!("{out}/agent.ld");
+    if let Err(e) = std::fs::copy(format!("{dir}/layout/agent.ld"), &script) {
+        panic!("copying layout/agent.ld to {script}: {e}");
+    }
+    println!("cargo::rustc-link-arg-bin=mutual=-Wl,-T,{script}");
     println!("cargo::rustc-link-arg-bin=mutual=-Wl,-z,pack-relative-relocs");
 }
