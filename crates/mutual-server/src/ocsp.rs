@@ -6,6 +6,14 @@
 //! one (RFC 5019's profile: what TLS stacks, stapling servers and Go send) may get an answer
 //! signed earlier for the same request, as RFC 6960 allows pre-produced responses: for at most
 //! [`REUSE`], and never across a revocation (the revoked set's generation must not have moved).
+//!
+//! A GET of such an answer carries RFC 5019's caching headers (§6.2), so that an HTTP cache in
+//! front of the responder (nginx, a CDN before `--public-listen`) may serve it: `ETag`,
+//! `Last-Modified` (thisUpdate), `Expires` (nextUpdate) and a `max-age` of what is left of
+//! [`REUSE`], no longer, so that a cache serves an answer no longer than the responder would.
+//! (A cache, unlike the responder, does not see a revocation: it may serve the old answer for
+//! what is left of that minute. OCSP clients themselves may keep it until its nextUpdate.)
+//! Any other answer to a GET (one bound to a nonce, or an error) is `no-store`.
 
 use std::{
     collections::HashMap,
@@ -13,6 +21,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use axum::{
+    http::{header, HeaderValue, Method},
+    response::IntoResponse,
+};
 use base64::Engine;
 use mutual_pki::ocsp::{self, OcspRequest, Status};
 use time::OffsetDateTime;
@@ -51,6 +63,8 @@ struct Kept {
     /// The statuses it carries, as counter indices.
     statuses: Vec<usize>,
     signed: Instant,
+    /// Its thisUpdate.
+    this_update: OffsetDateTime,
     generation: u64,
 }
 
@@ -78,11 +92,69 @@ fn counter_index(s: &Status) -> usize {
     }
 }
 
-fn answer(body: Vec<u8>) -> Reply {
-    Reply::Raw {
-        content_type: CONTENT_TYPE,
-        body,
+/// How an answer may be cached by HTTP caches.
+enum Caching {
+    /// An answer to a request without a nonce, signed at this thisUpdate.
+    Reusable(OffsetDateTime),
+    /// Anything else.
+    Never,
+}
+
+/// The answer as sent: to a GET with its caching headers (POST answers are not cached by HTTP
+/// caches, and clients that POST send none of the conditional headers).
+fn reply(method: &Method, body: Vec<u8>, caching: Caching) -> Reply {
+    if *method != Method::GET {
+        return Reply::Raw {
+            content_type: CONTENT_TYPE,
+            body,
+        };
     }
+    let mut headers = vec![(header::CONTENT_TYPE, CONTENT_TYPE.to_string())];
+    match caching {
+        Caching::Reusable(this_update) => {
+            let age = OffsetDateTime::now_utc() - this_update;
+            headers.extend([
+                (header::ETAG, crate::conditional::etag(&body)),
+                (header::LAST_MODIFIED, http_date(this_update)),
+                (header::EXPIRES, http_date(this_update + VALIDITY)),
+                (
+                    header::CACHE_CONTROL,
+                    format!(
+                        "max-age={}, public, no-transform, must-revalidate",
+                        fresh_for(age)
+                    ),
+                ),
+            ]);
+        }
+        Caching::Never => headers.push((header::CACHE_CONTROL, "no-store".to_string())),
+    }
+    let mut response = body.into_response();
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    Reply::Response(response)
+}
+
+/// Whole seconds an answer of this age may still be served from a cache: what is left of
+/// [`REUSE`] (none for an answer from the future, whose clock cannot be trusted).
+fn fresh_for(age: time::Duration) -> u64 {
+    if age.is_negative() {
+        return 0;
+    }
+    let reuse = REUSE.as_secs() as i64;
+    (reuse - age.whole_seconds()).clamp(0, reuse) as u64
+}
+
+/// An HTTP date (RFC 9110 §5.6.7's IMF-fixdate): `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
 }
 
 /// The DER request of a GET: the path after `ocsp/`, URL-decoded, then base64 (standard or
@@ -103,19 +175,19 @@ fn get_request(raw_path: &str, mount: &str) -> Option<Vec<u8>> {
 pub(crate) async fn handle(
     app: &App,
     mount: &Mount,
-    method: &axum::http::Method,
+    method: &Method,
     raw_path: &str,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
     let der = match *method {
-        axum::http::Method::POST => Some(body.to_vec()),
-        axum::http::Method::GET => get_request(raw_path, &mount.record.path),
+        Method::POST => Some(body.to_vec()),
+        Method::GET => get_request(raw_path, &mount.record.path),
         _ => return Err(ApiError::MethodNotAllowed),
     };
     let malformed = |why: &str| {
         Counters::bump(&app.counters.ocsp[3]);
         tracing::info!(mount = %mount.record.path, decision = "malformed", reason = why, "ocsp");
-        answer(ocsp::malformed_request())
+        reply(method, ocsp::malformed_request(), Caching::Never)
     };
     let Some(der) = der else {
         return Ok(malformed("the path holds no base64 request"));
@@ -125,7 +197,7 @@ pub(crate) async fn handle(
         Err(e) => return Ok(malformed(&e.to_string())),
     };
     let Some(ca) = mount.ca.clone() else {
-        return Ok(answer(ocsp::internal_error()));
+        return Ok(reply(method, ocsp::internal_error(), Caching::Never));
     };
     // Read before the statuses: a revocation after this point makes the answer not reusable.
     let generation = app.certs.generation();
@@ -136,11 +208,15 @@ pub(crate) async fn handle(
                 Counters::bump(&app.counters.ocsp[*i]);
             }
             Counters::bump(&app.counters.ocsp_reused);
-            return Ok(answer(k.der.to_vec()));
+            return Ok(reply(
+                method,
+                k.der.to_vec(),
+                Caching::Reusable(k.this_update),
+            ));
         }
     }
     let Some(mut issuer) = mount.ocsp_issuer() else {
-        return Ok(answer(ocsp::internal_error()));
+        return Ok(reply(method, ocsp::internal_error(), Caching::Never));
     };
     let mut ca = ca;
     // A query about another issuer of the mount (the old one after a rotation) is answered,
@@ -159,33 +235,34 @@ pub(crate) async fn handle(
         tracing::debug!(mount = %mount.record.path, status = name, "ocsp");
     }
     let heavy = is_rsa(ca.key.key_type().kind());
+    let this_update = OffsetDateTime::now_utc();
     let signed = cpu(heavy, move || {
         Ok(ocsp::respond(
             &issuer,
             &ca.key,
             &req,
             &statuses,
-            OffsetDateTime::now_utc(),
+            this_update,
             VALIDITY,
         )?)
     })
     .await;
     match signed {
-        Ok(signed) => {
-            if reusable {
-                let kept = Kept {
-                    der: Arc::new(signed.clone()),
-                    statuses: counted,
-                    signed: Instant::now(),
-                    generation,
-                };
-                app.answers.put(&mount.record.path, der, kept);
-            }
-            Ok(answer(signed))
+        Ok(signed) if reusable => {
+            let kept = Kept {
+                der: Arc::new(signed.clone()),
+                statuses: counted,
+                signed: Instant::now(),
+                this_update,
+                generation,
+            };
+            app.answers.put(&mount.record.path, der, kept);
+            Ok(reply(method, signed, Caching::Reusable(this_update)))
         }
+        Ok(signed) => Ok(reply(method, signed, Caching::Never)),
         Err(e) => {
             tracing::error!(error = %e, "ocsp: signing the answer failed");
-            Ok(answer(ocsp::internal_error()))
+            Ok(reply(method, ocsp::internal_error(), Caching::Never))
         }
     }
 }
@@ -217,4 +294,40 @@ async fn statuses(
         out.push(status);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fresh_for, http_date};
+    use time::{macros::datetime, Duration};
+
+    #[test]
+    fn a_cache_may_serve_an_answer_for_what_is_left_of_the_reuse_window() {
+        // (age of the answer, max-age)
+        let cases = [
+            (Duration::ZERO, 60),
+            (Duration::milliseconds(999), 60),
+            (Duration::seconds(1), 59),
+            (Duration::seconds(59), 1),
+            (Duration::seconds(60), 0),
+            (Duration::hours(2), 0),
+            (Duration::seconds(-5), 0),
+        ];
+        for (age, want) in cases {
+            assert_eq!(fresh_for(age), want, "{age}");
+        }
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates_in_gmt() {
+        // RFC 9110 §5.6.7's example, and one given in another offset.
+        assert_eq!(
+            http_date(datetime!(1994-11-06 08:49:37 UTC)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            http_date(datetime!(2026-12-02 07:05:09 +02:00)),
+            "Wed, 02 Dec 2026 05:05:09 GMT"
+        );
+    }
 }

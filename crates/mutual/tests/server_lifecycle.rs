@@ -322,6 +322,101 @@ fn ocsp_answers_good_revoked_and_unknown_to_openssl() {
         "{}",
         shown.stderr
     );
+    // RFC 5019's caching headers: Last-Modified and Expires are the answer's own thisUpdate
+    // and nextUpdate, and a cache may keep it no longer than the responder reuses it (60 s).
+    let first = s.read("headers.out");
+    let text = s
+        .run(
+            "openssl",
+            &["ocsp", "-respin", "get.der", "-resp_text", "-noverify"],
+        )
+        .stdout;
+    let dated = |label: &str| {
+        let line = text.lines().find(|l| l.trim().starts_with(label)).unwrap();
+        // "This Update: Dec  2 05:05:09 2026 GMT" -> (month, day, time, year)
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let n = w.len();
+        (
+            w[n - 5].to_string(),
+            w[n - 4].parse::<u32>().unwrap(),
+            w[n - 3].to_string(),
+            w[n - 2].to_string(),
+        )
+    };
+    let http_dated = |v: &str| {
+        // "Wed, 02 Dec 2026 05:05:09 GMT" -> (month, day, time, year)
+        let w: Vec<&str> = v.split_whitespace().collect();
+        assert_eq!((w.len(), w[5]), (6, "GMT"), "{v}");
+        (
+            w[2].to_string(),
+            w[1].parse::<u32>().unwrap(),
+            w[4].to_string(),
+            w[3].to_string(),
+        )
+    };
+    assert_eq!(
+        http_dated(&header(&first, "last-modified")),
+        dated("This Update:")
+    );
+    assert_eq!(
+        http_dated(&header(&first, "expires")),
+        dated("Next Update:")
+    );
+    let max_age = |headers: &str| {
+        let cc = header(headers, "cache-control");
+        for part in ["public", "no-transform", "must-revalidate"] {
+            assert!(cc.split(", ").any(|p| p == part), "{cc}");
+        }
+        cc.split(", ")
+            .find_map(|p| p.strip_prefix("max-age="))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no max-age in {cc}"))
+    };
+    let fresh = max_age(&first);
+    assert!(fresh > 0 && fresh <= 60, "max-age={fresh}");
+    let tag = header(&first, "etag");
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    // Asked again: the same answer (the same tag and date), fresh for no longer.
+    let (code, _) = curl(
+        &s,
+        &["-D", "again.out"],
+        &format!("{}/v1/pki/ocsp/{encoded}", ca.url),
+    );
+    assert_eq!(code, 200);
+    let again = s.read("again.out");
+    assert_eq!(header(&again, "etag"), tag);
+    assert_eq!(
+        header(&again, "last-modified"),
+        header(&first, "last-modified")
+    );
+    assert!(max_age(&again) <= fresh);
+    // An answer bound to a nonce is of use to one client only: no cache keeps it.
+    s.run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            "root.pem",
+            "-cert",
+            "alice.pem",
+            "-reqout",
+            "nonce.der",
+        ],
+    )
+    .ok();
+    let nonced = base64_encode(&std::fs::read(s.path("nonce.der")).unwrap())
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let (code, _) = curl(
+        &s,
+        &["-D", "nonce.out"],
+        &format!("{}/v1/pki/ocsp/{nonced}", ca.url),
+    );
+    assert_eq!(code, 200);
+    let said = s.read("nonce.out");
+    assert_eq!(header(&said, "cache-control"), "no-store");
+    assert!(!said.to_ascii_lowercase().contains("etag:"), "{said}");
 
     // POST by curl with the OCSP content type, the same answer.
     let (code, _) = curl(
@@ -735,6 +830,18 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
     // The enrolled service renewed over mTLS with the chain and key it holds in memory.
     // Killed (as a crash or the OOM killer would), it leaves no key behind in its TMPDIR.
     hello.renewed_by_certificate_and_killed_leaves_nothing();
+}
+
+/// The value of a header in curl's `-D` dump (the name in any case), or "" without it.
+fn header(dump: &str, name: &str) -> String {
+    dump.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// `mutual serve hello --enroll` against the CA's TLS listener with 3-second certificates,
