@@ -121,6 +121,9 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
         ),
         None => None,
     };
+    // Before the address is printed: see wait_for_shutdown.
+    let stop_api = super::proxy::wait_for_shutdown();
+    let stop_public = super::proxy::wait_for_shutdown();
     // Written, not println!: a caller that read the address and closed the pipe must not
     // bring the server down.
     let mut out = std::io::stdout();
@@ -144,13 +147,14 @@ pub async fn run(data: &Path, args: ServerArgs) -> Result<()> {
     let router = mutual_server::router(Arc::clone(&app));
     let api = async {
         match tls {
-            Some(tls) => tls_serve(listener, tls, router, logins).await,
-            None => axum_serve(listener, router).await,
+            Some(tls) => tls_serve(listener, tls, router, logins, stop_api).await,
+            None => axum_serve(listener, router, stop_api).await,
         }
     };
     match public {
         Some(p) => {
-            let (api, public) = tokio::join!(api, axum_serve(p, mutual_server::public_router(app)));
+            let public = axum_serve(p, mutual_server::public_router(app), stop_public);
+            let (api, public) = tokio::join!(api, public);
             api.and(public)
         }
         None => api.await,
@@ -244,9 +248,9 @@ async fn tls_serve(
     tls: ApiTls,
     router: axum::Router,
     logins: Arc<Vec<CertLogin>>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let tls = Arc::new(tls);
-    let shutdown = super::proxy::wait_for_shutdown();
     tokio::pin!(shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -307,7 +311,11 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// The pause after a failed accept.
 const HANDSHAKE_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
-async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     use axum::serve::ListenerExt;
     // An answer is written whole; holding its last segment for the client's ACK (Nagle) would
     // only delay it, by up to the client's delayed-ACK timer.
@@ -318,7 +326,7 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> 
     let signalled = Arc::new(tokio::sync::Notify::new());
     let on_signal = Arc::clone(&signalled);
     let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
-        super::proxy::wait_for_shutdown().await;
+        shutdown.await;
         on_signal.notify_one();
     });
     // On SIGTERM new connections are refused and requests under way finish; a feed subscriber

@@ -75,6 +75,7 @@ pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
     for w in proxy.warnings() {
         eprintln!("warning: {w}");
     }
+    let stop = wait_for_shutdown();
     let running = proxy.start().await?;
     for addr in &running.listeners {
         println!("mutual proxy listening on https://{addr}");
@@ -82,7 +83,7 @@ pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
     if let Some(admin) = running.admin {
         println!("admin on http://{admin} (/metrics, /ready, /live)");
     }
-    wait_for_shutdown().await;
+    stop.await;
     proxy.stop(DRAIN).await;
     Ok(())
 }
@@ -92,18 +93,26 @@ pub async fn run(target: &Target, a: ProxyArgs) -> Result<()> {
 /// may hold a connection (a feed subscriber, an idle keep-alive) as long as it likes.
 pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Returns on SIGINT or SIGTERM.
-pub async fn wait_for_shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: call it before saying that the process listens, because a service
+/// manager (or a test) may send SIGTERM the moment it reads that, and a signal that comes before
+/// the handlers ends the process by the default action, without its drain or its clean-up.
+pub fn wait_for_shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn next(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    }
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        tokio::select! {
+            _ = next(term) => {}
+            _ = next(int) => {}
+        }
     }
 }

@@ -69,6 +69,8 @@ async fn hello(target: &Target, a: ServeHelloArgs) -> Result<()> {
     for w in tls.warnings() {
         eprintln!("warning: {w}");
     }
+    // SIGTERM or Ctrl-C: the port closes, requests under way finish (for at most DRAIN), exit 0.
+    let stop = super::proxy::wait_for_shutdown();
     let listener = bind(&a.listen).await?;
     let addr = listener.local_addr()?;
     let trust = tls.material().trust().subjects.join(", ");
@@ -82,8 +84,6 @@ async fn hello(target: &Target, a: ServeHelloArgs) -> Result<()> {
             .unwrap_or_else(|| "World".to_string());
         Ok::<_, Infallible>(mhttp::text(StatusCode::OK, format!("Hello {name}\n")))
     });
-    // SIGTERM or Ctrl-C: the port closes, requests under way finish (for at most DRAIN), exit 0.
-    let stop = super::proxy::wait_for_shutdown();
     let drain = super::proxy::DRAIN;
     match (policy, a.deny_at) {
         (Some(p), DenyAt::Http) => {
@@ -192,9 +192,9 @@ fn percent_decode(s: &str) -> String {
 /// Serves echo until SIGINT or SIGTERM, then stops as `serve hello` does: the port closes, the
 /// requests under way are answered (for at most DRAIN), exit 0.
 async fn echo(a: ServeEchoArgs) -> Result<()> {
+    let shutdown = super::proxy::wait_for_shutdown();
     let listener = bind(&a.listen).await?;
     eprintln!("mutual: serving echo on http://{}", listener.local_addr()?);
-    let shutdown = super::proxy::wait_for_shutdown();
     tokio::pin!(shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {

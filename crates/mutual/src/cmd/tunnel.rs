@@ -28,9 +28,10 @@ pub async fn run(target: &Target, a: TunnelArgs) -> Result<()> {
         enroll,
     })
     .await?;
+    let stop = super::proxy::wait_for_shutdown();
     let addr = tunnel.start().await?;
     println!("mutual tunnel listening on http://{addr} -> https://{host}:{port}");
-    super::proxy::wait_for_shutdown().await;
+    stop.await;
     tunnel.stop(super::proxy::DRAIN).await;
     Ok(())
 }
