@@ -281,11 +281,7 @@ fn ocsp_answers_good_revoked_and_unknown_to_openssl() {
     )
     .ok();
     let req = std::fs::read(s.path("req.der")).unwrap();
-    let b64 = base64_encode(&req);
-    let encoded = b64
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D");
+    let encoded = ocsp_get_path(&req);
     let (code, _) = curl(
         &s,
         &["-D", "headers.out"],
@@ -404,10 +400,7 @@ fn ocsp_answers_good_revoked_and_unknown_to_openssl() {
         ],
     )
     .ok();
-    let nonced = base64_encode(&std::fs::read(s.path("nonce.der")).unwrap())
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D");
+    let nonced = ocsp_get_path(&std::fs::read(s.path("nonce.der")).unwrap());
     let (code, _) = curl(
         &s,
         &["-D", "nonce.out"],
@@ -473,7 +466,8 @@ fn ocsp_answers_good_revoked_and_unknown_to_openssl() {
     assert!(text.contains("malformedrequest"), "{text}");
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+/// A DER OCSP request as the last segment of a GET: base64 (by openssl), URL-encoded.
+fn ocsp_get_path(bytes: &[u8]) -> String {
     let out = Command::new("openssl")
         .args(["base64", "-A"])
         .stdin(Stdio::piped())
@@ -485,7 +479,11 @@ fn base64_encode(bytes: &[u8]) -> String {
             c.wait_with_output()
         })
         .expect("openssl base64");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
 
 /// Makes a bootstrap token with the offline CLI on the server's store.
