@@ -31,19 +31,21 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 }
 
 /// Starts the reload triggers in background tasks.
+/// The SIGHUP handler is installed before this returns, not on the task's first poll: a SIGHUP
+/// sent the moment the proxy says it listens would otherwise end it by the default action.
 pub fn watch(proxy: Arc<Proxy>) {
     let p = Arc::clone(&proxy);
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; reload on file change only");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading");
-            let _ = p.reload();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading");
+                    let _ = p.reload();
+                }
+            });
         }
-    });
+        Err(_) => tracing::warn!("cannot listen for SIGHUP; reload on file change only"),
+    }
     tokio::spawn(async move {
         let mut seen = stamp(&proxy.watched_files());
         let mut tick = tokio::time::interval(Duration::from_secs(1));

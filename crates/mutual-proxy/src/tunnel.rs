@@ -200,6 +200,8 @@ impl Tunnel {
             return Ok(addr);
         }
         let t = Arc::clone(self);
+        // Installed now, not on the task's first poll (see `reload::watch`).
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(async move {
             let files = [
                 t.config.ca.clone(),
@@ -212,8 +214,6 @@ impl Tunnel {
                     .collect()
             };
             let mut seen = stamp(&files);
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             loop {
                 let tick = tokio::time::sleep(Duration::from_secs(1));
                 match hup.as_mut() {

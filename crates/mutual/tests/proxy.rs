@@ -806,6 +806,48 @@ fn sigterm_closes_the_tunnel_port_and_relays_the_connection_under_way() {
     assert!(!t.log().contains("connections still open"), "{}", t.log());
 }
 
+/// A SIGHUP sent the moment the proxy or the tunnel says it listens reloads it: the handler is
+/// installed before that line (SIGHUP's default action ends the process, so one that came
+/// first would).
+#[test]
+fn sighup_the_moment_they_listen_reloads_and_ends_nothing() {
+    let s = Story::build("ec");
+    let e = echo(&s);
+    for round in 0..3 {
+        let mut p = proxy(&s, &format!("http://127.0.0.1:{}", e.port), &[]);
+        p.hang_up();
+        let mut t = tunnel(&s, p.port);
+        t.hang_up();
+        assert!(
+            p.wait_log("SIGHUP: reloading"),
+            "round {round}: {}",
+            p.log()
+        );
+        assert!(
+            t.wait_log("tunnel identity reloaded"),
+            "round {round}: {}",
+            t.log()
+        );
+        for (what, proc) in [("proxy", &mut p), ("tunnel", &mut t)] {
+            let exit = proc.wait_exit(Duration::from_millis(200));
+            assert!(
+                exit.is_none(),
+                "round {round}: SIGHUP ended the {what}: {exit:?}"
+            );
+        }
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .arg(format!("http://127.0.0.1:{}/via-tunnel", t.port))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            xfcc_of(&body).contains("CN=alice.example.com"),
+            "round {round}: {body}"
+        );
+    }
+}
+
 /// Reads one HTTP/1.1 response with a content-length from a connection kept open.
 fn read_response(c: &mut std::net::TcpStream) -> String {
     use std::io::Read;

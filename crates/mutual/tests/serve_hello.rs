@@ -6,6 +6,7 @@ mod serving;
 
 use common::Story;
 use serving::Server;
+use std::time::Duration;
 
 fn curl(s: &Story, url: &str, who: Option<&str>, extra: &[&str]) -> common::Run {
     let mut args: Vec<String> = vec!["-sS".into(), "--cacert".into(), "certs/root.pem".into()];
@@ -346,7 +347,6 @@ fn garbage_and_stalled_clients_do_not_take_the_server_down() {
 /// under way (`finish` completes it and returns what the server sent) is answered with
 /// `connection: close` and an answer holding `expected`, and the process exits 0.
 fn stops_after_answering(srv: &mut Server, finish: impl FnOnce() -> String, expected: &str) {
-    use std::time::Duration;
     srv.terminate();
     let line = srv.wait_log(&["stopping: draining"]);
     assert!(line.contains("connections=1"), "{line}");
@@ -379,6 +379,25 @@ fn stops_after_answering(srv: &mut Server, finish: impl FnOnce() -> String, expe
 
 /// Alice's request is half sent when SIGTERM comes, over a TLS connection `openssl s_client`
 /// holds.
+/// A SIGHUP sent the moment the service says it listens reloads it: the handler is installed
+/// before that line (SIGHUP's default action ends the process, so one that came first would).
+#[test]
+fn sighup_the_moment_it_listens_reloads_and_ends_nothing() {
+    let s = Story::build("ec");
+    for round in 0..3 {
+        let mut srv = hello(&s, "certs/root.pem", &[]);
+        srv.hang_up();
+        srv.wait_log(&["reloaded certificates"]);
+        assert!(
+            srv.wait_exit(Duration::from_millis(200)).is_none(),
+            "round {round}: SIGHUP ended it: {:?}",
+            srv.log()
+        );
+        let r = curl(&s, &srv.url("/?name=Alice"), Some("alice.example.com"), &[]).ok();
+        assert_eq!(r.stdout.trim(), "Hello Alice", "round {round}");
+    }
+}
+
 #[test]
 fn sigterm_closes_the_port_and_answers_the_request_under_way() {
     let s = Story::build("ec");
@@ -392,7 +411,6 @@ fn sigterm_closes_the_port_and_answers_the_request_under_way() {
 #[test]
 fn serve_echo_answers_the_request_under_way_on_sigterm() {
     use std::io::{Read, Write};
-    use std::time::Duration;
     let s = Story::new();
     let mut srv = Server::start(s.dir.path(), &["echo"]);
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");

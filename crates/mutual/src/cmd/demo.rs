@@ -343,6 +343,7 @@ fn shell_quote(s: &str) -> String {
 pub async fn run(a: DemoArgs) -> Result<()> {
     let (dir, temp) = workdir(&a)?;
     let doomed = temp.as_ref().map(|t| t.path().to_path_buf());
+    let signalled = stop_signal();
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let keeping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let kept = std::sync::Arc::clone(&keeping);
@@ -350,7 +351,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let mut task = tokio::task::spawn_blocking(move || run_blocking(a, dir, temp, &kept, stopped));
     tokio::select! {
         done = &mut task => done.context("the demo task failed")?,
-        code = stop_signal() => {
+        code = signalled => {
             if keeping.load(std::sync::atomic::Ordering::SeqCst) {
                 // `--keep` after the story: the signal is how it ends, cleanly.
                 let _ = stop.send(());
@@ -368,20 +369,25 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
 }
 
-/// The exit status for SIGINT, SIGTERM or SIGHUP, when one comes.
-async fn stop_signal() -> i32 {
+/// The exit status for SIGINT, SIGTERM or SIGHUP, when one comes. The handlers are installed
+/// when this is called, before the story starts, so that no signal meets the default action
+/// (which would leave the temporary directory, the CA's key among it, behind).
+fn stop_signal() -> impl std::future::Future<Output = i32> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
-        _ = hup.recv() => 129,
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+            _ = hup.recv() => 129,
+        }
     }
 }
 

@@ -142,17 +142,21 @@ async fn enrolled(
     Ok(tls)
 }
 
+/// Reloads the files on SIGHUP. The handler is installed here, not in the task: a SIGHUP that
+/// came between "serving" and the task's first poll would end the process by the default action.
 fn reload_on_sighup(tls: ServerTls) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
-            let _ = tls.reload();
-        }
-    });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = tls.reload();
+            }
+        });
+    }
     #[cfg(not(unix))]
     let _ = tls;
 }

@@ -90,6 +90,11 @@ impl Proc {
         assert!(stopping::terminate(&mut self.child), "SIGTERM not sent");
     }
 
+    /// SIGHUP, as an operator asks for a reload.
+    pub fn hang_up(&mut self) {
+        assert!(stopping::hang_up(&mut self.child), "SIGHUP not sent");
+    }
+
     /// Its exit status once it has exited, `None` if it still runs after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         stopping::exits_within(&mut self.child, within)

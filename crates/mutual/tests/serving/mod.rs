@@ -129,6 +129,11 @@ impl Server {
         assert!(stopping::terminate(&mut self.child), "SIGTERM not sent");
     }
 
+    /// SIGHUP, as an operator asks for a reload.
+    pub fn hang_up(&mut self) {
+        assert!(stopping::hang_up(&mut self.child), "SIGHUP not sent");
+    }
+
     /// Waits (bounded) for the server to exit: its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         stopping::exits_within(&mut self.child, within)

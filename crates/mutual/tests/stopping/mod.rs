@@ -6,11 +6,21 @@ use std::time::{Duration, Instant};
 /// Sends SIGTERM to a child still running (once reaped, its PID may belong to someone
 /// else's process); whether it was sent.
 pub fn terminate(child: &mut Child) -> bool {
+    signal(child, "TERM")
+}
+
+/// Sends SIGHUP (reload) to a child still running; whether it was sent.
+#[allow(dead_code)]
+pub fn hang_up(child: &mut Child) -> bool {
+    signal(child, "HUP")
+}
+
+fn signal(child: &mut Child, name: &str) -> bool {
     if let Ok(Some(_)) = child.try_wait() {
         return false;
     }
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .is_ok_and(|s| s.success())
 }
