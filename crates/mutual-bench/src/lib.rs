@@ -22,7 +22,7 @@ pub mod latency;
 pub mod pace;
 pub mod report;
 
-pub use conn::Conn;
+pub use conn::{Conn, Wait};
 
 /// Ends the process when `result` is an error: one line on stderr, `TOOL: what: why`, exit
 /// code 1. A cause whose text the line already holds is not repeated (mutual-tls's load errors
