@@ -30,7 +30,26 @@ fn stamp(files: &[PathBuf]) -> Stamp {
         .collect()
 }
 
+/// For a process whose certificate is enrolled (renewed in memory, no file to read again): a
+/// SIGHUP, which operators send to reload, is logged instead of ending the process by the
+/// default action. Installed before this returns.
+pub fn sighup_with_nothing_to_reload() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!(
+                        "SIGHUP: nothing to reload; the certificate is enrolled and renewed in memory"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; one would end the process"),
+    }
+}
+
 /// Starts the reload triggers in background tasks.
+///
 /// The SIGHUP handler is installed before this returns, not on the task's first poll: a SIGHUP
 /// sent the moment the proxy says it listens would otherwise end it by the default action.
 pub fn watch(proxy: Arc<Proxy>) {

@@ -197,6 +197,7 @@ impl Tunnel {
         tokio::spawn(async move { t.accept_loop(listener).await });
         if let Some(source) = &self.source {
             self.swap_renewals(source);
+            crate::reload::sighup_with_nothing_to_reload();
             return Ok(addr);
         }
         let t = Arc::clone(self);

@@ -307,6 +307,20 @@ fn rotation_under_load_with_zero_failed_requests() {
         &tmp.path().join("tunnel.log"),
         "mutual tunnel listening",
     );
+    // An operator's SIGHUP (reload) ends none of them: the enrolled service and tunnel have no
+    // file to read again and say so; the proxy reloads its configuration.
+    for (p, said) in [
+        (&proxy, "SIGHUP: reloading"),
+        (&hello, "SIGHUP: nothing to reload"),
+        (&tunnel, "SIGHUP: nothing to reload"),
+    ] {
+        let sent = Command::new("kill")
+            .args(["-HUP", &p.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGHUP to {}", p.id());
+        wait_for(said, Duration::from_secs(10), || p.log().contains(said));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Load::default());

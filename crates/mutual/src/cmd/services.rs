@@ -64,7 +64,11 @@ async fn hello(target: &Target, a: ServeHelloArgs) -> Result<()> {
             reload_on_sighup(tls.clone());
             tls
         }
-        Some(e) => enrolled(e, builder, a.ca.as_deref(), &a.crl).await?,
+        Some(e) => {
+            let tls = enrolled(e, builder, a.ca.as_deref(), &a.crl).await?;
+            mutual_proxy::reload::sighup_with_nothing_to_reload();
+            tls
+        }
     };
     for w in tls.warnings() {
         eprintln!("warning: {w}");
