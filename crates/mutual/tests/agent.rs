@@ -763,6 +763,42 @@ fn renews_over_https_with_cacert() {
     assert!(log.contains("decision=\"renewed\""), "{log}");
 }
 
+/// SIGHUP renews at once, long before the renewal point of an hour's certificate, and the
+/// agent carries on (the signal's default action would end it).
+#[test]
+fn sighup_renews_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let out = tmp.path().join("out");
+    let agent = start_agent(
+        &ca.addr(),
+        &ca.token,
+        &out,
+        &tmp.path().join("agent.log"),
+        &["--cn", "hup.example.com", "--ttl", "1h"],
+    );
+    wait_for("the first certificate", Duration::from_secs(20), || {
+        out.join("cert.pem").exists() && agent.log().contains("next renewal scheduled")
+    });
+    let first = check_pair(&out);
+    for round in 0..2 {
+        let before = check_pair(&out);
+        let sent = Command::new("kill")
+            .args(["-HUP", &agent.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        wait_for(
+            "a new certificate after SIGHUP",
+            Duration::from_secs(20),
+            || serial_now(&out).is_some_and(|s| s != before),
+        );
+        let said = agent.log().matches("SIGHUP: renewing now").count();
+        assert_eq!(said, round + 1, "{}", agent.log());
+    }
+    assert_ne!(check_pair(&out), first);
+}
+
 /// `--signal PID:SIG` after a new certificate (here with `--once`), and a bad spec is usage.
 #[test]
 fn signals_the_service_after_a_new_certificate() {

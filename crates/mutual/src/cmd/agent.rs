@@ -267,6 +267,8 @@ pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
     if a.once {
         return agent.once(json).await;
     }
+    // Installed before the agent says anything, so that no SIGHUP meets the default action.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     if let Some(admin) = &a.admin {
         let listener = tokio::net::TcpListener::bind(admin)
             .await
@@ -275,7 +277,17 @@ pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
         tracing::info!(admin = %local, "admin listening (/metrics, /ready)");
         tokio::spawn(serve_admin(listener, agent.metrics.clone()));
     }
-    agent.run().await
+    agent.run(hup).await
+}
+
+/// Completes on the next SIGHUP (never, without a handler).
+async fn hangup(hup: &mut Option<tokio::signal::unix::Signal>) {
+    match hup {
+        Some(h) => {
+            h.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Agent {
@@ -400,7 +412,9 @@ impl Agent {
         }
     }
 
-    async fn run(self) -> Result<()> {
+    /// Renews at each renewal point, for ever. A SIGHUP renews at once (as `step ca renew
+    /// --daemon` does): after a CA rotation, or to see a role's new rules without waiting.
+    async fn run(self, mut hup: Option<tokio::signal::unix::Signal>) -> Result<()> {
         let mut failures = 0u32;
         let mut announced: Option<&'static str> = None;
         loop {
@@ -427,8 +441,12 @@ impl Agent {
                         .unwrap_or_else(|p| p.into_inner())
                         .released_program_bytes = released;
                     mutual_alloc::release_free_memory();
-                    tokio::time::sleep(*renew_in).await;
-                    continue;
+                    tokio::select! {
+                        _ = tokio::time::sleep(*renew_in) => continue,
+                        _ = hangup(&mut hup) => {
+                            tracing::info!(serial = %m.serial, decision = "renew", "SIGHUP: renewing now");
+                        }
+                    }
                 }
             }
             self.set_next(Some(now));
@@ -463,7 +481,12 @@ impl Agent {
                     } else {
                         tracing::warn!(error = %e, code = e.code(), permanent = e.permanent(), failures, retry_in_s = delay.as_secs_f64(), keeping, decision = "retry", "renewal failed; keeping the current certificate");
                     }
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = hangup(&mut hup) => {
+                            tracing::info!(failures, decision = "retry", "SIGHUP: retrying now");
+                        }
+                    }
                 }
             }
         }
