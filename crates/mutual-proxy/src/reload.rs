@@ -30,40 +30,41 @@ fn stamp(files: &[PathBuf]) -> Stamp {
         .collect()
 }
 
-/// For a process whose certificate is enrolled (renewed in memory, no file to read again): a
-/// SIGHUP, which operators send to reload, is logged instead of ending the process by the
-/// default action. Installed before this returns.
-pub fn sighup_with_nothing_to_reload() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!(
-                        "SIGHUP: nothing to reload; the certificate is enrolled and renewed in memory"
-                    );
-                }
-            });
+/// Runs `on_each` on every SIGHUP, in a task. The handler is installed before this returns, not
+/// on the task's first poll: SIGHUP's default action ends the process, so one sent the moment
+/// the process says it listens would otherwise kill it. Err when no handler can be installed.
+pub fn on_sighup(mut on_each: impl FnMut() + Send + 'static) -> std::io::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            on_each();
         }
-        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; one would end the process"),
+    });
+    Ok(())
+}
+
+/// For a process whose certificate is enrolled (renewed in memory, no file to read again): a
+/// SIGHUP, which operators send to reload, is logged instead of ending the process.
+pub fn sighup_with_nothing_to_reload() {
+    let logged = on_sighup(|| {
+        tracing::info!(
+            "SIGHUP: nothing to reload; the certificate is enrolled and renewed in memory"
+        )
+    });
+    if let Err(e) = logged {
+        tracing::warn!(error = %e, "cannot listen for SIGHUP; one would end the process");
     }
 }
 
-/// Starts the reload triggers in background tasks.
-///
-/// The SIGHUP handler is installed before this returns, not on the task's first poll: a SIGHUP
-/// sent the moment the proxy says it listens would otherwise end it by the default action.
+/// Starts the reload triggers: SIGHUP ([`on_sighup`]) and a change to a watched file.
 pub fn watch(proxy: Arc<Proxy>) {
     let p = Arc::clone(&proxy);
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading");
-                    let _ = p.reload();
-                }
-            });
-        }
-        Err(_) => tracing::warn!("cannot listen for SIGHUP; reload on file change only"),
+    let reloading = on_sighup(move || {
+        tracing::info!("SIGHUP: reloading");
+        let _ = p.reload();
+    });
+    if reloading.is_err() {
+        tracing::warn!("cannot listen for SIGHUP; reload on file change only");
     }
     tokio::spawn(async move {
         let mut seen = stamp(&proxy.watched_files());

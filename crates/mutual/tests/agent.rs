@@ -783,11 +783,7 @@ fn sighup_renews_at_once() {
     let first = check_pair(&out);
     for round in 0..2 {
         let before = check_pair(&out);
-        let sent = Command::new("kill")
-            .args(["-HUP", &agent.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
+        agent.hang_up();
         wait_for(
             "a new certificate after SIGHUP",
             Duration::from_secs(20),

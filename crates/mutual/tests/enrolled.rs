@@ -314,11 +314,7 @@ fn rotation_under_load_with_zero_failed_requests() {
         (&hello, "SIGHUP: nothing to reload"),
         (&tunnel, "SIGHUP: nothing to reload"),
     ] {
-        let sent = Command::new("kill")
-            .args(["-HUP", &p.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "SIGHUP to {}", p.id());
+        p.hang_up();
         wait_for(said, Duration::from_secs(10), || p.log().contains(said));
     }
 

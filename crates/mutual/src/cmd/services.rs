@@ -146,23 +146,11 @@ async fn enrolled(
     Ok(tls)
 }
 
-/// Reloads the files on SIGHUP. The handler is installed here, not in the task: a SIGHUP that
-/// came between "serving" and the task's first poll would end the process by the default action.
+/// Reloads the files on SIGHUP (the handler installed before the "serving" line).
 fn reload_on_sighup(tls: ServerTls) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let _ = tls.reload();
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = tls;
+    let _ = mutual_proxy::reload::on_sighup(move || {
+        let _ = tls.reload();
+    });
 }
 
 /// The first value of a query parameter, percent-decoded (`+` is a space).

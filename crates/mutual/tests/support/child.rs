@@ -37,6 +37,15 @@ impl Running {
     pub fn id(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends SIGHUP (an operator's reload), asserting that it was sent.
+    pub fn hang_up(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &self.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGHUP to {}", self.id());
+    }
 }
 
 impl Drop for Running {
