@@ -795,6 +795,79 @@ fn sighup_renews_at_once() {
     assert_ne!(check_pair(&out), first);
 }
 
+/// SIGTERM (a service manager's stop) ends the agent with status 0 and a last line. During a
+/// renewal it first finishes it, `--exec` included: stopped at once, it would leave a new
+/// certificate on disk that the service never loaded, and a restarted agent, finding the files
+/// fresh, would not run the hook again. While it waits, it stops at once.
+#[test]
+fn sigterm_lets_the_renewal_under_way_finish_then_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let ran = tmp.path().join("ran");
+    let hook = format!("sleep 1; echo ran >> {}", ran.display());
+    let lines = || {
+        std::fs::read_to_string(&ran)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let out = tmp.path().join("out");
+    let log = tmp.path().join("agent.log");
+    let args = ["--cn", "term.example.com", "--ttl", "1h", "--exec", &hook];
+    let mut agent = start_agent(&ca.addr(), &ca.token, &out, &log, &args);
+    wait_for(
+        "the first certificate and its hook",
+        Duration::from_secs(20),
+        || agent.log().contains("next renewal scheduled") && lines() == 1,
+    );
+    agent.hang_up();
+    wait_for("the second certificate", Duration::from_secs(20), || {
+        agent.log().matches("new certificate written").count() == 2
+    });
+    // The hook sleeps a second before it writes its line: the signal comes while it runs.
+    agent.terminate();
+    let status = agent.exits_within(Duration::from_secs(15));
+    let ran_at_exit = lines();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        ran_at_exit,
+        2,
+        "the hook did not finish first:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("stopping: the certificate on disk stays as it is"),
+        "{}",
+        agent.log()
+    );
+    let pair = check_pair(&out);
+
+    // Started again, it finds the certificate fresh (no new one, no hook) and waits; SIGTERM
+    // ends the wait at once.
+    std::fs::write(&log, "").unwrap();
+    let mut agent = start_agent(&ca.addr(), &ca.token, &out, &log, &args);
+    wait_for(
+        "the wait for the renewal point",
+        Duration::from_secs(20),
+        || agent.log().contains("next renewal scheduled"),
+    );
+    agent.terminate();
+    let status = agent.exits_within(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("stopping"), "{}", agent.log());
+    assert_eq!(check_pair(&out), pair);
+    assert_eq!(lines(), 2);
+}
+
 /// `--signal PID:SIG` after a new certificate (here with `--once`), and a bad spec is usage.
 #[test]
 fn signals_the_service_after_a_new_certificate() {

@@ -267,8 +267,11 @@ pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
     if a.once {
         return agent.once(json).await;
     }
-    // Installed before the agent says anything, so that no SIGHUP meets the default action.
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // Installed before the agent says anything, so that no signal meets its default action.
+    let signals = Signals {
+        hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        stop: Box::pin(super::proxy::wait_for_shutdown()),
+    };
     if let Some(admin) = &a.admin {
         let listener = tokio::net::TcpListener::bind(admin)
             .await
@@ -277,16 +280,42 @@ pub async fn run(target: &Target, json: bool, a: AgentArgs) -> Result<()> {
         tracing::info!(admin = %local, "admin listening (/metrics, /ready)");
         tokio::spawn(serve_admin(listener, agent.metrics.clone()));
     }
-    agent.run(hup).await
+    agent.run(signals).await
 }
 
-/// Completes on the next SIGHUP (never, without a handler).
-async fn hangup(hup: &mut Option<tokio::signal::unix::Signal>) {
-    match hup {
-        Some(h) => {
-            h.recv().await;
+/// What ends the agent's wait for its next attempt, besides the time coming.
+struct Signals {
+    /// SIGHUP: renew (or retry) now.
+    hup: Option<tokio::signal::unix::Signal>,
+    /// SIGTERM or SIGINT: stop. Only waits look at it, so a signal that comes during an attempt
+    /// lets the attempt finish, files and hooks included: a service manager's stop never leaves
+    /// a new certificate on disk whose `--exec` did not run (the service would keep serving the
+    /// old one until the next renewal, since a restarted agent finds the files fresh).
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+/// Why a wait ended.
+enum Wake {
+    Time,
+    Hangup,
+    Stop,
+}
+
+impl Signals {
+    async fn wait(&mut self, delay: Duration) -> Wake {
+        let hangup = async {
+            match &mut self.hup {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Wake::Time,
+            _ = hangup => Wake::Hangup,
+            _ = &mut self.stop => Wake::Stop,
         }
-        None => std::future::pending().await,
     }
 }
 
@@ -414,7 +443,7 @@ impl Agent {
 
     /// Renews at each renewal point, for ever. A SIGHUP renews at once (as `step ca renew
     /// --daemon` does): after a CA rotation, or to see a role's new rules without waiting.
-    async fn run(self, mut hup: Option<tokio::signal::unix::Signal>) -> Result<()> {
+    async fn run(self, mut signals: Signals) -> Result<()> {
         let mut failures = 0u32;
         let mut announced: Option<&'static str> = None;
         loop {
@@ -441,10 +470,14 @@ impl Agent {
                         .unwrap_or_else(|p| p.into_inner())
                         .released_program_bytes = released;
                     mutual_alloc::release_free_memory();
-                    tokio::select! {
-                        _ = tokio::time::sleep(*renew_in) => continue,
-                        _ = hangup(&mut hup) => {
+                    match signals.wait(*renew_in).await {
+                        Wake::Time => continue,
+                        Wake::Hangup => {
                             tracing::info!(serial = %m.serial, decision = "renew", "SIGHUP: renewing now");
+                        }
+                        Wake::Stop => {
+                            stopped(Some(m));
+                            return Ok(());
                         }
                     }
                 }
@@ -481,15 +514,29 @@ impl Agent {
                     } else {
                         tracing::warn!(error = %e, code = e.code(), permanent = e.permanent(), failures, retry_in_s = delay.as_secs_f64(), keeping, decision = "retry", "renewal failed; keeping the current certificate");
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = hangup(&mut hup) => {
+                    match signals.wait(delay).await {
+                        Wake::Time => {}
+                        Wake::Hangup => {
                             tracing::info!(failures, decision = "retry", "SIGHUP: retrying now");
+                        }
+                        Wake::Stop => {
+                            stopped(held_m);
+                            return Ok(());
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// The line an agent stopped by SIGTERM or SIGINT ends with.
+fn stopped(held: Option<&Material>) {
+    match held {
+        Some(m) => {
+            tracing::info!(serial = %m.serial, not_after = %rfc3339(m.validity.not_after), decision = "stop", "stopping: the certificate on disk stays as it is")
+        }
+        None => tracing::info!(decision = "stop", "stopping: no certificate was written"),
     }
 }
 

@@ -5,7 +5,8 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Child,
+    process::{Child, ExitStatus},
+    time::{Duration, Instant},
 };
 
 pub struct Running {
@@ -40,11 +41,34 @@ impl Running {
 
     /// Sends SIGHUP (an operator's reload), asserting that it was sent.
     pub fn hang_up(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends SIGTERM (a service manager's stop), asserting that it was sent.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, name: &str) {
         let sent = std::process::Command::new("kill")
-            .args(["-HUP", &self.id().to_string()])
+            .args([&format!("-{name}"), &self.id().to_string()])
             .status()
             .expect("kill");
-        assert!(sent.success(), "SIGHUP to {}", self.id());
+        assert!(sent.success(), "SIG{name} to {}", self.id());
+    }
+
+    /// Its exit status once it has exited, `None` if it still runs after `within`.
+    pub fn exits_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
