@@ -15,14 +15,17 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 /// Set by `mutual demo` (to its PID) on the services it starts: they stop when the demo ends,
-/// however it ends (`kill -9` included), instead of serving on as orphans. Their own children
-/// would inherit it and find another parent, so it is set only on services that start no
-/// `mutual` of their own.
+/// however it ends (`kill -9` included), instead of serving on as orphans. Read once and taken
+/// out of the environment: a process that a service starts (an enrolled service's hook, say)
+/// has another parent, and would otherwise exit at once, or with the service.
 pub(crate) const EXIT_WITH_PARENT: &str = "MUTUAL_EXIT_WITH_PARENT";
 
 fn exit_with_parent() {
-    let Some(parent) = std::env::var(EXIT_WITH_PARENT)
-        .ok()
+    let value = std::env::var_os(EXIT_WITH_PARENT);
+    // Still one thread here: nothing else reads the environment meanwhile.
+    std::env::remove_var(EXIT_WITH_PARENT);
+    let Some(parent) = value
+        .and_then(|v| v.into_string().ok())
         .and_then(|v| v.parse::<i32>().ok())
     else {
         return;

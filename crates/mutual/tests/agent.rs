@@ -868,6 +868,29 @@ fn sigterm_lets_the_renewal_under_way_finish_then_stops() {
     assert_eq!(lines(), 2);
 }
 
+/// `mutual demo` tells its services to exit with it (MUTUAL_EXIT_WITH_PARENT, its PID); a
+/// process such a service starts, here the agent's hook, must not inherit that: its parent is
+/// another, and a `mutual` in the hook would exit at once.
+#[test]
+fn exit_with_parent_is_not_passed_on_to_hooks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path());
+    let seen = tmp.path().join("env");
+    let hook = format!("env > {}", seen.display());
+    let out = tmp.path().join("out");
+    let (code, _, err) = run(agent_cmd(
+        &ca.addr(),
+        &ca.token,
+        &out,
+        &["--cn", "env.example.com", "--exec", &hook, "--once"],
+    )
+    .env("MUTUAL_EXIT_WITH_PARENT", std::process::id().to_string()));
+    assert_eq!(code, 0, "{err}");
+    let env = std::fs::read_to_string(&seen).expect("the hook ran");
+    assert!(env.contains("PATH="), "{env}");
+    assert!(!env.contains("MUTUAL_EXIT_WITH_PARENT"), "{env}");
+}
+
 /// `--signal PID:SIG` after a new certificate (here with `--once`), and a bad spec is usage.
 #[test]
 fn signals_the_service_after_a_new_certificate() {
