@@ -56,27 +56,45 @@ pub fn sighup_with_nothing_to_reload() {
     }
 }
 
-/// Starts the reload triggers: SIGHUP ([`on_sighup`]) and a change to a watched file.
+/// Starts the proxy's reload triggers ([`watch_files`] of its configuration and everything it
+/// names).
 pub fn watch(proxy: Arc<Proxy>) {
     let p = Arc::clone(&proxy);
+    watch_files(
+        move || proxy.watched_files(),
+        move || {
+            let _ = p.reload();
+        },
+    );
+}
+
+/// Runs `reload` on SIGHUP ([`on_sighup`]) and when a file of `files()` changes (its size,
+/// modification time or inode, seen once a second). The handler is installed before this
+/// returns.
+pub fn watch_files(
+    files: impl Fn() -> Vec<PathBuf> + Send + 'static,
+    reload: impl Fn() + Send + Sync + 'static,
+) {
+    let reload = Arc::new(reload);
+    let on_hup = Arc::clone(&reload);
     let reloading = on_sighup(move || {
         tracing::info!("SIGHUP: reloading");
-        let _ = p.reload();
+        on_hup();
     });
     if reloading.is_err() {
         tracing::warn!("cannot listen for SIGHUP; reload on file change only");
     }
     tokio::spawn(async move {
-        let mut seen = stamp(&proxy.watched_files());
+        let mut seen = stamp(&files());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let now = stamp(&proxy.watched_files());
+            let now = stamp(&files());
             if now != seen {
                 tracing::info!("a watched file changed: reloading");
-                let _ = proxy.reload();
+                reload();
                 // Remember what failed too, so that a bad file is reported once, not each second.
-                seen = stamp(&proxy.watched_files());
+                seen = stamp(&files());
             }
         }
     });

@@ -200,39 +200,16 @@ impl Tunnel {
             crate::reload::sighup_with_nothing_to_reload();
             return Ok(addr);
         }
-        let t = Arc::clone(self);
-        // Installed now, not on the task's first poll (see `reload::watch`).
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        tokio::spawn(async move {
-            let files = [
-                t.config.ca.clone(),
-                t.config.cert.clone(),
-                t.config.key.clone(),
-            ];
-            let stamp = |f: &[PathBuf]| -> Vec<Option<std::time::SystemTime>> {
-                f.iter()
-                    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-                    .collect()
-            };
-            let mut seen = stamp(&files);
-            loop {
-                let tick = tokio::time::sleep(Duration::from_secs(1));
-                match hup.as_mut() {
-                    Some(h) => {
-                        tokio::select! {
-                            _ = h.recv() => { let _ = t.reload(); }
-                            _ = tick => {}
-                        }
-                    }
-                    None => tick.await,
-                }
-                let now = stamp(&files);
-                if now != seen {
-                    let _ = t.reload();
-                    seen = now;
-                }
-            }
-        });
+        let (t, files) = (Arc::clone(self), Arc::clone(self));
+        crate::reload::watch_files(
+            move || {
+                let c = &files.config;
+                vec![c.ca.clone(), c.cert.clone(), c.key.clone()]
+            },
+            move || {
+                let _ = t.reload();
+            },
+        );
         Ok(addr)
     }
 

@@ -848,6 +848,74 @@ fn sighup_the_moment_they_listen_reloads_and_ends_nothing() {
     }
 }
 
+/// The tunnel watches its certificate and key as the proxy watches its files: when they are
+/// replaced (a new inode, as a rename or Kubernetes' symlink swap makes), it reloads and the
+/// next connection carries the new identity.
+#[test]
+fn the_tunnel_reloads_when_its_certificate_files_are_replaced() {
+    let s = Story::build("ec");
+    let e = echo(&s);
+    let p = proxy(&s, &format!("http://127.0.0.1:{}", e.port), &[]);
+    let certs = s.dir.path().join("certs");
+    for f in ["crt", "key"] {
+        std::fs::copy(
+            certs.join(format!("alice.example.com.{f}")),
+            certs.join(format!("me.{f}")),
+        )
+        .unwrap();
+    }
+    let mut t = Proc::start(
+        s.dir.path(),
+        &[
+            "tunnel",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("https://localhost:{}", p.port),
+            "--ca",
+            "certs/root.pem",
+            "--cert",
+            "certs/me.crt",
+            "--key",
+            "certs/me.key",
+        ],
+        "http",
+    );
+    let who = || {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .arg(format!("http://127.0.0.1:{}/via-tunnel", t.port))
+            .output()
+            .unwrap();
+        xfcc_of(&String::from_utf8_lossy(&out.stdout))
+    };
+    assert!(who().contains("CN=alice.example.com"), "{}", who());
+    // Key first, then the certificate, each by rename: the watcher may see the key alone (the
+    // reload is refused, the old identity kept) and then both.
+    for f in ["key", "crt"] {
+        let next = certs.join(format!("me.{f}.next"));
+        std::fs::copy(certs.join(format!("bob.example.com.{f}")), &next).unwrap();
+        std::fs::rename(&next, certs.join(format!("me.{f}"))).unwrap();
+    }
+    assert!(
+        t.wait_log("a watched file changed: reloading"),
+        "{}",
+        t.log()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !who().contains("CN=bob.example.com") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {}: {}",
+            who(),
+            t.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(t.log().contains("tunnel identity reloaded"), "{}", t.log());
+    assert!(t.wait_exit(Duration::from_millis(10)).is_none());
+}
+
 /// Reads one HTTP/1.1 response with a content-length from a connection kept open.
 fn read_response(c: &mut std::net::TcpStream) -> String {
     use std::io::Read;
