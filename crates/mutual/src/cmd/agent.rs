@@ -443,6 +443,7 @@ impl Agent {
 
     /// Renews at each renewal point, for ever. A SIGHUP renews at once (as `step ca renew
     /// --daemon` does): after a CA rotation, or to see a role's new rules without waiting.
+    /// SIGTERM or SIGINT ends it at the next wait (see [`Signals`]).
     async fn run(self, mut signals: Signals) -> Result<()> {
         let mut failures = 0u32;
         let mut announced: Option<&'static str> = None;
@@ -536,7 +537,7 @@ fn stopped(held: Option<&Material>) {
         Some(m) => {
             tracing::info!(serial = %m.serial, not_after = %rfc3339(m.validity.not_after), decision = "stop", "stopping: the certificate on disk stays as it is")
         }
-        None => tracing::info!(decision = "stop", "stopping: no certificate was written"),
+        None => tracing::info!(decision = "stop", "stopping: no usable certificate on disk"),
     }
 }
 
