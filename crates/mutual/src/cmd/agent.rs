@@ -303,17 +303,9 @@ enum Wake {
 
 impl Signals {
     async fn wait(&mut self, delay: Duration) -> Wake {
-        let hangup = async {
-            match &mut self.hup {
-                Some(h) => {
-                    h.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => Wake::Time,
-            _ = hangup => Wake::Hangup,
+            _ = super::proxy::next_signal(&mut self.hup) => Wake::Hangup,
             _ = &mut self.stop => Wake::Stop,
         }
     }

@@ -98,21 +98,23 @@ pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// manager (or a test) may send SIGTERM the moment it reads that, and a signal that comes before
 /// the handlers ends the process by the default action, without its drain or its clean-up.
 pub fn wait_for_shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{signal, Signal, SignalKind};
-    async fn next(s: Option<Signal>) {
-        match s {
-            Some(mut s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
-    let term = signal(SignalKind::terminate()).ok();
-    let int = signal(SignalKind::interrupt()).ok();
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
     async move {
         tokio::select! {
-            _ = next(term) => {}
-            _ = next(int) => {}
+            _ = next_signal(&mut term) => {}
+            _ = next_signal(&mut int) => {}
         }
+    }
+}
+
+/// Completes on the signal's next delivery; never, when its handler could not be installed.
+pub async fn next_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
