@@ -770,7 +770,7 @@ fn sighup_renews_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = Ca::new(tmp.path());
     let out = tmp.path().join("out");
-    let agent = start_agent(
+    let mut agent = start_agent(
         &ca.addr(),
         &ca.token,
         &out,

@@ -282,7 +282,7 @@ fn rotation_under_load_with_zero_failed_requests() {
             .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = start_mutual(
+    let mut proxy = start_mutual(
         &args,
         &tmp.path().join("proxy.log"),
         "mutual proxy listening on https://",
@@ -290,7 +290,7 @@ fn rotation_under_load_with_zero_failed_requests() {
     let listen = format!("127.0.0.1:{hello_port}");
     let mut args = vec!["serve", "hello", "--listen", &listen];
     args.extend(enroll_args(&addr, &ca.token, "hello.example.com", "9s"));
-    let hello = start_mutual(&args, &tmp.path().join("hello.log"), "serving hello on");
+    let mut hello = start_mutual(&args, &tmp.path().join("hello.log"), "serving hello on");
     // A client identity in memory: `mutual tunnel` enrolled, in front of the enrolled proxy.
     let tunnel_listen = format!("127.0.0.1:{}", free_port());
     let upstream = format!("https://127.0.0.1:{proxy_port}");
@@ -302,7 +302,7 @@ fn rotation_under_load_with_zero_failed_requests() {
         &upstream,
     ];
     args.extend(enroll_args(&addr, &ca.token, "tunnel.example.com", "9s"));
-    let tunnel = start_mutual(
+    let mut tunnel = start_mutual(
         &args,
         &tmp.path().join("tunnel.log"),
         "mutual tunnel listening",
@@ -310,9 +310,9 @@ fn rotation_under_load_with_zero_failed_requests() {
     // An operator's SIGHUP (reload) ends none of them: the enrolled service and tunnel have no
     // file to read again and say so; the proxy reloads its configuration.
     for (p, said) in [
-        (&proxy, "SIGHUP: reloading"),
-        (&hello, "SIGHUP: nothing to reload"),
-        (&tunnel, "SIGHUP: nothing to reload"),
+        (&mut proxy, "SIGHUP: reloading"),
+        (&mut hello, "SIGHUP: nothing to reload"),
+        (&mut tunnel, "SIGHUP: nothing to reload"),
     ] {
         p.hang_up();
         wait_for(said, Duration::from_secs(10), || p.log().contains(said));

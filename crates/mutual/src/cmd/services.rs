@@ -148,9 +148,12 @@ async fn enrolled(
 
 /// Reloads the files on SIGHUP (the handler installed before the "serving" line).
 fn reload_on_sighup(tls: ServerTls) {
-    let _ = mutual_proxy::reload::on_sighup(move || {
+    let reloading = mutual_proxy::reload::on_sighup(move || {
         let _ = tls.reload();
     });
+    if let Err(e) = reloading {
+        tracing::warn!(error = %e, "cannot listen for SIGHUP; one would end the process");
+    }
 }
 
 /// The first value of a query parameter, percent-decoded (`+` is a space).

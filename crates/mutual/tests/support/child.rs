@@ -6,8 +6,11 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, ExitStatus},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+#[path = "../stopping/mod.rs"]
+mod stopping;
 
 pub struct Running {
     pub child: Child,
@@ -40,35 +43,18 @@ impl Running {
     }
 
     /// Sends SIGHUP (an operator's reload), asserting that it was sent.
-    pub fn hang_up(&self) {
-        self.signal("HUP");
+    pub fn hang_up(&mut self) {
+        assert!(stopping::hang_up(&mut self.child), "SIGHUP not sent");
     }
 
     /// Sends SIGTERM (a service manager's stop), asserting that it was sent.
-    pub fn terminate(&self) {
-        self.signal("TERM");
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "SIG{name} to {}", self.id());
+    pub fn terminate(&mut self) {
+        assert!(stopping::terminate(&mut self.child), "SIGTERM not sent");
     }
 
     /// Its exit status once it has exited, `None` if it still runs after `within`.
     pub fn exits_within(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        stopping::exits_within(&mut self.child, within)
     }
 }
 
