@@ -265,8 +265,8 @@ fn insert<'a>(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role, request) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
         for job in jobs {
             let c = &job.cert;
@@ -280,14 +280,9 @@ fn insert<'a>(
                 c.cert_pem,
                 now,
                 c.role,
+                job.request,
             ])?;
-            insert_side_rows(
-                &tx,
-                &serial,
-                &job.names,
-                job.issued_by.as_deref(),
-                job.request.as_deref(),
-            )?;
+            insert_side_rows(&tx, &serial, &job.names, job.issued_by.as_deref())?;
         }
     }
     tx.commit()

@@ -283,7 +283,7 @@ pub(crate) enum Bind {
 /// relies on are checked by a table test.
 pub(crate) fn build(s: &Search) -> (String, Vec<Bind>) {
     let mut sql = String::from(
-        "SELECT c.*, i.accessor AS issued_by, i.request AS request FROM certs c \
+        "SELECT c.*, i.accessor AS issued_by, COALESCE(c.request, i.request) AS made_by FROM certs c \
          LEFT JOIN cert_issuers i ON i.serial = c.serial WHERE 1 = 1",
     );
     let mut binds = Vec::new();
@@ -416,7 +416,7 @@ impl Store {
                     .get::<Option<String>, _>("issued_by")
                     .filter(|a| !a.is_empty()),
                 request: r
-                    .get::<Option<String>, _>("request")
+                    .get::<Option<String>, _>("made_by")
                     .filter(|q| !q.is_empty()),
             })
             .collect();
@@ -546,7 +546,6 @@ pub(crate) fn insert_side_rows(
     serial: &str,
     names: &[(NameKind, String)],
     issued_by: Option<&str>,
-    request: Option<&str>,
 ) -> rusqlite::Result<()> {
     if !names.is_empty() {
         let mut stmt = tx.prepare_cached(
@@ -556,16 +555,11 @@ pub(crate) fn insert_side_rows(
             stmt.execute(rusqlite::params![kind.as_str(), value, serial])?;
         }
     }
-    if issued_by.is_some() || request.is_some() {
-        // A certificate renewed by its predecessor has a request and no token: accessor ''.
+    if let Some(accessor) = issued_by {
         let mut stmt = tx.prepare_cached(
-            "INSERT OR REPLACE INTO cert_issuers (serial, accessor, request) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO cert_issuers (serial, accessor) VALUES (?, ?)",
         )?;
-        stmt.execute(rusqlite::params![
-            serial,
-            issued_by.unwrap_or(""),
-            request.unwrap_or("")
-        ])?;
+        stmt.execute(rusqlite::params![serial, accessor])?;
     }
     Ok(())
 }
@@ -704,5 +698,95 @@ mod tests {
             assert_eq!(NameKind::parse(k).map(|n| n.as_str()), Some(k));
         }
         assert_eq!(NameKind::parse("cn"), None);
+    }
+
+    /// The request that produced each certificate is on its own row; only a token's accessor
+    /// goes to `cert_issuers`, so a renewal writes no row there. A row of an older release,
+    /// whose request is in `cert_issuers`, still shows it.
+    #[tokio::test]
+    async fn requests_are_kept_with_the_certificate_and_older_rows_still_read() {
+        use crate::OwnedCert;
+        use mutual_pki::{ca, cert};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).await.unwrap();
+        let writer = store.cert_writer().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut serials = vec![];
+        let cases = [
+            (Some("acc-1"), Some("pki/issue/web")),
+            (None, Some("pki/renew of 01:02")),
+            (None, None),
+        ];
+        for (i, (by, request)) in cases.iter().enumerate() {
+            let root = ca::generate_root(
+                &ca::RootRequest {
+                    common_name: format!("c{i}"),
+                    ..ca::RootRequest::default()
+                },
+                now,
+            )
+            .unwrap();
+            let serial = cert::facts(&root.cert_der).unwrap().serial;
+            let owned = OwnedCert {
+                serial: serial.clone(),
+                ca: "pki".into(),
+                common_name: format!("c{i}"),
+                not_before: now,
+                not_after: now + time::Duration::hours(1),
+                cert_pem: root.cert_pem.clone(),
+                role: Some("web".into()),
+            };
+            writer
+                .record_for(owned, by.map(String::from), request.map(String::from))
+                .await
+                .unwrap();
+            serials.push(serial);
+        }
+        let found = |serial: &Serial| {
+            let search = Search {
+                serial: Some(serial.clone()),
+                ..Search::default()
+            };
+            let store = &store;
+            async move {
+                let page = store.search_certs(&search).await.unwrap();
+                assert_eq!(page.certs.len(), 1, "{:?}", search.serial);
+                let f = &page.certs[0];
+                (f.issued_by.clone(), f.request.clone())
+            }
+        };
+        for (serial, (by, request)) in serials.iter().zip(cases) {
+            assert_eq!(
+                found(serial).await,
+                (by.map(String::from), request.map(String::from)),
+                "{serial}"
+            );
+        }
+        let side_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cert_issuers")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            side_rows, 1,
+            "only the token's certificate has a cert_issuers row"
+        );
+
+        // As an older release left a renewal: the request in cert_issuers, none on the row.
+        let old = serials[1].to_hex();
+        sqlx::query("UPDATE certs SET request = NULL WHERE serial = $1")
+            .bind(&old)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO cert_issuers (serial, accessor, request) VALUES ($1, '', $2)")
+            .bind(&old)
+            .bind("pki/renew of 01:02")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            found(&serials[1]).await,
+            (None, Some("pki/renew of 01:02".to_string()))
+        );
     }
 }

@@ -154,8 +154,8 @@ async fn insert(pool: &Pool, batch: &[Job]) -> Result<(), sqlx::Error> {
     // and no caller of it is told its certificate was stored.
     for jobs in batch.chunks(ROWS_PER_STATEMENT) {
         let sql = multi_row(
-            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role)",
-            8,
+            "INSERT INTO certs (serial, ca, common_name, not_before, not_after, cert_pem, issued_at, role, request)",
+            9,
             jobs.len(),
             "",
         );
@@ -170,7 +170,8 @@ async fn insert(pool: &Pool, batch: &[Job]) -> Result<(), sqlx::Error> {
                 .bind(c.not_after.unix_timestamp())
                 .bind(&c.cert_pem)
                 .bind(now)
-                .bind(&c.role);
+                .bind(&c.role)
+                .bind(&job.request);
         }
         q.execute(&mut *tx).await?;
     }
@@ -196,23 +197,20 @@ async fn insert(pool: &Pool, batch: &[Job]) -> Result<(), sqlx::Error> {
         }
         q.execute(&mut *tx).await?;
     }
-    let issuers: Vec<&Job> = batch
+    let issuers: Vec<(&Job, &str)> = batch
         .iter()
-        .filter(|j| j.issued_by.is_some() || j.request.is_some())
+        .filter_map(|j| j.issued_by.as_deref().map(|a| (j, a)))
         .collect();
     for jobs in issuers.chunks(ROWS_PER_STATEMENT) {
         let sql = multi_row(
-            "INSERT INTO cert_issuers (serial, accessor, request)",
-            3,
+            "INSERT INTO cert_issuers (serial, accessor)",
+            2,
             jobs.len(),
-            " ON CONFLICT (serial) DO UPDATE SET accessor = excluded.accessor, request = excluded.request",
+            " ON CONFLICT (serial) DO UPDATE SET accessor = excluded.accessor",
         );
         let mut q = sqlx::query(&sql);
-        for job in jobs {
-            q = q
-                .bind(job.cert.serial.to_hex())
-                .bind(job.issued_by.as_deref().unwrap_or(""))
-                .bind(job.request.as_deref().unwrap_or(""));
+        for (job, accessor) in jobs {
+            q = q.bind(job.cert.serial.to_hex()).bind(*accessor);
         }
         q.execute(&mut *tx).await?;
     }

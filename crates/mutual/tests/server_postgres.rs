@@ -246,6 +246,15 @@ fn revocations_tokens_policies_and_roles_changed_on_one_node_are_in_force_on_the
         .unwrap()
         .to_string();
     assert!(ocsp_status(work.path(), &b.addr, &serial).contains("good"));
+    // The inventory on B names the request and the token that asked for it.
+    let (code, body) = curl(&b, "GET", &format!("pki/inventory?serial={serial}"), None);
+    assert_eq!(code, 200, "{body}");
+    let found = &json(&body)["data"]["certs"][0];
+    assert_eq!(found["request"], "pki/issue/service", "{body}");
+    assert!(
+        found["issued_by"].as_str().is_some_and(|a| !a.is_empty()),
+        "{body}"
+    );
     let (_, crl_before) = curl(&b, "GET", "pki/crl", None);
     let (code, body) = curl(
         &a,
