@@ -806,6 +806,34 @@ fn a_certificate_renews_itself_over_mtls_and_nothing_else() {
     );
     assert_eq!(code, 400, "{out}");
     assert!(out.contains("TLS client certificate"), "{out}");
+    // Nor does Alice's certificate in the headers a proxy in front would set (Envoy's XFCC,
+    // nginx's `$ssl_client_escaped_cert`), nor the root token: only the handshake counts.
+    let alice_pem = s.read("alice.pem");
+    let escaped: String = alice_pem
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (code, out) = curl(
+        &s,
+        &[
+            "--cacert",
+            "root.pem",
+            "-H",
+            &format!("X-Forwarded-Client-Cert: By=spiffe://ca;Cert=\"{escaped}\";Subject=\"CN=alice.example.com\""),
+            "-H",
+            &format!("X-SSL-Client-Cert: {escaped}"),
+            "-H",
+            &format!("X-Vault-Token: {}", ca.root_token),
+            "-d",
+            &json!({"csr": request}).to_string(),
+        ],
+        &format!("{}/v1/pki/renew", ca.url),
+    );
+    assert_eq!(code, 400, "{out}");
+    assert!(out.contains("TLS client certificate"), "{out}");
 
     // Revoked: refused with the time and reason.
     ca.revoke(&s, &alice, "superseded");
