@@ -4,7 +4,8 @@
 # `openssl ocsp -reqout`; with openssl's nonce, and without one as TLS stacks send them),
 # renewals/s (mutual: agents simulated by ca-load, mTLS POST /v1/pki/renew with a pre-made CSR;
 # OpenBao: sign/:role, its only way), then mutual's own: revocation to notification with SUBS
-# feed subscribers held by one load process, and the RSS of an idle `mutual agent`. Servers
+# feed subscribers held by one load process, and the RSS of an idle `mutual agent`. Each
+# throughput row also gives the CPU time one answer cost each server (all its threads). Servers
 # pinned to core 0, the load generator (spinning, not sleeping: see load() below) to core 1;
 # every wait is bounded.
 #
@@ -106,16 +107,27 @@ issue "$BADDR" root agent.example.com '' b-leaf
 # does not do for a client across a network. SPIN=0 measures with sleeping clients; the OCSP
 # row with a nonce is measured both ways in every run.
 SPIN=${SPIN:-1}
-load() { # ca-load args... -> "rps p99_ms errors"
-    $RT taskset -c 1 "$LOAD" -d "$SECS" $([ "$SPIN" = 1 ] && echo --spin) "$@" |
-        jq -r '"\(.rps) \(.p99_us / 1000) \(.errors + .non2xx) \(.first_error // "")"'
+# Each run also reads the measured server's CPU time (user + system, every thread, from
+# /proc/PID/stat) before and after, for the CPU one answer costs it: the peer comparison the
+# ratio rests on, and a check that the server's core was the bound (its CPU time near SECS).
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { # server-pid ca-load args... -> "rps p99_ms cpu_us_per_answer errors first_error"
+    local pid=$1 t0 out
+    shift
+    t0=$(cpu_ticks "$pid")
+    out=$($RT taskset -c 1 "$LOAD" -d "$SECS" $([ "$SPIN" = 1 ] && echo --spin) "$@" |
+        jq -r '"\(.rps) \(.p99_us / 1000) \(.ok + .non2xx) \(.errors + .non2xx) \(.first_error // "")"')
+    read -r rps p99 answers rest <<<"$out"
+    awk -v r="$rps" -v p="$p99" -v n="$answers" -v t="$(($(cpu_ticks "$pid") - t0))" -v hz="$TCK" \
+        -v rest="$rest" 'BEGIN {printf "%s %s %.1f %s\n", r, p, (n > 0 ? t / hz * 1e6 / n : 0), rest}'
 }
 # Each throughput figure is the median of ROUNDS runs (mutual, then OpenBao, per round): one
 # 3-second run of OCSP with a nonce was seen anywhere from 34,500 to 40,600/s on a quiet machine.
 ROUNDS=${ROUNDS:-3}
 median() { # result lines on stdin -> the line with the median rps, errors summed over the rounds
-    sort -g -k1,1 | awk '{line[NR] = $0; err += $3; if (first == "" && $4 != "") first = $4}
-        END {split(line[int((NR + 1) / 2)], f, " "); printf "%s %s %d %s\n", f[1], f[2], err, first}'
+    sort -g -k1,1 | awk '{line[NR] = $0; err += $4; if (first == "" && $5 != "") first = $5}
+        END {split(line[int((NR + 1) / 2)], f, " "); printf "%s %s %s %d %s\n", f[1], f[2], f[3], err, first}'
 }
 # The server not being measured is stopped (SIGSTOP) meanwhile: the core is the measured one's
 # alone, and no background work the other left behind (Go's garbage collector after its load,
@@ -133,12 +145,13 @@ both() { # label target: runs m_load and b_load (defined before each call) ROUND
     row "$1" "$2" "$(printf '%s' "$m" | median)" "$(printf '%s' "$b" | median)"
 }
 row() { # label target m-result b-result
-    read -r m mp me mfe <<<"$3"; read -r b bp be bfe <<<"$4"
-    printf '%-44s %10.0f/s %10.0f/s %7.1fx   %.2f / %.2f ms   (target %s)%s\n' "$1" "$m" "$b" \
-        "$(ratio "$m" "$b")" "$mp" "$bp" "$2" \
+    read -r m mp mc me mfe <<<"$3"; read -r b bp bc be bfe <<<"$4"
+    printf '%-44s %10.0f/s %10.0f/s %7.1fx   %.2f / %.2f ms   %.1f / %.1f us (%.1fx)   (target %s)%s\n' \
+        "$1" "$m" "$b" "$(ratio "$m" "$b")" "$mp" "$bp" "$mc" "$bc" "$(ratio "$bc" "$mc")" "$2" \
         "$([ "$me$be" = 00 ] || echo "  errors: $me ($mfe) / $be ($bfe)")"
 }
-printf '%-44s %12s %12s %8s   %s\n' figure mutual OpenBao ratio "p99 (mutual / OpenBao)"
+printf '%-44s %12s %12s %8s   %-22s %s\n' figure mutual OpenBao ratio "p99 (mutual / OpenBao)" \
+    "server CPU per answer (mutual / OpenBao, ratio)"
 
 # ---- OCSP: the same kind of request (SHA-1 CertID, a nonce) for a certificate each issued ----
 openssl ocsp -issuer "$W/m-root.pem" -cert "$W/m-leaf.pem" -reqout "$W/m-ocsp.der" >/dev/null 2>&1
@@ -152,8 +165,8 @@ for side in m b; do # each answers "good" before it is measured
     case $said in *"Cert Status: good"*) ;; *) echo "$addr: OCSP not 'good': $said" >&2; exit 1 ;; esac
     case $said in *"Response verify OK"*) ;; *) echo "$addr: OCSP does not verify: $said" >&2; exit 1 ;; esac
 done
-m_load() { load --addr "$MADDR" --path /v1/pki/ocsp --ocsp-request "$W/m-ocsp.der" -c 8; }
-b_load() { load --addr "$BADDR" --path /v1/pki/ocsp --ocsp-request "$W/b-ocsp.der" -c 8; }
+m_load() { load "$MPID" --addr "$MADDR" --path /v1/pki/ocsp --ocsp-request "$W/m-ocsp.der" -c 8; }
+b_load() { load "$BPID" --addr "$BADDR" --path /v1/pki/ocsp --ocsp-request "$W/b-ocsp.der" -c 8; }
 both "OCSP responses/s, POST with a nonce, c=8" ">= 10x"
 if [ "$SPIN" = 1 ]; then
     SPIN=0 both "  the same, the load's threads sleeping" ">= 10x"
@@ -164,8 +177,8 @@ for side in m b; do
     openssl ocsp -issuer "$W/$side-root.pem" -cert "$W/$side-leaf.pem" -no_nonce \
         -reqout "$W/$side-ocsp-nn.der" >/dev/null 2>&1
 done
-m_load() { load --addr "$MADDR" --path /v1/pki/ocsp --ocsp-request "$W/m-ocsp-nn.der" -c 8; }
-b_load() { load --addr "$BADDR" --path /v1/pki/ocsp --ocsp-request "$W/b-ocsp-nn.der" -c 8; }
+m_load() { load "$MPID" --addr "$MADDR" --path /v1/pki/ocsp --ocsp-request "$W/m-ocsp-nn.der" -c 8; }
+b_load() { load "$BPID" --addr "$BADDR" --path /v1/pki/ocsp --ocsp-request "$W/b-ocsp-nn.der" -c 8; }
 both "OCSP responses/s, POST without a nonce, c=8" ">= 10x"
 
 # ---- Revocation to notification: SUBS long-polls on the feed, one revoke ---------------------
@@ -189,10 +202,10 @@ stop_mutual
 start_mutual --tls-cert "$W/m-tls.pem" --tls-key "$W/m-tls.key" --tls-client-ca "$W/m-root.pem"
 for _ in $(seq 1 100); do curl -sf --cacert "$W/m-root.pem" "$MADDR/v1/sys/health" >/dev/null && break; sleep 0.1; done
 m_load() {
-    load --addr "$MADDR" --renew --cert "$W/m-renewing.pem" --key "$W/m-renewing.key" \
+    load "$MPID" --addr "$MADDR" --renew --cert "$W/m-renewing.pem" --key "$W/m-renewing.key" \
         --cacert "$W/m-root.pem" --body-file "$W/renew.json" -c 8
 }
-b_load() { load --addr "$BADDR" --token root --path /v1/pki/sign/service --body-file "$W/sign.json" -c 8; }
+b_load() { load "$BPID" --addr "$BADDR" --token root --path /v1/pki/sign/service --body-file "$W/sign.json" -c 8; }
 both "renewals/s: mTLS renew vs sign/:role, c=8" ">= 5x"
 
 # ---- An idle agent: enrolled with a bootstrap token, then waiting for its renewal point -----
