@@ -111,7 +111,9 @@ SPIN=${SPIN:-1}
 # /proc/PID/stat) before and after, for the CPU one answer costs it: the peer comparison the
 # ratio rests on; unlike the throughput, it does not assume that each server kept its core busy.
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# (utime + stime: fields 12 and 13 after the ")" that ends the command name, which may hold
+# spaces; as bench/proxy.sh reads them.)
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 load() { # server-pid ca-load args... -> "rps p99_ms cpu_us_per_answer errors first_error"
     local pid=$1 t0 out rps p99 answers rest
     shift
